@@ -1,0 +1,58 @@
+/**
+ * `pgstack`: the only place that parses arguments, prints and chooses exit codes.
+ * Commands are loaded lazily, so `pgstack render` does not load the pg driver or the runtime.
+ */
+
+export interface Command {
+  readonly summary: string;
+  readonly usage: string;
+  run(args: string[]): Promise<number>;
+}
+
+type Loader = () => Command;
+
+const commands: Readonly<Record<string, Loader>> = {
+  render: () => require("./render").renderCommand,
+  runtime: () => require("./runtime").runtimeCommand,
+};
+
+function help(): string {
+  const lines = ["usage: pgstack <command> [options]", "", "commands:"];
+  for (const [name, load] of Object.entries(commands)) lines.push(`  ${name.padEnd(11)} ${load().summary}`);
+  lines.push("", "`pgstack <command> --help` shows a command's options.");
+  return lines.join("\n");
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
+    console.log(help());
+    return name === undefined ? 2 : 0;
+  }
+  const load = commands[name];
+  if (!load) {
+    console.error(`pgstack: unknown command "${name}"\n\n${help()}`);
+    return 2;
+  }
+  const command = load();
+  if (rest.includes("--help") || rest.includes("-h")) {
+    console.log(`${command.usage}\n\n${command.summary}`);
+    return 0;
+  }
+  try {
+    return await command.run(rest);
+  } catch (e) {
+    // Errors meant for people print as they are; anything else keeps its stack for bug reports.
+    const err = e as Error;
+    if (err?.name === "UsageError") {
+      console.error(`pgstack ${name}: ${err.message}\n\n${command.usage}`);
+      return 2;
+    }
+    if (err?.name === "SpecError" || err?.name === "UserFacingError") {
+      console.error(`pgstack ${name}: ${err.message}`);
+      return 1;
+    }
+    console.error(`pgstack ${name}: ${err?.stack ?? String(e)}`);
+    return 1;
+  }
+}
