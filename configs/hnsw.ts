@@ -58,7 +58,7 @@ export interface IndexPlanEntry {
   readonly build: IndexBuildSettings;
   /** `CREATE TABLE IF NOT EXISTS …` plus filter B-trees, or null when the application owns the table. */
   readonly createTableSql: readonly string[] | null;
-  /** `ALTER TABLE … SET STORAGE PLAIN` or `… SET (parallel_workers = n)`, or null. */
+  /** `ALTER TABLE … SET STORAGE PLAIN` or `… SET (parallel_workers = n)`, or null (also when no parallel worker is allowed: 0 would turn off parallel scans too). */
   readonly storageSql: string | null;
   readonly createIndexSql: string;
 }
@@ -105,8 +105,26 @@ export function vectorStorage(bytes: number): VectorStorage {
   return bytes <= plainRowBudgetBytes ? "plain" : "parallel-workers-reloption";
 }
 
+/** PostgreSQL truncates identifiers to 63 bytes silently; a stable name must survive that, so long ones are refused. */
+const maxIdentifierBytes = 63;
+
 export function indexName(table: string, column: string): string {
-  return `${table}_${column}_hnsw_idx`;
+  const name = `${table}_${column}_hnsw_idx`;
+  if (Buffer.byteLength(name) > maxIdentifierBytes) {
+    throw new Error(`index name ${name} is longer than PostgreSQL's ${maxIdentifierBytes} bytes; shorten the table or column name`);
+  }
+  return name;
+}
+
+/** pgvector's own limits, checked here so a bad plan fails when rendered instead of when the build starts. */
+function planProblems(table: VectorTableSpec, m: number, efConstruction: number): string[] {
+  const problems: string[] = [];
+  if (m < 2 || m > 100) problems.push(`m ${m} is outside 2–100`);
+  if (efConstruction < 2 * m || efConstruction > 1000) problems.push(`ef_construction ${efConstruction} must be from 2 × m = ${2 * m} to 1000`);
+  if (table.dimensions > hnswMaxDimensions[table.type]) {
+    problems.push(`${table.dimensions} dimensions exceed HNSW's ${hnswMaxDimensions[table.type]} for ${table.type}`);
+  }
+  return problems;
 }
 
 function quoteIdent(name: string): string {
@@ -117,6 +135,8 @@ export function planIndex(table: VectorTableSpec, build: IndexBuildSettings): In
   const guide = guideParameters(table.dimensions);
   const m = table.m ?? guide.m;
   const efConstruction = table.efConstruction ?? guide.efConstruction;
+  const problems = planProblems(table, m, efConstruction);
+  if (problems.length > 0) throw new Error(`${table.table}.${table.column}: ${problems.join("; ")}`);
   const bytes = vectorBytes(table.type, table.dimensions);
   const storage = vectorStorage(bytes);
   const name = indexName(table.table, table.column);
@@ -136,7 +156,7 @@ export function planIndex(table: VectorTableSpec, build: IndexBuildSettings): In
   const storageSql =
     storage === "plain"
       ? `ALTER TABLE ${t} ALTER COLUMN ${c} SET STORAGE PLAIN`
-      : storage === "parallel-workers-reloption"
+      : storage === "parallel-workers-reloption" && build.maxParallelMaintenanceWorkers > 0
         ? `ALTER TABLE ${t} SET (parallel_workers = ${build.maxParallelMaintenanceWorkers})`
         : null;
   return {
