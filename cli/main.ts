@@ -9,29 +9,35 @@ export interface Command {
   run(args: string[]): Promise<number>;
 }
 
-type Loader = () => Command;
+export type Loader = () => Command;
 
-const commands: Readonly<Record<string, Loader>> = {
+const allCommands: Readonly<Record<string, Loader>> = {
   render: () => require("./render").renderCommand,
+  postdeploy: () => require("./postdeploy").postdeployCommand,
   runtime: () => require("./runtime").runtimeCommand,
 };
 
-function help(): string {
+function help(commands: Readonly<Record<string, Loader>>): string {
   const lines = ["usage: pgstack <command> [options]", "", "commands:"];
   for (const [name, load] of Object.entries(commands)) lines.push(`  ${name.padEnd(11)} ${load().summary}`);
   lines.push("", "`pgstack <command> --help` shows a command's options.");
   return lines.join("\n");
 }
 
-export async function main(argv: string[]): Promise<number> {
+export function main(argv: string[]): Promise<number> {
+  return runCommand(allCommands, argv);
+}
+
+/** Runs one command of a table; the hook bundle (cli/hook-entry.ts) passes a smaller table. */
+export async function runCommand(commands: Readonly<Record<string, Loader>>, argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
   if (name === undefined || name === "--help" || name === "-h" || name === "help") {
-    console.log(help());
+    console.log(help(commands));
     return name === undefined ? 2 : 0;
   }
   const load = commands[name];
   if (!load) {
-    console.error(`pgstack: unknown command "${name}"\n\n${help()}`);
+    console.error(`pgstack: unknown command "${name}"\n\n${help(commands)}`);
     return 2;
   }
   const command = load();

@@ -9,7 +9,7 @@ import { memoryPlan } from "./memory";
 import { renderPgBouncerIni } from "./pgbouncer";
 import { renderPgHba } from "./pg-hba";
 import { parallelism, postgresqlSettingValues, renderPostgresqlConf } from "./postgresql";
-import type { Rendered } from "./rendered";
+import type { HookPlan, Rendered } from "./rendered";
 import type { StackSpec, Target } from "./stack-spec";
 import { parseBytes, parseDuration, pgMemory } from "./units";
 
@@ -82,8 +82,7 @@ export function renderStack(spec: StackSpec): Rendered {
   const rulesInput = alertRulesInput(spec, settings, memory.hugePagesMode);
   const postgresExporter = postgresExporterCommand({ database: spec.postgres.database, queriesPath: exporterQueriesPath });
   const pgbouncerExporter = pgbouncerExporterCommand();
-  // What the post-deploy hook needs, and only that: it carries no secret (URLs come from the environment).
-  const hookPlan = {
+  const hookPlan: HookPlan = {
     stack: spec.stack,
     database: spec.postgres.database,
     appUser: spec.postgres.appUser,

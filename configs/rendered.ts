@@ -2,6 +2,7 @@
  * Rendered: the desired state of one stack, computed once from its StackSpec by configs/render.ts.
  * Every target deploys exactly these files and numbers; only where they go differs.
  */
+import type { BenchmarkSpec } from "./benchmark";
 import type { IndexPlanEntry } from "./hnsw";
 import type { StackSpec } from "./stack-spec";
 
@@ -51,4 +52,16 @@ export interface Rendered {
   readonly exporters: RenderedExporters;
   /** Things a person should read before deploying (e.g. worst-case memory above RAM). */
   readonly warnings: readonly string[];
+}
+
+/**
+ * plan.json: what the post-deploy hook needs, and only that. It carries no secret: the hook reads its connection
+ * strings from the environment (PGSTACK_DIRECT_URL, PGSTACK_POOLED_URL), filled from Secrets by the target.
+ */
+export interface HookPlan {
+  readonly stack: string;
+  readonly database: string;
+  readonly appUser: string;
+  readonly indexPlan: readonly IndexPlanEntry[];
+  readonly benchmark: BenchmarkSpec;
 }
