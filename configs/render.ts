@@ -11,7 +11,7 @@ import { renderPgHba } from "./pg-hba";
 import { parallelism, postgresqlSettingValues, renderPostgresqlConf } from "./postgresql";
 import type { HookPlan, Rendered } from "./rendered";
 import type { StackSpec, Target } from "./stack-spec";
-import { parseBytes, parseDuration, pgMemory } from "./units";
+import { parseBytes, parseDuration } from "./units";
 
 /** Where the custom queries file sits in every target (container mount, local scratch dir is told separately). */
 export const exporterQueriesPath = "/etc/pgstack/postgres-exporter-queries.yaml";
@@ -76,7 +76,7 @@ export function renderStack(spec: StackSpec): Rendered {
   const memory = memoryPlan(spec);
   const settings = postgresqlSettingValues(spec, memory);
   const indexPlan = planIndexes(spec.vectorTables, {
-    maintenanceWorkMem: pgMemory(memory.maintenanceWorkMemBytes),
+    maintenanceWorkMem: memory.rendered.maintenance_work_mem,
     maxParallelMaintenanceWorkers: parallelism(spec).maxParallelMaintenanceWorkers,
   });
   const rulesInput = alertRulesInput(spec, settings, memory.hugePagesMode);
@@ -98,7 +98,7 @@ export function renderStack(spec: StackSpec): Rendered {
       workMemBytes: memory.workMemBytes,
       maintenanceWorkMemBytes: memory.maintenanceWorkMemBytes,
       sharedMemoryBytes: memory.sharedMemoryBytes,
-      hugePages: memory.hugePagesMode === "off" ? 0 : memory.hugePages,
+      hugePages: memory.hugePages,
       hugePagesSetting: memory.hugePagesMode,
       worstCaseBytes: memory.worstCaseBytes,
     },

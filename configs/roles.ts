@@ -36,6 +36,8 @@ export function bootstrapSql(database: string, appUser: string, verifiers: RoleV
     `ALTER ROLE ${ident(appUser)} WITH LOGIN PASSWORD ${literal(verifiers.app)};`,
     `ALTER ROLE ${ident(monitorRole)} WITH LOGIN PASSWORD ${literal(verifiers.monitor)} CONNECTION LIMIT 5;`,
     `GRANT pg_monitor TO ${ident(monitorRole)};`,
+    // reserved_connections keeps slots for this role only when it may use them (PostgreSQL 16+).
+    `GRANT pg_use_reserved_connections TO ${ident(monitorRole)};`,
     `SELECT 'CREATE DATABASE ${database} OWNER ${appUser}' WHERE NOT EXISTS (SELECT FROM pg_database WHERE datname = ${literal(database)}) \\gexec`,
     `\\connect ${database}`,
     `CREATE EXTENSION IF NOT EXISTS vector;`,

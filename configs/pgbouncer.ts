@@ -1,0 +1,140 @@
+/**
+ * pgbouncer.ini per the tuning guide's "PgBouncer Configuration" (transaction pooling, max_client_conn 2000,
+ * default_pool_size 100, server_connect_timeout 15, query_timeout 300), and the auth_file it reads.
+ *
+ * Authentication: `auth_type = scram-sha-256` with an `auth_file` of SCRAM verifiers, never passwords.
+ *  - Clients authenticate to PgBouncer with SCRAM against the verifier in the auth_file.
+ *  - PgBouncer then logs in to PostgreSQL as the same user by SCRAM pass-through: it reuses the keys the client
+ *    proved in its own exchange, which works when PostgreSQL holds the very same verifier (same salt and
+ *    iterations). The deploy step computes one verifier per role (configs/scram.ts, with a salt it derives
+ *    deterministically so redeploys change nothing), sets it
+ *    with `ALTER ROLE … PASSWORD '<verifier>'` (configs/roles.ts) and writes the same string in the userlist.
+ *  - No file holds a usable password: the ini names the auth_file's path only, and the userlist holds verifiers,
+ *    which pgbouncerUserlist() enforces. The alternative, auth_user + auth_query, needs PgBouncer to log in to
+ *    PostgreSQL on its own, so the auth user's plaintext password (or md5 hash, which is password-equivalent) must
+ *    sit in the auth_file after all (PGO's users.txt does exactly that), plus a SECURITY DEFINER lookup function.
+ *  - Cost: a password change means re-rendering the userlist and reloading PgBouncer; the deploy does both.
+ */
+import { statsUser } from "./roles";
+import { isScramVerifier } from "./scram";
+import type { StackSpec } from "./stack-spec";
+
+/** The pooled port every target publishes (the Services' "pooled" port). */
+export const pgbouncerPort = 6432;
+
+/** Where the targets mount the userlist (a Secret on Kubernetes, an upload on Docker). */
+export const pgbouncerAuthFile = "/etc/pgbouncer/userlist.txt";
+
+/** PgBouncer admin console user (PAUSE, RELOAD, SHOW): the database superuser, already an operator's identity. */
+export const pgbouncerAdminUser = "postgres";
+
+export interface PgBouncerIniOptions {
+  /** The PostgreSQL PgBouncer pools. Defaults to 127.0.0.1:5432: the server in the same pod or network namespace. */
+  readonly server?: { readonly host: string; readonly port: number };
+  /** Path of the auth_file. Defaults to `pgbouncerAuthFile`. */
+  readonly authFile?: string;
+}
+
+export interface PgBouncerSetting {
+  readonly name: string;
+  readonly value: string;
+  readonly reason: string;
+}
+
+/** The [pgbouncer] section as data, in file order. */
+export function pgbouncerSettings(spec: StackSpec, opts: PgBouncerIniOptions = {}): readonly PgBouncerSetting[] {
+  const pb = spec.pgbouncer;
+  const { maintenance, monitoring } = spec.postgres.reservedConnections;
+  const serverRoom = spec.postgres.maxConnections - maintenance - monitoring;
+  return [
+    {
+      name: "listen_addr",
+      value: spec.target === "local" ? "127.0.0.1" : "*",
+      reason: spec.target === "local" ? "the perf cluster is reached on loopback only" : "clients reach the pooler on the pod/container network",
+    },
+    { name: "listen_port", value: String(pgbouncerPort), reason: "the pooled port of every target" },
+    { name: "unix_socket_dir", value: "", reason: "no Unix socket: clients and the exporter connect over TCP" },
+    { name: "auth_type", value: "scram-sha-256", reason: "guide, Security: strong authentication (SCRAM-SHA-256)" },
+    { name: "auth_file", value: opts.authFile ?? pgbouncerAuthFile, reason: "SCRAM verifiers, never passwords (see configs/pgbouncer.ts)" },
+    { name: "admin_users", value: pgbouncerAdminUser, reason: "may PAUSE, RESUME, RELOAD the pooler" },
+    { name: "stats_users", value: statsUser, reason: "pgbouncer_exporter's read-only SHOW access" },
+    { name: "pool_mode", value: pb.poolMode, reason: "guide: transaction-level pooling" },
+    { name: "max_client_conn", value: String(pb.maxClientConn), reason: "guide: 2000 (supports all application clients)" },
+    { name: "default_pool_size", value: String(pb.defaultPoolSize), reason: "guide: 100 per database" },
+    { name: "reserve_pool_size", value: String(pb.reservePoolSize), reason: "extra server connections when clients wait longer than reserve_pool_timeout" },
+    { name: "reserve_pool_timeout", value: "5", reason: "seconds a client waits before the reserve pool opens (PgBouncer's default, stated)" },
+    {
+      name: "max_db_connections",
+      value: String(serverRoom),
+      reason: `max_connections ${spec.postgres.maxConnections} less ${maintenance} maintenance and ${monitoring} monitoring slots: the pooler never takes those`,
+    },
+    { name: "server_connect_timeout", value: String(pb.serverConnectTimeoutSeconds), reason: "guide: server connect timeout 15 seconds" },
+    { name: "query_timeout", value: String(pb.queryTimeoutSeconds), reason: "guide: query timeout 300 seconds (5 minutes for vector ops)" },
+    { name: "server_idle_timeout", value: String(pb.serverIdleTimeoutSeconds), reason: "close server connections idle this long" },
+    { name: "client_idle_timeout", value: String(pb.clientIdleTimeoutSeconds), reason: "0: the application's own pool closes idle clients (guide: idle timeout 5 minutes)" },
+    {
+      name: "max_prepared_statements",
+      value: String(pb.maxPreparedStatements),
+      reason: "protocol-level prepared statements across transactions (PgBouncer >= 1.21); guide: use prepared statements",
+    },
+    {
+      name: "ignore_startup_parameters",
+      value: "extra_float_digits,options",
+      reason: "sent by JDBC/psql-style drivers; options (e.g. PGOPTIONS) cannot be pooled, so SET LOCAL per transaction instead",
+    },
+    { name: "server_reset_query", value: "DISCARD ALL", reason: "used in session mode only; transaction mode needs none" },
+    { name: "log_connections", value: "1", reason: "guide, Alerts: connection failures > 1% of requests are counted from these lines" },
+    { name: "log_disconnections", value: "1", reason: "with log_connections: disconnections and their reasons" },
+    { name: "log_pooler_errors", value: "1", reason: "errors PgBouncer itself sends to clients (pool full, timeouts)" },
+    { name: "stats_period", value: "60", reason: "averages in SHOW STATS and the log every minute" },
+  ];
+}
+
+/** pgbouncer.ini. Holds no secret: the auth_file is named, not included. Same spec, same bytes. */
+export function renderPgBouncerIni(spec: StackSpec, opts: PgBouncerIniOptions = {}): string {
+  const server = opts.server ?? { host: "127.0.0.1", port: 5432 };
+  const db = spec.postgres.database;
+  const lines = [
+    `;; pgbouncer.ini for stack "${spec.stack}" (${spec.target}), rendered by pgvector-stack: do not edit, change the stack config.`,
+    `;; "guide" = the database performance tuning guide (HIGH-004), PgBouncer Configuration. No secret is in this file.`,
+    "",
+    "[databases]",
+    ";; the application database on the server beside PgBouncer; each client logs in as itself (SCRAM pass-through)",
+    `${db} = host=${server.host} port=${server.port} dbname=${db}`,
+    "",
+    "[pgbouncer]",
+  ];
+  for (const s of pgbouncerSettings(spec, opts)) lines.push(`;; ${s.reason}`, `${s.name} = ${s.value}`);
+  return `${lines.join("\n")}\n`;
+}
+
+export interface UserlistEntry {
+  readonly user: string;
+  /** A SCRAM-SHA-256 verifier from configs/scram.ts; a password is refused. */
+  readonly verifier: string;
+}
+
+/** The users PgBouncer's auth_file must list for this stack: the application, the exporter's stats user, the admin. */
+export function pgbouncerUsers(spec: StackSpec): readonly string[] {
+  return [...new Set([spec.postgres.appUser, statsUser, pgbouncerAdminUser])].sort();
+}
+
+/**
+ * The auth_file: `"user" "SCRAM-SHA-256$…"` per line, sorted by user. Called at deploy time with verifiers computed
+ * from the secrets; it refuses anything that is not a verifier, so a password cannot end up in the file.
+ */
+export function pgbouncerUserlist(entries: readonly UserlistEntry[]): string {
+  const seen = new Set<string>();
+  for (const { user, verifier } of entries) {
+    if (!isScramVerifier(verifier)) {
+      throw new Error(`userlist entry for "${user}" is not a SCRAM-SHA-256 verifier; pass scramVerifier(password, salt), never the password`);
+    }
+    if (seen.has(user)) throw new Error(`userlist lists "${user}" twice`);
+    seen.add(user);
+  }
+  const quote = (text: string) => `"${text.replace(/"/g, '""')}"`;
+  return [...entries]
+    .sort((a, b) => (a.user < b.user ? -1 : a.user > b.user ? 1 : 0))
+    .map((e) => `${quote(e.user)} ${quote(e.verifier)}\n`)
+    .join("");
+}

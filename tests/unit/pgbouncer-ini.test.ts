@@ -1,0 +1,118 @@
+import { describe, expect, it } from "vitest";
+import { memoryPlan } from "../../configs/memory";
+import { renderPgHba } from "../../configs/pg-hba";
+import {
+  pgbouncerAuthFile,
+  pgbouncerSettings,
+  pgbouncerUserlist,
+  pgbouncerUsers,
+  renderPgBouncerIni,
+} from "../../configs/pgbouncer";
+import { renderPostgresqlConf } from "../../configs/postgresql";
+import { statsUser } from "../../configs/roles";
+import { scramVerifier } from "../../configs/scram";
+import { specFor, stagingSpec } from "./spec-fixture";
+
+/** section → key → value, as PgBouncer reads the ini (`;`/`#` lines are comments). */
+function parseIni(text: string): Map<string, Map<string, string>> {
+  const sections = new Map<string, Map<string, string>>();
+  let current = new Map<string, string>();
+  for (const line of text.split("\n")) {
+    if (/^\s*([;#]|$)/.test(line)) continue;
+    const section = /^\[(.+)\]$/.exec(line);
+    if (section) {
+      current = new Map();
+      sections.set(section[1], current);
+      continue;
+    }
+    const kv = /^([^=]+?)\s*=\s*(.*)$/.exec(line);
+    if (!kv) throw new Error(`not an ini line: ${line}`);
+    expect(current.has(kv[1]), `${kv[1]} set twice`).toBe(false);
+    current.set(kv[1], kv[2]);
+  }
+  return sections;
+}
+
+describe("pgbouncer.ini", () => {
+  const ini = parseIni(renderPgBouncerIni(stagingSpec));
+  const pgb = ini.get("pgbouncer")!;
+
+  it.each([
+    // the guide's PgBouncer Configuration
+    ["pool_mode", "transaction"],
+    ["max_client_conn", "2000"],
+    ["default_pool_size", "100"],
+    ["server_connect_timeout", "15"],
+    ["query_timeout", "300"],
+    // authentication and the rest
+    ["auth_type", "scram-sha-256"],
+    ["auth_file", pgbouncerAuthFile],
+    ["max_prepared_statements", "200"],
+    ["ignore_startup_parameters", "extra_float_digits,options"],
+    ["stats_users", statsUser],
+    ["admin_users", "postgres"],
+    ["log_connections", "1"],
+    ["log_disconnections", "1"],
+    ["listen_addr", "*"],
+    ["listen_port", "6432"],
+    ["max_db_connections", "185"],
+  ])("%s = %s", (key, value) => {
+    expect(pgb.get(key)).toBe(value);
+  });
+
+  it("pools the stack's database on the server beside it, with no credentials in the connection string", () => {
+    expect([...ini.get("databases")!]).toEqual([["app", "host=127.0.0.1 port=5432 dbname=app"]]);
+    const other = parseIni(renderPgBouncerIni(stagingSpec, { server: { host: "127.0.0.1", port: 40001 }, authFile: "/x/users.txt" }));
+    expect(other.get("databases")!.get("app")).toBe("host=127.0.0.1 port=40001 dbname=app");
+    expect(other.get("pgbouncer")!.get("auth_file")).toBe("/x/users.txt");
+  });
+
+  it("follows pgbouncer.* from the spec", () => {
+    const spec = specFor({ target: "local", pgbouncer: { poolMode: "session", defaultPoolSize: 20, maxPreparedStatements: 0 } });
+    const values = new Map(pgbouncerSettings(spec).map((s) => [s.name, s.value]));
+    expect([values.get("pool_mode"), values.get("default_pool_size"), values.get("max_prepared_statements"), values.get("listen_addr")]).toEqual([
+      "session",
+      "20",
+      "0",
+      "127.0.0.1",
+    ]);
+  });
+
+  it("gives every key a reason and is deterministic", () => {
+    const text = renderPgBouncerIni(stagingSpec);
+    expect(renderPgBouncerIni(stagingSpec)).toBe(text);
+    const lines = text.split("\n");
+    lines.forEach((line, i) => {
+      if (/^[a-z_]+ = /.test(line) && i > 0 && !lines[i - 1].startsWith("[")) expect(lines[i - 1]).toMatch(/^;; \S/);
+    });
+  });
+});
+
+describe("userlist (auth_file)", () => {
+  const app = scramVerifier("app-secret-1", Buffer.alloc(16, 1));
+  const stats = scramVerifier("stats-secret-2", Buffer.alloc(16, 2));
+
+  it("holds one quoted verifier per user, sorted", () => {
+    expect(pgbouncerUserlist([{ user: statsUser, verifier: stats }, { user: "app", verifier: app }])).toBe(`"app" "${app}"\n"${statsUser}" "${stats}"\n`);
+  });
+
+  it("refuses a password, so none can end up in the file", () => {
+    expect(() => pgbouncerUserlist([{ user: "app", verifier: "app-secret-1" }])).toThrow(/not a SCRAM-SHA-256 verifier/);
+    expect(() => pgbouncerUserlist([{ user: "app", verifier: app }, { user: "app", verifier: app }])).toThrow(/twice/);
+  });
+
+  it("names the users the auth_file needs", () => {
+    expect(pgbouncerUsers(stagingSpec)).toEqual(["app", "pgstack_stats", "postgres"]);
+  });
+});
+
+describe("no secret in any rendered file", () => {
+  it("renders postgresql.conf, pg_hba.conf and pgbouncer.ini without a password or verifier", () => {
+    const files = [renderPostgresqlConf(stagingSpec), renderPgHba(), renderPgBouncerIni(stagingSpec), JSON.stringify(memoryPlan(stagingSpec))];
+    for (const file of files) {
+      expect(file).not.toMatch(/SCRAM-SHA-256\$/);
+      expect(file).not.toMatch(/^\s*[^#;\s]*password\s*=/im);
+      expect(file).not.toMatch(/\bpassword=/i);
+    }
+  });
+});
