@@ -1,0 +1,115 @@
+import { acceptsTcp, onFreePort } from "./ports";
+import type { ServerProcess } from "./processes";
+import { waitUntilReady } from "./readiness";
+import type { Runtime } from "./runtime";
+import type { ScratchDir } from "./scratch";
+
+export interface PgBouncerOptions {
+  readonly runtime: Runtime;
+  /** The stack's pgbouncer.ini, kept verbatim; its [databases] must point at the PostgreSQL to pool. */
+  readonly ini: string;
+  /** Content of the auth_file (`"user" "SCRAM-SHA-256$…"` lines). Defaults to none: the ini's own auth_file. */
+  readonly userlist?: string;
+  /** TCP port on 127.0.0.1. Defaults to a free one. */
+  readonly port?: number;
+  /** Defaults to 30 s. */
+  readonly startTimeoutMs?: number;
+}
+
+export interface PgBouncerServer {
+  readonly host: "127.0.0.1";
+  readonly port: number;
+  /** Host path of the log. */
+  readonly logFile: string;
+  readonly scratch: ScratchDir;
+  readonly process: ServerProcess;
+  /** postgresql:// URL through the pooler. */
+  url(database: string, user: string, password: string): string;
+  /** Safe shutdown (SIGINT), then SIGKILL after 10 s. */
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs PgBouncer in the foreground (not -d) as the postgres user.
+ *
+ * PgBouncer has no command-line settings, and `%include` cannot layer settings either: a second
+ * [pgbouncer] section starts again from the defaults, dropping the stack's own keys. So the file PgBouncer
+ * reads is the given ini with the keys that belong to the rig commented out and set again at the top of
+ * its [pgbouncer] section (see `iniForRig`). The given ini is also kept unchanged as `stack.ini`.
+ */
+export async function startPgBouncer(opts: PgBouncerOptions): Promise<PgBouncerServer> {
+  const { runtime } = opts;
+  const scratch = runtime.scratchDir("pgbouncer");
+  scratch.writeFile("stack.ini", opts.ini);
+  const authFile = opts.userlist === undefined ? undefined : scratch.writeFile("userlist.txt", opts.userlist);
+  const logFile = scratch.hostPathOf("pgbouncer.log");
+
+  return onFreePort(opts.port, async (port) => {
+    const rigKeys: Record<string, string> = {
+      listen_addr: "127.0.0.1",
+      listen_port: String(port),
+      unix_socket_dir: scratch.path,
+      // Empty: log to stderr, which the rig captures; no pid file for a foreground process.
+      logfile: "",
+      pidfile: "",
+      ...(authFile === undefined ? {} : { auth_file: authFile }),
+    };
+    const ini = scratch.writeFile("pgbouncer.ini", iniForRig(opts.ini, rigKeys));
+    const server = await runtime.spawn("pgbouncer", [ini], { logFile, stopSignal: "SIGINT", name: "pgbouncer" });
+    await waitUntilReady({
+      runtime,
+      program: "pgbouncer",
+      server,
+      port,
+      timeoutMs: opts.startTimeoutMs ?? 30_000,
+      probe: () => acceptsTcp(port),
+    });
+    const pgbouncer: PgBouncerServer = {
+      host: "127.0.0.1",
+      port,
+      logFile,
+      scratch,
+      process: server,
+      url: (database, user, password) =>
+        `postgresql://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(database)}`,
+      async stop() {
+        await server.stop("SIGINT", 10_000);
+      },
+    };
+    return pgbouncer;
+  });
+}
+
+/**
+ * The given ini with `rigKeys` owning their values: their lines in [pgbouncer] are commented out (kept
+ * visible for whoever reads the file) and the rig's values are set right after the section header.
+ */
+export function iniForRig(ini: string, rigKeys: Readonly<Record<string, string>>): string {
+  if (/^\s*%include\b/m.test(ini)) {
+    throw new Error("the pgbouncer.ini given to startPgBouncer uses %include; pass the ini with its includes inlined");
+  }
+  const rigBlock = [
+    "; set by local/runtime: this PgBouncer listens on loopback with its files in a scratch directory",
+    ...Object.entries(rigKeys).map(([key, value]) => `${key} = ${value}`),
+  ];
+  const out: string[] = [];
+  let section = "";
+  let placed = false;
+  for (const line of ini.split("\n")) {
+    const header = /^\s*\[([^\]]+)\]\s*$/.exec(line);
+    if (header) {
+      section = header[1].trim().toLowerCase();
+      out.push(line);
+      if (section === "pgbouncer" && !placed) {
+        out.push(...rigBlock);
+        placed = true;
+      }
+      continue;
+    }
+    const key = /^\s*([A-Za-z_][\w.]*)\s*=/.exec(line)?.[1].toLowerCase();
+    if (section === "pgbouncer" && key !== undefined && key in rigKeys) out.push(`; replaced by local/runtime: ${line.trim()}`);
+    else out.push(line);
+  }
+  if (!placed) out.push("", "[pgbouncer]", ...rigBlock);
+  return `${out.join("\n").replace(/\n*$/, "")}\n`;
+}

@@ -1,0 +1,130 @@
+import { randomBytes } from "node:crypto";
+import * as fs from "node:fs";
+import { onFreePort } from "./ports";
+import type { ServerProcess } from "./processes";
+import { waitUntilReady } from "./readiness";
+import type { Runtime } from "./runtime";
+import type { ScratchDir } from "./scratch";
+
+export interface PostgresOptions {
+  readonly runtime: Runtime;
+  /** The stack's rendered postgresql.conf, written verbatim as the data directory's postgresql.conf. */
+  readonly postgresqlConf: string;
+  /** pg_hba.conf, written verbatim. It must let the superuser in over TCP from 127.0.0.1 for `psql()`. */
+  readonly pgHbaConf: string;
+  /** Password of the `postgres` superuser. Defaults to a random one. */
+  readonly superuserPassword?: string;
+  /** TCP port on 127.0.0.1. Defaults to a free one. */
+  readonly port?: number;
+  /** Added to the server's environment. Defaults to none. */
+  readonly extraEnv?: Readonly<Record<string, string>>;
+  /** How long startup (crash recovery, huge shared_buffers) may take. Defaults to 120 s. */
+  readonly startTimeoutMs?: number;
+}
+
+export interface PostgresServer {
+  readonly host: "127.0.0.1";
+  readonly port: number;
+  readonly superuser: "postgres";
+  readonly password: string;
+  /** Host path of the data directory. */
+  readonly dataDir: string;
+  /** Host path of the server log (stdout and stderr of postgres). */
+  readonly logFile: string;
+  /** The scratch directory holding the data directory, the log and the Unix socket. */
+  readonly scratch: ScratchDir;
+  readonly process: ServerProcess;
+  /** postgresql:// URL for `pg`, the exporters and pgbench. Defaults: database postgres, the superuser. */
+  url(database?: string, user?: string, password?: string): string;
+  /** Runs SQL with psql (-X -At, ON_ERROR_STOP) as the superuser over TCP; resolves to its output. */
+  psql(sql: string, database?: string): Promise<string>;
+  /** Fast shutdown (SIGINT), then SIGKILL after 30 s. The data directory stays until stopAll(). */
+  stop(): Promise<void>;
+}
+
+/**
+ * Creates a cluster with initdb and runs postgres on a loopback port as our child (not daemonised by
+ * pg_ctl), so that stopping it is certain.
+ *
+ * The given postgresql.conf is not edited: what belongs to the rig (port, listen address, socket directory)
+ * is passed as `-c` options, which take precedence over the file.
+ */
+export async function startPostgres(opts: PostgresOptions): Promise<PostgresServer> {
+  const { runtime } = opts;
+  const password = opts.superuserPassword ?? randomBytes(18).toString("base64url");
+  const scratch = runtime.scratchDir("postgres");
+  const dataPath = scratch.pathOf("data");
+
+  // The password reaches initdb through a file, never the command line; SCRAM from the first start, no trust.
+  const passwordFile = scratch.writeFile("superuser-password", `${password}\n`);
+  const initdb = await runtime.exec("initdb", [
+    `--pgdata=${dataPath}`,
+    "--username=postgres",
+    "--auth=scram-sha-256",
+    `--pwfile=${passwordFile}`,
+    "--encoding=UTF8",
+    "--locale=C",
+    // A throw-away cluster: skipping the final fsync saves seconds and risks nothing.
+    "--no-sync",
+  ]);
+  fs.rmSync(scratch.hostPathOf("superuser-password"));
+  if (initdb.code !== 0) {
+    throw new Error(
+      `initdb ${runtime.versions.initdb} (${runtime.kind} runtime) failed with exit ${initdb.code ?? initdb.signal}:\n` +
+        `${initdb.stdout}${initdb.stderr}`.trim(),
+    );
+  }
+  scratch.writeFile("data/postgresql.conf", opts.postgresqlConf);
+  scratch.writeFile("data/pg_hba.conf", opts.pgHbaConf);
+  const logFile = scratch.hostPathOf("postgres.log");
+
+  return onFreePort(opts.port, async (port) => {
+    const server = await runtime.spawn(
+      "postgres",
+      [
+        "-D", dataPath,
+        "-c", `port=${port}`,
+        "-c", "listen_addresses=127.0.0.1",
+        "-c", `unix_socket_directories=${scratch.path}`,
+      ],
+      { logFile, env: opts.extraEnv, stopSignal: "SIGINT", name: "postgres" },
+    );
+    await waitUntilReady({
+      runtime,
+      program: "postgres",
+      server,
+      port,
+      timeoutMs: opts.startTimeoutMs ?? 120_000,
+      // pg_isready answers 0 only once the server accepts connections; it needs no password to ask.
+      probe: async () => (await runtime.exec("pg_isready", ["-q", "-h", "127.0.0.1", "-p", String(port), "-t", "2"])).code === 0,
+    });
+
+    const postgres: PostgresServer = {
+      host: "127.0.0.1",
+      port,
+      superuser: "postgres",
+      password,
+      dataDir: scratch.hostPathOf("data"),
+      logFile,
+      scratch,
+      process: server,
+      url: (database = "postgres", user = "postgres", userPassword = password) =>
+        `postgresql://${encodeURIComponent(user)}:${encodeURIComponent(userPassword)}@127.0.0.1:${port}/${encodeURIComponent(database)}`,
+      async psql(sql, database = "postgres") {
+        const result = await runtime.exec(
+          "psql",
+          ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", database, "-f", "-"],
+          { input: sql, env: { PGPASSWORD: password } },
+        );
+        if (result.code !== 0) {
+          throw new Error(`psql on 127.0.0.1:${port}/${database} failed (exit ${result.code ?? result.signal}): ${result.stderr.trim()}`);
+        }
+        return result.stdout.replace(/\n$/, "");
+      },
+      async stop() {
+        await server.stop("SIGINT", 30_000);
+      },
+    };
+    return postgres;
+  });
+}
