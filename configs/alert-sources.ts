@@ -1,0 +1,54 @@
+/**
+ * The metric contract of the two synthetic sources the alert rules read, which this project builds itself:
+ * the canary (prom-client, job `canary`) and mtail over PostgreSQL's slow-query log (job `mtail`).
+ * docs/runbooks.md ("Metric sources") says the same in prose; whoever builds a source imports these names.
+ */
+
+/** Canary scenarios that are vector operations: the P95 rule watches these. */
+export const canaryVectorScenarios = ["search", "hybrid", "insert"] as const;
+export type CanaryScenario = (typeof canaryVectorScenarios)[number];
+
+/** Where the canary opens its probe connections. */
+export const canaryTargets = ["pgbouncer", "postgres"] as const;
+export type CanaryTarget = (typeof canaryTargets)[number];
+
+export const canaryMetrics = {
+  /**
+   * Histogram of one canary query's wall time, seconds: sent → last row received, through PgBouncer, on an already
+   * open connection (connecting is measured by the counters below). Label `scenario`: `search` (ORDER BY distance
+   * LIMIT 10 over the HNSW index), `hybrid` (the same with a metadata filter), `insert` (one row with a vector);
+   * other scenarios may be added and count for the P99 rule only. Successful queries only.
+   */
+  queryDuration: {
+    name: "pgstack_canary_query_duration_seconds",
+    labels: ["scenario"],
+    /** Must contain the alert thresholds (0.2 s P95, 0.5 s P99) as bucket bounds, and 0.1 s (the guide's P95 target). */
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2.5, 5, 10],
+  },
+  /** Counter: new connections the canary tried to open (a fresh connect + authentication, not a pooled one). */
+  connectionAttempts: { name: "pgstack_canary_connection_attempts_total", labels: ["target"] },
+  /**
+   * Counter: attempts that failed (refused, authentication or TLS error, or no ready connection within 10 s, the
+   * guide's connection timeout). Both counters are created at 0 for every `target` when the canary starts, so the
+   * first failure is a step in an existing series and `rate()` sees it.
+   */
+  connectionFailures: { name: "pgstack_canary_connection_failures_total", labels: ["target"] },
+} as const;
+
+export const mtailMetrics = {
+  /**
+   * Counter: statements PostgreSQL logged because they ran longer than `log_min_duration_statement` (the guide's
+   * 100 ms), i.e. log lines `duration: <ms> ms  statement: …` or `duration: <ms> ms  execute <name>: …`.
+   * No labels required; the scrape adds job, instance and stack.
+   */
+  slowQueries: { name: "pgstack_slow_queries_total", labels: [] as readonly string[] },
+} as const;
+
+/** node_exporter metrics the rules read (collectors cpu, meminfo, filesystem: all on by default). */
+export const nodeMetricNames = [
+  "node_cpu_seconds_total",
+  "node_filesystem_avail_bytes",
+  "node_filesystem_size_bytes",
+  "node_memory_MemAvailable_bytes",
+  "node_memory_MemTotal_bytes",
+] as const;

@@ -1,0 +1,161 @@
+import yaml from "js-yaml";
+import { describe, expect, it } from "vitest";
+import { canaryMetrics, mtailMetrics } from "../../configs/alert-sources";
+import { renderAlertRules } from "../../configs/alerts";
+import {
+  monitoringSetupSql,
+  monitoringVersions,
+  monitorRole,
+  pgbouncerExporterCommand,
+  pgbouncerIniForExporter,
+  postgresExporterCollectors,
+  postgresExporterCommand,
+  postgresExporterQueries,
+  postgresExporterQueriesYaml,
+  statsUser,
+  watchedSettings,
+} from "../../configs/exporters";
+import * as roles from "../../configs/roles";
+import { defaultImages } from "../../configs/spec";
+import { promtoolRulesInput } from "../promtool/fixture";
+import { sourceMetricNames } from "../promtool/metric-names";
+
+describe("postgres_exporter", () => {
+  const command = postgresExporterCommand({ database: "app", queriesPath: "/etc/pgstack/queries.yaml" });
+
+  it("turns on every collector the rules and runbooks need by name, default-on ones too", () => {
+    expect(command.args).toEqual([
+      "--web.listen-address=:9187",
+      "--collector.database",
+      "--collector.long_running_transactions",
+      "--collector.postmaster",
+      "--collector.stat_database",
+      "--collector.stat_statements",
+      "--collector.statio_user_tables",
+      "--extend.query-path=/etc/pgstack/queries.yaml",
+      "--log.level=info",
+    ]);
+    expect(Object.keys(postgresExporterCollectors).length).toBe(6);
+  });
+
+  it("leaves stat_statements off when the stack has no pg_stat_statements", () => {
+    const without = postgresExporterCommand({ database: "app", queriesPath: "/q.yaml", statStatements: false });
+    expect(without.args).not.toContain("--collector.stat_statements");
+    expect(monitoringSetupSql({ statStatements: false }).join("\n")).not.toContain("pg_stat_statements");
+  });
+
+  it("logs in as pgstack_monitor to the application database, the password only through DATA_SOURCE_PASS(_FILE)", () => {
+    expect(command.env).toEqual({
+      DATA_SOURCE_URI: "127.0.0.1:5432/app?sslmode=disable&application_name=pgstack-postgres-exporter",
+      DATA_SOURCE_USER: "pgstack_monitor",
+    });
+    expect(command.passwordEnv).toBe("DATA_SOURCE_PASS");
+    expect(command.passwordFileEnv).toBe("DATA_SOURCE_PASS_FILE");
+    const custom = postgresExporterCommand({ database: "vectors", host: "db", port: 6543, queriesPath: "/q", listenAddress: "127.0.0.1:9999", sslmode: "require" });
+    expect(custom.env.DATA_SOURCE_URI).toBe("db:6543/vectors?sslmode=require&application_name=pgstack-postgres-exporter");
+    expect(custom.args[0]).toBe("--web.listen-address=127.0.0.1:9999");
+  });
+
+  it("uses the roles configs/roles.ts creates: pg_monitor only, no role-level settings that would read as drift", () => {
+    expect(monitorRole).toBe(roles.monitorRole);
+    expect(statsUser).toBe(roles.statsUser);
+    const sql = roles.bootstrapSql("app", "app", { app: "SCRAM-SHA-256$4096:x$y:z", monitor: "SCRAM-SHA-256$4096:x$y:z" });
+    expect(sql).toContain('GRANT pg_monitor TO "pgstack_monitor"');
+    expect(sql).toContain("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+    expect(sql).not.toMatch(/ALTER ROLE "pgstack_monitor" SET|SUPERUSER/);
+    const setup = monitoringSetupSql();
+    expect(setup).toEqual([
+      "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pgstack_monitor') THEN CREATE ROLE pgstack_monitor LOGIN; END IF; END $$",
+      "GRANT pg_monitor TO pgstack_monitor",
+      "CREATE EXTENSION IF NOT EXISTS pg_stat_statements",
+    ]);
+  });
+});
+
+describe("custom queries", () => {
+  const queries = postgresExporterQueries();
+  const metricNames = Object.entries(queries).flatMap(([ns, q]) =>
+    q.metrics.flatMap((m) => Object.entries(m).filter(([, v]) => v.usage !== "LABEL").map(([col]) => `${ns}_${col}`)),
+  );
+
+  it("serve every pgstack_ metric the rules read (canary and mtail aside)", () => {
+    const synthetic = new Set<string>([
+      `${canaryMetrics.queryDuration.name}_bucket`,
+      canaryMetrics.connectionAttempts.name,
+      canaryMetrics.connectionFailures.name,
+      mtailMetrics.slowQueries.name,
+    ]);
+    const used = sourceMetricNames(renderAlertRules(promtoolRulesInput)).filter((n) => n.startsWith("pgstack_") && !synthetic.has(n));
+    expect(used.length).toBeGreaterThan(0);
+    for (const name of used) expect(metricNames, name).toContain(name);
+  });
+
+  it("are YAML the exporter reads: one mapping per query with query, master and metrics", () => {
+    const text = postgresExporterQueriesYaml();
+    expect(text).toBe(postgresExporterQueriesYaml());
+    const doc = yaml.load(text) as Record<string, { query: string; master: boolean; metrics: Record<string, { usage: string }>[] }>;
+    expect(Object.keys(doc).sort()).toEqual(["pgstack_hnsw_index", "pgstack_pending_restart", "pgstack_settings"]);
+    for (const [name, q] of Object.entries(doc)) {
+      expect(q.master, name).toBe(true);
+      expect(q.query, name).toMatch(/^SELECT /);
+      for (const m of q.metrics) {
+        expect(Object.keys(m)).toHaveLength(1);
+        expect(["LABEL", "GAUGE", "COUNTER"]).toContain(Object.values(m)[0].usage);
+      }
+    }
+  });
+
+  it("report exactly the watched settings, memory in bytes and time in milliseconds", () => {
+    const q = queries.pgstack_settings.query;
+    for (const s of watchedSettings) expect(q).toContain(`'${s}'`);
+    expect(q).toContain("WHEN '8kB' THEN 8192");
+    expect(q).toContain("WHEN 's' THEN 1000");
+    expect([...watchedSettings].sort()).toEqual(watchedSettings);
+    expect(new Set(watchedSettings).size).toBe(watchedSettings.length);
+    expect(watchedSettings).toContain("huge_pages_status");
+  });
+
+  it("never take a lock that a REINDEX could block: index size from relpages, not pg_relation_size()", () => {
+    expect(queries.pgstack_hnsw_index.query).not.toMatch(/pg_relation_size|pg_total_relation_size/);
+    expect(queries.pgstack_hnsw_index.query).toContain("pg_stat_progress_create_index");
+  });
+});
+
+describe("pgbouncer_exporter", () => {
+  it("reads PgBouncer's admin console as the stats user, the password only through PGPASSWORD", () => {
+    const command = pgbouncerExporterCommand();
+    expect(command.args).toEqual([
+      "--web.listen-address=:9127",
+      "--pgBouncer.connectionString=postgres://pgstack_stats@127.0.0.1:6432/pgbouncer?sslmode=disable&application_name=pgstack-pgbouncer-exporter",
+      "--log.level=info",
+    ]);
+    expect(command.env).toEqual({});
+    expect(command.passwordEnv).toBe("PGPASSWORD");
+    expect(statsUser).toBe("pgstack_stats");
+  });
+
+  it("needs stats_users and extra_float_digits ignored in pgbouncer.ini", () => {
+    expect(pgbouncerIniForExporter).toEqual({ stats_users: "pgstack_stats", ignore_startup_parameters: "extra_float_digits" });
+  });
+});
+
+describe("monitoringVersions", () => {
+  it("pins PgBouncer 1.24 with postgres_exporter 0.17 and pgbouncer_exporter 0.10", () => {
+    expect(monitoringVersions.pgbouncer.version).toMatch(/^1\.24\./);
+    expect(monitoringVersions.postgresExporter.version).toBe("0.17.1");
+    expect(monitoringVersions.pgbouncerExporter.version).toBe("0.10.2");
+    expect(monitoringVersions.prometheus.version).toBe("2.53");
+  });
+
+  // configs/spec.ts keeps the stack's default images; they must be the same releases as this set.
+  it.each([
+    ["pgbouncer", "pgbouncer"],
+    ["postgresExporter", "postgresExporter"],
+    ["pgbouncerExporter", "pgbouncerExporter"],
+    ["prometheus", "prometheus"],
+    ["nodeExporter", "nodeExporter"],
+  ] as const)("%s image tag agrees with defaultImages.%s", (pin, image) => {
+    const tag = (ref: string): string => ref.slice(ref.lastIndexOf(":") + 1);
+    expect(tag(defaultImages[image])).toBe(tag(monitoringVersions[pin].image));
+  });
+});
