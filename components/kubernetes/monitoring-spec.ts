@@ -1,0 +1,36 @@
+/**
+ * What the Prometheus Operator needs to watch one stack: a PodMonitor for both exporters and a PrometheusRule with
+ * the rendered alert rules. Plain data in, plain data out.
+ */
+import type { Rendered } from "../../configs/rendered";
+import { pgbouncerJob, postgresJob } from "../../configs/scrape";
+import { portNames } from "./layout";
+import type { Labels } from "./network";
+
+/** A Prometheus relabeling that sets `label` to a fixed value on every target of the endpoint. */
+function fixedLabel(label: string, value: string): Record<string, string> {
+  return { action: "replace", replacement: value, targetLabel: label };
+}
+
+/**
+ * Scrape both metrics ports of the database pod. The alert rules select `job="postgres"` / `job="pgbouncer"` and
+ * `stack="<stack>"` (configs/scrape.ts, configs/alerts.ts), so each endpoint sets both; without them the operator's
+ * own job name (`<namespace>/<podmonitor>`) would leave every rule blind and ScrapeJobAbsent firing.
+ */
+export function podMonitorSpec(selector: Labels, stack: string, scrapeInterval: string): Record<string, unknown> {
+  const endpoint = (port: string, job: string) => ({
+    interval: scrapeInterval,
+    path: "/metrics",
+    port,
+    relabelings: [fixedLabel("job", job), fixedLabel("stack", stack)],
+  });
+  return {
+    podMetricsEndpoints: [endpoint(portNames.postgresMetrics, postgresJob), endpoint(portNames.pgbouncerMetrics, pgbouncerJob)],
+    selector: { matchLabels: { ...selector } },
+  };
+}
+
+/** The rule groups as rendered: the very object alert-rules.yaml serializes, so both say the same. */
+export function prometheusRuleSpec(rendered: Rendered): Record<string, unknown> {
+  return JSON.parse(JSON.stringify(rendered.alertRuleGroups)) as Record<string, unknown>;
+}

@@ -1,0 +1,281 @@
+/**
+ * The database StatefulSet's spec: one pod with PostgreSQL + pgvector, PgBouncer as a native sidecar, and the two
+ * exporters. Plain data in (the Rendered stack, object names, the resource plan), plain data out; no Pulumi calls.
+ */
+import type * as k8s from "@pulumi/kubernetes";
+import path from "node:path";
+import { k8sQuantity, type PodResourcePlan } from "../../configs/kubernetes-resources";
+import type { Rendered } from "../../configs/rendered";
+import {
+  configChecksum,
+  containerNames,
+  type KubernetesNames,
+  objectLabels,
+  paths,
+  pgbouncerExporterLaunch,
+  pgbouncerListenPort,
+  portNames,
+  postgresExporterLaunch,
+  postgresPort,
+  postgresUid,
+  secretKeys,
+  selectorLabels,
+  sortedRecord,
+  superuser,
+} from "./layout";
+
+type Container = k8s.types.input.core.v1.Container;
+type EnvVar = k8s.types.input.core.v1.EnvVar;
+type SecurityContext = k8s.types.input.core.v1.SecurityContext;
+type Volume = k8s.types.input.core.v1.Volume;
+
+/** Files from ConfigMaps and Secrets: read-only to their owner and group (fsGroup), nothing for others. */
+const readOnlyFileMode = 0o440;
+
+/**
+ * The restricted Pod Security Standard, per container: no privilege escalation, no capabilities, the runtime's
+ * seccomp profile, a non-root uid, and a read-only root filesystem (every path a program writes is a volume).
+ */
+export function restrictedSecurityContext(uid: number): SecurityContext {
+  return {
+    allowPrivilegeEscalation: false,
+    capabilities: { drop: ["ALL"] },
+    readOnlyRootFilesystem: true,
+    runAsGroup: uid,
+    runAsNonRoot: true,
+    runAsUser: uid,
+    seccompProfile: { type: "RuntimeDefault" },
+  };
+}
+
+function secretEnv(name: string, secret: string, key: string): EnvVar {
+  return { name, valueFrom: { secretKeyRef: { key, name: secret } } };
+}
+
+function plainEnv(env: Readonly<Record<string, string>>): EnvVar[] {
+  return Object.keys(env)
+    .sort()
+    .map((name) => ({ name, value: env[name] }));
+}
+
+/**
+ * pg_isready over TCP: the entrypoint's temporary init server listens on the socket only, so TCP readiness means the
+ * real server is up. Exit 0 = accepting connections, 1 = rejecting (starting up, recovering, shutting down),
+ * 2 = no response.
+ */
+const pgIsReady = ["pg_isready", "--host=127.0.0.1", `--port=${postgresPort}`, `--username=${superuser}`, "--timeout=5"];
+
+function postgresContainer(rendered: Rendered, names: KubernetesNames, resources: PodResourcePlan): Container {
+  const hugePages = resources.hugePagesBytes > 0;
+  return {
+    name: containerNames.postgres,
+    image: rendered.spec.images.postgres,
+    // The image's entrypoint initialises an empty PGDATA (initdb, then the /docker-entrypoint-initdb.d scripts, run
+    // by a temporary server started with these same arguments, so under the rendered pg_hba.conf) and then execs
+    // the server with them.
+    args: ["postgres", "-c", `config_file=${paths.postgresConf}`, "-c", `hba_file=${paths.pgHbaConf}`],
+    env: [
+      { name: "PGDATA", value: paths.pgdata },
+      // initdb runs before the rendered postgresql.conf is in use, with PostgreSQL's default huge_pages = try: on a
+      // node with free huge pages but none granted to the pod, that SIGBUSes (PostgreSQL bug #17757,
+      // docker-library/postgres #451). initdb (≥ 16) --set applies the rendered setting to its own run too.
+      { name: "POSTGRES_INITDB_ARGS", value: `--set=huge_pages=${rendered.memory.hugePagesSetting}` },
+      secretEnv("POSTGRES_PASSWORD", names.credentials, secretKeys.superuserPassword),
+    ],
+    ports: [{ containerPort: postgresPort, name: portNames.postgres, protocol: "TCP" }],
+    resources: { limits: sortedRecord(resources.postgres.limits), requests: sortedRecord(resources.postgres.requests) },
+    volumeMounts: [
+      { mountPath: paths.dataMount, name: "data" },
+      { mountPath: paths.configDir, name: "config", readOnly: true },
+      { mountPath: paths.initdbDir, name: "bootstrap", readOnly: true },
+      { mountPath: paths.shm, name: "shm" },
+      ...(hugePages ? [{ mountPath: paths.hugepages, name: "hugepages" }] : []),
+      { mountPath: paths.socketDir, name: "run" },
+      { mountPath: paths.tmp, name: "tmp" },
+    ],
+    // Up to an hour for initdb on a fresh volume or crash recovery of a large WAL; liveness starts only after it.
+    startupProbe: { exec: { command: pgIsReady }, failureThreshold: 360, periodSeconds: 10, timeoutSeconds: 6 },
+    readinessProbe: { exec: { command: pgIsReady }, failureThreshold: 3, periodSeconds: 10, timeoutSeconds: 6 },
+    // Alive = the postmaster answers at all. "Rejecting connections" (exit 1) while it recovers from a backend crash
+    // is alive: restarting it then would only start the recovery over.
+    livenessProbe: {
+      exec: { command: ["sh", "-c", `${pgIsReady.join(" ")}; [ $? -le 1 ]`] },
+      failureThreshold: 8,
+      periodSeconds: 15,
+      timeoutSeconds: 10,
+    },
+    // Kubernetes sends SIGTERM, PostgreSQL's "smart" shutdown, which waits for every client to leave; PgBouncer's
+    // server connections never do, and the grace period would end in SIGKILL and crash recovery. Fast shutdown
+    // disconnects them and writes a shutdown checkpoint.
+    lifecycle: { preStop: { exec: { command: ["pg_ctl", "stop", "-D", paths.pgdata, "-m", "fast", "-w", "-t", "100"] } } },
+    securityContext: restrictedSecurityContext(postgresUid),
+  };
+}
+
+function pgbouncerContainer(rendered: Rendered, resources: PodResourcePlan): Container {
+  const port = pgbouncerListenPort(rendered);
+  const tcp = { tcpSocket: { port: portNames.pgbouncer } };
+  return {
+    name: containerNames.pgbouncer,
+    image: rendered.spec.images.pgbouncer,
+    // Not the image's entrypoint: it writes a pgbouncer.ini and userlist from environment variables when they are
+    // missing; ours are mounted read-only, and the binary reads exactly them.
+    command: ["/usr/bin/pgbouncer", paths.pgbouncerIni],
+    // A native sidecar (Kubernetes ≥ 1.29): started before the regular containers and kept running beside them,
+    // restarted on exit, stopped after them, so clients never meet a pod whose pooler is gone.
+    restartPolicy: "Always",
+    ports: [{ containerPort: port, name: portNames.pgbouncer, protocol: "TCP" }],
+    resources: { limits: sortedRecord(resources.pgbouncer.limits), requests: sortedRecord(resources.pgbouncer.requests) },
+    volumeMounts: [{ mountPath: paths.pgbouncerDir, name: "pgbouncer-config", readOnly: true }],
+    // The regular containers start once this passes: pgbouncer_exporter then finds the admin console listening.
+    startupProbe: { ...tcp, failureThreshold: 30, periodSeconds: 1 },
+    readinessProbe: { ...tcp, failureThreshold: 3, periodSeconds: 10 },
+    livenessProbe: { ...tcp, failureThreshold: 6, periodSeconds: 10 },
+    securityContext: restrictedSecurityContext(postgresUid),
+  };
+}
+
+function postgresExporterContainer(rendered: Rendered, names: KubernetesNames, resources: PodResourcePlan): Container {
+  const launch = postgresExporterLaunch(rendered);
+  return {
+    name: containerNames.postgresExporter,
+    image: rendered.spec.images.postgresExporter,
+    args: launch.args,
+    env: [...plainEnv(launch.env), secretEnv(launch.passwordEnv, names.credentials, secretKeys.monitorPassword)],
+    ports: [{ containerPort: rendered.exporters.postgresExporterPort, name: portNames.postgresMetrics, protocol: "TCP" }],
+    resources: { limits: sortedRecord(resources.postgresExporter.limits), requests: sortedRecord(resources.postgresExporter.requests) },
+    volumeMounts: [{ mountPath: path.posix.dirname(launch.queriesPath), name: "exporter-queries", readOnly: true }],
+    // Liveness only, on the landing page (no database query). No readiness probe: a pod is Ready only when every
+    // container is, and a slow scrape must never take the database out of its Services.
+    livenessProbe: { failureThreshold: 6, httpGet: { path: "/", port: portNames.postgresMetrics }, periodSeconds: 20, timeoutSeconds: 5 },
+    securityContext: restrictedSecurityContext(postgresUid),
+  };
+}
+
+function pgbouncerExporterContainer(rendered: Rendered, names: KubernetesNames, resources: PodResourcePlan): Container {
+  const launch = pgbouncerExporterLaunch(rendered);
+  return {
+    name: containerNames.pgbouncerExporter,
+    image: rendered.spec.images.pgbouncerExporter,
+    // pgbouncer_exporter 0.10 exits at start-up when PgBouncer does not answer (#140). As a regular container it is
+    // simply restarted by the kubelet, and PgBouncer, a native sidecar with a startup probe, is already listening
+    // before any regular container starts; so in practice the first start succeeds.
+    args: launch.args,
+    env: [...plainEnv(launch.env), secretEnv(launch.passwordEnv, names.credentials, secretKeys.statsPassword)],
+    ports: [{ containerPort: rendered.exporters.pgbouncerExporterPort, name: portNames.pgbouncerMetrics, protocol: "TCP" }],
+    resources: { limits: sortedRecord(resources.pgbouncerExporter.limits), requests: sortedRecord(resources.pgbouncerExporter.requests) },
+    livenessProbe: { failureThreshold: 6, httpGet: { path: "/", port: portNames.pgbouncerMetrics }, periodSeconds: 20, timeoutSeconds: 5 },
+    securityContext: restrictedSecurityContext(postgresUid),
+  };
+}
+
+function volumes(rendered: Rendered, names: KubernetesNames, resources: PodResourcePlan): Volume[] {
+  const queriesPath = postgresExporterLaunch(rendered).queriesPath;
+  return [
+    {
+      configMap: {
+        defaultMode: readOnlyFileMode,
+        items: [
+          { key: "pg_hba.conf", path: path.posix.basename(paths.pgHbaConf) },
+          { key: "postgresql.conf", path: path.posix.basename(paths.postgresConf) },
+        ],
+        name: names.config,
+      },
+      name: "config",
+    },
+    {
+      name: "bootstrap",
+      secret: { defaultMode: readOnlyFileMode, items: [{ key: secretKeys.bootstrap, path: paths.bootstrapFile }], secretName: names.bootstrap },
+    },
+    {
+      name: "pgbouncer-config",
+      projected: {
+        defaultMode: readOnlyFileMode,
+        sources: [
+          { configMap: { items: [{ key: "pgbouncer.ini", path: path.posix.basename(paths.pgbouncerIni) }], name: names.config } },
+          { secret: { items: [{ key: secretKeys.userlist, path: secretKeys.userlist }], name: names.pgbouncerAuth } },
+        ],
+      },
+    },
+    {
+      configMap: {
+        defaultMode: readOnlyFileMode,
+        items: [{ key: "postgres-exporter-queries.yaml", path: path.posix.basename(queriesPath) }],
+        name: names.config,
+      },
+      name: "exporter-queries",
+    },
+    // Memory-backed: tmpfs pages count against the postgres container's memory limit, which budgets for them.
+    { emptyDir: { medium: "Memory", sizeLimit: resources.shmSizeLimit }, name: "shm" },
+    ...(resources.hugePagesBytes > 0 ? [{ emptyDir: { medium: "HugePages" }, name: "hugepages" }] : []),
+    { emptyDir: {}, name: "run" },
+    { emptyDir: {}, name: "tmp" },
+  ];
+}
+
+export interface DatabaseWorkloadInput {
+  readonly rendered: Rendered;
+  readonly names: KubernetesNames;
+  /** `app.kubernetes.io/instance` of every object. */
+  readonly instance: string;
+  readonly resources: PodResourcePlan;
+}
+
+/** The StatefulSet's spec. Deterministic: the same input gives the same object, key order included. */
+export function databaseStatefulSetSpec(input: DatabaseWorkloadInput): k8s.types.input.apps.v1.StatefulSetSpec {
+  const { rendered, names, instance, resources } = input;
+  const { spec } = rendered;
+  const selector = selectorLabels(instance, "database");
+  return {
+    persistentVolumeClaimRetentionPolicy: { whenDeleted: "Retain", whenScaled: "Retain" },
+    podManagementPolicy: "OrderedReady",
+    // One instance: high availability is a job for an operator that does failover well (CloudNativePG), fed by the
+    // same rendered settings; see ARCHITECTURE.md.
+    replicas: 1,
+    selector: { matchLabels: selector },
+    serviceName: names.headless,
+    template: {
+      metadata: {
+        annotations: sortedRecord({
+          "checksum/config": configChecksum(rendered.files),
+          "kubectl.kubernetes.io/default-container": containerNames.postgres,
+        }),
+        labels: objectLabels(instance, "database", spec.stack),
+      },
+      spec: {
+        automountServiceAccountToken: false,
+        containers: [
+          postgresContainer(rendered, names, resources),
+          postgresExporterContainer(rendered, names, resources),
+          pgbouncerExporterContainer(rendered, names, resources),
+        ],
+        // Service environment variables would only add noise (and names like PGBOUNCER_PORT) to every container.
+        enableServiceLinks: false,
+        initContainers: [pgbouncerContainer(rendered, resources)],
+        securityContext: {
+          fsGroup: postgresUid,
+          fsGroupChangePolicy: "OnRootMismatch",
+          runAsGroup: postgresUid,
+          runAsNonRoot: true,
+          runAsUser: postgresUid,
+          seccompProfile: { type: "RuntimeDefault" },
+        },
+        // The preStop fast shutdown gets 100 s to write its shutdown checkpoint; SIGKILL comes after 120 s.
+        terminationGracePeriodSeconds: 120,
+        volumes: volumes(rendered, names, resources),
+      },
+    },
+    updateStrategy: { type: "RollingUpdate" },
+    // The claim template is immutable on a live StatefulSet: only the stable selector labels go on it.
+    volumeClaimTemplates: [
+      {
+        metadata: { labels: selector, name: "data" },
+        spec: {
+          accessModes: ["ReadWriteOnce"],
+          resources: { requests: { storage: k8sQuantity(spec.kubernetes.storageSizeBytes) } },
+          ...(spec.kubernetes.storageClassName === null ? {} : { storageClassName: spec.kubernetes.storageClassName }),
+        },
+      },
+    ],
+  };
+}

@@ -1,0 +1,238 @@
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import { podResources, type PodResourcePlan } from "../../configs/kubernetes-resources";
+import type { Rendered } from "../../configs/rendered";
+import { bootstrapScript, connectionUrl, type StackPasswords, stackVerifiers, userlistFor } from "./credentials";
+import {
+  type KubernetesNames,
+  kubernetesNames,
+  kubernetesProblems,
+  largestBuildMemory,
+  objectLabels,
+  pgbouncerListenPort,
+  secretKeys,
+  selectorLabels,
+  sortedRecord,
+} from "./layout";
+import {
+  databaseDisruptionBudgetSpec,
+  databaseNetworkPolicySpec,
+  databasePorts,
+  databaseServiceSpecs,
+  type Endpoint,
+  type Labels,
+  namespaceNameLabel,
+} from "./network";
+import { databaseStatefulSetSpec } from "./pod-template";
+
+export interface VectorPostgresArgs {
+  /** The rendered stack: files, memory plan, exporter flags, images, namespace and storage. Required; no default. */
+  readonly rendered: Rendered;
+  /** Prefix of every Kubernetes object name and the `app.kubernetes.io/instance` label. Defaults to the component name. */
+  readonly objectPrefix?: string;
+  /** Namespace of every object; pass a Namespace's `metadata.name` to create them after it. Defaults to rendered.spec.kubernetes.namespace. */
+  readonly namespace?: pulumi.Input<string>;
+  /** Password of the application role (spec.postgres.appUser), e.g. a Pulumi config secret. Defaults to a generated 32-character password. */
+  readonly appPassword?: pulumi.Input<string>;
+  /** Password of the `postgres` superuser. Defaults to a generated 32-character password. */
+  readonly superuserPassword?: pulumi.Input<string>;
+  /** Password of the monitoring role postgres_exporter logs in as. Defaults to a generated 32-character password. */
+  readonly monitorPassword?: pulumi.Input<string>;
+  /** Password of PgBouncer's stats user, for pgbouncer_exporter. Defaults to a generated 32-character password. */
+  readonly statsPassword?: pulumi.Input<string>;
+  /** Labels of the namespaces whose pods may use the pooled port. Defaults to the database's own namespace. */
+  readonly clientNamespaceSelector?: Labels;
+  /** Labels of the pods (in those namespaces) that may use the pooled port. Defaults to `{}`: every pod there. */
+  readonly clientPodSelector?: Labels;
+  /** Labels of the post-deploy hook's pods, admitted to both ports. Defaults to the hook's selector labels (see PostDeployJob). */
+  readonly hookPodSelector?: Labels;
+  /** Labels of the namespaces Prometheus runs in. Defaults to `{"kubernetes.io/metadata.name": "monitoring"}`. */
+  readonly prometheusNamespaceSelector?: Labels;
+  /** Labels of the Prometheus pods. Defaults to `{"app.kubernetes.io/name": "prometheus"}`, as the Prometheus Operator labels them. */
+  readonly prometheusPodSelector?: Labels;
+  /** Memory kept on the node for its DaemonSets, outside PostgreSQL's share. Defaults to 512 MiB (configs/kubernetes-resources.ts). */
+  readonly daemonSetMemoryBytes?: number;
+  /** The cluster's DNS domain, for the Services' names. Defaults to `cluster.local`. */
+  readonly clusterDomain?: string;
+}
+
+/**
+ * PostgreSQL 17 + pgvector as a one-pod StatefulSet, PgBouncer as a native sidecar, both exporters, the Services,
+ * the NetworkPolicy and PodDisruptionBudget, and the Secrets they read. See pod-template.ts for the pod itself.
+ */
+export class VectorPostgres extends pulumi.ComponentResource {
+  public readonly names: KubernetesNames;
+  /** `app.kubernetes.io/instance` of the database objects. */
+  public readonly instance: string;
+  public readonly statefulSet: k8s.apps.v1.StatefulSet;
+  public readonly services: { readonly pooled: k8s.core.v1.Service; readonly direct: k8s.core.v1.Service; readonly headless: k8s.core.v1.Service };
+  /** The Secret with `direct-url` and `pooled-url` for the post-deploy hook. */
+  public readonly hookSecret: k8s.core.v1.Secret;
+  public readonly pooled: Endpoint;
+  public readonly direct: Endpoint;
+  /** The application role's URL through PgBouncer (secret). */
+  public readonly connectionString: pulumi.Output<string>;
+  /** The application role's URL straight to PostgreSQL (secret). */
+  public readonly directConnectionString: pulumi.Output<string>;
+  /** Requests, limits and the memory budget behind them. */
+  public readonly resources: PodResourcePlan;
+
+  constructor(name: string, args: VectorPostgresArgs, opts?: pulumi.ComponentResourceOptions) {
+    // Args carry passwords: what super() receives is recorded in state, so it gets nothing.
+    super("pgvector-stack:kubernetes:VectorPostgres", name, {}, opts);
+    const { rendered } = args;
+    const { spec } = rendered;
+    const problems = kubernetesProblems(rendered);
+    if (problems.length > 0) throw new Error(`VectorPostgres ${name}:\n  - ${problems.join("\n  - ")}`);
+
+    const instance = args.objectPrefix ?? name;
+    const names = kubernetesNames(instance);
+    const namespace = pulumi.output(args.namespace ?? spec.kubernetes.namespace);
+    const clusterDomain = args.clusterDomain ?? "cluster.local";
+    const { database, appUser } = spec.postgres;
+    const labels = objectLabels(instance, "database", spec.stack);
+    const selector = selectorLabels(instance, "database");
+    const metadata = (objectName: string) => ({ labels, name: objectName, namespace });
+    const ports = databasePorts(pgbouncerListenPort(rendered), rendered.exporters.postgresExporterPort, rendered.exporters.pgbouncerExporterPort);
+    this.names = names;
+    this.instance = instance;
+    this.resources = podResources({
+      memory: rendered.memory,
+      cpus: spec.node.cpus,
+      maxConnections: spec.postgres.maxConnections,
+      maxClientConn: spec.pgbouncer.maxClientConn,
+      buildMemoryBytes: largestBuildMemory(rendered.memory, rendered.indexPlan),
+      daemonSetMemoryBytes: args.daemonSetMemoryBytes,
+    });
+
+    const password = (role: string, given: pulumi.Input<string> | undefined): pulumi.Output<string> =>
+      given !== undefined
+        ? pulumi.secret(given)
+        : pulumi.secret(new random.RandomPassword(`${name}-${role}-password`, { length: 32, special: false }, { parent: this }).result);
+    const passwords: pulumi.Output<StackPasswords> = pulumi
+      .all([
+        password("superuser", args.superuserPassword),
+        password("app", args.appPassword),
+        password("monitor", args.monitorPassword),
+        password("stats", args.statsPassword),
+      ])
+      .apply(([superuser, app, monitor, stats]) => ({ superuser, app, monitor, stats }));
+    // Verifiers, never passwords, go to PostgreSQL and PgBouncer; salts are derived (credentials.ts), so the same
+    // password gives the same verifier on every run and nothing changes until a password does.
+    const verifiers = passwords.apply((p) => stackVerifiers(spec.stack, appUser, p));
+
+    // Every rendered file, byte for byte: the pod mounts the ones it reads; the rest (alert rules, index plan) are
+    // here so `kubectl get configmap` shows exactly what this stack deployed.
+    const config = new k8s.core.v1.ConfigMap(`${name}-config`, { metadata: metadata(names.config), data: sortedRecord(rendered.files) }, { parent: this });
+
+    const credentials = new k8s.core.v1.Secret(
+      `${name}-credentials`,
+      {
+        metadata: metadata(names.credentials),
+        type: "Opaque",
+        stringData: {
+          [secretKeys.monitorPassword]: passwords.monitor,
+          [secretKeys.statsPassword]: passwords.stats,
+          [secretKeys.superuserPassword]: passwords.superuser,
+        },
+      },
+      { parent: this },
+    );
+    // Run once, when the image initialises an empty data volume. A password changed later needs
+    // `ALTER ROLE … PASSWORD '<verifier>'` (the Secret then holds the new script) or a fresh volume.
+    const bootstrap = new k8s.core.v1.Secret(
+      `${name}-bootstrap`,
+      { metadata: metadata(names.bootstrap), type: "Opaque", stringData: { [secretKeys.bootstrap]: verifiers.apply((v) => bootstrapScript(database, appUser, v)) } },
+      { parent: this },
+    );
+    const pgbouncerAuth = new k8s.core.v1.Secret(
+      `${name}-pgbouncer-auth`,
+      { metadata: metadata(names.pgbouncerAuth), type: "Opaque", stringData: { [secretKeys.userlist]: verifiers.apply((v) => userlistFor(spec, v)) } },
+      { parent: this },
+    );
+
+    const dns = (service: string) => pulumi.interpolate`${service}.${namespace}.svc.${clusterDomain}`;
+    this.pooled = { host: dns(names.pooled), port: ports.pgbouncer };
+    this.direct = { host: dns(names.direct), port: ports.postgres };
+    this.connectionString = pulumi.secret(
+      pulumi.all([passwords, this.pooled.host]).apply(([p, host]) => connectionUrl(appUser, p.app, host, ports.pgbouncer, database)),
+    );
+    this.directConnectionString = pulumi.secret(
+      pulumi.all([passwords, this.direct.host]).apply(([p, host]) => connectionUrl(appUser, p.app, host, ports.postgres, database)),
+    );
+    new k8s.core.v1.Secret(
+      `${name}-app`,
+      {
+        metadata: metadata(names.app),
+        type: "Opaque",
+        stringData: {
+          database,
+          host: this.pooled.host,
+          password: passwords.app,
+          port: String(ports.pgbouncer),
+          uri: this.connectionString,
+          username: appUser,
+        },
+      },
+      { parent: this },
+    );
+    // The hook logs in as the application role: it owns the database and the tables, so it may build their indexes,
+    // and it needs no superuser power for that.
+    this.hookSecret = new k8s.core.v1.Secret(
+      `${name}-hook`,
+      {
+        metadata: metadata(names.hookCredentials),
+        type: "Opaque",
+        stringData: { [secretKeys.hookDirectUrl]: this.directConnectionString, [secretKeys.hookPooledUrl]: this.connectionString },
+      },
+      { parent: this },
+    );
+
+    const serviceSpecs = databaseServiceSpecs(selector, ports);
+    const service = (role: "pooled" | "direct" | "headless") =>
+      new k8s.core.v1.Service(`${name}-${role}`, { metadata: metadata(names[role]), spec: serviceSpecs[role] }, { parent: this });
+    this.services = { headless: service("headless"), pooled: service("pooled"), direct: service("direct") };
+
+    this.statefulSet = new k8s.apps.v1.StatefulSet(
+      `${name}-statefulset`,
+      { metadata: metadata(names.statefulSet), spec: databaseStatefulSetSpec({ rendered, names, instance, resources: this.resources }) },
+      // Object names are fixed strings, so Pulumi sees no dependency on the objects the pod mounts: state it.
+      { parent: this, dependsOn: [config, credentials, bootstrap, pgbouncerAuth] },
+    );
+
+    new k8s.policy.v1.PodDisruptionBudget(
+      `${name}-pdb`,
+      { metadata: metadata(names.disruptionBudget), spec: databaseDisruptionBudgetSpec(selector) },
+      { parent: this },
+    );
+    new k8s.networking.v1.NetworkPolicy(
+      `${name}-network-policy`,
+      {
+        metadata: metadata(names.networkPolicy),
+        spec: namespace.apply((ns) =>
+          databaseNetworkPolicySpec(selector, ports, {
+            namespace: ns,
+            clientNamespaces: args.clientNamespaceSelector ?? namespaceNameLabel(ns),
+            clientPods: args.clientPodSelector ?? {},
+            hookPods: args.hookPodSelector ?? selectorLabels(instance, "postdeploy-hook"),
+            prometheusNamespaces: args.prometheusNamespaceSelector ?? namespaceNameLabel("monitoring"),
+            prometheusPods: args.prometheusPodSelector ?? { "app.kubernetes.io/name": "prometheus" },
+          }),
+        ),
+      },
+      { parent: this },
+    );
+
+    this.registerOutputs({
+      statefulSet: this.statefulSet,
+      services: this.services,
+      hookSecret: this.hookSecret,
+      pooled: this.pooled,
+      direct: this.direct,
+      connectionString: this.connectionString,
+      directConnectionString: this.directConnectionString,
+      resources: this.resources,
+    });
+  }
+}

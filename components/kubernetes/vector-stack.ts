@@ -1,0 +1,154 @@
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import type { Rendered } from "../../configs/rendered";
+import { assertHookFits } from "./hook-job-spec";
+import { type KubernetesMemoryPlan, kubernetesNames, kubernetesProblems } from "./layout";
+import type { Endpoint, Labels } from "./network";
+import { VectorMonitoring } from "./monitoring";
+import { PostDeployJob } from "./postdeploy-job";
+import { VectorPostgres } from "./vector-postgres";
+
+export interface VectorStackArgs {
+  /** The rendered stack (configs/render.ts renderStack). Required; no default. */
+  readonly rendered: Rendered;
+  /** The bundled pgstack CLI the post-deploy Job runs (one esbuild JS file). Required; no default. */
+  readonly hookBundle: string;
+  /** Password of the application role, e.g. `config.requireSecret("appPassword")`. Defaults to a generated one. */
+  readonly appPassword?: pulumi.Input<string>;
+  /** Password of the `postgres` superuser. Defaults to a generated one. */
+  readonly superuserPassword?: pulumi.Input<string>;
+  /** Password of the monitoring role (postgres_exporter). Defaults to a generated one. */
+  readonly monitorPassword?: pulumi.Input<string>;
+  /** Password of PgBouncer's stats user (pgbouncer_exporter). Defaults to a generated one. */
+  readonly statsPassword?: pulumi.Input<string>;
+  /** Create spec.kubernetes.namespace (restricted Pod Security Standard, kept on delete); false uses an existing one. Defaults to true. */
+  readonly createNamespace?: boolean;
+  /** Prefix of every Kubernetes object name. Defaults to `pgvector`. */
+  readonly objectPrefix?: string;
+  /** Labels of the namespaces whose pods may use the pooled port. Defaults to the database's own namespace. */
+  readonly clientNamespaceSelector?: Labels;
+  /** Labels of the pods (in those namespaces) that may use the pooled port. Defaults to every pod there. */
+  readonly clientPodSelector?: Labels;
+  /** Labels of the namespaces Prometheus runs in. Defaults to `{"kubernetes.io/metadata.name": "monitoring"}`. */
+  readonly prometheusNamespaceSelector?: Labels;
+  /** Labels of the Prometheus pods. Defaults to `{"app.kubernetes.io/name": "prometheus"}`. */
+  readonly prometheusPodSelector?: Labels;
+  /** Extra labels on the PodMonitor and PrometheusRule, for the Prometheus' selectors. Defaults to none. */
+  readonly monitoringLabels?: Labels;
+  /** Memory kept on the node for its DaemonSets. Defaults to 512 MiB. */
+  readonly daemonSetMemoryBytes?: number;
+  /** The cluster's DNS domain. Defaults to `cluster.local`. */
+  readonly clusterDomain?: string;
+  /** How long the post-deploy Job may run. Defaults to 60 minutes. */
+  readonly hookTimeoutMinutes?: number;
+}
+
+/**
+ * One pgvector stack on Kubernetes: the namespace (optional), the database (VectorPostgres), the Prometheus
+ * Operator objects (when spec.kubernetes.prometheusOperator), and the post-deploy Job after the database is Ready.
+ */
+export class VectorStack extends pulumi.ComponentResource {
+  public readonly endpoints: { readonly pooled: Endpoint; readonly direct: Endpoint };
+  /** The application role's URL through PgBouncer (secret). */
+  public readonly connectionString: pulumi.Output<string>;
+  public readonly memoryPlan: KubernetesMemoryPlan;
+  public readonly hookJobName: pulumi.Output<string>;
+
+  constructor(name: string, args: VectorStackArgs, opts?: pulumi.ComponentResourceOptions) {
+    // Args carry passwords: what super() receives is recorded in state, so it gets nothing.
+    super("pgvector-stack:kubernetes:VectorStack", name, {}, opts);
+    const { rendered } = args;
+    const { spec } = rendered;
+    // Everything that cannot deploy is refused before the first object exists (the children check again).
+    const problems = kubernetesProblems(rendered);
+    if (problems.length > 0) throw new Error(`VectorStack ${name}:\n  - ${problems.join("\n  - ")}`);
+    assertHookFits(args.hookBundle, rendered.files["plan.json"]);
+    const objectPrefix = args.objectPrefix ?? "pgvector";
+    kubernetesNames(objectPrefix);
+
+    const namespace: pulumi.Input<string> =
+      args.createNamespace ?? true
+        ? new k8s.core.v1.Namespace(
+            `${name}-namespace`,
+            {
+              metadata: {
+                labels: {
+                  "app.kubernetes.io/managed-by": "pulumi",
+                  "app.kubernetes.io/part-of": "pgvector-stack",
+                  // Every pod of the stack meets the restricted standard; the API server now refuses any that does not.
+                  "pod-security.kubernetes.io/enforce": "restricted",
+                  "pod-security.kubernetes.io/enforce-version": "latest",
+                  "pgvector-stack/stack": spec.stack,
+                },
+                name: spec.kubernetes.namespace,
+              },
+            },
+            // Deleting a namespace deletes its PersistentVolumeClaims, and with the usual reclaim policy the data: removing
+            // it from the program (or `pulumi destroy`) leaves it in the cluster, for a person to delete on purpose.
+            { parent: this, retainOnDelete: true },
+          ).metadata.name
+        : spec.kubernetes.namespace;
+
+    const database = new VectorPostgres(
+      `${name}-database`,
+      {
+        rendered,
+        objectPrefix,
+        namespace,
+        appPassword: args.appPassword,
+        superuserPassword: args.superuserPassword,
+        monitorPassword: args.monitorPassword,
+        statsPassword: args.statsPassword,
+        clientNamespaceSelector: args.clientNamespaceSelector,
+        clientPodSelector: args.clientPodSelector,
+        prometheusNamespaceSelector: args.prometheusNamespaceSelector,
+        prometheusPodSelector: args.prometheusPodSelector,
+        daemonSetMemoryBytes: args.daemonSetMemoryBytes,
+        clusterDomain: args.clusterDomain,
+      },
+      { parent: this },
+    );
+
+    if (spec.kubernetes.prometheusOperator) {
+      new VectorMonitoring(
+        `${name}-monitoring`,
+        { rendered, objectPrefix, namespace, podMonitorLabels: args.monitoringLabels, ruleLabels: args.monitoringLabels },
+        { parent: this },
+      );
+    }
+
+    const hook = new PostDeployJob(
+      `${name}-postdeploy`,
+      {
+        rendered,
+        hookBundle: args.hookBundle,
+        credentialsSecret: database.hookSecret.metadata.name,
+        databaseHost: database.direct.host,
+        databasePort: database.direct.port,
+        // Pulumi waits until the StatefulSet's pod is Ready before it creates the Job.
+        after: [database.statefulSet, database.hookSecret, database.services.direct],
+        objectPrefix,
+        namespace,
+        timeoutMinutes: args.hookTimeoutMinutes,
+      },
+      { parent: this },
+    );
+
+    this.endpoints = { pooled: database.pooled, direct: database.direct };
+    this.connectionString = database.connectionString;
+    this.memoryPlan = {
+      ...rendered.memory,
+      pod: database.resources.budget,
+      shmBytes: database.resources.shmBytes,
+      hugePagesBytes: database.resources.hugePagesBytes,
+    };
+    this.hookJobName = hook.jobName;
+
+    this.registerOutputs({
+      endpoints: this.endpoints,
+      connectionString: this.connectionString,
+      memoryPlan: this.memoryPlan,
+      hookJobName: this.hookJobName,
+    });
+  }
+}

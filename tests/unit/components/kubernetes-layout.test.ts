@@ -1,0 +1,318 @@
+/**
+ * The pure half of components/kubernetes: names, checks, exporter command lines, credentials, Service/NetworkPolicy
+ * and Job specs. No Pulumi here; kubernetes-stack.test.ts checks the same through the components under mocks.
+ */
+import vm from "node:vm";
+import { describe, expect, it } from "vitest";
+import { podResources } from "../../../configs/kubernetes-resources";
+import { renderStack } from "../../../configs/render";
+import type { Rendered } from "../../../configs/rendered";
+import { monitorRole, statsUser } from "../../../configs/roles";
+import { isScramVerifier, scramVerifier } from "../../../configs/scram";
+import { parseStackSpec } from "../../../configs/spec";
+import { bootstrapScript, connectionUrl, roleVerifier, scramSalt, stackVerifiers, userlistFor } from "../../../components/kubernetes/credentials";
+import { assertHookFits, configMapLimitBytes, hookJobSpec, waitForDatabaseScript } from "../../../components/kubernetes/hook-job-spec";
+import {
+  configChecksum,
+  kubernetesNames,
+  kubernetesProblems,
+  largestBuildMemory,
+  pgbouncerExporterLaunch,
+  postgresExporterLaunch,
+  sha256,
+  shortHash,
+} from "../../../components/kubernetes/layout";
+import { podMonitorSpec, prometheusRuleSpec } from "../../../components/kubernetes/monitoring-spec";
+import { databaseNetworkPolicySpec, databasePorts, databaseServiceSpecs } from "../../../components/kubernetes/network";
+import { databaseStatefulSetSpec, restrictedSecurityContext } from "../../../components/kubernetes/pod-template";
+
+function rendered(overrides: Record<string, unknown> = {}): Rendered {
+  return renderStack(
+    parseStackSpec("staging", {
+      target: "kubernetes",
+      node: { memory: "32Gi", cpus: 8 },
+      postgres: { hugePages: "on" },
+      kubernetes: { namespace: "pgvector-test" },
+      ...overrides,
+    }),
+  );
+}
+
+function withFile(r: Rendered, name: keyof Rendered["files"], text: string): Rendered {
+  return { ...r, files: { ...r.files, [name]: text } };
+}
+
+describe("kubernetesNames", () => {
+  it("derives every object name from one prefix; the hook's carry the plan hash", () => {
+    const names = kubernetesNames("pgvector");
+    const sha = sha256("plan");
+    expect(names).toMatchObject({ statefulSet: "pgvector", pooled: "pgvector-pooled", direct: "pgvector-direct", headless: "pgvector-headless" });
+    expect(names.hookJob(sha)).toBe(`pgvector-postdeploy-${sha.slice(0, 10)}`);
+    expect(names.hookConfig(sha)).toBe(`pgvector-hook-${sha.slice(0, 10)}`);
+    expect(names.hookJob(sha).length).toBeLessThanOrEqual(63);
+  });
+
+  it.each(["PgVector", "1db", "db-", "a".repeat(43), "db_1"])("refuses %s", (prefix) => {
+    expect(() => kubernetesNames(prefix)).toThrow(`Kubernetes object name prefix "${prefix}" must be lower-case letters, digits and -`);
+  });
+
+  it("shortHash refuses anything but a sha256", () => {
+    expect(() => shortHash("abc")).toThrow('"abc" is not a sha256 in hex');
+  });
+});
+
+describe("kubernetesProblems", () => {
+  it("accepts the stack as rendered with huge_pages on, and with off", () => {
+    expect(kubernetesProblems(rendered())).toEqual([]);
+    expect(kubernetesProblems(rendered({ postgres: { hugePages: "off" } }))).toEqual([]);
+  });
+
+  it("refuses huge_pages = try with pages to request: on Kubernetes it must be on or off", () => {
+    // configs renders `try` as `on` for Kubernetes; the check still guards a Rendered that says otherwise.
+    const onRendered = rendered({ postgres: { hugePages: "try" } });
+    const r = { ...onRendered, memory: { ...onRendered.memory, hugePagesSetting: "try" as const } };
+    expect(r.memory.hugePages).toBeGreaterThan(0);
+    expect(kubernetesProblems(r).join("\n")).toContain(
+      `rendered.memory.hugePages is ${r.memory.hugePages} but rendered.memory.hugePagesSetting is "try"`,
+    );
+  });
+
+  it("refuses huge_pages on without pages", () => {
+    const r = rendered();
+    expect(kubernetesProblems({ ...r, memory: { ...r.memory, hugePages: 0 } }).join("\n")).toContain(
+      'rendered.memory.hugePagesSetting is "on" but rendered.memory.hugePages is 0',
+    );
+  });
+
+  it("refuses a postgresql.conf that disagrees with the memory plan", () => {
+    const r = rendered();
+    const conf = r.files["postgresql.conf"].replace(/^huge_pages = on/m, "huge_pages = off");
+    expect(kubernetesProblems(withFile(r, "postgresql.conf", conf))).toEqual([
+      'postgresql.conf says huge_pages = off but rendered.memory.hugePagesSetting is "on"; render the stack again',
+    ]);
+  });
+
+  it("refuses other targets, a moved auth_file and clashing ports", () => {
+    const r = rendered();
+    expect(kubernetesProblems({ ...r, spec: { ...r.spec, target: "docker" } })[0]).toContain('target is "docker"');
+    const ini = r.files["pgbouncer.ini"].replace(/^auth_file = .*$/m, "auth_file = /tmp/users.txt");
+    expect(kubernetesProblems(withFile(r, "pgbouncer.ini", ini))[0]).toContain("pgbouncer.ini auth_file is /tmp/users.txt");
+    const clash = { ...r, exporters: { ...r.exporters, pgbouncerExporterPort: 6432 } };
+    expect(kubernetesProblems(clash)).toEqual(["PgBouncer (pgbouncer.ini listen_port) and pgbouncer_exporter both use port 6432 in one pod"]);
+  });
+});
+
+describe("configChecksum", () => {
+  const r = rendered();
+  it("is stable, and covers exactly the files the pod reads", () => {
+    expect(configChecksum(r.files)).toBe(configChecksum(rendered().files));
+    for (const name of ["postgresql.conf", "pg_hba.conf", "pgbouncer.ini", "postgres-exporter-queries.yaml"] as const) {
+      expect(configChecksum({ ...r.files, [name]: `${r.files[name]}# changed\n` })).not.toBe(configChecksum(r.files));
+    }
+    for (const name of ["alert-rules.yaml", "hnsw-plan.sql", "plan.json"] as const) {
+      expect(configChecksum({ ...r.files, [name]: `${r.files[name]}\n` })).toBe(configChecksum(r.files));
+    }
+  });
+});
+
+describe("exporter command lines", () => {
+  const r = rendered();
+  it("postgres_exporter: listens on the pod, reads the rendered queries path, password from env only", () => {
+    const launch = postgresExporterLaunch(r);
+    expect(launch.args[0]).toBe(`--web.listen-address=:${r.exporters.postgresExporterPort}`);
+    expect(launch.queriesPath).toBe("/etc/pgstack/postgres-exporter-queries.yaml");
+    expect(launch.args.filter((a) => a.startsWith("--extend.query-path="))).toEqual([`--extend.query-path=${launch.queriesPath}`]);
+    expect(launch.args.filter((a) => a.startsWith("--web.listen-address"))).toHaveLength(1);
+    expect(launch.env).toEqual({
+      DATA_SOURCE_URI: "127.0.0.1:5432/app?sslmode=disable&application_name=pgstack-postgres-exporter",
+      DATA_SOURCE_USER: monitorRole,
+    });
+    expect(launch.passwordEnv).toBe("DATA_SOURCE_PASS");
+  });
+
+  it("pgbouncer_exporter: the stats user on PgBouncer's admin console, no password in the URL", () => {
+    const launch = pgbouncerExporterLaunch(r);
+    expect(launch.args).toContain(`--pgBouncer.connectionString=postgres://${statsUser}@127.0.0.1:6432/pgbouncer?sslmode=disable&application_name=pgstack-pgbouncer-exporter`);
+    expect(launch.args).toContain(`--web.listen-address=:${r.exporters.pgbouncerExporterPort}`);
+    expect(launch.passwordEnv).toBe("PGPASSWORD");
+  });
+});
+
+describe("credentials", () => {
+  const passwords = { superuser: "su-secret", app: "app-secret", monitor: "mon-secret", stats: "stats-secret" };
+
+  it("derives the same 16-byte salt for the same stack, role and password, another one when any changes", () => {
+    const salt = scramSalt("staging", "app", "pw");
+    expect(salt).toHaveLength(16);
+    expect(scramSalt("staging", "app", "pw").equals(salt)).toBe(true);
+    for (const other of [scramSalt("prod", "app", "pw"), scramSalt("staging", "pgstack_monitor", "pw"), scramSalt("staging", "app", "pw2")]) {
+      expect(other.equals(salt)).toBe(false);
+    }
+    expect(() => scramSalt("staging", "app", "")).toThrow('SCRAM salt for role "app" of stack "staging": the password is empty');
+  });
+
+  it("verifiers are PostgreSQL's, with that salt, and deterministic", () => {
+    const v = roleVerifier("staging", "app", "app-secret");
+    expect(isScramVerifier(v)).toBe(true);
+    expect(v).toBe(scramVerifier("app-secret", scramSalt("staging", "app", "app-secret")));
+    expect(roleVerifier("staging", "app", "app-secret")).toBe(v);
+  });
+
+  it("the userlist and bootstrap SQL carry verifiers for every role, never a password", () => {
+    const spec = rendered().spec;
+    const verifiers = stackVerifiers(spec.stack, spec.postgres.appUser, passwords);
+    const userlist = userlistFor(spec, verifiers);
+    expect(userlist.split("\n").filter(Boolean)).toEqual([
+      `"app" "${verifiers.app}"`,
+      `"pgstack_stats" "${verifiers.pgstack_stats}"`,
+      `"postgres" "${verifiers.postgres}"`,
+    ]);
+    const sql = bootstrapScript(spec.postgres.database, spec.postgres.appUser, verifiers);
+    expect(sql).toContain(`ALTER ROLE "app" WITH LOGIN PASSWORD '${verifiers.app}'`);
+    expect(sql).toContain(`ALTER ROLE "pgstack_monitor" WITH LOGIN PASSWORD '${verifiers.pgstack_monitor}'`);
+    for (const secret of Object.values(passwords)) {
+      expect(userlist).not.toContain(secret);
+      expect(sql).not.toContain(secret);
+    }
+  });
+
+  it("connection URLs percent-encode user, password and database", () => {
+    expect(connectionUrl("app", "p@ss:w/rd?#", "h.ns.svc.cluster.local", 6432, "app")).toBe(
+      "postgresql://app:p%40ss%3Aw%2Frd%3F%23@h.ns.svc.cluster.local:6432/app?sslmode=disable",
+    );
+  });
+});
+
+describe("Services and NetworkPolicy", () => {
+  const selector = { "app.kubernetes.io/instance": "pgvector" };
+  const ports = databasePorts(6432, 9187, 9127);
+
+  it("pooled 6432 for applications, direct 5432, headless with every named port", () => {
+    const s = databaseServiceSpecs(selector, ports);
+    expect(s.pooled.ports).toEqual([{ name: "pgbouncer", port: 6432, protocol: "TCP", targetPort: "pgbouncer" }]);
+    expect(s.direct.ports).toEqual([{ name: "postgres", port: 5432, protocol: "TCP", targetPort: "postgres" }]);
+    expect(s.headless).toMatchObject({ clusterIP: "None" });
+    expect((s.headless.ports as { name: string }[]).map((p) => p.name)).toEqual(["postgres", "pgbouncer", "pg-metrics", "pgb-metrics"]);
+  });
+
+  it("admits applications to 6432 only, the hook to 5432 and 6432, Prometheus to the metrics ports", () => {
+    const spec = databaseNetworkPolicySpec(selector, ports, {
+      namespace: "db",
+      clientNamespaces: { team: "search" },
+      clientPods: { app: "api" },
+      hookPods: { hook: "yes" },
+      prometheusNamespaces: { "kubernetes.io/metadata.name": "observability" },
+      prometheusPods: { "app.kubernetes.io/name": "prometheus" },
+    });
+    expect(spec.policyTypes).toEqual(["Ingress"]);
+    expect(spec.ingress).toEqual([
+      { from: [{ namespaceSelector: { matchLabels: { team: "search" } }, podSelector: { matchLabels: { app: "api" } } }], ports: [{ port: 6432, protocol: "TCP" }] },
+      {
+        from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "db" } }, podSelector: { matchLabels: { hook: "yes" } } }],
+        ports: [
+          { port: 5432, protocol: "TCP" },
+          { port: 6432, protocol: "TCP" },
+        ],
+      },
+      {
+        from: [
+          {
+            namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "observability" } },
+            podSelector: { matchLabels: { "app.kubernetes.io/name": "prometheus" } },
+          },
+        ],
+        ports: [
+          { port: 9187, protocol: "TCP" },
+          { port: 9127, protocol: "TCP" },
+        ],
+      },
+    ]);
+  });
+});
+
+describe("monitoring specs", () => {
+  it("PodMonitor sets the job and stack labels the alert rules select on", () => {
+    const spec = podMonitorSpec({ a: "b" }, "staging", "15s") as { podMetricsEndpoints: { port: string; relabelings: unknown[] }[] };
+    expect(spec.podMetricsEndpoints.map((e) => e.port)).toEqual(["pg-metrics", "pgb-metrics"]);
+    expect(spec.podMetricsEndpoints[0].relabelings).toEqual([
+      { action: "replace", replacement: "postgres", targetLabel: "job" },
+      { action: "replace", replacement: "staging", targetLabel: "stack" },
+    ]);
+    expect(spec.podMetricsEndpoints[1].relabelings[0]).toEqual({ action: "replace", replacement: "pgbouncer", targetLabel: "job" });
+  });
+
+  it("PrometheusRule carries the rendered groups unchanged", () => {
+    const r = rendered();
+    expect(prometheusRuleSpec(r)).toEqual(r.alertRuleGroups);
+  });
+});
+
+describe("the hook Job", () => {
+  it("refuses a bundle that would not fit one ConfigMap, naming the sizes", () => {
+    const plan = rendered().files["plan.json"];
+    const planBytes = Buffer.byteLength(plan);
+    expect(() => assertHookFits("x".repeat(configMapLimitBytes - planBytes), plan)).not.toThrow();
+    expect(() => assertHookFits("x".repeat(configMapLimitBytes - planBytes + 1), plan)).toThrow(
+      `hookBundle is ${configMapLimitBytes - planBytes + 1} bytes and plan.json ${planBytes} bytes: together ${configMapLimitBytes + 1} bytes, over the 1048576 bytes (1 MiB)`,
+    );
+    // UTF-8 bytes, not characters.
+    expect(() => assertHookFits("é".repeat(configMapLimitBytes / 2), plan)).toThrow("over the 1048576 bytes");
+    expect(() => assertHookFits("", plan)).toThrow("hookBundle is empty");
+  });
+
+  it("runs the bundle with the plan, URLs from the Secret, after waiting for the database", () => {
+    const spec = hookJobSpec({
+      image: "node:20-bookworm-slim",
+      planSha256: sha256("plan"),
+      configMapName: "cm",
+      credentialsSecret: "pgvector-hook",
+      databaseHost: "pgvector-direct.ns.svc.cluster.local",
+      databasePort: 5432,
+      podLabels: { a: "b" },
+      backoffLimit: 6,
+      timeoutSeconds: 3600,
+      memoryBytes: 1024 ** 3,
+    });
+    const pod = spec.template as unknown as { metadata: { annotations: Record<string, string> }; spec: { containers: Record<string, unknown>[]; restartPolicy: string } };
+    expect(pod.metadata.annotations["pgvector-stack/plan-sha256"]).toBe(sha256("plan"));
+    expect(pod.spec.containers[0].command).toEqual(["node", "/hook/pgstack.js", "postdeploy", "--plan", "/etc/pgstack/plan.json"]);
+    expect(pod.spec.containers[0].env).toEqual([
+      { name: "PGSTACK_DIRECT_URL", valueFrom: { secretKeyRef: { key: "direct-url", name: "pgvector-hook" } } },
+      { name: "PGSTACK_POOLED_URL", valueFrom: { secretKeyRef: { key: "pooled-url", name: "pgvector-hook" } } },
+    ]);
+    expect(pod.spec.restartPolicy).toBe("Never");
+    expect(spec.backoffLimit).toBe(6);
+    expect(() => new vm.Script(waitForDatabaseScript)).not.toThrow();
+  });
+});
+
+describe("databaseStatefulSetSpec", () => {
+  it("is deterministic: the same input gives the same object, key order included", () => {
+    const r = rendered();
+    const input = () => ({
+      rendered: r,
+      names: kubernetesNames("pgvector"),
+      instance: "pgvector",
+      resources: podResources({
+        memory: r.memory,
+        cpus: 8,
+        maxConnections: 200,
+        maxClientConn: 2000,
+        buildMemoryBytes: largestBuildMemory(r.memory, r.indexPlan),
+      }),
+    });
+    expect(JSON.stringify(databaseStatefulSetSpec(input()))).toBe(JSON.stringify(databaseStatefulSetSpec(input())));
+  });
+
+  it("restricted security context", () => {
+    expect(restrictedSecurityContext(999)).toEqual({
+      allowPrivilegeEscalation: false,
+      capabilities: { drop: ["ALL"] },
+      readOnlyRootFilesystem: true,
+      runAsGroup: 999,
+      runAsNonRoot: true,
+      runAsUser: 999,
+      seccompProfile: { type: "RuntimeDefault" },
+    });
+  });
+});

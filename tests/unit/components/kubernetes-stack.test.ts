@@ -1,0 +1,462 @@
+/**
+ * VectorStack under Pulumi's mocks: what the program registers, checked object by object, and every Kubernetes
+ * object validated against the API schema (kubernetes-models) with unknown fields refused (k8s-schema.ts).
+ */
+import { beforeAll, describe, expect, it } from "vitest";
+import type { Rendered } from "../../../configs/rendered";
+import { schemaProblems, withoutSecretMarkers } from "./k8s-schema";
+import { installMocks, outputOf, type RecordedResource } from "./pulumi-harness";
+
+/** A configured secret (Pulumi config, `--secret`), and the harness's generated passwords: neither may leak. */
+const configuredSecret = "configured-app-password-3c1d9e";
+const generatedPrefix = "mock-password-";
+const recorded = installMocks({ "pgvector-stack:appPassword": configuredSecret });
+
+type Modules = {
+  pulumi: typeof import("@pulumi/pulumi");
+  stack: typeof import("../../../components/kubernetes/vector-stack");
+  render: typeof import("../../../configs/render");
+  spec: typeof import("../../../configs/spec");
+  credentials: typeof import("../../../components/kubernetes/credentials");
+  layout: typeof import("../../../components/kubernetes/layout");
+};
+let m: Modules;
+
+beforeAll(async () => {
+  // The program is imported after setMocks, as Pulumi's mock tests require.
+  m = {
+    pulumi: await import("@pulumi/pulumi"),
+    stack: await import("../../../components/kubernetes/vector-stack"),
+    render: await import("../../../configs/render"),
+    spec: await import("../../../configs/spec"),
+    credentials: await import("../../../components/kubernetes/credentials"),
+    layout: await import("../../../components/kubernetes/layout"),
+  };
+});
+
+function renderedFor(overrides: Record<string, unknown> = {}): Rendered {
+  const base = { target: "kubernetes", node: { memory: "32Gi", cpus: 8 }, postgres: { hugePages: "on" }, kubernetes: { namespace: "pgvector-test" } };
+  return m.render.renderStack(m.spec.parseStackSpec("staging", { ...base, ...overrides }));
+}
+
+/** Resolves once the mocks have stopped registering resources. */
+async function quiesce(): Promise<void> {
+  let seen = -1;
+  while (seen !== recorded.length) {
+    seen = recorded.length;
+    for (let i = 0; i < 20; i++) await new Promise((r) => setImmediate(r));
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** Recorded Kubernetes objects, navigated freely: the schema test is what checks their shape. */
+// biome-ignore lint/suspicious/noExplicitAny: test navigation of recorded inputs
+type Obj = any;
+
+interface Deployed {
+  readonly stack: InstanceType<Modules["stack"]["VectorStack"]>;
+  readonly resources: RecordedResource[];
+  of(type: string): RecordedResource[];
+  one(type: string, nameIncludes?: string): Obj;
+}
+
+const deployments = new Map<string, Promise<Deployed>>();
+
+/** One VectorStack named `name` (memoized: tests share deployments), its registered resources, plain. */
+function deploy(name: string, rendered: () => Rendered, args: Record<string, unknown> = {}): Promise<Deployed> {
+  const existing = deployments.get(name);
+  if (existing) return existing;
+  const done = (async () => {
+    const stack = new m.stack.VectorStack(name, {
+      rendered: rendered(),
+      hookBundle: "require('./cli').main(process.argv)",
+      appPassword: new m.pulumi.Config("pgvector-stack").requireSecret("appPassword"),
+      ...args,
+    });
+    await outputOf(stack.hookJobName);
+    await outputOf(stack.connectionString);
+    await quiesce();
+    const resources = recorded.filter((r) => r.name === name || r.name.startsWith(`${name}-`));
+    const of = (type: string) => resources.filter((r) => r.type === type);
+    return {
+      stack,
+      resources,
+      of,
+      one(type: string, nameIncludes = "") {
+        const found = of(type).filter((r) => r.name.includes(nameIncludes));
+        if (found.length !== 1) throw new Error(`expected one ${type} *${nameIncludes}* in ${name}, found ${found.length}`);
+        return withoutSecretMarkers(found[0].inputs);
+      },
+    };
+  })();
+  deployments.set(name, done);
+  return done;
+}
+
+const T = {
+  statefulSet: "kubernetes:apps/v1:StatefulSet",
+  configMap: "kubernetes:core/v1:ConfigMap",
+  secret: "kubernetes:core/v1:Secret",
+  service: "kubernetes:core/v1:Service",
+  job: "kubernetes:batch/v1:Job",
+  namespace: "kubernetes:core/v1:Namespace",
+  podMonitor: "kubernetes:monitoring.coreos.com/v1:PodMonitor",
+  prometheusRule: "kubernetes:monitoring.coreos.com/v1:PrometheusRule",
+  networkPolicy: "kubernetes:networking.k8s.io/v1:NetworkPolicy",
+  pdb: "kubernetes:policy/v1:PodDisruptionBudget",
+};
+
+
+function podSpec(sts: Obj): Obj {
+  return sts.spec.template.spec;
+}
+
+function container(sts: Obj, name: string): Obj {
+  const spec = podSpec(sts);
+  const found = [...spec.containers, ...(spec.initContainers ?? [])].find((c: Obj) => c.name === name);
+  if (!found) throw new Error(`no container ${name}`);
+  return found;
+}
+
+const mainStack = () => deploy("s1", () => renderedFor());
+
+describe("the database pod: huge pages, memory, /dev/shm", () => {
+  it("requests hugepages-2Mi = pages × 2Mi as request and limit, with memory request = limit beside it", async () => {
+    const d = await mainStack();
+    const rendered = renderedFor();
+    const postgres = container(d.one(T.statefulSet), "postgres");
+    const pages = rendered.memory.hugePages;
+    expect(pages).toBeGreaterThan(0);
+    expect(postgres.resources.requests["hugepages-2Mi"]).toBe(`${pages * 2}Mi`);
+    expect(postgres.resources.limits["hugepages-2Mi"]).toBe(`${pages * 2}Mi`);
+    expect(postgres.resources.requests.memory).toMatch(/^\d+(Mi|Gi)$/);
+    expect(postgres.resources.limits.memory).toBe(postgres.resources.requests.memory);
+    expect(rendered.files["postgresql.conf"]).toMatch(/^huge_pages = on\b/m);
+  });
+
+  it("mounts an emptyDir of medium HugePages", async () => {
+    const sts = (await mainStack()).one(T.statefulSet);
+    const volume = podSpec(sts).volumes.find((v: Obj) => v.emptyDir?.medium === "HugePages");
+    expect(volume).toBeDefined();
+    expect(container(sts, "postgres").volumeMounts).toContainEqual({ mountPath: "/dev/hugepages", name: volume.name });
+  });
+
+  it("mounts a memory-backed /dev/shm of at least maintenance_work_mem", async () => {
+    const sts = (await mainStack()).one(T.statefulSet);
+    const mount = container(sts, "postgres").volumeMounts.find((v: Obj) => v.mountPath === "/dev/shm");
+    const volume = podSpec(sts).volumes.find((v: Obj) => v.name === mount.name);
+    expect(volume.emptyDir.medium).toBe("Memory");
+    const size = /^(\d+)(Mi|Gi)$/.exec(volume.emptyDir.sizeLimit);
+    expect(size).not.toBeNull();
+    const sizeBytes = Number(size![1]) * (size![2] === "Gi" ? 1024 ** 3 : 1024 ** 2);
+    expect(sizeBytes).toBeGreaterThanOrEqual(renderedFor().memory.maintenanceWorkMemBytes);
+  });
+
+  it("huge_pages = off: no hugepages request, limit or volume, and the file says off", async () => {
+    const d = await deploy("s-off", () => renderedFor({ postgres: { hugePages: "off" } }));
+    const sts = d.one(T.statefulSet);
+    const text = JSON.stringify(sts);
+    expect(text).not.toContain("hugepages-2Mi");
+    expect(text).not.toContain("HugePages");
+    expect(text).not.toContain("/dev/hugepages");
+    expect(container(sts, "postgres").resources.limits.memory).toBeDefined();
+    expect(d.one(T.configMap, "database").data["postgresql.conf"]).toMatch(/^huge_pages = off\b/m);
+    // initdb runs with the same setting, not PostgreSQL's default `try`.
+    expect(container(sts, "postgres").env).toContainEqual({ name: "POSTGRES_INITDB_ARGS", value: "--set=huge_pages=off" });
+  });
+});
+
+describe("the database pod: containers", () => {
+  it("runs PgBouncer as a native sidecar: an init container with restartPolicy Always", async () => {
+    const spec = podSpec((await mainStack()).one(T.statefulSet));
+    expect(spec.initContainers.map((c: Obj) => [c.name, c.restartPolicy])).toEqual([["pgbouncer", "Always"]]);
+    expect(spec.containers.map((c: Obj) => c.name)).toEqual(["postgres", "postgres-exporter", "pgbouncer-exporter"]);
+    expect(spec.containers.every((c: Obj) => c.restartPolicy === undefined)).toBe(true);
+  });
+
+  it("starts PostgreSQL on the rendered files, PGDATA below the mount, data on the claim template", async () => {
+    const sts = (await mainStack()).one(T.statefulSet);
+    const postgres = container(sts, "postgres");
+    expect(postgres.args).toEqual(["postgres", "-c", "config_file=/etc/postgresql/postgresql.conf", "-c", "hba_file=/etc/postgresql/pg_hba.conf"]);
+    expect(postgres.env).toContainEqual({ name: "PGDATA", value: "/var/lib/postgresql/data/pgdata" });
+    expect(postgres.volumeMounts).toContainEqual({ mountPath: "/var/lib/postgresql/data", name: "data" });
+    expect(sts.spec.volumeClaimTemplates[0].metadata.name).toBe("data");
+    expect(sts.spec.volumeClaimTemplates[0].spec.resources.requests.storage).toBe("100Gi");
+    expect(postgres.readinessProbe.exec.command[0]).toBe("pg_isready");
+    expect(container(sts, "pgbouncer").readinessProbe.tcpSocket.port).toBe("pgbouncer");
+  });
+
+  it("gives every container, init and sidecar too, a restricted security context", async () => {
+    const d = await mainStack();
+    for (const workload of [podSpec(d.one(T.statefulSet)), d.one(T.job).spec.template.spec]) {
+      expect(workload.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } });
+      expect(workload.automountServiceAccountToken).toBe(false);
+      for (const c of [...workload.containers, ...(workload.initContainers ?? [])]) {
+        expect(c.securityContext, c.name).toEqual({
+          allowPrivilegeEscalation: false,
+          capabilities: { drop: ["ALL"] },
+          readOnlyRootFilesystem: true,
+          runAsGroup: c.securityContext.runAsUser,
+          runAsNonRoot: true,
+          runAsUser: c.securityContext.runAsUser,
+          seccompProfile: { type: "RuntimeDefault" },
+        });
+      }
+    }
+    expect(container(d.one(T.statefulSet), "postgres").securityContext.runAsUser).toBe(999);
+  });
+
+  it("fills every password from a Secret, never a literal", async () => {
+    const spec = podSpec((await mainStack()).one(T.statefulSet));
+    const envs = [...spec.containers, ...spec.initContainers].flatMap((c: Obj) => c.env ?? []);
+    for (const name of ["POSTGRES_PASSWORD", "DATA_SOURCE_PASS", "PGPASSWORD"]) {
+      const env = envs.find((e: Obj) => e.name === name);
+      expect(env?.value, name).toBeUndefined();
+      expect(env?.valueFrom?.secretKeyRef?.name, name).toBe("pgvector-credentials");
+    }
+  });
+});
+
+describe("ConfigMap and the config checksum", () => {
+  it("holds rendered.files byte for byte", async () => {
+    const data = (await mainStack()).one(T.configMap, "database").data;
+    expect(data).toEqual({ ...renderedFor().files });
+    for (const [name, text] of Object.entries(renderedFor().files)) expect(Buffer.from(data[name]).equals(Buffer.from(text)), name).toBe(true);
+  });
+
+  it("annotates the pod with checksum/config: unchanged when nothing changes, changed with postgresql.conf", async () => {
+    const checksum = async (d: Promise<Deployed>) => (await d).one(T.statefulSet).spec.template.metadata.annotations["checksum/config"];
+    const first = await checksum(mainStack());
+    expect(first).toMatch(/^[0-9a-f]{64}$/);
+    expect(await checksum(deploy("s-same", () => renderedFor()))).toBe(first);
+    const tuned = deploy("s-tuned", () => renderedFor({ postgres: { hugePages: "on", settings: { random_page_cost: "1.5" } } }));
+    expect((await tuned).one(T.configMap, "database").data["postgresql.conf"]).not.toBe(renderedFor().files["postgresql.conf"]);
+    expect(await checksum(tuned)).not.toBe(first);
+  });
+});
+
+describe("Services, NetworkPolicy, PodDisruptionBudget", () => {
+  it("pooled 6432 for applications, direct 5432 for admin and the hook, named metrics ports", async () => {
+    const d = await mainStack();
+    const ports = (role: string) => d.one(T.service, role).spec.ports.map((p: Obj) => `${p.name}:${p.port}`);
+    expect(ports("pooled")).toEqual(["pgbouncer:6432"]);
+    expect(ports("direct")).toEqual(["postgres:5432"]);
+    expect(ports("headless")).toEqual(["postgres:5432", "pgbouncer:6432", "pg-metrics:9187", "pgb-metrics:9127"]);
+    const sts = d.one(T.statefulSet);
+    expect(sts.spec.serviceName).toBe("pgvector-headless");
+    const containerPorts = [...podSpec(sts).containers, ...podSpec(sts).initContainers].flatMap((c: Obj) => c.ports.map((p: Obj) => `${p.name}:${p.containerPort}`));
+    expect(containerPorts.sort()).toEqual(["pg-metrics:9187", "pgb-metrics:9127", "pgbouncer:6432", "postgres:5432"]);
+  });
+
+  it("admits only the namespace's pods to 6432, the hook to 5432, Prometheus to the metrics ports by default", async () => {
+    const d = await mainStack();
+    const policy = d.one(T.networkPolicy);
+    const rules = policy.spec.ingress.map((r: Obj) => ({ from: r.from[0], ports: r.ports.map((p: Obj) => p.port) }));
+    expect(rules).toEqual([
+      { from: { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "pgvector-test" } }, podSelector: { matchLabels: {} } }, ports: [6432] },
+      {
+        from: {
+          namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "pgvector-test" } },
+          podSelector: { matchLabels: { "app.kubernetes.io/component": "postdeploy-hook", "app.kubernetes.io/instance": "pgvector", "app.kubernetes.io/name": "pgvector-stack" } },
+        },
+        ports: [5432, 6432],
+      },
+      {
+        from: { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } }, podSelector: { matchLabels: { "app.kubernetes.io/name": "prometheus" } } },
+        ports: [9187, 9127],
+      },
+    ]);
+    // The hook's pods carry the labels the policy admits.
+    const hookLabels = d.one(T.job).spec.template.metadata.labels;
+    expect(hookLabels).toMatchObject(rules[1].from.podSelector.matchLabels);
+    expect(d.one(T.pdb)).toMatchObject({ spec: { minAvailable: 1, unhealthyPodEvictionPolicy: "AlwaysAllow" } });
+  });
+
+  it("takes the selectors as args", async () => {
+    const d = await deploy("s-sel", () => renderedFor(), {
+      clientNamespaceSelector: { team: "search" },
+      clientPodSelector: { app: "api" },
+      prometheusNamespaceSelector: { "kubernetes.io/metadata.name": "observability" },
+    });
+    const ingress = d.one(T.networkPolicy).spec.ingress;
+    expect(ingress[0].from[0]).toEqual({ namespaceSelector: { matchLabels: { team: "search" } }, podSelector: { matchLabels: { app: "api" } } });
+    expect(ingress[2].from[0].namespaceSelector.matchLabels).toEqual({ "kubernetes.io/metadata.name": "observability" });
+  });
+});
+
+describe("secrets", () => {
+  const secretValues = [configuredSecret, generatedPrefix];
+
+  it("appear in no ConfigMap and no resource input other than Secrets; super() records nothing", async () => {
+    const d = await mainStack();
+    const nonSecret = d.resources.filter((r) => r.type !== T.secret);
+    expect(nonSecret.length).toBeGreaterThan(10);
+    for (const r of nonSecret) {
+      const text = JSON.stringify(r.inputs);
+      for (const value of [...secretValues, "SCRAM-SHA-256$"]) expect(text.includes(value), `${r.type} ${r.name} holds ${value}`).toBe(false);
+    }
+    for (const r of d.resources.filter((x) => x.type.startsWith("pgvector-stack:"))) expect(r.inputs, r.name).toEqual({});
+  });
+
+  it("appear in no plain output; the connection string is a secret", async () => {
+    const { stack } = await mainStack();
+    const plain = JSON.stringify({
+      endpoints: { pooled: await outputOf(stack.endpoints.pooled.host), direct: await outputOf(stack.endpoints.direct.host) },
+      memoryPlan: stack.memoryPlan,
+      hookJobName: await outputOf(stack.hookJobName),
+    });
+    for (const value of secretValues) expect(plain).not.toContain(value);
+    expect(await m.pulumi.isSecret(stack.connectionString)).toBe(true);
+    expect(await outputOf(stack.connectionString)).toBe(
+      `postgresql://app:${configuredSecret}@pgvector-pooled.pgvector-test.svc.cluster.local:6432/app?sslmode=disable`,
+    );
+  });
+
+  it("the Secrets hold the passwords, and verifiers where PostgreSQL and PgBouncer need them", async () => {
+    const d = await mainStack();
+    const data = (role: string) => d.one(T.secret, role).stringData;
+    expect(data("credentials")).toEqual({
+      "monitor-password": `${generatedPrefix}s1-database-monitor-password`,
+      "stats-password": `${generatedPrefix}s1-database-stats-password`,
+      "superuser-password": `${generatedPrefix}s1-database-superuser-password`,
+    });
+    const appVerifier = m.credentials.roleVerifier("staging", "app", configuredSecret);
+    expect(data("pgbouncer-auth")["userlist.txt"]).toContain(`"app" "${appVerifier}"`);
+    expect(data("pgbouncer-auth")["userlist.txt"]).not.toContain(configuredSecret);
+    expect(data("bootstrap")["bootstrap.sql"]).toContain(`ALTER ROLE "app" WITH LOGIN PASSWORD '${appVerifier}'`);
+    expect(data("bootstrap")["bootstrap.sql"]).not.toContain(configuredSecret);
+    expect(data("hook")).toEqual({
+      "direct-url": `postgresql://app:${configuredSecret}@pgvector-direct.pgvector-test.svc.cluster.local:5432/app?sslmode=disable`,
+      "pooled-url": `postgresql://app:${configuredSecret}@pgvector-pooled.pgvector-test.svc.cluster.local:6432/app?sslmode=disable`,
+    });
+  });
+
+  it("verifiers are the same on every run (derived salts), so nothing changes between previews", async () => {
+    const userlist = async (name: string) => ((await deploy(name, () => renderedFor())).one(T.secret, "pgbouncer-auth")).stringData["userlist.txt"];
+    const a = await userlist("s1");
+    const b = await userlist("s-same");
+    // The generated passwords differ by resource name under the mocks; the configured app password does not.
+    const appLine = (text: string) => text.split("\n").find((l: string) => l.startsWith('"app"'));
+    expect(appLine(b)).toBe(appLine(a));
+  });
+});
+
+describe("the post-deploy Job", () => {
+  it("runs the bundle on the node image with the plan, its name and pod template carrying plan.json's hash", async () => {
+    const d = await mainStack();
+    const rendered = renderedFor();
+    const sha = m.layout.sha256(rendered.files["plan.json"]);
+    const job = d.one(T.job);
+    expect(job.metadata.name).toBe(`pgvector-postdeploy-${sha.slice(0, 10)}`);
+    expect(await outputOf(d.stack.hookJobName)).toBe(job.metadata.name);
+    expect(job.spec.template.metadata.annotations["pgvector-stack/plan-sha256"]).toBe(sha);
+    const hook = job.spec.template.spec.containers[0];
+    expect(hook.image).toBe(rendered.spec.images.node);
+    expect(hook.command).toEqual(["node", "/hook/pgstack.js", "postdeploy", "--plan", "/etc/pgstack/plan.json"]);
+    expect(hook.env.map((e: Obj) => [e.name, e.valueFrom.secretKeyRef.name, e.value])).toEqual([
+      ["PGSTACK_DIRECT_URL", "pgvector-hook", undefined],
+      ["PGSTACK_POOLED_URL", "pgvector-hook", undefined],
+    ]);
+    const config = d.one(T.configMap, "postdeploy");
+    expect(config.metadata.name).toBe(`pgvector-hook-${sha.slice(0, 10)}`);
+    expect(config.data["plan.json"]).toBe(rendered.files["plan.json"]);
+    expect(config.data["pgstack.js"]).toBe("require('./cli').main(process.argv)");
+  });
+
+  it("gets a new name (so it runs again) exactly when plan.json changes", async () => {
+    const jobName = async (d: Promise<Deployed>) => (await d).one(T.job).metadata.name;
+    const checksum = async (d: Promise<Deployed>) => (await d).one(T.statefulSet).spec.template.metadata.annotations["checksum/config"];
+    const replanned = deploy("s-plan", () => renderedFor({ benchmark: { rows: 5000 } }));
+    expect(renderedFor({ benchmark: { rows: 5000 } }).files["plan.json"]).not.toBe(renderedFor().files["plan.json"]);
+    expect(await jobName(replanned)).not.toBe(await jobName(mainStack()));
+    expect(await checksum(replanned)).toBe(await checksum(mainStack()));
+    expect(await jobName(deploy("s-same", () => renderedFor()))).toBe(await jobName(mainStack()));
+    // A new postgresql.conf rolls the database, not the hook.
+    expect(await jobName(deploy("s-tuned", () => renderedFor({ postgres: { hugePages: "on", settings: { random_page_cost: "1.5" } } })))).toBe(
+      await jobName(mainStack()),
+    );
+  });
+
+  it("refuses a bundle over the ConfigMap limit at construction", () => {
+    expect(() => new m.stack.VectorStack("s-big", { rendered: renderedFor(), hookBundle: "x".repeat(1024 * 1024) })).toThrow(
+      /hookBundle is 1048576 bytes and plan\.json \d+ bytes: together \d+ bytes, over the 1048576 bytes \(1 MiB\) Kubernetes allows in one ConfigMap/,
+    );
+  });
+});
+
+describe("monitoring objects and the namespace", () => {
+  it("registers a PodMonitor and a PrometheusRule with the rendered rule groups", async () => {
+    const d = await mainStack();
+    const rule = d.one(T.prometheusRule);
+    expect(rule.apiVersion).toBe("monitoring.coreos.com/v1");
+    expect(rule.spec).toEqual(JSON.parse(JSON.stringify(renderedFor().alertRuleGroups)));
+    const monitor = d.one(T.podMonitor);
+    expect(monitor.spec.podMetricsEndpoints.map((e: Obj) => e.port)).toEqual(["pg-metrics", "pgb-metrics"]);
+    expect(monitor.spec.selector.matchLabels).toEqual(d.one(T.statefulSet).spec.selector.matchLabels);
+  });
+
+  it("leaves them out without the Prometheus Operator, and the namespace when it exists already", async () => {
+    const d = await deploy("s-plain", () => renderedFor({ kubernetes: { namespace: "pgvector-test", prometheusOperator: false } }), { createNamespace: false });
+    expect(d.of(T.podMonitor)).toEqual([]);
+    expect(d.of(T.prometheusRule)).toEqual([]);
+    expect(d.of(T.namespace)).toEqual([]);
+    expect(d.one(T.statefulSet).metadata.namespace).toBe("pgvector-test");
+  });
+
+  it("creates the namespace enforcing the restricted Pod Security Standard", async () => {
+    const ns = (await mainStack()).one(T.namespace);
+    expect(ns.metadata.name).toBe("pgvector-test");
+    expect(ns.metadata.labels["pod-security.kubernetes.io/enforce"]).toBe("restricted");
+  });
+});
+
+describe("outputs", () => {
+  it("endpoints, memory plan and hook Job name", async () => {
+    const { stack } = await mainStack();
+    expect(await outputOf(stack.endpoints.pooled.host)).toBe("pgvector-pooled.pgvector-test.svc.cluster.local");
+    expect(stack.endpoints.pooled.port).toBe(6432);
+    expect(await outputOf(stack.endpoints.direct.host)).toBe("pgvector-direct.pgvector-test.svc.cluster.local");
+    expect(stack.endpoints.direct.port).toBe(5432);
+    const rendered = renderedFor();
+    expect(stack.memoryPlan).toMatchObject({ ...rendered.memory, hugePagesBytes: rendered.memory.hugePages * 2 * 1024 ** 2 });
+    expect(stack.memoryPlan.pod.postgresBytes).toBeGreaterThan(stack.memoryPlan.pod.postgresFloorBytes);
+  });
+
+  it("refuses huge_pages = try at construction: the pod would request pages PostgreSQL might not use", () => {
+    // configs renders `try` as `on` for Kubernetes; the component still refuses a Rendered that says otherwise.
+    const rendered = renderedFor({ postgres: { hugePages: "try" } });
+    expect(rendered.memory.hugePagesSetting).toBe("on");
+    const tampered = { ...rendered, memory: { ...rendered.memory, hugePagesSetting: "try" as const } };
+    expect(() => new m.stack.VectorStack("s-try", { rendered: tampered, hookBundle: "x" })).toThrow(
+      /rendered\.memory\.hugePagesSetting is "try"/,
+    );
+  });
+});
+
+describe("schema", () => {
+  it("the checker is not vacuous: it reports a misspelt field and a wrong type", async () => {
+    const sts = structuredClone(recorded.find((r) => r.type === T.statefulSet)!.inputs) as Obj;
+    sts.spec.template.spec.volumes[0].sizelimit = "1Gi";
+    sts.spec.replicas = "one";
+    expect(schemaProblems(T.statefulSet, sts)).toEqual([
+      { path: "", message: "data/spec/replicas must be integer" },
+      { path: ".spec.template.spec.volumes[0].sizelimit", message: 'unknown field "sizelimit"' },
+    ]);
+  });
+
+  it("no secret value in any non-Secret input of any deployment", async () => {
+    await Promise.all([...deployments.values()]);
+    for (const r of recorded.filter((x) => x.type !== T.secret)) {
+      const text = JSON.stringify(r.inputs);
+      expect(text.includes(configuredSecret) || text.includes(generatedPrefix) || text.includes("SCRAM-SHA-256$"), `${r.type} ${r.name}`).toBe(false);
+    }
+  });
+
+  it("every Kubernetes object the program registers is valid for the API and has no unknown field", async () => {
+    await Promise.all([...deployments.values()]);
+    await mainStack();
+    const objects = recorded.filter((r) => r.type.startsWith("kubernetes:"));
+    expect(new Set(objects.map((r) => r.type))).toEqual(new Set(Object.values(T)));
+    for (const r of objects) expect(schemaProblems(r.type, r.inputs), `${r.type} ${r.name}`).toEqual([]);
+  });
+});
