@@ -1,0 +1,133 @@
+/**
+ * postgres_exporter, pgbouncer_exporter and Prometheus, all in the database container's network namespace: the
+ * exporters listen on loopback only and Prometheus scrapes them there; Prometheus' own port is published by the
+ * database container.
+ */
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import type { Rendered } from "../../configs/rendered";
+import {
+  type DockerNames,
+  paths,
+  pgbouncerExporterLaunch,
+  postgresExporterLaunch,
+  prometheusConfigYaml,
+  prometheusPort,
+  sha256,
+  sortedLabels,
+} from "./layout";
+
+export interface DockerMonitoringArgs {
+  /** The rendered stack: exporter flags and queries, alert rules, images. Required; no default. */
+  readonly rendered: Rendered;
+  /** Docker object names of this stack (see `dockerNames`). Required; no default. */
+  readonly names: DockerNames;
+  /** Id of the database container whose network namespace all three join. Required; no default. */
+  readonly namespaceOwnerId: pulumi.Input<string>;
+  /** PgBouncer's port inside that namespace. Required; no default. */
+  readonly pgbouncerPort: number;
+  /** Password of the `pgstack_monitor` role postgres_exporter logs in as. Required; no default. */
+  readonly monitorPassword: pulumi.Input<string>;
+  /** Password of PgBouncer's stats user pgbouncer_exporter logs in as. Required; no default. */
+  readonly statsPassword: pulumi.Input<string>;
+  /** Resources to create first (PgBouncer, for its exporter). Defaults to none. */
+  readonly startAfter?: pulumi.Input<pulumi.Resource>[];
+}
+
+export class DockerMonitoring extends pulumi.ComponentResource {
+  public readonly postgresExporter: docker.Container;
+  public readonly pgbouncerExporter: docker.Container;
+  public readonly prometheus: docker.Container;
+
+  constructor(name: string, args: DockerMonitoringArgs, opts?: pulumi.ComponentResourceOptions) {
+    // Args carry the exporters' passwords: keep them out of the component's recorded inputs.
+    super("pgvector-stack:docker:DockerMonitoring", name, {}, opts);
+    const { rendered, names } = args;
+    const stack = rendered.spec.stack;
+    const networkMode = pulumi.interpolate`container:${args.namespaceOwnerId}`;
+    const childOpts = { parent: this, deleteBeforeReplace: true, dependsOn: args.startAfter ?? [] };
+    const labels = (role: string, files: Readonly<Record<string, string>> = {}) =>
+      sortedLabels({
+        "pgvector-stack.stack": stack,
+        "pgvector-stack.role": role,
+        ...Object.fromEntries(Object.entries(files).map(([key, text]) => [`pgvector-stack.${key}-sha256`, sha256(text)])),
+      });
+
+    // The passwords go in as env, which `docker inspect` shows to whoever may use Docker on this host (the accepted
+    // dev trade-off, as for the superuser). An upload would hold the same plaintext, readable with `docker cp`.
+    const pg = postgresExporterLaunch(rendered.spec, rendered.exporters);
+    const queries = rendered.files["postgres-exporter-queries.yaml"];
+    const postgresExporterImage = new docker.RemoteImage(
+      `${name}-postgres-exporter-image`,
+      { name: rendered.spec.images.postgresExporter, keepLocally: true },
+      { parent: this },
+    );
+    this.postgresExporter = new docker.Container(
+      `${name}-postgres-exporter`,
+      {
+        name: names.postgresExporter,
+        image: postgresExporterImage.imageId,
+        command: pg.args,
+        envs: [...envList(pg.env), pulumi.interpolate`${pg.passwordEnv}=${args.monitorPassword}`],
+        uploads: [{ file: pg.queriesPath, content: queries }],
+        networkMode,
+        restart: "unless-stopped",
+        labels: labels("postgres-exporter", { "postgres-exporter-queries": queries }),
+      },
+      childOpts,
+    );
+
+    // pgbouncer_exporter 0.10 exits at start-up while PgBouncer does not answer yet (#140, #216): the restart policy
+    // makes Docker start it again (with back-off) until PgBouncer is up.
+    const pgb = pgbouncerExporterLaunch(rendered.exporters, args.pgbouncerPort);
+    const pgbouncerExporterImage = new docker.RemoteImage(
+      `${name}-pgbouncer-exporter-image`,
+      { name: rendered.spec.images.pgbouncerExporter, keepLocally: true },
+      { parent: this },
+    );
+    this.pgbouncerExporter = new docker.Container(
+      `${name}-pgbouncer-exporter`,
+      {
+        name: names.pgbouncerExporter,
+        image: pgbouncerExporterImage.imageId,
+        command: pgb.args,
+        envs: [...envList(pgb.env), pulumi.interpolate`${pgb.passwordEnv}=${args.statsPassword}`],
+        networkMode,
+        restart: "unless-stopped",
+        labels: labels("pgbouncer-exporter"),
+      },
+      childOpts,
+    );
+
+    const config = prometheusConfigYaml(rendered);
+    const rules = rendered.files["alert-rules.yaml"];
+    const prometheusImage = new docker.RemoteImage(`${name}-prometheus-image`, { name: rendered.spec.images.prometheus, keepLocally: true }, { parent: this });
+    this.prometheus = new docker.Container(
+      `${name}-prometheus`,
+      {
+        name: names.prometheus,
+        image: prometheusImage.imageId,
+        // The image's entrypoint is the prometheus binary; these replace its default flags. The TSDB lives in the
+        // container: a developer's stack keeps no metrics history across replacements.
+        command: [`--config.file=${paths.prometheusConfig}`, `--storage.tsdb.path=${paths.prometheusData}`, `--web.listen-address=:${prometheusPort}`],
+        uploads: [
+          { file: paths.prometheusConfig, content: config },
+          { file: paths.alertRules, content: rules },
+        ],
+        networkMode,
+        restart: "unless-stopped",
+        labels: labels("prometheus", { "prometheus-yml": config, "alert-rules": rules }),
+      },
+      childOpts,
+    );
+
+    this.registerOutputs({ postgresExporter: this.postgresExporter, pgbouncerExporter: this.pgbouncerExporter, prometheus: this.prometheus });
+  }
+}
+
+/** `KEY=value` pairs in key order. */
+function envList(env: Readonly<Record<string, string>>): string[] {
+  return Object.keys(env)
+    .sort()
+    .map((k) => `${k}=${env[k]}`);
+}

@@ -1,0 +1,59 @@
+/**
+ * PgBouncer in the database container's network namespace: it reaches PostgreSQL on 127.0.0.1:5432, and its
+ * listen port is published by the database container (a container in another's namespace cannot publish ports).
+ */
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import type { Rendered } from "../../configs/rendered";
+import { type DockerNames, paths, pgbouncerLayout, sha256, sortedLabels } from "./layout";
+
+export interface DockerPgBouncerArgs {
+  /** The rendered stack: pgbouncer.ini and the image (pinned by tag). Required; no default. */
+  readonly rendered: Rendered;
+  /** Docker object names of this stack (see `dockerNames`). Required; no default. */
+  readonly names: DockerNames;
+  /** Id of the database container whose network namespace PgBouncer joins. Required; no default. */
+  readonly namespaceOwnerId: pulumi.Input<string>;
+  /** PgBouncer's auth_file: SCRAM verifiers only, never a password (configs/pgbouncer.ts). Required; no default. */
+  readonly userlist: pulumi.Input<string>;
+}
+
+export class DockerPgBouncer extends pulumi.ComponentResource {
+  public readonly container: docker.Container;
+  /** PgBouncer's port inside the shared namespace (listen_port of the rendered pgbouncer.ini). */
+  public readonly listenPort: number;
+
+  constructor(name: string, args: DockerPgBouncerArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("pgvector-stack:docker:DockerPgBouncer", name, {}, opts);
+    const { rendered } = args;
+    const ini = rendered.files["pgbouncer.ini"];
+    const layout = pgbouncerLayout(ini);
+    this.listenPort = layout.listenPort;
+
+    const image = new docker.RemoteImage(`${name}-image`, { name: rendered.spec.images.pgbouncer, keepLocally: true }, { parent: this });
+
+    this.container = new docker.Container(
+      `${name}-container`,
+      {
+        name: args.names.pgbouncer,
+        image: image.imageId,
+        // The image's entrypoint generates a pgbouncer.ini only when none exists, then runs its CMD
+        // `pgbouncer /etc/pgbouncer/pgbouncer.ini`: with the rendered file uploaded there, it runs exactly that.
+        uploads: [
+          { file: paths.pgbouncerIni, content: ini },
+          { file: layout.userlistPath, content: args.userlist },
+        ],
+        networkMode: pulumi.interpolate`container:${args.namespaceOwnerId}`,
+        restart: "unless-stopped",
+        labels: sortedLabels({
+          "pgvector-stack.stack": rendered.spec.stack,
+          "pgvector-stack.role": "pgbouncer",
+          "pgvector-stack.pgbouncer-ini-sha256": sha256(ini),
+        }),
+      },
+      { parent: this, deleteBeforeReplace: true },
+    );
+
+    this.registerOutputs({ container: this.container, listenPort: this.listenPort });
+  }
+}

@@ -1,0 +1,109 @@
+/**
+ * The PostgreSQL 17 + pgvector container and its data volume. This container owns the network namespace the other
+ * stack containers join, so it publishes every port of the stack.
+ */
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import type { Rendered } from "../../configs/rendered";
+import {
+  type DockerNames,
+  memlockUlimit,
+  networkAliases,
+  paths,
+  pgbouncerLayout,
+  postgresHealthcheck,
+  postgresLaunch,
+  publishedPorts,
+  sha256,
+  shmSizeMiB,
+  sortedLabels,
+} from "./layout";
+
+export interface DockerPostgresArgs {
+  /** The rendered stack: postgresql.conf, pg_hba.conf, memory and index plans, image, ports. Required; no default. */
+  readonly rendered: Rendered;
+  /** Docker object names of this stack (see `dockerNames`). Required; no default. */
+  readonly names: DockerNames;
+  /** The stack's Docker network; the container answers there as `postgres` and `pgbouncer`. Required; no default. */
+  readonly networkName: pulumi.Input<string>;
+  /** SCRAM verifier of the `postgres` superuser's password, which initdb stores as it is. Required; no default. */
+  readonly superuserVerifier: pulumi.Input<string>;
+  /** Role bootstrap SQL holding SCRAM verifiers only (configs/roles.ts `bootstrapSql`). Required; no default. */
+  readonly bootstrapSql: pulumi.Input<string>;
+}
+
+export class DockerPostgres extends pulumi.ComponentResource {
+  /** The container whose network namespace PgBouncer, the exporters and Prometheus share. */
+  public readonly container: docker.Container;
+  public readonly dataVolume: docker.Volume;
+  /** /dev/shm of the container, MiB. */
+  public readonly shmSizeMiB: number;
+
+  constructor(name: string, args: DockerPostgresArgs, opts?: pulumi.ComponentResourceOptions) {
+    // Args carry verifiers derived from secrets: keep them out of the component's recorded inputs.
+    super("pgvector-stack:docker:DockerPostgres", name, {}, opts);
+    const { rendered, names } = args;
+    const files = rendered.files;
+    const launch = postgresLaunch(files["postgresql.conf"]);
+    const pgbouncer = pgbouncerLayout(files["pgbouncer.ini"]);
+    this.shmSizeMiB = shmSizeMiB(rendered.memory, rendered.indexPlan);
+    const memlock = memlockUlimit(rendered.memory);
+
+    const image = new docker.RemoteImage(`${name}-image`, { name: rendered.spec.images.postgres, keepLocally: true }, { parent: this });
+
+    // Retained: `pulumi destroy` and a replaced container leave the data where it is. Remove it with
+    // `docker volume rm` when the data really should go.
+    this.dataVolume = new docker.Volume(
+      `${name}-data`,
+      { name: names.dataVolume, labels: sortedLabels({ "pgvector-stack.stack": rendered.spec.stack, "pgvector-stack.role": "data" }) },
+      { parent: this, retainOnDelete: true },
+    );
+
+    this.container = new docker.Container(
+      `${name}-container`,
+      {
+        name: names.postgres,
+        image: image.imageId,
+        command: launch.command,
+        // Not the password: its SCRAM verifier. The entrypoint hands POSTGRES_PASSWORD to initdb, whose
+        // `ALTER USER postgres PASSWORD '…'` stores a verifier as it is (as for any role), and runs its init scripts
+        // as the OS user postgres on the socket, which the rendered pg_hba.conf admits by peer, so no password is
+        // ever sent (stackProblems checks that line). Docker env is readable by anyone who may `docker inspect` on
+        // this host; what they read is a verifier, which cannot log in. POSTGRES_PASSWORD_FILE would only move the
+        // same string into an upload.
+        envs: [pulumi.interpolate`POSTGRES_PASSWORD=${args.superuserVerifier}`],
+        uploads: [
+          { file: paths.postgresConf, content: files["postgresql.conf"] },
+          { file: launch.hbaPath, content: files["pg_hba.conf"] },
+          // Runs once, when the entrypoint initialises the empty data volume (see DockerVectorStack on passwords).
+          { file: paths.bootstrapSql, content: args.bootstrapSql },
+        ],
+        volumes: [{ volumeName: this.dataVolume.name, containerPath: paths.dataDirectory }],
+        shmSize: this.shmSizeMiB,
+        ulimits: memlock ? [memlock] : [],
+        healthcheck: postgresHealthcheck(),
+        // Sidecars start only once PostgreSQL accepts TCP connections.
+        wait: true,
+        waitTimeout: 300,
+        restart: "unless-stopped",
+        // Time for a clean shutdown (the image stops with SIGINT, PostgreSQL's fast shutdown) before Docker kills it.
+        stopTimeout: 60,
+        destroyGraceSeconds: 60,
+        networksAdvanced: [{ name: args.networkName, aliases: [networkAliases.postgres, networkAliases.pgbouncer] }],
+        ports: publishedPorts(rendered.spec.docker, pgbouncer.listenPort),
+        // Hashes of the non-secret files: uploads are secret as a whole (the bootstrap SQL holds verifiers), so a
+        // preview shows a changed configuration through these labels.
+        labels: sortedLabels({
+          "pgvector-stack.stack": rendered.spec.stack,
+          "pgvector-stack.role": "postgres",
+          "pgvector-stack.postgresql-conf-sha256": sha256(files["postgresql.conf"]),
+          "pgvector-stack.pg-hba-conf-sha256": sha256(files["pg_hba.conf"]),
+        }),
+      },
+      // Fixed container names: the old container must be gone before its replacement takes the name.
+      { parent: this, deleteBeforeReplace: true },
+    );
+
+    this.registerOutputs({ container: this.container, dataVolume: this.dataVolume, shmSizeMiB: this.shmSizeMiB });
+  }
+}

@@ -1,0 +1,195 @@
+/**
+ * The docker target: PostgreSQL 17 + pgvector with PgBouncer, both exporters and Prometheus on one Docker host,
+ * deployed from the same Rendered files as every other target, and the post-deploy hook run to completion.
+ */
+import * as pulumi from "@pulumi/pulumi";
+import * as random from "@pulumi/random";
+import * as docker from "@pulumi/docker";
+import { pgbouncerUserlist, pgbouncerUsers } from "../../configs/pgbouncer";
+import type { Rendered, RenderedMemory } from "../../configs/rendered";
+import { bootstrapSql, monitorRole, statsUser } from "../../configs/roles";
+import {
+  type Endpoints,
+  type HugePagesDecision,
+  connectionUrl,
+  dockerNames,
+  endpoints,
+  hugePagesDecision,
+  networkAliases,
+  postgresPort,
+  sortedLabels,
+  stackProblems,
+  superuser,
+  superuserPasswordSql,
+} from "./layout";
+import { DockerMonitoring } from "./monitoring";
+import { DockerPgBouncer } from "./pgbouncer";
+import { DockerPostDeployHook, type HookReport } from "./postdeploy-hook";
+import { DockerPostgres } from "./postgres";
+import { roleVerifier } from "../../configs/scram";
+
+export interface DockerVectorStackArgs {
+  /** The rendered stack (configs/render.ts) of a stack whose target is docker. Required; no default. */
+  readonly rendered: Rendered;
+  /** The bundled pgstack CLI (one CommonJS file) the post-deploy hook runs. Required; no default. */
+  readonly hookBundle: string;
+  /** Password of the `postgres` superuser. Defaults to a generated 32-character password. */
+  readonly superuserPassword?: pulumi.Input<string>;
+  /** Password of the application role (spec.postgres.appUser). Defaults to a generated 32-character password. */
+  readonly appPassword?: pulumi.Input<string>;
+  /** Password of the `pgstack_monitor` role (postgres_exporter). Defaults to a generated 32-character password. */
+  readonly monitorPassword?: pulumi.Input<string>;
+  /** Password of PgBouncer's `pgstack_stats` user (pgbouncer_exporter). Defaults to a generated 32-character password. */
+  readonly statsPassword?: pulumi.Input<string>;
+  /** Prefix of every Docker object name (containers, network, volume). Defaults to `pgstack-<stack>`. */
+  readonly namePrefix?: string;
+}
+
+/** The memory plan as deployed: the rendered plan plus the container's /dev/shm. */
+export interface DockerMemoryPlan extends RenderedMemory {
+  readonly shmSizeBytes: number;
+}
+
+export class DockerVectorStack extends pulumi.ComponentResource {
+  /** host:port on the Docker host: pooled (PgBouncer), direct (PostgreSQL), Prometheus. */
+  public readonly endpoints: Endpoints;
+  /** The application's URL through PgBouncer (secret). */
+  public readonly connectionString: pulumi.Output<string>;
+  /** The application's URL straight to PostgreSQL, for migrations and index builds (secret). */
+  public readonly directConnectionString: pulumi.Output<string>;
+  /** The superuser's URL straight to PostgreSQL (secret). */
+  public readonly superuserConnectionString: pulumi.Output<string>;
+  public readonly memoryPlan: DockerMemoryPlan;
+  /** huge_pages as deployed ("on" or "try", or "off") and why. */
+  public readonly hugePages: HugePagesDecision;
+  /** The post-deploy hook's exit code and log. */
+  public readonly hookReport: pulumi.Output<HookReport>;
+
+  constructor(name: string, args: DockerVectorStackArgs, opts?: pulumi.ComponentResourceOptions) {
+    const problems = stackProblems(args.rendered);
+    if (problems.length > 0) throw new Error(`DockerVectorStack ${name}: ${problems.join("; ")}`);
+    // Args carry passwords: what super() receives is recorded in state, so it gets nothing.
+    super("pgvector-stack:docker:DockerVectorStack", name, {}, opts);
+    const { rendered, hookBundle } = args;
+    const spec = rendered.spec;
+    const names = dockerNames(args.namePrefix ?? `pgstack-${spec.stack}`);
+    const { database, appUser } = spec.postgres;
+
+    // Generated passwords are letters and digits: they go into URLs and env, where nothing then needs escaping.
+    const password = (role: string, given: pulumi.Input<string> | undefined): pulumi.Output<string> =>
+      given !== undefined
+        ? pulumi.secret(given)
+        : pulumi.secret(new random.RandomPassword(`${name}-${role}-password`, { length: 32, special: false }, { parent: this }).result);
+    const superuserPassword = password("superuser", args.superuserPassword);
+    const appPassword = password("app", args.appPassword);
+    const monitorPassword = password("monitor", args.monitorPassword);
+    const statsPassword = password("stats", args.statsPassword);
+
+    // Verifiers, never passwords, go into uploads. Salts are derived (see scram-salt.ts), so the same password gives
+    // the same verifier on every run and nothing is replaced until a password changes.
+    const verifier = (role: string, pw: pulumi.Output<string>): pulumi.Output<string> =>
+      pw.apply((p) => roleVerifier(spec.stack, role, p));
+    const superuserVerifier = verifier(superuser, superuserPassword);
+    const appVerifier = verifier(appUser, appPassword);
+    const monitorVerifier = verifier(monitorRole, monitorPassword);
+    const statsVerifier = verifier(statsUser, statsPassword);
+    // PgBouncer's auth_file lists the users configs/pgbouncer.ts names (application, stats, admin), each with the very
+    // verifier PostgreSQL holds, which SCRAM pass-through needs.
+    const userlistVerifiers: Readonly<Record<string, pulumi.Output<string>>> = {
+      [appUser]: appVerifier,
+      [statsUser]: statsVerifier,
+      [superuser]: superuserVerifier,
+    };
+    const userlist = pulumi
+      .all(
+        pgbouncerUsers(spec).map((user) => {
+          const v = userlistVerifiers[user];
+          if (v === undefined) throw new Error(`DockerVectorStack ${name}: PgBouncer's auth_file needs user "${user}", whose password this stack does not hold`);
+          return v.apply((verifier) => ({ user, verifier }));
+        }),
+      )
+      .apply(pgbouncerUserlist);
+
+    const network = new docker.Network(
+      `${name}-network`,
+      { name: names.network, labels: sortedLabels({ "pgvector-stack.stack": spec.stack }) },
+      { parent: this },
+    );
+
+    // The bootstrap runs only when the entrypoint initialises an empty data volume. It is idempotent and stays in
+    // the container, so after a password change (which replaces the container with the new verifiers uploaded):
+    // `docker exec -u postgres <prefix>-postgres psql -v ON_ERROR_STOP=1 -f /docker-entrypoint-initdb.d/10-pgstack-roles.sql`.
+    // The superuser's line repeats what initdb set, so that command covers a new superuser password too.
+    const bootstrap = pulumi
+      .all([appVerifier, monitorVerifier, superuserVerifier])
+      .apply(([app, monitor, su]) => `${bootstrapSql(database, appUser, { app, monitor })}${superuserPasswordSql(su)}`);
+    const postgres = new DockerPostgres(
+      `${name}-postgres`,
+      {
+        rendered,
+        names,
+        networkName: network.name,
+        superuserVerifier,
+        bootstrapSql: bootstrap,
+      },
+      { parent: this },
+    );
+
+    const pgbouncer = new DockerPgBouncer(
+      `${name}-pgbouncer`,
+      {
+        rendered,
+        names,
+        namespaceOwnerId: postgres.container.id,
+        userlist,
+      },
+      { parent: this },
+    );
+
+    new DockerMonitoring(
+      `${name}-monitoring`,
+      {
+        rendered,
+        names,
+        namespaceOwnerId: postgres.container.id,
+        pgbouncerPort: pgbouncer.listenPort,
+        monitorPassword,
+        statsPassword,
+        startAfter: [pgbouncer.container],
+      },
+      { parent: this },
+    );
+
+    const hook = new DockerPostDeployHook(
+      `${name}-hook`,
+      {
+        rendered,
+        names,
+        networkName: network.name,
+        hookBundle,
+        directUrl: appPassword.apply((p) => connectionUrl(appUser, p, `${networkAliases.postgres}:${postgresPort}`, database)),
+        pooledUrl: appPassword.apply((p) => connectionUrl(appUser, p, `${networkAliases.pgbouncer}:${pgbouncer.listenPort}`, database)),
+        startAfter: [postgres.container, pgbouncer.container],
+      },
+      { parent: this },
+    );
+
+    this.endpoints = endpoints(spec.docker);
+    this.connectionString = appPassword.apply((p) => connectionUrl(appUser, p, this.endpoints.pooled, database));
+    this.directConnectionString = appPassword.apply((p) => connectionUrl(appUser, p, this.endpoints.direct, database));
+    this.superuserConnectionString = superuserPassword.apply((p) => connectionUrl(superuser, p, this.endpoints.direct, database));
+    this.memoryPlan = { ...rendered.memory, shmSizeBytes: postgres.shmSizeMiB * 1024 * 1024 };
+    this.hugePages = hugePagesDecision(rendered);
+    this.hookReport = hook.report;
+
+    this.registerOutputs({
+      endpoints: this.endpoints,
+      connectionString: this.connectionString,
+      directConnectionString: this.directConnectionString,
+      superuserConnectionString: this.superuserConnectionString,
+      memoryPlan: this.memoryPlan,
+      hugePages: this.hugePages,
+      hookReport: this.hookReport,
+    });
+  }
+}

@@ -1,0 +1,388 @@
+/**
+ * The docker target under Pulumi's mocks: the dev stack (Pulumi.dev.yaml) rendered by configs/render.ts and wired by
+ * DockerVectorStack. What Docker itself would do with these inputs is not exercised here (no engine).
+ */
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import * as pulumi from "@pulumi/pulumi";
+import yaml from "js-yaml";
+import { beforeEach, describe, expect, it } from "vitest";
+import { DockerVectorStack } from "../../../components/docker/vector-stack";
+import { roleSalt as scramSalt } from "../../../configs/scram";
+import { renderStack } from "../../../configs/render";
+import type { Rendered } from "../../../configs/rendered";
+import { monitorRole, statsUser } from "../../../configs/roles";
+import { isScramVerifier, scramVerifier } from "../../../configs/scram";
+import { parseStackSpec, stackConfigFromFile } from "../../../configs/spec";
+import { parseBytes } from "../../../configs/units";
+import { type RecordedResource, byType, installMocks, one, outputOf, settle } from "./pulumi-harness";
+
+const MiB = 1024 * 1024;
+const containerType = "docker:index/container:Container";
+const configuredSecret = "configured-app-Secret-7f3kQ";
+const hookBundle = "// bundled pgstack CLI\nrequire('./cli/main');\n";
+
+type Config = Record<string, unknown>;
+
+function devConfig(): Config {
+  const file = yaml.load(readFileSync(`${__dirname}/../../../Pulumi.dev.yaml`, "utf8")) as { config: Config };
+  return stackConfigFromFile(file.config);
+}
+
+function rendered(change: (config: Config) => void = () => {}): Rendered {
+  const config = devConfig();
+  change(config);
+  return renderStack(parseStackSpec("dev", config));
+}
+
+// Pulumi's wire format for a secret value, as the mocks receive it.
+const secretSig = "1b47061264138c4ac30d75fd1eb44270";
+const sigKey = "4dabf18193072939515e22adb298388d";
+
+function isSecretValue(v: unknown): v is { value: unknown } {
+  return typeof v === "object" && v !== null && (v as Record<string, unknown>)[sigKey] === secretSig;
+}
+
+/** The value with every secret wrapper removed. */
+function reveal(v: unknown): unknown {
+  if (isSecretValue(v)) return reveal(v.value);
+  if (Array.isArray(v)) return v.map(reveal);
+  if (typeof v === "object" && v !== null) return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, reveal(x)]));
+  return v;
+}
+
+interface Upload {
+  file: string;
+  content: string;
+}
+
+function uploads(r: RecordedResource): Upload[] {
+  return (reveal(r.inputs.uploads) ?? []) as Upload[];
+}
+
+function upload(r: RecordedResource, file: string): string {
+  const found = uploads(r).filter((u) => u.file === file);
+  expect(found, `${r.name} uploads ${file} once`).toHaveLength(1);
+  return found[0].content;
+}
+
+function labels(r: RecordedResource): Record<string, string> {
+  return Object.fromEntries(((r.inputs.labels ?? []) as { label: string; value: string }[]).map((l) => [l.label, l.value]));
+}
+
+function container(recorded: readonly RecordedResource[], role: string): RecordedResource {
+  return one(recorded, containerType, `-${role}`);
+}
+
+interface Deployed {
+  readonly recorded: RecordedResource[];
+  readonly stack: DockerVectorStack;
+  readonly rendered: Rendered;
+}
+
+let recorded: RecordedResource[];
+
+beforeEach(() => {
+  recorded = installMocks({ "pgvector-stack:appPassword": configuredSecret });
+});
+
+async function deploy(name: string, r: Rendered, passwords: Partial<Record<"superuser" | "app" | "monitor" | "stats", string>> = {}): Promise<Deployed> {
+  const config = new pulumi.Config("pgvector-stack");
+  const stack = new DockerVectorStack(name, {
+    rendered: r,
+    hookBundle,
+    appPassword: passwords.app ?? config.requireSecret("appPassword"),
+    superuserPassword: passwords.superuser,
+    monitorPassword: passwords.monitor,
+    statsPassword: passwords.stats,
+  });
+  await outputOf(stack.hookReport);
+  await outputOf(stack.connectionString);
+  await settle();
+  return { recorded: recorded.filter((x) => x.name === name || x.name.startsWith(`${name}-`)), stack, rendered: r };
+}
+
+describe("DockerVectorStack: the dev stack", () => {
+  it("creates a network, a data volume, five containers and the hook, each image pinned by tag", async () => {
+    const { recorded: res, rendered: r } = await deploy("dev", rendered());
+    expect(byType(res, "docker:index/network:Network").map((n) => n.inputs.name)).toEqual(["pgstack-dev"]);
+    const volume = one(res, "docker:index/volume:Volume");
+    expect(volume.inputs.name).toBe("pgstack-dev-data");
+    const planSha256 = createHash("sha256").update(r.files["plan.json"]).digest("hex");
+    expect(
+      byType(res, containerType)
+        .map((c) => c.inputs.name)
+        .sort(),
+    ).toEqual([
+      `pgstack-dev-hook-${planSha256.slice(0, 12)}`,
+      "pgstack-dev-pgbouncer",
+      "pgstack-dev-pgbouncer-exporter",
+      "pgstack-dev-postgres",
+      "pgstack-dev-postgres-exporter",
+      "pgstack-dev-prometheus",
+    ]);
+    const images = byType(res, "docker:index/remoteImage:RemoteImage").map((i) => i.inputs.name);
+    const { images: want } = r.spec;
+    expect(images.sort()).toEqual([want.postgres, want.pgbouncer, want.postgresExporter, want.pgbouncerExporter, want.prometheus, want.node].sort());
+    for (const image of images) expect(image).toMatch(/:[A-Za-z0-9._-]+$/);
+    expect(images).not.toContainEqual(expect.stringMatching(/:latest$/));
+  });
+
+  it("uploads the rendered files byte for byte, as content", async () => {
+    const { recorded: res, rendered: r } = await deploy("dev", rendered());
+    const db = container(res, "postgres-container");
+    expect(upload(db, "/etc/postgresql/postgresql.conf")).toBe(r.files["postgresql.conf"]);
+    expect(upload(db, "/etc/postgresql/pg_hba.conf")).toBe(r.files["pg_hba.conf"]);
+    expect(db.inputs.command).toEqual(["postgres", "-c", "config_file=/etc/postgresql/postgresql.conf", "-c", "hba_file=/etc/postgresql/pg_hba.conf"]);
+    expect(upload(container(res, "pgbouncer-container"), "/etc/pgbouncer/pgbouncer.ini")).toBe(r.files["pgbouncer.ini"]);
+    expect(upload(container(res, "postgres-exporter"), "/etc/pgstack/postgres-exporter-queries.yaml")).toBe(r.files["postgres-exporter-queries.yaml"]);
+    const prometheus = container(res, "prometheus");
+    expect(upload(prometheus, "/etc/prometheus/rules/alert-rules.yaml")).toBe(r.files["alert-rules.yaml"]);
+    const scrape = yaml.load(upload(prometheus, "/etc/prometheus/prometheus.yml")) as {
+      rule_files: string[];
+      scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[];
+    };
+    expect(scrape.rule_files).toEqual(["/etc/prometheus/rules/alert-rules.yaml"]);
+    expect(scrape.scrape_configs.map((c) => [c.job_name, c.static_configs[0].targets])).toEqual([
+      ["postgres", ["127.0.0.1:9187"]],
+      ["pgbouncer", ["127.0.0.1:9127"]],
+    ]);
+    const hook = container(res, "hook-container");
+    expect(upload(hook, "/etc/pgstack/plan.json")).toBe(r.files["plan.json"]);
+    expect(upload(hook, "/hook/pgstack.js")).toBe(hookBundle);
+    for (const c of byType(res, containerType)) {
+      for (const u of uploads(c)) {
+        expect(Object.keys(u).sort(), `${c.name} ${u.file}`).toEqual(["content", "file"]);
+      }
+    }
+  });
+
+  it("bootstraps roles and PgBouncer from the same SCRAM verifiers, never from passwords", async () => {
+    const passwords = { superuser: "su-Pw-1", app: "app-Pw-2", monitor: "mon-Pw-3", stats: "stats-Pw-4" };
+    const { recorded: res } = await deploy("dev", rendered(), passwords);
+    const verifier = (role: string, pw: string) => scramVerifier(pw, scramSalt("dev", role, pw));
+    const db = container(res, "postgres-container");
+    const sql = upload(db, "/docker-entrypoint-initdb.d/10-pgstack-roles.sql");
+    expect(sql).toContain(`ALTER ROLE "app" WITH LOGIN PASSWORD '${verifier("app", passwords.app)}'`);
+    expect(sql).toContain(`ALTER ROLE "${monitorRole}" WITH LOGIN PASSWORD '${verifier(monitorRole, passwords.monitor)}'`);
+    expect(sql).toContain(`ALTER ROLE "postgres" WITH PASSWORD '${verifier("postgres", passwords.superuser)}'`);
+    // initdb stores the superuser's verifier from POSTGRES_PASSWORD as it is.
+    expect(reveal(db.inputs.envs)).toEqual([`POSTGRES_PASSWORD=${verifier("postgres", passwords.superuser)}`]);
+    const userlist = upload(container(res, "pgbouncer-container"), "/etc/pgbouncer/userlist.txt");
+    expect(userlist).toBe(
+      [
+        `"app" "${verifier("app", passwords.app)}"`,
+        `"${statsUser}" "${verifier(statsUser, passwords.stats)}"`,
+        `"postgres" "${verifier("postgres", passwords.superuser)}"`,
+        "",
+      ].join("\n"),
+    );
+    for (const line of userlist.trim().split("\n")) expect(isScramVerifier(line.split(" ")[1].slice(1, -1))).toBe(true);
+  });
+
+  it("gives the same verifiers on every run, so a preview replaces nothing", async () => {
+    const first = await deploy("a", rendered(), { superuser: "s", app: "a", monitor: "m", stats: "t" });
+    const second = await deploy("b", rendered(), { superuser: "s", app: "a", monitor: "m", stats: "t" });
+    for (const role of ["postgres-container", "pgbouncer-container"]) {
+      const [a, b] = [first, second].map((d) => container(d.recorded, role).inputs);
+      expect(reveal(b.uploads), role).toEqual(reveal(a.uploads));
+      expect(reveal(b.envs), role).toEqual(reveal(a.envs));
+    }
+  });
+
+  it("sizes /dev/shm at least to maintenance_work_mem, for every node size", async () => {
+    for (const memory of ["8Gi", "32Gi", "128Gi"]) {
+      recorded = installMocks();
+      const r = rendered((c) => ((c.node as Config).memory = memory));
+      const { recorded: res, stack } = await deploy(`shm-${memory}`, r, { app: "x" });
+      const shm = container(res, "postgres-container").inputs.shmSize as number;
+      expect(shm * MiB, memory).toBeGreaterThanOrEqual(r.memory.maintenanceWorkMemBytes);
+      for (const e of r.indexPlan) {
+        const build = parseBytes(e.build.maintenanceWorkMem);
+        expect(build.ok && shm * MiB >= build.value, `${memory}: the hook's build maintenance_work_mem ${e.build.maintenanceWorkMem}`).toBe(true);
+      }
+      expect(shm, "more than Docker's 64 MiB default").toBeGreaterThan(64);
+      expect(stack.memoryPlan.shmSizeBytes).toBe(shm * MiB);
+    }
+  });
+
+  it("sets a memlock ulimit covering the huge pages, and none when huge pages are off", async () => {
+    const { recorded: res, rendered: r } = await deploy("dev", rendered());
+    const ulimits = container(res, "postgres-container").inputs.ulimits as { name: string; soft: number; hard: number }[];
+    expect(ulimits).toEqual([{ name: "memlock", soft: r.memory.hugePages * 2 * MiB, hard: r.memory.hugePages * 2 * MiB }]);
+    expect(r.memory.hugePages * 2 * MiB).toBeGreaterThanOrEqual(r.memory.sharedMemoryBytes);
+
+    recorded = installMocks();
+    const off = await deploy("off", rendered((c) => ((c.postgres as Config).hugePages = "off")), { app: "x" });
+    expect(container(off.recorded, "postgres-container").inputs.ulimits).toEqual([]);
+    expect(off.stack.hugePages.mode).toBe("off");
+  });
+
+  it("retains the data volume, frees fixed names before replacing, orders the hook after the database and PgBouncer", async () => {
+    // Resource options never reach the mocks; a (legacy) transformation on the component sees each child's options.
+    const options: Record<string, pulumi.CustomResourceOptions> = {};
+    const stack = new DockerVectorStack(
+      "opts",
+      { rendered: rendered(), hookBundle, appPassword: "x" },
+      { transformations: [(a) => void (options[a.name] = a.opts as pulumi.CustomResourceOptions)] },
+    );
+    await outputOf(stack.hookReport);
+    await settle();
+    expect(options["opts-postgres-data"].retainOnDelete).toBe(true);
+    const containers = Object.keys(options).filter((n) => byType(recorded, containerType).some((c) => c.name === n));
+    expect(containers).toHaveLength(6);
+    for (const n of containers) expect(options[n].deleteBeforeReplace, n).toBe(true);
+    const hook = options["opts-hook-container"];
+    expect(hook.replaceOnChanges).toEqual(["labels"]);
+    const after = (hook.dependsOn ?? []) as pulumi.Resource[];
+    const urns = await Promise.all(after.map((d) => outputOf(d.urn)));
+    expect(urns.map((u) => u.split("::").pop()).sort()).toEqual(["opts-pgbouncer-container", "opts-postgres-container"]);
+  });
+
+  it("health-checks PostgreSQL with pg_isready on TCP, waits for it, restarts it", async () => {
+    const db = container((await deploy("dev", rendered())).recorded, "postgres-container");
+    expect(db.inputs.healthcheck).toEqual({
+      tests: ["CMD", "pg_isready", "--host=127.0.0.1", "--port=5432", "--username=postgres"],
+      // Go's Duration.String() spelling, which the provider reads back: anything else would diff on every run.
+      interval: "5s",
+      timeout: "3s",
+      retries: 6,
+      startPeriod: "2m0s",
+    });
+    expect(db.inputs.wait).toBe(true);
+    expect(db.inputs.restart).toBe("unless-stopped");
+    expect(db.inputs.volumes).toEqual([{ volumeName: "pgstack-dev-data", containerPath: "/var/lib/postgresql/data" }]);
+  });
+
+  it("runs PgBouncer, the exporters and Prometheus in the database container's network namespace", async () => {
+    const { recorded: res } = await deploy("dev", rendered());
+    const dbId = "dev-postgres-container-id"; // the mocks' id for the database container
+    for (const role of ["pgbouncer-container", "postgres-exporter", "pgbouncer-exporter", "prometheus"]) {
+      const c = container(res, role);
+      expect(c.inputs.networkMode, role).toBe(`container:${dbId}`);
+      expect(c.inputs.networksAdvanced, role).toBeUndefined();
+      expect(c.inputs.restart, `${role}: Docker restarts it (pgbouncer_exporter exits while PgBouncer is down)`).toBe("unless-stopped");
+    }
+    expect(container(res, "postgres-exporter").inputs.command).toContain("--web.listen-address=127.0.0.1:9187");
+    expect(container(res, "pgbouncer-exporter").inputs.command).toContain("--web.listen-address=127.0.0.1:9127");
+  });
+
+  it("publishes ports only on the database container, bound to 127.0.0.1", async () => {
+    const { recorded: res, rendered: r, stack } = await deploy("dev", rendered());
+    const withPorts = byType(res, containerType).filter((c) => c.inputs.ports !== undefined);
+    expect(withPorts.map((c) => c.inputs.name)).toEqual(["pgstack-dev-postgres"]);
+    const { ports } = r.spec.docker;
+    expect(withPorts[0].inputs.ports).toEqual([
+      { internal: 5432, external: ports.postgres, ip: "127.0.0.1", protocol: "tcp" },
+      { internal: 6432, external: ports.pgbouncer, ip: "127.0.0.1", protocol: "tcp" },
+      { internal: 9090, external: ports.prometheus, ip: "127.0.0.1", protocol: "tcp" },
+    ]);
+    expect(stack.endpoints).toEqual({ pooled: "127.0.0.1:6432", direct: "127.0.0.1:5432", prometheus: "127.0.0.1:9090" });
+  });
+
+  it("runs the hook to completion and reports its log", async () => {
+    const { recorded: res, stack, rendered: r } = await deploy("dev", rendered());
+    const hook = container(res, "hook-container");
+    expect(hook.inputs.command).toEqual(["node", "/hook/pgstack.js", "postdeploy", "--plan", "/etc/pgstack/plan.json"]);
+    expect(hook.inputs).toMatchObject({ attach: true, logs: true, mustRun: false, restart: "no" });
+    expect(hook.inputs.networksAdvanced).toEqual([{ name: "pgstack-dev" }]);
+    expect(isSecretValue(hook.inputs.envs)).toBe(true);
+    expect(reveal(hook.inputs.envs)).toEqual([
+      `PGSTACK_DIRECT_URL=postgresql://app:${configuredSecret}@postgres:5432/app?sslmode=disable`,
+      `PGSTACK_POOLED_URL=postgresql://app:${configuredSecret}@pgbouncer:6432/app?sslmode=disable`,
+    ]);
+    const report = await outputOf(stack.hookReport);
+    expect(report.planSha256).toBe(labels(hook)["pgvector-stack.plan-sha256"]);
+    expect(report.planSha256).toMatch(/^[0-9a-f]{64}$/);
+    expect(r.files["plan.json"]).toContain('"benchmark"');
+  });
+
+  it("re-runs the hook when plan.json changes, and not otherwise", async () => {
+    const passwords = { superuser: "s", app: "a", monitor: "m", stats: "t" };
+    const hookOf = async (name: string, change: (c: Config) => void) => {
+      const d = await deploy(name, rendered(change), passwords);
+      const inputs = (suffix: string) => {
+        const found = d.recorded.find((x) => x.name === `${name}-${suffix}`);
+        expect(found, `${name}-${suffix}`).toBeDefined();
+        return reveal(found?.inputs);
+      };
+      return { hook: container(d.recorded, "hook-container"), plan: d.rendered.files["plan.json"], inputs };
+    };
+    const base = await hookOf("base", () => {});
+    const trigger = (h: RecordedResource) => ({ name: h.inputs.name, sha: labels(h)["pgvector-stack.plan-sha256"] });
+
+    // Index plan or benchmark settings: a new plan.json, a new container name and label.
+    for (const [what, change] of [
+      ["benchmark rows", (c: Config): void => void ((c.benchmark as Config).rows = 30000)],
+      ["HNSW m", (c: Config): void => void ((c.vectorTables as Config[])[0].m = 24)],
+    ] as const) {
+      const changed = await hookOf(`plan-${what.replace(/\W/g, "")}`, change);
+      expect(changed.plan, what).not.toBe(base.plan);
+      expect(trigger(changed.hook).name, what).not.toBe(trigger(base.hook).name);
+      expect(trigger(changed.hook).sha, what).not.toBe(trigger(base.hook).sha);
+    }
+
+    // Everything else: the hook container's inputs do not move at all, so Pulumi has nothing to replace.
+    // (Each change does move the resource named beside it, so the comparison is not vacuous.)
+    for (const [what, moved, change] of [
+      ["postgres settings", "postgres-container", (c: Config): void => void ((c.postgres as Config).settings = { random_page_cost: "1.1" })],
+      ["pgbouncer pool", "pgbouncer-container", (c: Config): void => void (c.pgbouncer = { defaultPoolSize: 50 })],
+      ["alert thresholds", "monitoring-prometheus", (c: Config): void => void (c.alerts = { cpuWarning: 0.9 })],
+      ["published ports", "postgres-container", (c: Config): void => void (c.docker = { ports: { postgres: 15432 } })],
+      ["database image", "postgres-image", (c: Config): void => void (c.images = { postgres: "pgvector/pgvector:0.8.1-pg17" })],
+    ] as const) {
+      const other = await hookOf(`other-${what.replace(/\W/g, "")}`, change);
+      expect(other.plan, what).toBe(base.plan);
+      expect(other.inputs(moved), `${what} moves ${moved}`).not.toEqual(base.inputs(moved));
+      expect(reveal(other.hook.inputs), what).toEqual(reveal(base.hook.inputs));
+    }
+  });
+
+  it("reports huge pages: try without host pages, on with docker.hostHugePages", async () => {
+    const dev = await deploy("dev", rendered());
+    expect(dev.stack.hugePages.mode).toBe("try");
+    expect(dev.stack.hugePages.reason).toContain("docker.hostHugePages is false");
+    recorded = installMocks();
+    const host = await deploy("host", rendered((c) => (c.docker = { hostHugePages: true })), { app: "x" });
+    expect(host.stack.hugePages.mode).toBe("on");
+    expect(host.stack.hugePages.reason).toContain("docker.hostHugePages is true");
+    expect(host.rendered.files["postgresql.conf"]).toMatch(/^huge_pages = 'on'|^huge_pages = on/m);
+  });
+
+  it("rejects a rendered stack of another target", () => {
+    const r = rendered((c) => (c.target = "kubernetes"));
+    expect(() => new DockerVectorStack("k8s", { rendered: r, hookBundle })).toThrow(/target is "kubernetes"/);
+  });
+});
+
+describe("DockerVectorStack: secrets", () => {
+  it("keeps every password out of uploads, labels, plain outputs and non-secret inputs", async () => {
+    const { recorded: res, stack } = await deploy("dev", rendered());
+    const generated = byType(res, "random:index/randomPassword:RandomPassword").map((p) => p.name);
+    expect(generated.sort()).toEqual(["dev-monitor-password", "dev-stats-password", "dev-superuser-password"]);
+    const leaks = (text: string) => text.includes("mock-password-") || text.includes(configuredSecret);
+
+    for (const r of res) {
+      for (const [key, value] of Object.entries(r.inputs)) {
+        if (key === "uploads" || key === "labels" || !isSecretValue(value)) {
+          expect(leaks(JSON.stringify(reveal(value))), `${r.name}.${key}`).toBe(false);
+        }
+      }
+      expect(isSecretValue(r.inputs.labels), `${r.name}.labels`).toBe(false);
+    }
+    // The passwords the clients need do reach them, as secret env.
+    const withPasswords = byType(res, containerType).filter((c) => leaks(JSON.stringify(reveal(c.inputs.envs ?? []))));
+    for (const c of withPasswords) expect(isSecretValue(c.inputs.envs), `${c.name}.envs`).toBe(true);
+    expect(withPasswords.map((c) => c.inputs.name).sort()).toEqual(
+      [container(res, "hook-container").inputs.name, "pgstack-dev-pgbouncer-exporter", "pgstack-dev-postgres-exporter"].sort(),
+    );
+
+    const plain = { endpoints: stack.endpoints, memoryPlan: stack.memoryPlan, hugePages: stack.hugePages, hookReport: await outputOf(stack.hookReport) };
+    expect(leaks(JSON.stringify(plain))).toBe(false);
+    for (const output of [stack.connectionString, stack.directConnectionString, stack.superuserConnectionString]) {
+      expect(await pulumi.isSecret(output)).toBe(true);
+    }
+    expect(await outputOf(stack.connectionString)).toBe(`postgresql://app:${configuredSecret}@127.0.0.1:6432/app?sslmode=disable`);
+    expect(await outputOf(stack.superuserConnectionString)).toBe("postgresql://postgres:mock-password-dev-superuser-password@127.0.0.1:5432/app?sslmode=disable");
+  });
+});
