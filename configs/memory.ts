@@ -87,12 +87,17 @@ export const hashMemMultiplier = 2.0;
 export const dynamicSharedMemoryType = "posix";
 
 /**
- * Guide: "huge_pages = try". The stack key postgres.hugePages chooses; a Docker host that has reserved huge pages
- * (docker.hostHugePages) turns `try` into `on`, so a shortfall fails at start instead of silently using 4 kB pages.
+ * Guide: "huge_pages = try". The stack key postgres.hugePages chooses; where the pages are known to exist — a
+ * Kubernetes pod requesting them, a Docker host that has reserved them (docker.hostHugePages) — `try` becomes `on`,
+ * so a shortfall fails at start instead of silently using 4 kB pages.
  */
 export function hugePagesSetting(spec: StackSpec): HugePagesMode {
   const mode = spec.postgres.hugePages;
-  return spec.target === "docker" && spec.docker.hostHugePages && mode === "try" ? "on" : mode;
+  if (mode !== "try") return mode;
+  // Kubernetes requests exactly the computed hugepages-2Mi, so the pod either gets them or is not scheduled:
+  // `try` there could only hide a mistake (PostgreSQL bug #17757: pages visible on the node but not granted).
+  if (spec.target === "kubernetes") return "on";
+  return spec.target === "docker" && spec.docker.hostHugePages ? "on" : mode;
 }
 
 /** The memory settings as they will be written in postgresql.conf, in PostgreSQL's own units. */

@@ -30,7 +30,8 @@ export function scrapeJobsFor(target: Target): ScrapeJobNames {
       return all;
     case "docker":
     case "kubernetes":
-      return { ...all, node: null, mtail: null };
+      // Not deployed there yet (see README, "What runs where"): no rules rather than rules that can never fire.
+      return { ...all, node: null, mtail: null, canary: null };
   }
 }
 

@@ -89,3 +89,22 @@ export function saslPrep(password: string): string {
   }
   return normalized;
 }
+
+/**
+ * A deterministic SCRAM salt for a stack's role. A random salt would give a new verifier on every `pulumi preview`,
+ * and with it new Secrets/uploads and a replaced database on every run; this one is derived from the stack, the role
+ * and the password, so the same password keeps its verifier and a new password gets a new salt.
+ *
+ * PBKDF2 with the verifier's own iteration count, not one plain HMAC: the salt sits in the clear inside the verifier,
+ * and a salt that is a cheap function of the password would let whoever reads the verifier test guesses 4096 times
+ * faster than SCRAM allows. Per stack and role, so one password used for two roles still gets two salts.
+ */
+export function roleSalt(stack: string, role: string, password: string): Buffer {
+  if (password === "") throw new Error(`SCRAM salt for role "${role}" of stack "${stack}": the password is empty`);
+  return pbkdf2Sync(password, `pgvector-stack/scram-salt/${stack}/${role}`, scramIterations, scramSaltBytes, "sha256");
+}
+
+/** The verifier every target stores for a role: same stack, role and password → same bytes. */
+export function roleVerifier(stack: string, role: string, password: string): string {
+  return scramVerifier(password, roleSalt(stack, role, password));
+}

@@ -34,7 +34,6 @@ describe("postgresql.conf: the guide's values", () => {
     ["work_mem", "256MB"],
     ["maintenance_work_mem", "2GB"],
     ["temp_buffers", "128MB"],
-    ["huge_pages", "try"],
     ["dynamic_shared_memory_type", "posix"],
     ["hash_mem_multiplier", "2.0"],
     // PostgreSQL Settings / Rust Application Layer
@@ -47,6 +46,11 @@ describe("postgresql.conf: the guide's values", () => {
     ["shared_preload_libraries", "pg_stat_statements"],
   ])("%s = %s", (name, value) => {
     expect(conf.get(name)).toBe(value);
+  });
+
+  it("huge_pages: the guide's try where pages may be missing; on where Kubernetes requests them", () => {
+    expect(parseConf(renderPostgresqlConf(specFor({ target: "docker" }))).get("huge_pages")).toBe("try");
+    expect(conf.get("huge_pages")).toBe("on");
   });
 
   it("owns listen_addresses and port", () => {
