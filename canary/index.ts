@@ -1,0 +1,5 @@
+/** The synthetic canary (`pgstack canary`): see canary/canary.ts for what it does, configs/canary.ts for its contract. */
+export { Canary, type CanaryOptions, type RoundResult, type ScenarioOutcome } from "./canary";
+export { CanaryMetrics } from "./metrics";
+export { canarySql, type CanarySql, type CanaryStatement } from "./sql";
+export { describeError, probeConnection } from "./connect";

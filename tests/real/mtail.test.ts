@@ -1,0 +1,143 @@
+/**
+ * The rendered mtail program on the real mtail (3.0, Debian 13) over the log of a real PostgreSQL 17 that runs the
+ * stack's rendered postgresql.conf (its log_line_prefix, log_min_duration_statement = 100ms, stderr logging):
+ * mtail counts exactly the statements PostgreSQL logged as slow — simple and extended protocol, one-line and
+ * multi-line — and nothing else (fast statements, a 50 ms one, connection lines, the startup log).
+ */
+import * as fs from "node:fs";
+import { Client } from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { mtailExtraMetrics, mtailMetrics, mtailProgramFile, renderMtailProgram, slowStatementLinePattern } from "../../configs/mtail";
+import { renderPgHba } from "../../configs/pg-hba";
+import { renderPostgresqlConf, slowQueryMs } from "../../configs/postgresql";
+import { getRuntime, httpGet, startPostgres, stopAll, type HttpServer, type PostgresServer, type Runtime, type ScratchDir } from "../../local/runtime";
+import { startHttpServer } from "../../local/runtime/httpServer";
+import { specFor } from "../unit/spec-fixture";
+
+const spec = specFor({ target: "local", node: { memory: "4Gi", cpus: 2 } }, "perf");
+
+/** Prometheus text exposition → "name{labels}" → value. */
+function samples(body: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const line of body.split("\n")) {
+    if (line === "" || line.startsWith("#")) continue;
+    const m = /^(\S+?)(\{.*\})?\s+(\S+)$/.exec(line);
+    if (m) out.set(`${m[1]}${m[2] ?? ""}`, Number(m[3]));
+  }
+  return out;
+}
+
+const slowLine = new RegExp(slowStatementLinePattern().replace(/\(\?P</g, "(?<"));
+
+/** Slow statements in the log as PostgreSQL wrote them: the ground truth mtail must agree with. */
+function slowLinesIn(logFile: string): string[] {
+  return fs
+    .readFileSync(logFile, "utf8")
+    .split("\n")
+    .filter((l) => {
+      const m = slowLine.exec(l);
+      return m !== null && Number(m.groups!.duration_ms) >= slowQueryMs;
+    });
+}
+
+let runtime: Runtime;
+let pg: PostgresServer;
+let mtail: HttpServer;
+let progs: ScratchDir;
+const program = renderMtailProgram();
+const counter = mtailMetrics.slowQueries.name;
+const histogram = mtailExtraMetrics.slowQueryDuration.name;
+const prog = `prog="${mtailProgramFile}"`;
+
+async function scrape(): Promise<Map<string, number>> {
+  const response = await httpGet(`${mtail.url}/metrics`);
+  expect(response.status).toBe(200);
+  return samples(response.body);
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs = 15_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
+
+beforeAll(async () => {
+  runtime = await getRuntime();
+  pg = await startPostgres({ runtime, postgresqlConf: renderPostgresqlConf(spec), pgHbaConf: renderPgHba() });
+  progs = runtime.scratchDir("mtail-progs");
+  progs.writeFile(mtailProgramFile, program, 0o644);
+  fs.chmodSync(pg.logFile, 0o644);
+  mtail = await startHttpServer({
+    runtime,
+    program: "mtail",
+    scratch: progs,
+    args: (port) => [
+      "--address", "127.0.0.1",
+      "--port", String(port),
+      "--progs", progs.path,
+      "--logs", pg.scratch.pathOf("postgres.log"),
+      "--logtostderr",
+      "--poll_interval", "250ms",
+    ],
+    readyPath: "/metrics",
+  });
+});
+
+afterAll(stopAll);
+
+describe("mtail over PostgreSQL's slow-query log", () => {
+  it("loads the rendered program and serves the counter at 0 before any slow statement", async () => {
+    const metrics = await scrape();
+    expect(metrics.get(`${counter}{${prog}}`)).toBe(0);
+    expect(slowLinesIn(pg.logFile)).toEqual([]);
+  });
+
+  it("counts exactly the statements PostgreSQL logged as slow", async () => {
+    // 5 slow simple-protocol statements, a multi-line one, and fast ones that are not logged.
+    await pg.psql(
+      [
+        ...Array.from({ length: 5 }, () => "SELECT pg_sleep(0.15);"),
+        "SELECT\n  pg_sleep(0.15)\n  AS multi_line;",
+        "SELECT pg_sleep(0.05);",
+        ...Array.from({ length: 10 }, (_, i) => `SELECT ${i};`),
+      ].join("\n"),
+    );
+    // 2 slow extended-protocol statements (logged as `execute <unnamed>:`), and a fast one.
+    const client = new Client({ connectionString: pg.url() });
+    await client.connect();
+    try {
+      await client.query("SELECT pg_sleep($1)", [0.12]);
+      await client.query("SELECT pg_sleep($1)", [0.13]);
+      await client.query("SELECT $1::int", [1]);
+    } finally {
+      await client.end();
+    }
+
+    const logged = slowLinesIn(pg.logFile);
+    expect(logged).toHaveLength(8);
+    expect(logged.filter((l) => /  execute <unnamed>: /.test(l))).toHaveLength(2);
+
+    await waitFor("mtail to count 8 slow statements", async () => (await scrape()).get(`${counter}{${prog}}`) === 8);
+    const metrics = await scrape();
+    expect(metrics.get(`${histogram}_count{${prog}}`)).toBe(8);
+    expect(metrics.get(`${histogram}_bucket{${prog},le="0.1"}`)).toBe(0);
+    expect(metrics.get(`${histogram}_bucket{${prog},le="0.5"}`)).toBe(8);
+    expect(metrics.get(`${histogram}_bucket{${prog},le="+Inf"}`)).toBe(8);
+    const sum = metrics.get(`${histogram}_sum{${prog}}`)!;
+    expect(sum).toBeGreaterThanOrEqual(5 * 0.15 + 0.15 + 0.12 + 0.13);
+    expect(sum).toBeLessThan(8 * 0.5);
+  });
+
+  it("gives the same count reading the whole log from its first line (--one_shot)", async () => {
+    const result = await runtime.exec(
+      "mtail",
+      ["--progs", progs.path, "--logs", pg.scratch.pathOf("postgres.log"), "--one_shot", "--one_shot_format", "prometheus", "--logtostderr"],
+      { timeoutMs: 60_000 },
+    );
+    expect(result.code, result.stderr).toBe(0);
+    const metrics = samples(result.stdout);
+    expect(metrics.get(`${counter}{${prog}}`)).toBe(8);
+  });
+});
