@@ -13,6 +13,7 @@ export type Loader = () => Command;
 
 const allCommands: Readonly<Record<string, Loader>> = {
   render: () => require("./render").renderCommand,
+  canary: () => require("./canary").canaryCommand,
   postdeploy: () => require("./postdeploy").postdeployCommand,
   runtime: () => require("./runtime").runtimeCommand,
 };

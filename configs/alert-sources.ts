@@ -14,10 +14,12 @@ export type CanaryTarget = (typeof canaryTargets)[number];
 
 export const canaryMetrics = {
   /**
-   * Histogram of one canary query's wall time, seconds: sent → last row received, through PgBouncer, on an already
-   * open connection (connecting is measured by the counters below). Label `scenario`: `search` (ORDER BY distance
-   * LIMIT 10 over the HNSW index), `hybrid` (the same with a metadata filter), `insert` (one row with a vector);
-   * other scenarios may be added and count for the P99 rule only. Successful queries only.
+   * Histogram of one canary scenario's wall time, seconds: its whole pipelined BEGIN … COMMIT, sent → last row
+   * received, through PgBouncer, on an already open connection (connecting is measured by the counters below).
+   * Label `scenario`: `search` (ORDER BY distance LIMIT 10 over the HNSW index), `hybrid` (the same with a metadata
+   * filter), `insert` (one row with a vector); other scenarios may be added and count for the P99 rule only.
+   * A query that times out is observed at the moment the canary gave up: counting successes only would leave the
+   * latency alerts quiet exactly when the database hangs.
    */
   queryDuration: {
     name: "pgstack_canary_query_duration_seconds",

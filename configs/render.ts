@@ -4,8 +4,10 @@
 import { defaultScrapeJobNames, type ScrapeJobNames } from "./scrape";
 import { renderAlertRules, renderAlertRulesYaml, type AlertRulesInput } from "./alerts";
 import { pgbouncerExporterCommand, pgbouncerExporterPort, postgresExporterCommand, postgresExporterPort, postgresExporterQueriesYaml, watchedSettings } from "./exporters";
+import { renderGrafanaDashboardJson } from "./grafana-dashboard";
 import { planIndexes, renderIndexPlanSql } from "./hnsw";
 import { memoryPlan } from "./memory";
+import { renderMtailProgram } from "./mtail";
 import { renderPgBouncerIni } from "./pgbouncer";
 import { renderPgHba } from "./pg-hba";
 import { parallelism, postgresqlSettingValues, renderPostgresqlConf } from "./postgresql";
@@ -111,6 +113,8 @@ export function renderStack(spec: StackSpec): Rendered {
       "alert-rules.yaml": renderAlertRulesYaml(rulesInput),
       "hnsw-plan.sql": renderIndexPlanSql(indexPlan),
       "plan.json": sortedJson(hookPlan),
+      "postgresql.mtail": renderMtailProgram(),
+      "grafana-dashboard.json": renderGrafanaDashboardJson({ stack: spec.stack, thresholds: spec.alerts }),
     },
     indexPlan,
     alertRuleGroups: renderAlertRules(rulesInput),

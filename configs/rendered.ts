@@ -14,7 +14,9 @@ export type RenderedFileName =
   | "postgres-exporter-queries.yaml"
   | "alert-rules.yaml"
   | "hnsw-plan.sql"
-  | "plan.json";
+  | "plan.json"
+  | "postgresql.mtail"
+  | "grafana-dashboard.json";
 
 export interface RenderedMemory {
   readonly nodeMemoryBytes: number;
