@@ -2,6 +2,7 @@
  * The Pulumi program as a function: stack config → StackSpec → Rendered → the components for spec.target.
  * index.ts calls it; the offline renderer (cli/offline-program.ts) calls it under recording mocks.
  */
+import * as os from "node:os";
 import * as pulumi from "@pulumi/pulumi";
 import { buildHookBundle } from "./components/hook-bundle";
 import { DockerVectorStack } from "./components/docker/vector-stack";
@@ -29,7 +30,8 @@ const specKeys = ["target", "node", "postgres", "pgbouncer", "vectorTables", "be
 export function program(): Record<string, unknown> {
   const config = new pulumi.Config("pgvector-stack");
   const stack = pulumi.getStack();
-  const spec = parseStackSpec(stack, readConfig(config, specKeys));
+  // `memory: auto` (the perf stack) is sized to the machine running the program, as `pgstack local` does.
+  const spec = parseStackSpec(stack, readConfig(config, specKeys), { memoryBytes: os.totalmem(), cpus: os.cpus().length });
   const rendered = renderStack(spec);
   for (const warning of rendered.warnings) void pulumi.log.warn(warning);
   const passwords = Object.fromEntries(secretConfigKeys.map((k) => [k, config.getSecret(k)]));

@@ -13,6 +13,8 @@ export type Loader = () => Command;
 
 const allCommands: Readonly<Record<string, Loader>> = {
   render: () => require("./render").renderCommand,
+  drift: () => require("./drift").driftCommand,
+  diff: () => require("./diff").diffCommand,
   canary: () => require("./canary").canaryCommand,
   postdeploy: () => require("./postdeploy").postdeployCommand,
   runtime: () => require("./runtime").runtimeCommand,

@@ -1,0 +1,35 @@
+/**
+ * The desired state live drift compares with, read from a stack's rendered files (a `rendered/<stack>/` directory or
+ * a fresh render): the same files every target deploys, so the check is the same for every target.
+ */
+import type { IndexPlanEntry } from "../configs/hnsw";
+import { bootstrapSql } from "../configs/roles";
+import { parseKeyValueLines, parsePgBouncerIni, parsePostgresqlConf } from "./config-files";
+import type { DesiredState } from "./live";
+
+/** The extensions the role bootstrap (configs/roles.ts) installs in the stack's database, read from its SQL. */
+export function bootstrapExtensions(): string[] {
+  const sql = bootstrapSql("db", "app", { app: "", monitor: "" });
+  return [...sql.matchAll(/CREATE EXTENSION IF NOT EXISTS "?([\w-]+)"?/g)].map((m) => m[1]).sort();
+}
+
+/** Files a live check needs, by name. */
+export const desiredFiles = ["postgresql.conf", "pgbouncer.ini", "plan.json", "memory-plan.yaml"] as const;
+
+export function desiredFromFiles(stack: string, files: Readonly<Record<string, string>>): DesiredState {
+  const missing = desiredFiles.filter((f) => files[f] === undefined);
+  if (missing.length > 0) throw new Error(`the rendered state of stack "${stack}" lacks ${missing.join(", ")}`);
+  const plan = JSON.parse(files["plan.json"]) as { database?: string; indexPlan?: IndexPlanEntry[] };
+  if (typeof plan.database !== "string") throw new Error(`plan.json of stack "${stack}" names no database`);
+  const memory = parseKeyValueLines(files["memory-plan.yaml"]);
+  const pages = Number(memory.get("huge_pages_2MiB"));
+  return {
+    stack,
+    postgresql: parsePostgresqlConf(files["postgresql.conf"]),
+    pgbouncer: parsePgBouncerIni(files["pgbouncer.ini"]),
+    database: plan.database,
+    indexPlan: plan.indexPlan ?? [],
+    hugePagesPlanned: Number.isInteger(pages) ? pages : null,
+    extensions: bootstrapExtensions(),
+  };
+}

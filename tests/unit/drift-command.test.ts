@@ -1,0 +1,94 @@
+/**
+ * `pgstack drift` as a command: exit 0 when the committed snapshot is what this commit renders, 1 with a report when
+ * not, usage errors for bad flags (main.ts turns a UsageError into exit 2). Uses the perf stack (target local), whose
+ * render needs no Pulumi program run, against a snapshot written by the same code as `pgstack render`.
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { driftCommand } from "../../cli/drift";
+import { renderStackFiles, writeStacks } from "../../cli/render";
+import { UsageError } from "../../cli/errors";
+
+async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = "";
+  let stderr = "";
+  const out = vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => {
+    stdout += String(chunk);
+    return true;
+  });
+  const err = vi.spyOn(console, "error").mockImplementation((...parts: unknown[]) => {
+    stderr += `${parts.join(" ")}\n`;
+  });
+  try {
+    return { code: await driftCommand.run(args), stdout, stderr };
+  } finally {
+    out.mockRestore();
+    err.mockRestore();
+  }
+}
+
+describe("pgstack drift (snapshots)", () => {
+  let committed: string;
+  const conf = () => path.join(committed, "perf", "postgresql.conf");
+
+  beforeAll(async () => {
+    committed = fs.mkdtempSync(path.join(os.tmpdir(), "pgstack-drift-cmd-"));
+  });
+  afterAll(() => fs.rmSync(committed, { recursive: true, force: true }));
+
+  const snapshot = async () => writeStacks(committed, (await renderStackFiles(["perf"])).stacks, false);
+
+  it("exit 0 and 'no drift' when the snapshot is what this commit renders", async () => {
+    await snapshot();
+    const r = await run(["perf", "--against", committed]);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^no drift: this commit renders exactly .*\/ for 1 stack \(perf\)\n$/);
+  });
+
+  it("exit 1 and the setting old → new when a setting changed, in every format", async () => {
+    await snapshot();
+    fs.writeFileSync(conf(), fs.readFileSync(conf(), "utf8").replace(/^shared_buffers = 4GB/m, "shared_buffers = 2GB"));
+    const text = await run(["perf", "--against", committed]);
+    expect(text.code).toBe(1);
+    expect(text.stdout).toContain("perf: 1 file changed\n  postgresql.conf: 1 setting changed\n    shared_buffers: 2GB → 4GB\n");
+    const md = await run(["perf", "--against", committed, "--format", "markdown"]);
+    expect(md.code).toBe(1);
+    expect(md.stdout).toContain("| `shared_buffers` | `2GB` | `4GB` |");
+    const json = await run(["perf", "--against", committed, "--format=json"]);
+    expect(JSON.parse(json.stdout)).toMatchObject({ drift: true, stacks: [{ stack: "perf", change: "changed", files: [{ file: "postgresql.conf", settings: [{ name: "shared_buffers", old: "2GB", new: "4GB" }] }] }] });
+  });
+
+  it("exit 1 for a file the snapshot lacks, and for a stack directory whose stack is gone", async () => {
+    await snapshot();
+    fs.rmSync(path.join(committed, "perf", "hnsw-plan.sql"));
+    fs.mkdirSync(path.join(committed, "retired"));
+    fs.writeFileSync(path.join(committed, "retired", "memory-plan.yaml"), "node_memory: 1GB\n");
+    const r = await run(["--against", committed]);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toContain("  hnsw-plan.sql: added");
+    expect(r.stdout).toContain("retired: stack removed");
+  }, 300_000);
+
+  it.each([
+    [["nosuchstack"], /no stack "nosuchstack"/],
+    [["--format", "yaml"], /--format must be one of text, markdown, json/],
+    [["--url", "postgresql://x@h/db"], /--url belongs to --live/],
+    [["--live", "--url", "postgresql://x@h/db"], /--live needs --stack NAME/],
+    [["--live", "--stack", "prod"], /--live needs --url/],
+    [["--live", "--stack", "prod", "--url", "postgresql://x@h/db", "--against", "x"], /does not go with --live/],
+    [["--bogus"], /unknown option --bogus/],
+  ])("usage error for %j", async (args, message) => {
+    const p = run(args as string[]);
+    await expect(p).rejects.toBeInstanceOf(UsageError);
+    await expect(p).rejects.toThrow(message);
+  });
+
+  it("live: an unparsable URL is one line and exit 2, with no password", async () => {
+    const r = await run(["--live", "--stack", "prod", "--url", "postgresql://app:Sup3r-S3cret@host:port/app"]);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe("");
+    expect(r.stderr).toBe('pgstack drift: --url "postgresql://app:***@host:port/app" is not a URL; write postgresql://user@host:port/database\n');
+  });
+});
