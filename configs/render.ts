@@ -32,8 +32,9 @@ export function scrapeJobsFor(target: Target): ScrapeJobNames {
       return all;
     case "docker":
     case "kubernetes":
-      // Not deployed there yet (see README, "What runs where"): no rules rather than rules that can never fire.
-      return { ...all, node: null, mtail: null, canary: null };
+      // The canary runs there (components/docker/canary.ts, components/kubernetes/canary.ts); node_exporter and mtail
+      // are not deployed there yet (see README, "What runs where"): no rules rather than rules that can never fire.
+      return { ...all, node: null, mtail: null };
   }
 }
 

@@ -4,6 +4,7 @@
  * out; the components in this folder only wire resources from it, and tests check it without Pulumi.
  */
 import { createHash } from "node:crypto";
+import { canaryPort } from "../../configs/canary";
 import { pgbouncerExporterCommand, postgresExporterCommand } from "../../configs/exporters";
 import type { IndexPlanEntry } from "../../configs/hnsw";
 import { pgbouncerAuthFile, pgbouncerPort } from "../../configs/pgbouncer";
@@ -53,6 +54,7 @@ export interface DockerNames {
   readonly postgresExporter: string;
   readonly pgbouncerExporter: string;
   readonly prometheus: string;
+  readonly canary: string;
   /** The hook's name carries the plan hash: a new plan is a new container, visibly. */
   readonly hook: (planSha256: string) => string;
 }
@@ -71,6 +73,7 @@ export function dockerNames(prefix: string): DockerNames {
     postgresExporter: `${prefix}-postgres-exporter`,
     pgbouncerExporter: `${prefix}-pgbouncer-exporter`,
     prometheus: `${prefix}-prometheus`,
+    canary: `${prefix}-canary`,
     hook: (planSha256) => `${prefix}-hook-${planSha256.slice(0, 12)}`,
   };
 }
@@ -294,15 +297,32 @@ export function pgbouncerExporterLaunch(exporters: RenderedExporters, pgbouncerL
   };
 }
 
-/** Scrape targets: both exporters on loopback, since Prometheus runs in the database container's namespace too. */
+/**
+ * The canary in the database's namespace: /metrics on loopback only, like the exporters (Prometheus shares the
+ * namespace; nothing publishes the port). Interval, timeouts and table are configs/canary.ts' defaults.
+ */
+export function canaryCommand(): string[] {
+  return ["node", paths.hookBundle, "canary", "--listen", `127.0.0.1:${canaryPort}`];
+}
+
+/** Where the canary connects, from inside the database's namespace: PgBouncer and PostgreSQL on loopback. */
+export function canaryConnectAddresses(pgbouncerListenPort: number): { readonly pooled: string; readonly direct: string } {
+  return { pooled: `127.0.0.1:${pgbouncerListenPort}`, direct: `127.0.0.1:${postgresPort}` };
+}
+
+/**
+ * Scrape targets: both exporters and the canary on loopback, since Prometheus runs in the database container's
+ * namespace too. Every source here has its rules in the rendered alert-rules.yaml (configs/render.ts scrapeJobsFor).
+ */
 export function scrapeTargets(exporters: RenderedExporters): ScrapeTargets {
   return {
     postgres: [`127.0.0.1:${exporters.postgresExporterPort}`],
     pgbouncer: [`127.0.0.1:${exporters.pgbouncerExporterPort}`],
+    canary: [`127.0.0.1:${canaryPort}`],
   };
 }
 
-/** prometheus.yml for this host: the two exporters, the rendered alert rules, the stack label on every target. */
+/** prometheus.yml for this host: the exporters, the canary, the rendered alert rules, the stack label on every target. */
 export function prometheusConfigYaml(rendered: Rendered): string {
   return renderPrometheusConfigYaml({
     stack: rendered.spec.stack,
@@ -348,6 +368,7 @@ export function stackProblems(rendered: Rendered): string[] {
     ["Prometheus", prometheusPort],
     ["postgres_exporter", exporters.postgresExporterPort],
     ["pgbouncer_exporter", exporters.pgbouncerExporterPort],
+    ["the canary", canaryPort],
   ];
   const published: [string, number][] = [
     ["docker.ports.postgres", spec.docker.ports.postgres],

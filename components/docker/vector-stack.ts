@@ -1,6 +1,6 @@
 /**
- * The docker target: PostgreSQL 17 + pgvector with PgBouncer, both exporters and Prometheus on one Docker host,
- * deployed from the same Rendered files as every other target, and the post-deploy hook run to completion.
+ * The docker target: PostgreSQL 17 + pgvector with PgBouncer, both exporters, the canary and Prometheus on one Docker
+ * host, deployed from the same Rendered files as every other target, and the post-deploy hook run to completion.
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
@@ -11,6 +11,7 @@ import { bootstrapSql, monitorRole, statsUser } from "../../configs/roles";
 import {
   type Endpoints,
   type HugePagesDecision,
+  canaryConnectAddresses,
   connectionUrl,
   dockerNames,
   endpoints,
@@ -22,6 +23,7 @@ import {
   superuser,
   superuserPasswordSql,
 } from "./layout";
+import { DockerCanary } from "./canary";
 import { DockerMonitoring } from "./monitoring";
 import { DockerPgBouncer } from "./pgbouncer";
 import { DockerPostDeployHook, type HookReport } from "./postdeploy-hook";
@@ -31,7 +33,7 @@ import { roleVerifier } from "../../configs/scram";
 export interface DockerVectorStackArgs {
   /** The rendered stack (configs/render.ts) of a stack whose target is docker. Required; no default. */
   readonly rendered: Rendered;
-  /** The bundled pgstack CLI (one CommonJS file) the post-deploy hook runs. Required; no default. */
+  /** The bundled pgstack CLI (one CommonJS file) the post-deploy hook and the canary run. Required; no default. */
   readonly hookBundle: string;
   /** Password of the `postgres` superuser. Defaults to a generated 32-character password. */
   readonly superuserPassword?: pulumi.Input<string>;
@@ -155,6 +157,22 @@ export class DockerVectorStack extends pulumi.ComponentResource {
         pgbouncerPort: pgbouncer.listenPort,
         monitorPassword,
         statsPassword,
+        startAfter: [pgbouncer.container],
+      },
+      { parent: this },
+    );
+
+    // The application's role, as an application connects; on loopback, from inside the database's namespace.
+    const canaryAt = canaryConnectAddresses(pgbouncer.listenPort);
+    new DockerCanary(
+      `${name}-canary`,
+      {
+        rendered,
+        names,
+        namespaceOwnerId: postgres.container.id,
+        hookBundle,
+        pooledUrl: appPassword.apply((p) => connectionUrl(appUser, p, canaryAt.pooled, database)),
+        directUrl: appPassword.apply((p) => connectionUrl(appUser, p, canaryAt.direct, database)),
         startAfter: [pgbouncer.container],
       },
       { parent: this },

@@ -53,6 +53,7 @@ export const portNames = {
   pgbouncer: "pgbouncer",
   postgresMetrics: "pg-metrics",
   pgbouncerMetrics: "pgb-metrics",
+  canaryMetrics: "canary-metrics",
 } as const;
 
 /** Container names; `kubectl logs <pod> -c <name>`. */
@@ -63,6 +64,7 @@ export const containerNames = {
   pgbouncerExporter: "pgbouncer-exporter",
   hook: "postdeploy",
   waitForDatabase: "wait-for-database",
+  canary: "canary",
 } as const;
 
 /** The files the database pod reads: the checksum annotation covers exactly these. */
@@ -101,6 +103,10 @@ export interface KubernetesNames {
   /** The hook's ConfigMap and Job carry the plan hash: a new plan is a new Job, which runs again. */
   readonly hookConfig: (planSha256: string) => string;
   readonly hookJob: (planSha256: string) => string;
+  /** The canary's Deployment, its bundle ConfigMap, NetworkPolicy and PodMonitor (different kinds, one name). */
+  readonly canary: string;
+  /** The ConfigMap the Grafana sidecar loads the dashboard from. */
+  readonly grafanaDashboard: string;
 }
 
 /** DNS-1035 label: Service names must start with a letter. */
@@ -135,6 +141,8 @@ export function kubernetesNames(base: string): KubernetesNames {
     prometheusRule: base,
     hookConfig: (sha) => `${base}-hook-${shortHash(sha)}`,
     hookJob: (sha) => `${base}-postdeploy-${shortHash(sha)}`,
+    canary: `${base}-canary`,
+    grafanaDashboard: `${base}-grafana-dashboard`,
   };
 }
 
@@ -148,7 +156,7 @@ export function sha256(text: string): string {
   return createHash("sha256").update(text, "utf8").digest("hex");
 }
 
-export type Component = "database" | "postdeploy-hook";
+export type Component = "database" | "postdeploy-hook" | "canary";
 
 /** The memory plan as deployed on Kubernetes: the rendered settings and the pod's budget on the node. */
 export interface KubernetesMemoryPlan extends RenderedMemory {

@@ -1,9 +1,9 @@
 /**
- * What the Prometheus Operator needs to watch one stack: a PodMonitor for both exporters and a PrometheusRule with
- * the rendered alert rules. Plain data in, plain data out.
+ * What the Prometheus Operator needs to watch one stack: a PodMonitor for both exporters, one for the canary, and a
+ * PrometheusRule with the rendered alert rules. Plain data in, plain data out.
  */
 import type { Rendered } from "../../configs/rendered";
-import { pgbouncerJob, postgresJob } from "../../configs/scrape";
+import { canaryJob, pgbouncerJob, postgresJob } from "../../configs/scrape";
 import { portNames } from "./layout";
 import type { Labels } from "./network";
 
@@ -18,16 +18,27 @@ function fixedLabel(label: string, value: string): Record<string, string> {
  * own job name (`<namespace>/<podmonitor>`) would leave every rule blind and ScrapeJobAbsent firing.
  */
 export function podMonitorSpec(selector: Labels, stack: string, scrapeInterval: string): Record<string, unknown> {
-  const endpoint = (port: string, job: string) => ({
-    interval: scrapeInterval,
-    path: "/metrics",
-    port,
-    relabelings: [fixedLabel("job", job), fixedLabel("stack", stack)],
-  });
+  const endpoint = (port: string, job: string) => metricsEndpoint(port, job, stack, scrapeInterval);
   return {
     podMetricsEndpoints: [endpoint(portNames.postgresMetrics, postgresJob), endpoint(portNames.pgbouncerMetrics, pgbouncerJob)],
     selector: { matchLabels: { ...selector } },
   };
+}
+
+/**
+ * Scrape the canary pod as job `canary` with the stack label, which the canary rules and their `up`/`absent` guards
+ * select on. Its own PodMonitor: the canary's pod has other labels than the database's, and the database
+ * PodMonitor's selector stays as it was.
+ */
+export function canaryPodMonitorSpec(selector: Labels, stack: string, scrapeInterval: string): Record<string, unknown> {
+  return {
+    podMetricsEndpoints: [metricsEndpoint(portNames.canaryMetrics, canaryJob, stack, scrapeInterval)],
+    selector: { matchLabels: { ...selector } },
+  };
+}
+
+function metricsEndpoint(port: string, job: string, stack: string, scrapeInterval: string): Record<string, unknown> {
+  return { interval: scrapeInterval, path: "/metrics", port, relabelings: [fixedLabel("job", job), fixedLabel("stack", stack)] };
 }
 
 /** The rule groups as rendered: the very object alert-rules.yaml serializes, so both say the same. */

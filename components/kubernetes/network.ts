@@ -1,6 +1,7 @@
 /**
  * How the database pod is reached and protected: its Services, the NetworkPolicy that admits only applications,
- * the post-deploy hook and Prometheus, and the PodDisruptionBudget. Plain data in, plain data out.
+ * the post-deploy hook, the canary and Prometheus, the canary's own NetworkPolicy, and the PodDisruptionBudget.
+ * Plain data in, plain data out.
  */
 import type * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
@@ -63,10 +64,17 @@ export interface DatabasePeers {
   readonly namespace: string;
   /** Pods of the post-deploy hook (in the database's namespace): direct and pooled ports. */
   readonly hookPods: Labels;
+  /** Pods of the canary (in the database's namespace): direct and pooled ports, as its two probe targets. */
+  readonly canaryPods: Labels;
   /** Namespaces and pods of Prometheus: the metrics ports. */
   readonly prometheusNamespaces: Labels;
   readonly prometheusPods: Labels;
 }
+
+/** Where Prometheus runs unless told otherwise: the namespace kube-prometheus-stack's guides install it in. */
+export const defaultPrometheusNamespaces: Labels = { "kubernetes.io/metadata.name": "monitoring" };
+/** The label the Prometheus Operator puts on every Prometheus pod it runs. */
+export const defaultPrometheusPods: Labels = { "app.kubernetes.io/name": "prometheus" };
 
 /** The namespace's own name label, set by Kubernetes (≥ 1.21) on every namespace. */
 export function namespaceNameLabel(namespace: string): Labels {
@@ -85,7 +93,8 @@ function tcp(port: number): k8s.types.input.networking.v1.NetworkPolicyPort {
 /**
  * Ingress only: the containers of the pod talk to each other over loopback, which no policy sees, and the pod
  * opens no connection of its own; egress stays with the cluster's defaults. Applications reach PgBouncer only; the hook reaches PostgreSQL directly (index builds, bypassing the
- * transaction pool) and PgBouncer (the smoke benchmark); Prometheus reaches the metrics ports. Anything else,
+ * transaction pool) and PgBouncer (the smoke benchmark); the canary probes logins on both, as its `postgres` and
+ * `pgbouncer` targets; Prometheus reaches the metrics ports. Anything else,
  * including application pods on 5432, is dropped. `kubectl port-forward` and `exec` enter through the kubelet,
  * not the pod network, so administrators still reach 5432.
  */
@@ -94,8 +103,26 @@ export function databaseNetworkPolicySpec(selector: Labels, ports: DatabasePorts
     ingress: [
       { from: [peer(peers.clientNamespaces, peers.clientPods)], ports: [tcp(ports.pgbouncer)] },
       { from: [peer(namespaceNameLabel(peers.namespace), peers.hookPods)], ports: [tcp(ports.postgres), tcp(ports.pgbouncer)] },
+      { from: [peer(namespaceNameLabel(peers.namespace), peers.canaryPods)], ports: [tcp(ports.postgres), tcp(ports.pgbouncer)] },
       { from: [peer(peers.prometheusNamespaces, peers.prometheusPods)], ports: [tcp(ports.postgresMetrics), tcp(ports.pgbouncerMetrics)] },
     ],
+    podSelector: { matchLabels: { ...selector } },
+    policyTypes: ["Ingress"],
+  };
+}
+
+/**
+ * The canary pod: only Prometheus may reach it, on the metrics port. Ingress only, as for the database: the canary's
+ * own connections to 5432/6432 are admitted by the database's policy, and egress (DNS included) stays with the
+ * cluster's defaults.
+ */
+export function canaryNetworkPolicySpec(
+  selector: Labels,
+  metricsPort: number,
+  prometheus: { readonly namespaces: Labels; readonly pods: Labels },
+): k8s.types.input.networking.v1.NetworkPolicySpec {
+  return {
+    ingress: [{ from: [peer(prometheus.namespaces, prometheus.pods)], ports: [tcp(metricsPort)] }],
     podSelector: { matchLabels: { ...selector } },
     policyTypes: ["Ingress"],
   };

@@ -20,6 +20,8 @@ import {
   databaseNetworkPolicySpec,
   databasePorts,
   databaseServiceSpecs,
+  defaultPrometheusNamespaces,
+  defaultPrometheusPods,
   type Endpoint,
   type Labels,
   namespaceNameLabel,
@@ -47,6 +49,8 @@ export interface VectorPostgresArgs {
   readonly clientPodSelector?: Labels;
   /** Labels of the post-deploy hook's pods, admitted to both ports. Defaults to the hook's selector labels (see PostDeployJob). */
   readonly hookPodSelector?: Labels;
+  /** Labels of the canary's pods, admitted to both ports. Defaults to the canary's selector labels (see VectorCanary). */
+  readonly canaryPodSelector?: Labels;
   /** Labels of the namespaces Prometheus runs in. Defaults to `{"kubernetes.io/metadata.name": "monitoring"}`. */
   readonly prometheusNamespaceSelector?: Labels;
   /** Labels of the Prometheus pods. Defaults to `{"app.kubernetes.io/name": "prometheus"}`, as the Prometheus Operator labels them. */
@@ -216,8 +220,9 @@ export class VectorPostgres extends pulumi.ComponentResource {
             clientNamespaces: args.clientNamespaceSelector ?? namespaceNameLabel(ns),
             clientPods: args.clientPodSelector ?? {},
             hookPods: args.hookPodSelector ?? selectorLabels(instance, "postdeploy-hook"),
-            prometheusNamespaces: args.prometheusNamespaceSelector ?? namespaceNameLabel("monitoring"),
-            prometheusPods: args.prometheusPodSelector ?? { "app.kubernetes.io/name": "prometheus" },
+            canaryPods: args.canaryPodSelector ?? selectorLabels(instance, "canary"),
+            prometheusNamespaces: args.prometheusNamespaceSelector ?? defaultPrometheusNamespaces,
+            prometheusPods: args.prometheusPodSelector ?? defaultPrometheusPods,
           }),
         ),
       },

@@ -1,6 +1,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { Rendered } from "../../configs/rendered";
+import { VectorCanary } from "./canary";
 import { assertHookFits } from "./hook-job-spec";
 import { type KubernetesMemoryPlan, kubernetesNames, kubernetesProblems } from "./layout";
 import type { Endpoint, Labels } from "./network";
@@ -11,7 +12,7 @@ import { VectorPostgres } from "./vector-postgres";
 export interface VectorStackArgs {
   /** The rendered stack (configs/render.ts renderStack). Required; no default. */
   readonly rendered: Rendered;
-  /** The bundled pgstack CLI the post-deploy Job runs (one esbuild JS file). Required; no default. */
+  /** The bundled pgstack CLI the post-deploy Job and the canary run (one esbuild JS file). Required; no default. */
   readonly hookBundle: string;
   /** Password of the application role, e.g. `config.requireSecret("appPassword")`. Defaults to a generated one. */
   readonly appPassword?: pulumi.Input<string>;
@@ -33,7 +34,7 @@ export interface VectorStackArgs {
   readonly prometheusNamespaceSelector?: Labels;
   /** Labels of the Prometheus pods. Defaults to `{"app.kubernetes.io/name": "prometheus"}`. */
   readonly prometheusPodSelector?: Labels;
-  /** Extra labels on the PodMonitor and PrometheusRule, for the Prometheus' selectors. Defaults to none. */
+  /** Extra labels on the PodMonitors and PrometheusRule, for the Prometheus' selectors. Defaults to none. */
   readonly monitoringLabels?: Labels;
   /** Memory kept on the node for its DaemonSets. Defaults to 512 MiB. */
   readonly daemonSetMemoryBytes?: number;
@@ -44,8 +45,9 @@ export interface VectorStackArgs {
 }
 
 /**
- * One pgvector stack on Kubernetes: the namespace (optional), the database (VectorPostgres), the Prometheus
- * Operator objects (when spec.kubernetes.prometheusOperator), and the post-deploy Job after the database is Ready.
+ * One pgvector stack on Kubernetes: the namespace (optional), the database (VectorPostgres), the canary
+ * (VectorCanary), the Prometheus Operator objects (when spec.kubernetes.prometheusOperator) and the Grafana dashboard
+ * (when spec.kubernetes.grafanaDashboard), and the post-deploy Job after the database is Ready.
  */
 export class VectorStack extends pulumi.ComponentResource {
   public readonly endpoints: { readonly pooled: Endpoint; readonly direct: Endpoint };
@@ -109,7 +111,25 @@ export class VectorStack extends pulumi.ComponentResource {
       { parent: this },
     );
 
-    if (spec.kubernetes.prometheusOperator) {
+    // The canary measures the database being down, so it need not wait for the hook; it starts after the database
+    // only so that its first minutes are not all failures. The alert rules include its group on Kubernetes
+    // (configs/render.ts scrapeJobsFor), so it is not optional.
+    new VectorCanary(
+      `${name}-canary`,
+      {
+        rendered,
+        hookBundle: args.hookBundle,
+        credentialsSecret: database.hookSecret.metadata.name,
+        after: [database.statefulSet, database.hookSecret, database.services.pooled, database.services.direct],
+        objectPrefix,
+        namespace,
+        prometheusNamespaceSelector: args.prometheusNamespaceSelector,
+        prometheusPodSelector: args.prometheusPodSelector,
+      },
+      { parent: this },
+    );
+
+    if (spec.kubernetes.prometheusOperator || spec.kubernetes.grafanaDashboard) {
       new VectorMonitoring(
         `${name}-monitoring`,
         { rendered, objectPrefix, namespace, podMonitorLabels: args.monitoringLabels, ruleLabels: args.monitoringLabels },

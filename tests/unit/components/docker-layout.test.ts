@@ -4,6 +4,8 @@ import { readFileSync } from "node:fs";
 import yaml from "js-yaml";
 import { describe, expect, it } from "vitest";
 import {
+  canaryCommand,
+  canaryConnectAddresses,
   confSetting,
   connectionUrl,
   dockerNames,
@@ -17,6 +19,7 @@ import {
   postgresExporterLaunch,
   postgresLaunch,
   prometheusConfigYaml,
+  scrapeTargets,
   shmSizeMiB,
   sortedLabels,
   stackProblems,
@@ -24,7 +27,8 @@ import {
 } from "../../../components/docker/layout";
 import { roleSalt as scramSalt } from "../../../configs/scram";
 import type { IndexPlanEntry } from "../../../configs/hnsw";
-import { renderStack } from "../../../configs/render";
+import { renderStack, scrapeJobsFor } from "../../../configs/render";
+import { jobNamesFor } from "../../../configs/scrape";
 import type { Rendered, RenderedMemory } from "../../../configs/rendered";
 import { parseStackSpec, stackConfigFromFile } from "../../../configs/spec";
 
@@ -209,13 +213,26 @@ describe("exporters and Prometheus", () => {
     expect(launch.passwordEnv).toBe("PGPASSWORD");
   });
 
-  it("scrapes both exporters on loopback and loads the uploaded rules", () => {
+  it("scrapes both exporters and the canary on loopback and loads the uploaded rules", () => {
     const config = yaml.load(prometheusConfigYaml(r)) as { rule_files: string[]; scrape_configs: { job_name: string; static_configs: { targets: string[]; labels: Record<string, string> }[] }[] };
     expect(config.rule_files).toEqual(["/etc/prometheus/rules/alert-rules.yaml"]);
     expect(config.scrape_configs).toEqual([
       { job_name: "postgres", static_configs: [{ targets: ["127.0.0.1:9187"], labels: { stack: "dev" } }] },
       { job_name: "pgbouncer", static_configs: [{ targets: ["127.0.0.1:9127"], labels: { stack: "dev" } }] },
+      { job_name: "canary", static_configs: [{ targets: ["127.0.0.1:9188"], labels: { stack: "dev" } }] },
     ]);
+  });
+
+  it("scrapes exactly the jobs the rendered rules are written for", () => {
+    // A job with rules but no target would leave its rules blind (and ScrapeJobAbsent firing); a target without
+    // rules would be scraped for nothing.
+    expect(jobNamesFor(scrapeTargets(r.exporters))).toEqual(scrapeJobsFor("docker"));
+    expect(scrapeJobsFor("docker")).toEqual({ postgres: "postgres", pgbouncer: "pgbouncer", canary: "canary", node: null, mtail: null });
+  });
+
+  it("runs the canary from the bundle on loopback, reaching PgBouncer and PostgreSQL on loopback", () => {
+    expect(canaryCommand()).toEqual(["node", "/hook/pgstack.js", "canary", "--listen", "127.0.0.1:9188"]);
+    expect(canaryConnectAddresses(6432)).toEqual({ pooled: "127.0.0.1:6432", direct: "127.0.0.1:5432" });
   });
 });
 
@@ -240,6 +257,11 @@ describe("stackProblems", () => {
       "PgBouncer on Prometheus' port",
       (r: Rendered): Rendered => ({ ...r, files: { ...r.files, "pgbouncer.ini": "[pgbouncer]\nlisten_port = 9090\n" } }),
       /PgBouncer \(pgbouncer.ini listen_port\) and Prometheus both use port 9090/,
+    ],
+    [
+      "postgres_exporter on the canary's port",
+      (r: Rendered): Rendered => ({ ...r, exporters: { ...r.exporters, postgresExporterPort: 9188 } }),
+      /postgres_exporter and the canary both use port 9188/,
     ],
     [
       "two published ports alike",

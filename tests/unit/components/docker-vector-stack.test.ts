@@ -103,7 +103,7 @@ async function deploy(name: string, r: Rendered, passwords: Partial<Record<"supe
 }
 
 describe("DockerVectorStack: the dev stack", () => {
-  it("creates a network, a data volume, five containers and the hook, each image pinned by tag", async () => {
+  it("creates a network, a data volume, six containers and the hook, each image pinned by tag", async () => {
     const { recorded: res, rendered: r } = await deploy("dev", rendered());
     expect(byType(res, "docker:index/network:Network").map((n) => n.inputs.name)).toEqual(["pgstack-dev"]);
     const volume = one(res, "docker:index/volume:Volume");
@@ -114,6 +114,7 @@ describe("DockerVectorStack: the dev stack", () => {
         .map((c) => c.inputs.name)
         .sort(),
     ).toEqual([
+      "pgstack-dev-canary",
       `pgstack-dev-hook-${planSha256.slice(0, 12)}`,
       "pgstack-dev-pgbouncer",
       "pgstack-dev-pgbouncer-exporter",
@@ -123,7 +124,8 @@ describe("DockerVectorStack: the dev stack", () => {
     ]);
     const images = byType(res, "docker:index/remoteImage:RemoteImage").map((i) => i.inputs.name);
     const { images: want } = r.spec;
-    expect(images.sort()).toEqual([want.postgres, want.pgbouncer, want.postgresExporter, want.pgbouncerExporter, want.prometheus, want.node].sort());
+    // The hook and the canary each pull the node image (keepLocally: one image on the host, never removed by either).
+    expect(images.sort()).toEqual([want.postgres, want.pgbouncer, want.postgresExporter, want.pgbouncerExporter, want.prometheus, want.node, want.node].sort());
     for (const image of images) expect(image).toMatch(/:[A-Za-z0-9._-]+$/);
     expect(images).not.toContainEqual(expect.stringMatching(/:latest$/));
   });
@@ -146,10 +148,12 @@ describe("DockerVectorStack: the dev stack", () => {
     expect(scrape.scrape_configs.map((c) => [c.job_name, c.static_configs[0].targets])).toEqual([
       ["postgres", ["127.0.0.1:9187"]],
       ["pgbouncer", ["127.0.0.1:9127"]],
+      ["canary", ["127.0.0.1:9188"]],
     ]);
     const hook = container(res, "hook-container");
     expect(upload(hook, "/etc/pgstack/plan.json")).toBe(r.files["plan.json"]);
     expect(upload(hook, "/hook/pgstack.js")).toBe(hookBundle);
+    expect(upload(container(res, "canary-container"), "/hook/pgstack.js")).toBe(hookBundle);
     for (const c of byType(res, containerType)) {
       for (const u of uploads(c)) {
         expect(Object.keys(u).sort(), `${c.name} ${u.file}`).toEqual(["content", "file"]);
@@ -230,8 +234,10 @@ describe("DockerVectorStack: the dev stack", () => {
     await settle();
     expect(options["opts-postgres-data"].retainOnDelete).toBe(true);
     const containers = Object.keys(options).filter((n) => byType(recorded, containerType).some((c) => c.name === n));
-    expect(containers).toHaveLength(6);
+    expect(containers).toHaveLength(7);
     for (const n of containers) expect(options[n].deleteBeforeReplace, n).toBe(true);
+    const canaryAfter = await Promise.all(((options["opts-canary-container"].dependsOn ?? []) as pulumi.Resource[]).map((d) => outputOf(d.urn)));
+    expect(canaryAfter.map((u) => u.split("::").pop())).toEqual(["opts-pgbouncer-container"]);
     const hook = options["opts-hook-container"];
     expect(hook.replaceOnChanges).toEqual(["labels"]);
     const after = (hook.dependsOn ?? []) as pulumi.Resource[];
@@ -257,7 +263,7 @@ describe("DockerVectorStack: the dev stack", () => {
   it("runs PgBouncer, the exporters and Prometheus in the database container's network namespace", async () => {
     const { recorded: res } = await deploy("dev", rendered());
     const dbId = "dev-postgres-container-id"; // the mocks' id for the database container
-    for (const role of ["pgbouncer-container", "postgres-exporter", "pgbouncer-exporter", "prometheus"]) {
+    for (const role of ["pgbouncer-container", "postgres-exporter", "pgbouncer-exporter", "prometheus", "canary-container"]) {
       const c = container(res, role);
       expect(c.inputs.networkMode, role).toBe(`container:${dbId}`);
       expect(c.inputs.networksAdvanced, role).toBeUndefined();
@@ -278,6 +284,32 @@ describe("DockerVectorStack: the dev stack", () => {
       { internal: 9090, external: ports.prometheus, ip: "127.0.0.1", protocol: "tcp" },
     ]);
     expect(stack.endpoints).toEqual({ pooled: "127.0.0.1:6432", direct: "127.0.0.1:5432", prometheus: "127.0.0.1:9090" });
+  });
+
+  it("runs the canary from the bundle as the application's role on loopback, scraped as job canary", async () => {
+    const { recorded: res, rendered: r } = await deploy("dev", rendered());
+    const canary = container(res, "canary-container");
+    expect(canary.inputs.name).toBe("pgstack-dev-canary");
+    expect(canary.inputs.command).toEqual(["node", "/hook/pgstack.js", "canary", "--listen", "127.0.0.1:9188"]);
+    expect(canary.inputs).toMatchObject({ networkMode: "container:dev-postgres-container-id", restart: "unless-stopped", user: "node" });
+    expect(canary.inputs.ports).toBeUndefined();
+    expect(labels(canary)["pgvector-stack.bundle-sha256"]).toBe(createHash("sha256").update(hookBundle).digest("hex"));
+    // The URLs are secret env, never a label, command or upload.
+    expect(isSecretValue(canary.inputs.envs)).toBe(true);
+    expect(reveal(canary.inputs.envs)).toEqual([
+      `PGSTACK_DIRECT_URL=postgresql://app:${configuredSecret}@127.0.0.1:5432/app?sslmode=disable`,
+      `PGSTACK_POOLED_URL=postgresql://app:${configuredSecret}@127.0.0.1:6432/app?sslmode=disable`,
+    ]);
+    // Prometheus, in the same namespace, scrapes it with the stack label, and its rules are in the uploaded file.
+    const prometheus = container(res, "prometheus");
+    const scrape = yaml.load(upload(prometheus, "/etc/prometheus/prometheus.yml")) as { scrape_configs: { job_name: string; static_configs: { targets: string[]; labels: Record<string, string> }[] }[] };
+    expect(scrape.scrape_configs.find((c) => c.job_name === "canary")).toEqual({ job_name: "canary", static_configs: [{ targets: ["127.0.0.1:9188"], labels: { stack: "dev" } }] });
+    const rules = yaml.load(upload(prometheus, "/etc/prometheus/rules/alert-rules.yaml")) as { groups: { name: string; rules: { alert?: string; expr: string }[] }[] };
+    expect(rules.groups.map((g) => g.name)).toEqual(["pgstack-dev-pgbouncer", "pgstack-dev-postgres", "pgstack-dev-canary", "pgstack-dev-targets"]);
+    const canaryAlerts = rules.groups.find((g) => g.name === "pgstack-dev-canary")!.rules.flatMap((x) => (x.alert ? [x.alert] : []));
+    expect(canaryAlerts).toEqual(["CanaryConnectionFailures", "VectorQueryLatencyP95High", "QueryLatencyP99High"]);
+    expect(rules.groups.find((g) => g.name === "pgstack-dev-targets")!.rules.map((x) => x.expr).join("\n")).toContain('job="canary"');
+    expect(r.files["alert-rules.yaml"]).not.toMatch(/job="(node|mtail)"|job=~"[^"]*(node|mtail)/);
   });
 
   it("runs the hook to completion and reports its log", async () => {
@@ -374,7 +406,7 @@ describe("DockerVectorStack: secrets", () => {
     const withPasswords = byType(res, containerType).filter((c) => leaks(JSON.stringify(reveal(c.inputs.envs ?? []))));
     for (const c of withPasswords) expect(isSecretValue(c.inputs.envs), `${c.name}.envs`).toBe(true);
     expect(withPasswords.map((c) => c.inputs.name).sort()).toEqual(
-      [container(res, "hook-container").inputs.name, "pgstack-dev-pgbouncer-exporter", "pgstack-dev-postgres-exporter"].sort(),
+      [container(res, "hook-container").inputs.name, "pgstack-dev-canary", "pgstack-dev-pgbouncer-exporter", "pgstack-dev-postgres-exporter"].sort(),
     );
 
     const plain = { endpoints: stack.endpoints, memoryPlan: stack.memoryPlan, hugePages: stack.hugePages, hookReport: await outputOf(stack.hookReport) };

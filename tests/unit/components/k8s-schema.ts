@@ -35,6 +35,7 @@ const knownModules = [
   "v1/Namespace",
   "v1/Secret",
   "v1/Service",
+  "apps/v1/Deployment",
   "apps/v1/StatefulSet",
   "batch/v1/Job",
   "networking.k8s.io/v1/NetworkPolicy",

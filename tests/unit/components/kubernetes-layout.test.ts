@@ -1,6 +1,6 @@
 /**
- * The pure half of components/kubernetes: names, checks, exporter command lines, credentials, Service/NetworkPolicy
- * and Job specs. No Pulumi here; kubernetes-stack.test.ts checks the same through the components under mocks.
+ * The pure half of components/kubernetes: names, checks, exporter command lines, credentials, Service/NetworkPolicy,
+ * Job, canary and dashboard specs. No Pulumi here; kubernetes-stack.test.ts checks the same through the components under mocks.
  */
 import vm from "node:vm";
 import { describe, expect, it } from "vitest";
@@ -11,6 +11,8 @@ import { monitorRole, statsUser } from "../../../configs/roles";
 import { isScramVerifier, scramVerifier } from "../../../configs/scram";
 import { parseStackSpec } from "../../../configs/spec";
 import { bootstrapScript, connectionUrl, roleVerifier, scramSalt, stackVerifiers, userlistFor } from "../../../components/kubernetes/credentials";
+import { canaryCommand, canaryConfigData, canaryDeploymentSpec } from "../../../components/kubernetes/canary-spec";
+import { grafanaDashboardData, grafanaDashboardLabels } from "../../../components/kubernetes/grafana-dashboard-config";
 import { assertHookFits, configMapLimitBytes, hookJobSpec, waitForDatabaseScript } from "../../../components/kubernetes/hook-job-spec";
 import {
   configChecksum,
@@ -22,8 +24,8 @@ import {
   sha256,
   shortHash,
 } from "../../../components/kubernetes/layout";
-import { podMonitorSpec, prometheusRuleSpec } from "../../../components/kubernetes/monitoring-spec";
-import { databaseNetworkPolicySpec, databasePorts, databaseServiceSpecs } from "../../../components/kubernetes/network";
+import { canaryPodMonitorSpec, podMonitorSpec, prometheusRuleSpec } from "../../../components/kubernetes/monitoring-spec";
+import { canaryNetworkPolicySpec, databaseNetworkPolicySpec, databasePorts, databaseServiceSpecs } from "../../../components/kubernetes/network";
 import { databaseStatefulSetSpec, restrictedSecurityContext } from "../../../components/kubernetes/pod-template";
 
 function rendered(overrides: Record<string, unknown> = {}): Rendered {
@@ -50,6 +52,8 @@ describe("kubernetesNames", () => {
     expect(names.hookJob(sha)).toBe(`pgvector-postdeploy-${sha.slice(0, 10)}`);
     expect(names.hookConfig(sha)).toBe(`pgvector-hook-${sha.slice(0, 10)}`);
     expect(names.hookJob(sha).length).toBeLessThanOrEqual(63);
+    expect(names.canary).toBe("pgvector-canary");
+    expect(names.grafanaDashboard).toBe("pgvector-grafana-dashboard");
   });
 
   it.each(["PgVector", "1db", "db-", "a".repeat(43), "db_1"])("refuses %s", (prefix) => {
@@ -195,12 +199,13 @@ describe("Services and NetworkPolicy", () => {
     expect((s.headless.ports as { name: string }[]).map((p) => p.name)).toEqual(["postgres", "pgbouncer", "pg-metrics", "pgb-metrics"]);
   });
 
-  it("admits applications to 6432 only, the hook to 5432 and 6432, Prometheus to the metrics ports", () => {
+  it("admits applications to 6432 only, the hook and the canary to 5432 and 6432, Prometheus to the metrics ports", () => {
     const spec = databaseNetworkPolicySpec(selector, ports, {
       namespace: "db",
       clientNamespaces: { team: "search" },
       clientPods: { app: "api" },
       hookPods: { hook: "yes" },
+      canaryPods: { canary: "yes" },
       prometheusNamespaces: { "kubernetes.io/metadata.name": "observability" },
       prometheusPods: { "app.kubernetes.io/name": "prometheus" },
     });
@@ -209,6 +214,13 @@ describe("Services and NetworkPolicy", () => {
       { from: [{ namespaceSelector: { matchLabels: { team: "search" } }, podSelector: { matchLabels: { app: "api" } } }], ports: [{ port: 6432, protocol: "TCP" }] },
       {
         from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "db" } }, podSelector: { matchLabels: { hook: "yes" } } }],
+        ports: [
+          { port: 5432, protocol: "TCP" },
+          { port: 6432, protocol: "TCP" },
+        ],
+      },
+      {
+        from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "db" } }, podSelector: { matchLabels: { canary: "yes" } } }],
         ports: [
           { port: 5432, protocol: "TCP" },
           { port: 6432, protocol: "TCP" },
@@ -230,6 +242,30 @@ describe("Services and NetworkPolicy", () => {
   });
 });
 
+describe("the canary's NetworkPolicy", () => {
+  it("admits Prometheus to the canary's metrics port and nothing else", () => {
+    const spec = canaryNetworkPolicySpec({ "app.kubernetes.io/component": "canary" }, 9188, {
+      namespaces: { "kubernetes.io/metadata.name": "observability" },
+      pods: { "app.kubernetes.io/name": "prometheus" },
+    });
+    expect(spec).toEqual({
+      ingress: [
+        {
+          from: [
+            {
+              namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "observability" } },
+              podSelector: { matchLabels: { "app.kubernetes.io/name": "prometheus" } },
+            },
+          ],
+          ports: [{ port: 9188, protocol: "TCP" }],
+        },
+      ],
+      podSelector: { matchLabels: { "app.kubernetes.io/component": "canary" } },
+      policyTypes: ["Ingress"],
+    });
+  });
+});
+
 describe("monitoring specs", () => {
   it("PodMonitor sets the job and stack labels the alert rules select on", () => {
     const spec = podMonitorSpec({ a: "b" }, "staging", "15s") as { podMetricsEndpoints: { port: string; relabelings: unknown[] }[] };
@@ -239,6 +275,33 @@ describe("monitoring specs", () => {
       { action: "replace", replacement: "staging", targetLabel: "stack" },
     ]);
     expect(spec.podMetricsEndpoints[1].relabelings[0]).toEqual({ action: "replace", replacement: "pgbouncer", targetLabel: "job" });
+  });
+
+  it("the canary's PodMonitor scrapes its port as job canary with the stack label", () => {
+    expect(canaryPodMonitorSpec({ a: "b" }, "staging", "15s")).toEqual({
+      podMetricsEndpoints: [
+        {
+          interval: "15s",
+          path: "/metrics",
+          port: "canary-metrics",
+          relabelings: [
+            { action: "replace", replacement: "canary", targetLabel: "job" },
+            { action: "replace", replacement: "staging", targetLabel: "stack" },
+          ],
+        },
+      ],
+      selector: { matchLabels: { a: "b" } },
+    });
+  });
+
+  it("the dashboard ConfigMap carries the rendered JSON byte for byte under one key, labelled for the Grafana sidecar", () => {
+    const r = rendered();
+    const data = grafanaDashboardData(r);
+    expect(Object.keys(data)).toEqual(["pgvector-stack.json"]);
+    expect(Buffer.from(data["pgvector-stack.json"]).equals(Buffer.from(r.files["grafana-dashboard.json"]))).toBe(true);
+    const labels = grafanaDashboardLabels({ "app.kubernetes.io/name": "pgvector-stack" });
+    expect(labels).toEqual({ "app.kubernetes.io/name": "pgvector-stack", grafana_dashboard: "1" });
+    expect(Object.keys(labels)).toEqual([...Object.keys(labels)].sort());
   });
 
   it("PrometheusRule carries the rendered groups unchanged", () => {
@@ -283,6 +346,51 @@ describe("the hook Job", () => {
     expect(pod.spec.restartPolicy).toBe("Never");
     expect(spec.backoffLimit).toBe(6);
     expect(() => new vm.Script(waitForDatabaseScript)).not.toThrow();
+  });
+});
+
+describe("the canary Deployment", () => {
+  const input = (bundle = "bundle()") => ({
+    image: "node:20-bookworm-slim",
+    configMapName: "pgvector-canary",
+    hookBundle: bundle,
+    credentialsSecret: "pgvector-hook",
+    selector: { "app.kubernetes.io/component": "canary" },
+    podLabels: { "app.kubernetes.io/component": "canary", "pgvector-stack/stack": "staging" },
+  });
+  // biome-ignore lint/suspicious/noExplicitAny: test navigation of a plain spec
+  type Pod = { metadata: { annotations: Record<string, string>; labels: Record<string, string> }; spec: { containers: any[]; volumes: unknown[] } };
+
+  it("runs `pgstack canary` from the bundle, listening on the pod, the URLs from the hook's Secret only", () => {
+    const spec = canaryDeploymentSpec(input());
+    const pod = spec.template as unknown as Pod;
+    expect(spec.replicas).toBe(1);
+    expect(canaryCommand()).toEqual(["node", "/hook/pgstack.js", "canary", "--listen", "0.0.0.0:9188"]);
+    const [canary] = pod.spec.containers;
+    expect(pod.spec.containers).toHaveLength(1);
+    expect(canary.command).toEqual(canaryCommand());
+    expect(canary.image).toBe("node:20-bookworm-slim");
+    expect(canary.env).toEqual([
+      { name: "PGSTACK_DIRECT_URL", valueFrom: { secretKeyRef: { key: "direct-url", name: "pgvector-hook" } } },
+      { name: "PGSTACK_POOLED_URL", valueFrom: { secretKeyRef: { key: "pooled-url", name: "pgvector-hook" } } },
+    ]);
+    expect(canary.ports).toEqual([{ containerPort: 9188, name: "canary-metrics", protocol: "TCP" }]);
+    expect(canary.readinessProbe.httpGet).toEqual({ path: "/metrics", port: "canary-metrics" });
+    expect(canary.livenessProbe.httpGet).toEqual({ path: "/metrics", port: "canary-metrics" });
+    // Small, memory request = limit, no CPU limit (throttling would show as query latency).
+    expect(canary.resources).toEqual({ limits: { memory: "192Mi" }, requests: { cpu: "50m", memory: "192Mi" } });
+    expect(canary.securityContext).toEqual(restrictedSecurityContext(1000));
+    expect(pod.spec.volumes[0]).toEqual({ configMap: { items: [{ key: "pgstack.js", path: "pgstack.js" }], name: "pgvector-canary" }, name: "bundle" });
+    expect(canaryConfigData("bundle()")).toEqual({ "pgstack.js": "bundle()" });
+    expect(pod.metadata.labels).toMatchObject(input().selector);
+    expect(spec.selector).toEqual({ matchLabels: input().selector });
+  });
+
+  it("rolls the pod exactly when the bundle changes, and is deterministic", () => {
+    const annotation = (bundle: string) => (canaryDeploymentSpec(input(bundle)).template as unknown as Pod).metadata.annotations["checksum/bundle"];
+    expect(annotation("bundle()")).toBe(sha256("bundle()"));
+    expect(annotation("bundle(2)")).not.toBe(annotation("bundle()"));
+    expect(JSON.stringify(canaryDeploymentSpec(input()))).toBe(JSON.stringify(canaryDeploymentSpec(input())));
   });
 });
 

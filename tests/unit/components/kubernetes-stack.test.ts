@@ -95,6 +95,7 @@ function deploy(name: string, rendered: () => Rendered, args: Record<string, unk
 
 const T = {
   statefulSet: "kubernetes:apps/v1:StatefulSet",
+  deployment: "kubernetes:apps/v1:Deployment",
   configMap: "kubernetes:core/v1:ConfigMap",
   secret: "kubernetes:core/v1:Secret",
   service: "kubernetes:core/v1:Service",
@@ -188,7 +189,7 @@ describe("the database pod: containers", () => {
 
   it("gives every container, init and sidecar too, a restricted security context", async () => {
     const d = await mainStack();
-    for (const workload of [podSpec(d.one(T.statefulSet)), d.one(T.job).spec.template.spec]) {
+    for (const workload of [podSpec(d.one(T.statefulSet)), d.one(T.job).spec.template.spec, podSpec(d.one(T.deployment))]) {
       expect(workload.securityContext).toMatchObject({ runAsNonRoot: true, seccompProfile: { type: "RuntimeDefault" } });
       expect(workload.automountServiceAccountToken).toBe(false);
       for (const c of [...workload.containers, ...(workload.initContainers ?? [])]) {
@@ -248,9 +249,9 @@ describe("Services, NetworkPolicy, PodDisruptionBudget", () => {
     expect(containerPorts.sort()).toEqual(["pg-metrics:9187", "pgb-metrics:9127", "pgbouncer:6432", "postgres:5432"]);
   });
 
-  it("admits only the namespace's pods to 6432, the hook to 5432, Prometheus to the metrics ports by default", async () => {
+  it("admits only the namespace's pods to 6432, the hook and the canary to 5432, Prometheus to the metrics ports by default", async () => {
     const d = await mainStack();
-    const policy = d.one(T.networkPolicy);
+    const policy = d.one(T.networkPolicy, "database");
     const rules = policy.spec.ingress.map((r: Obj) => ({ from: r.from[0], ports: r.ports.map((p: Obj) => p.port) }));
     expect(rules).toEqual([
       { from: { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "pgvector-test" } }, podSelector: { matchLabels: {} } }, ports: [6432] },
@@ -262,13 +263,21 @@ describe("Services, NetworkPolicy, PodDisruptionBudget", () => {
         ports: [5432, 6432],
       },
       {
+        from: {
+          namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "pgvector-test" } },
+          podSelector: { matchLabels: { "app.kubernetes.io/component": "canary", "app.kubernetes.io/instance": "pgvector", "app.kubernetes.io/name": "pgvector-stack" } },
+        },
+        ports: [5432, 6432],
+      },
+      {
         from: { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } }, podSelector: { matchLabels: { "app.kubernetes.io/name": "prometheus" } } },
         ports: [9187, 9127],
       },
     ]);
-    // The hook's pods carry the labels the policy admits.
+    // The hook's and the canary's pods carry the labels the policy admits.
     const hookLabels = d.one(T.job).spec.template.metadata.labels;
     expect(hookLabels).toMatchObject(rules[1].from.podSelector.matchLabels);
+    expect(d.one(T.deployment).spec.template.metadata.labels).toMatchObject(rules[2].from.podSelector.matchLabels);
     expect(d.one(T.pdb)).toMatchObject({ spec: { minAvailable: 1, unhealthyPodEvictionPolicy: "AlwaysAllow" } });
   });
 
@@ -278,9 +287,11 @@ describe("Services, NetworkPolicy, PodDisruptionBudget", () => {
       clientPodSelector: { app: "api" },
       prometheusNamespaceSelector: { "kubernetes.io/metadata.name": "observability" },
     });
-    const ingress = d.one(T.networkPolicy).spec.ingress;
+    const ingress = d.one(T.networkPolicy, "database").spec.ingress;
     expect(ingress[0].from[0]).toEqual({ namespaceSelector: { matchLabels: { team: "search" } }, podSelector: { matchLabels: { app: "api" } } });
-    expect(ingress[2].from[0].namespaceSelector.matchLabels).toEqual({ "kubernetes.io/metadata.name": "observability" });
+    expect(ingress[3].from[0].namespaceSelector.matchLabels).toEqual({ "kubernetes.io/metadata.name": "observability" });
+    // The canary's own policy admits the same Prometheus.
+    expect(d.one(T.networkPolicy, "canary").spec.ingress[0].from[0].namespaceSelector.matchLabels).toEqual({ "kubernetes.io/metadata.name": "observability" });
   });
 });
 
@@ -291,6 +302,10 @@ describe("secrets", () => {
     const d = await mainStack();
     const nonSecret = d.resources.filter((r) => r.type !== T.secret);
     expect(nonSecret.length).toBeGreaterThan(10);
+    // The canary and the dashboard are among the inputs checked.
+    expect(nonSecret.map((r) => r.name)).toEqual(
+      expect.arrayContaining(["s1-canary-deployment", "s1-canary-config", "s1-canary-network-policy", "s1-monitoring-canary-pod-monitor", "s1-monitoring-dashboard"]),
+    );
     for (const r of nonSecret) {
       const text = JSON.stringify(r.inputs);
       for (const value of [...secretValues, "SCRAM-SHA-256$"]) expect(text.includes(value), `${r.type} ${r.name} holds ${value}`).toBe(false);
@@ -390,7 +405,7 @@ describe("monitoring objects and the namespace", () => {
     const rule = d.one(T.prometheusRule);
     expect(rule.apiVersion).toBe("monitoring.coreos.com/v1");
     expect(rule.spec).toEqual(JSON.parse(JSON.stringify(renderedFor().alertRuleGroups)));
-    const monitor = d.one(T.podMonitor);
+    const monitor = d.one(T.podMonitor, "monitoring-pod-monitor");
     expect(monitor.spec.podMetricsEndpoints.map((e: Obj) => e.port)).toEqual(["pg-metrics", "pgb-metrics"]);
     expect(monitor.spec.selector.matchLabels).toEqual(d.one(T.statefulSet).spec.selector.matchLabels);
   });
@@ -401,12 +416,138 @@ describe("monitoring objects and the namespace", () => {
     expect(d.of(T.prometheusRule)).toEqual([]);
     expect(d.of(T.namespace)).toEqual([]);
     expect(d.one(T.statefulSet).metadata.namespace).toBe("pgvector-test");
+    // The canary runs anyway (any Prometheus may scrape it), and the dashboard needs no CRD.
+    expect(d.of(T.deployment)).toHaveLength(1);
+    expect(d.one(T.configMap, "dashboard").metadata.labels.grafana_dashboard).toBe("1");
   });
 
   it("creates the namespace enforcing the restricted Pod Security Standard", async () => {
     const ns = (await mainStack()).one(T.namespace);
     expect(ns.metadata.name).toBe("pgvector-test");
     expect(ns.metadata.labels["pod-security.kubernetes.io/enforce"]).toBe("restricted");
+  });
+});
+
+describe("the canary", () => {
+  it("one replica of the node image running `pgstack canary` from its own ConfigMap, after the bundle's hash", async () => {
+    const d = await mainStack();
+    const rendered = renderedFor();
+    const deployment = d.one(T.deployment);
+    expect(deployment.metadata).toMatchObject({ name: "pgvector-canary", namespace: "pgvector-test" });
+    expect(deployment.spec.replicas).toBe(1);
+    const canary = podSpec(deployment).containers[0];
+    expect(podSpec(deployment).containers).toHaveLength(1);
+    expect(canary.image).toBe(rendered.spec.images.node);
+    expect(canary.command).toEqual(["node", "/hook/pgstack.js", "canary", "--listen", "0.0.0.0:9188"]);
+    expect(canary.ports).toEqual([{ containerPort: 9188, name: "canary-metrics", protocol: "TCP" }]);
+    expect(canary.readinessProbe.httpGet).toEqual({ path: "/metrics", port: "canary-metrics" });
+    expect(canary.livenessProbe.httpGet).toEqual({ path: "/metrics", port: "canary-metrics" });
+    expect(canary.resources.requests.cpu).toBe("50m");
+    expect(canary.resources.limits).toEqual({ memory: canary.resources.requests.memory });
+    expect(deployment.spec.template.metadata.annotations["checksum/bundle"]).toBe(m.layout.sha256("require('./cli').main(process.argv)"));
+    const bundleVolume = podSpec(deployment).volumes.find((v: Obj) => v.configMap);
+    expect(bundleVolume.configMap.name).toBe("pgvector-canary");
+    expect(canary.volumeMounts).toContainEqual({ mountPath: "/hook", name: bundleVolume.name, readOnly: true });
+    const config = d.one(T.configMap, "canary");
+    expect(config.metadata.name).toBe("pgvector-canary");
+    expect(config.data).toEqual({ "pgstack.js": "require('./cli').main(process.argv)" });
+  });
+
+  it("takes both URLs from the hook's Secret, never a literal value", async () => {
+    const canary = podSpec((await mainStack()).one(T.deployment)).containers[0];
+    expect(canary.env).toEqual([
+      { name: "PGSTACK_DIRECT_URL", valueFrom: { secretKeyRef: { key: "direct-url", name: "pgvector-hook" } } },
+      { name: "PGSTACK_POOLED_URL", valueFrom: { secretKeyRef: { key: "pooled-url", name: "pgvector-hook" } } },
+    ]);
+    expect(canary.envFrom).toBeUndefined();
+  });
+
+  it("is created after the database StatefulSet, the Secret and the Services", async () => {
+    // Resource options never reach the mocks; a (legacy) transformation on the component sees each child's options.
+    const options: Record<string, Obj> = {};
+    const stack = new m.stack.VectorStack(
+      "s-opts",
+      { rendered: renderedFor(), hookBundle: "x", appPassword: "x" },
+      { transformations: [(a) => void (options[a.name] = a.opts)] },
+    );
+    await outputOf(stack.hookJobName);
+    await quiesce();
+    const after = await Promise.all((options["s-opts-canary-deployment"].dependsOn as Obj[]).map((r) => outputOf(r.urn)));
+    expect(after.map((u: string) => u.split("::").pop()).sort()).toEqual([
+      "s-opts-canary-config",
+      "s-opts-database-direct",
+      "s-opts-database-hook",
+      "s-opts-database-pooled",
+      "s-opts-database-statefulset",
+    ]);
+  });
+
+  it("is scraped as job canary with the stack label, by a PodMonitor selecting exactly its pod", async () => {
+    const d = await mainStack();
+    const monitor = d.one(T.podMonitor, "canary");
+    expect(monitor.metadata.name).toBe("pgvector-canary");
+    expect(monitor.spec.podMetricsEndpoints).toEqual([
+      {
+        interval: "15s",
+        path: "/metrics",
+        port: "canary-metrics",
+        relabelings: [
+          { action: "replace", replacement: "canary", targetLabel: "job" },
+          { action: "replace", replacement: "staging", targetLabel: "stack" },
+        ],
+      },
+    ]);
+    const deployment = d.one(T.deployment);
+    expect(monitor.spec.selector.matchLabels).toEqual(deployment.spec.selector.matchLabels);
+    expect(deployment.spec.template.metadata.labels).toMatchObject(monitor.spec.selector.matchLabels);
+    // The database's PodMonitor does not select the canary's pod, nor the canary's the database's.
+    expect(d.one(T.podMonitor, "monitoring-pod-monitor").spec.selector.matchLabels).not.toEqual(monitor.spec.selector.matchLabels);
+  });
+
+  it("admits Prometheus to 9188 on the canary pod, and nothing else", async () => {
+    const d = await mainStack();
+    const policy = d.one(T.networkPolicy, "canary");
+    expect(policy.metadata.name).toBe("pgvector-canary");
+    expect(policy.spec).toEqual({
+      ingress: [
+        {
+          from: [{ namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } }, podSelector: { matchLabels: { "app.kubernetes.io/name": "prometheus" } } }],
+          ports: [{ port: 9188, protocol: "TCP" }],
+        },
+      ],
+      podSelector: { matchLabels: d.one(T.deployment).spec.selector.matchLabels },
+      policyTypes: ["Ingress"],
+    });
+  });
+
+  it("has its alert rules in the PrometheusRule: the canary group and its scrape guards", async () => {
+    const rule = (await mainStack()).one(T.prometheusRule);
+    const groups = rule.spec.groups as Obj[];
+    expect(groups.map((g) => g.name)).toEqual(["pgstack-staging-pgbouncer", "pgstack-staging-postgres", "pgstack-staging-canary", "pgstack-staging-targets"]);
+    const canaryAlerts = groups.find((g) => g.name === "pgstack-staging-canary").rules.filter((r: Obj) => r.alert).map((r: Obj) => r.alert);
+    expect(canaryAlerts).toEqual(["CanaryConnectionFailures", "VectorQueryLatencyP95High", "QueryLatencyP99High"]);
+    const guards = groups.find((g) => g.name === "pgstack-staging-targets").rules.map((r: Obj) => r.expr).join("\n");
+    expect(guards).toContain('job="canary"');
+    // node_exporter and mtail are not deployed on Kubernetes: no rules that could never fire.
+    expect(JSON.stringify(groups)).not.toMatch(/job="(node|mtail)"|job=~"[^"]*(node|mtail)/);
+  });
+});
+
+describe("the Grafana dashboard", () => {
+  it("is a ConfigMap labelled for the sidecar, with the rendered JSON byte for byte", async () => {
+    const config = (await mainStack()).one(T.configMap, "dashboard");
+    expect(config.metadata.name).toBe("pgvector-grafana-dashboard");
+    expect(config.metadata.namespace).toBe("pgvector-test");
+    expect(config.metadata.labels).toMatchObject({ grafana_dashboard: "1", "pgvector-stack/stack": "staging" });
+    expect(Object.keys(config.data)).toEqual(["pgvector-stack.json"]);
+    const text = renderedFor().files["grafana-dashboard.json"];
+    expect(Buffer.from(config.data["pgvector-stack.json"]).equals(Buffer.from(text))).toBe(true);
+  });
+
+  it("is left out with kubernetes.grafanaDashboard false", async () => {
+    const d = await deploy("s-nodash", () => renderedFor({ kubernetes: { namespace: "pgvector-test", grafanaDashboard: false } }));
+    expect(d.of(T.configMap).filter((r) => r.name.includes("dashboard"))).toEqual([]);
+    expect(d.of(T.podMonitor)).toHaveLength(2);
   });
 });
 

@@ -1,0 +1,70 @@
+/**
+ * The synthetic canary (`pgstack canary`, see canary/) in the database container's network namespace: it reaches
+ * PgBouncer and PostgreSQL on loopback as the application's role, and Prometheus, in the same namespace, scrapes its
+ * /metrics on loopback as job `canary`.
+ */
+import * as docker from "@pulumi/docker";
+import * as pulumi from "@pulumi/pulumi";
+import { directUrlEnv, pooledUrlEnv } from "../../configs/canary";
+import type { Rendered } from "../../configs/rendered";
+import { canaryCommand, type DockerNames, paths, sha256, sortedLabels } from "./layout";
+
+export interface DockerCanaryArgs {
+  /** The rendered stack: the node image and the stack name. Required; no default. */
+  readonly rendered: Rendered;
+  /** Docker object names of this stack (see `dockerNames`). Required; no default. */
+  readonly names: DockerNames;
+  /** Id of the database container whose network namespace the canary joins. Required; no default. */
+  readonly namespaceOwnerId: pulumi.Input<string>;
+  /** The bundled pgstack CLI (one CommonJS file), run as /hook/pgstack.js. Required; no default. */
+  readonly hookBundle: string;
+  /** The application role's URL through PgBouncer on loopback (PGSTACK_POOLED_URL), a secret. Required; no default. */
+  readonly pooledUrl: pulumi.Input<string>;
+  /** The application role's URL of PostgreSQL on loopback (PGSTACK_DIRECT_URL), a secret. Required; no default. */
+  readonly directUrl: pulumi.Input<string>;
+  /** Resources to create first (the database, PgBouncer). Defaults to none. */
+  readonly startAfter?: pulumi.Input<pulumi.Resource>[];
+}
+
+export class DockerCanary extends pulumi.ComponentResource {
+  public readonly container: docker.Container;
+
+  constructor(name: string, args: DockerCanaryArgs, opts?: pulumi.ComponentResourceOptions) {
+    // Args carry connection URLs with passwords: keep them out of the component's recorded inputs.
+    super("pgvector-stack:docker:DockerCanary", name, {}, opts);
+    const { rendered } = args;
+
+    const image = new docker.RemoteImage(`${name}-image`, { name: rendered.spec.images.node, keepLocally: true }, { parent: this });
+
+    this.container = new docker.Container(
+      `${name}-container`,
+      {
+        name: args.names.canary,
+        image: image.imageId,
+        command: canaryCommand(),
+        uploads: [{ file: paths.hookBundle, content: args.hookBundle }],
+        // The environment, not arguments (a process list shows arguments); as for the other containers, env is
+        // visible to `docker inspect` on this host (the dev trade-off).
+        envs: [pulumi.interpolate`${directUrlEnv}=${args.directUrl}`, pulumi.interpolate`${pooledUrlEnv}=${args.pooledUrl}`],
+        user: "node",
+        networkMode: pulumi.interpolate`container:${args.namespaceOwnerId}`,
+        // It keeps running while the database is down (that is what it measures); Docker restarts it after a crash
+        // or a reboot of the host.
+        restart: "unless-stopped",
+        // A clean stop lets a running round finish (three scenarios of at most 10 s each) before Docker kills it.
+        stopTimeout: 45,
+        destroyGraceSeconds: 45,
+        labels: sortedLabels({
+          "pgvector-stack.stack": rendered.spec.stack,
+          "pgvector-stack.role": "canary",
+          // Which bundle runs, for `docker inspect` and a preview, without the ~400 kB bundle itself.
+          "pgvector-stack.bundle-sha256": sha256(args.hookBundle),
+        }),
+      },
+      // Fixed container name: the old container must be gone before its replacement takes the name.
+      { parent: this, deleteBeforeReplace: true, dependsOn: args.startAfter ?? [] },
+    );
+
+    this.registerOutputs({ container: this.container });
+  }
+}

@@ -1,0 +1,116 @@
+/**
+ * The synthetic canary as a Kubernetes Deployment: the bundled pgstack CLI from its own ConfigMap, run as
+ * `pgstack canary`, its URLs from the hook's Secret. Plain data in, plain data out.
+ */
+import type * as k8s from "@pulumi/kubernetes";
+import path from "node:path";
+import { canaryPort, directUrlEnv, pooledUrlEnv } from "../../configs/canary";
+import { k8sQuantity } from "../../configs/kubernetes-resources";
+import { bytes } from "../../configs/units";
+import { containerNames, nodeUid, paths, portNames, secretKeys, sha256, sortedRecord } from "./layout";
+import { restrictedSecurityContext } from "./pod-template";
+
+const bundleFile = path.posix.basename(paths.hookBundle);
+
+/**
+ * Memory request = limit of the canary container. The bundled CLI idles at about 58 MB RSS on node 20 (measured with
+ * both targets refusing connections); its rounds add a few 768-dimension vectors and ten-row results. 192 MiB is
+ * three times that, so a slow garbage collection never turns into an OOM kill that would read as a canary outage.
+ */
+export const canaryMemoryBytes = 192 * bytes.MiB;
+
+/** The canary ConfigMap's data: the bundle alone, under the name the container runs. */
+export function canaryConfigData(hookBundle: string): Record<string, string> {
+  return { [bundleFile]: hookBundle };
+}
+
+/**
+ * The canary's command line: /metrics on every pod address (Prometheus scrapes the pod IP); interval, timeouts and
+ * table are configs/canary.ts' defaults, which the alert rules' windows were chosen against.
+ */
+export function canaryCommand(): string[] {
+  return ["node", paths.hookBundle, "canary", "--listen", `0.0.0.0:${canaryPort}`];
+}
+
+export interface CanaryDeploymentInput {
+  /** The node image that runs the bundle (spec.images.node). */
+  readonly image: string;
+  /** The ConfigMap holding the bundle (canaryConfigData). */
+  readonly configMapName: string;
+  /** The bundle itself: its hash goes on the pod template, so a new bundle rolls the pod. */
+  readonly hookBundle: string;
+  /** Secret with direct-url and pooled-url (VectorPostgres.hookSecret): the application's role, as the canary must be. */
+  readonly credentialsSecret: string;
+  /** Selector labels (immutable on a live Deployment). */
+  readonly selector: Readonly<Record<string, string>>;
+  /** Pod labels: the selector labels plus ownership; the database's NetworkPolicy admits the selector labels. */
+  readonly podLabels: Readonly<Record<string, string>>;
+}
+
+/** The Deployment's spec. Deterministic: the same input gives the same object, key order included. */
+export function canaryDeploymentSpec(input: CanaryDeploymentInput): k8s.types.input.apps.v1.DeploymentSpec {
+  const memory = k8sQuantity(canaryMemoryBytes);
+  const secret = (name: string, key: string) => ({ name, valueFrom: { secretKeyRef: { key, name: input.credentialsSecret } } });
+  // Served from memory without touching the database, so both probes pass while the database is down: the canary
+  // keeps running and reporting exactly then, which is what it is for.
+  const metrics = { httpGet: { path: "/metrics", port: portNames.canaryMetrics }, timeoutSeconds: 5 };
+  return {
+    // One canary: two would only double the probe load; its own restarts show as ScrapeTargetDown on job canary.
+    replicas: 1,
+    revisionHistoryLimit: 3,
+    selector: { matchLabels: { ...input.selector } },
+    // The new pod is up before the old one stops, so a rollout leaves no gap in the canary's series.
+    strategy: { rollingUpdate: { maxSurge: 1, maxUnavailable: 0 }, type: "RollingUpdate" },
+    template: {
+      metadata: {
+        annotations: sortedRecord({
+          // The ConfigMap is updated in place; this makes a new bundle a new pod, which loads it.
+          "checksum/bundle": sha256(input.hookBundle),
+          "kubectl.kubernetes.io/default-container": containerNames.canary,
+        }),
+        labels: sortedRecord({ ...input.podLabels }),
+      },
+      spec: {
+        automountServiceAccountToken: false,
+        containers: [
+          {
+            name: containerNames.canary,
+            image: input.image,
+            command: canaryCommand(),
+            // The environment, not arguments: a process list shows arguments. Read at start: after a password
+            // change (ALTER ROLE, then the Secret), `kubectl rollout restart` the canary, or it reports failures.
+            env: [secret(directUrlEnv, secretKeys.hookDirectUrl), secret(pooledUrlEnv, secretKeys.hookPooledUrl)],
+            ports: [{ containerPort: canaryPort, name: portNames.canaryMetrics, protocol: "TCP" }],
+            readinessProbe: { ...metrics, failureThreshold: 3, periodSeconds: 10 },
+            livenessProbe: { ...metrics, failureThreshold: 6, periodSeconds: 20 },
+            // No CPU limit: CFS throttling would land in the very latencies the canary measures.
+            resources: { limits: { memory }, requests: { cpu: "50m", memory } },
+            securityContext: restrictedSecurityContext(nodeUid),
+            // The root filesystem is read-only; anything the CLI writes relative to its directory lands in /tmp.
+            workingDir: paths.tmp,
+            volumeMounts: [
+              { mountPath: paths.hookDir, name: "bundle", readOnly: true },
+              { mountPath: paths.tmp, name: "tmp" },
+            ],
+          },
+        ],
+        enableServiceLinks: false,
+        securityContext: {
+          fsGroup: nodeUid,
+          runAsGroup: nodeUid,
+          runAsNonRoot: true,
+          runAsUser: nodeUid,
+          seccompProfile: { type: "RuntimeDefault" },
+        },
+        // On SIGTERM the canary lets a running round finish (three scenarios, each cut off by the 10 s query
+        // timeout) and exits; usually within a second. A first start's table setup may take longer, and SIGKILL then
+        // only abandons it: the setup is idempotent and the next pod repeats it.
+        terminationGracePeriodSeconds: 45,
+        volumes: [
+          { configMap: { items: [{ key: bundleFile, path: bundleFile }], name: input.configMapName }, name: "bundle" },
+          { emptyDir: { sizeLimit: "16Mi" }, name: "tmp" },
+        ],
+      },
+    },
+  };
+}

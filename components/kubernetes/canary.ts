@@ -1,0 +1,86 @@
+import * as k8s from "@pulumi/kubernetes";
+import * as pulumi from "@pulumi/pulumi";
+import { canaryPort } from "../../configs/canary";
+import type { Rendered } from "../../configs/rendered";
+import { canaryConfigData, canaryDeploymentSpec } from "./canary-spec";
+import { assertHookFits } from "./hook-job-spec";
+import { kubernetesNames, objectLabels, selectorLabels } from "./layout";
+import { canaryNetworkPolicySpec, defaultPrometheusNamespaces, defaultPrometheusPods, type Labels } from "./network";
+
+export interface VectorCanaryArgs {
+  /** The rendered stack: the node image, stack name, namespace. Required; no default. */
+  readonly rendered: Rendered;
+  /** The bundled pgstack CLI (one esbuild JS file), which carries `pgstack canary`. Required; no default. */
+  readonly hookBundle: string;
+  /** Name of the Secret holding `direct-url` and `pooled-url` (VectorPostgres.hookSecret). Required; no default. */
+  readonly credentialsSecret: pulumi.Input<string>;
+  /** Resources the Deployment is created after, e.g. the database StatefulSet. Defaults to none. */
+  readonly after?: pulumi.Resource[];
+  /** Prefix of the object names and the `app.kubernetes.io/instance` label. Defaults to the component name. */
+  readonly objectPrefix?: string;
+  /** Namespace of the objects (the database's). Defaults to rendered.spec.kubernetes.namespace. */
+  readonly namespace?: pulumi.Input<string>;
+  /** Labels of the namespaces Prometheus runs in. Defaults to `{"kubernetes.io/metadata.name": "monitoring"}`. */
+  readonly prometheusNamespaceSelector?: Labels;
+  /** Labels of the Prometheus pods. Defaults to `{"app.kubernetes.io/name": "prometheus"}`. */
+  readonly prometheusPodSelector?: Labels;
+}
+
+/**
+ * The synthetic canary (`pgstack canary`, see canary/): one pod that uses the database the way an application does,
+ * through PgBouncer as the application's role, and serves what it saw on /metrics for Prometheus (job `canary`,
+ * scraped by VectorMonitoring's canary PodMonitor). Its bundle lives in its own ConfigMap rather than the hook's,
+ * which is named after plan.json and would roll the canary on every new index plan.
+ */
+export class VectorCanary extends pulumi.ComponentResource {
+  public readonly deployment: k8s.apps.v1.Deployment;
+
+  constructor(name: string, args: VectorCanaryArgs, opts?: pulumi.ComponentResourceOptions) {
+    super("pgvector-stack:kubernetes:VectorCanary", name, {}, opts);
+    const { rendered, hookBundle } = args;
+    const { spec } = rendered;
+    assertHookFits(hookBundle, "");
+
+    const instance = args.objectPrefix ?? name;
+    const names = kubernetesNames(instance);
+    const namespace = args.namespace ?? spec.kubernetes.namespace;
+    const labels = objectLabels(instance, "canary", spec.stack);
+    const selector = selectorLabels(instance, "canary");
+    const metadata = { labels, name: names.canary, namespace };
+
+    const config = new k8s.core.v1.ConfigMap(`${name}-config`, { metadata, data: canaryConfigData(hookBundle) }, { parent: this });
+
+    new k8s.networking.v1.NetworkPolicy(
+      `${name}-network-policy`,
+      {
+        metadata,
+        spec: canaryNetworkPolicySpec(selector, canaryPort, {
+          namespaces: args.prometheusNamespaceSelector ?? defaultPrometheusNamespaces,
+          pods: args.prometheusPodSelector ?? defaultPrometheusPods,
+        }),
+      },
+      { parent: this },
+    );
+
+    this.deployment = new k8s.apps.v1.Deployment(
+      `${name}-deployment`,
+      {
+        metadata,
+        spec: pulumi.output(args.credentialsSecret).apply((credentialsSecret) =>
+          canaryDeploymentSpec({
+            image: spec.images.node,
+            configMapName: names.canary,
+            hookBundle,
+            credentialsSecret,
+            selector,
+            podLabels: labels,
+          }),
+        ),
+      },
+      // The ConfigMap's name is a fixed string, so Pulumi sees no dependency on it: state it.
+      { parent: this, dependsOn: [config, ...(args.after ?? [])] },
+    );
+
+    this.registerOutputs({ deployment: this.deployment });
+  }
+}
