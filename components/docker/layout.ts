@@ -14,6 +14,7 @@ import type { Rendered, RenderedExporters, RenderedMemory } from "../../configs/
 import { type ScrapeTargets, renderPrometheusConfigYaml } from "../../configs/scrape";
 import type { DockerSpec, StackSpec } from "../../configs/stack-spec";
 import { bytes, parseBytes } from "../../configs/units";
+import { confSetting, iniSetting } from "../../configs/file-settings";
 
 const { MiB } = bytes;
 
@@ -187,34 +188,6 @@ export function endpoints(docker: DockerSpec): Endpoints {
 /** A libpq URL; user and password are percent-encoded, so any generated or configured password works. */
 export function connectionUrl(user: string, password: string, hostPort: string, database: string): string {
   return `postgresql://${encodeURIComponent(user)}:${encodeURIComponent(password)}@${hostPort}/${encodeURIComponent(database)}?sslmode=disable`;
-}
-
-/** `key = value` of one INI section, as PgBouncer reads it (`;` and `#` start comment lines). */
-export function iniSetting(ini: string, section: string, key: string): string | undefined {
-  let current = "";
-  let found: string | undefined;
-  for (const raw of ini.split(/\r?\n/)) {
-    const line = raw.trim();
-    if (line === "" || line.startsWith(";") || line.startsWith("#")) continue;
-    const header = /^\[(.+)\]$/.exec(line);
-    if (header) {
-      current = header[1].trim();
-      continue;
-    }
-    const eq = line.indexOf("=");
-    if (current === section && eq > 0 && line.slice(0, eq).trim() === key) found = line.slice(eq + 1).trim();
-  }
-  return found;
-}
-
-/** A postgresql.conf setting's value without quotes, or undefined. The last assignment wins, as in PostgreSQL. */
-export function confSetting(conf: string, name: string): string | undefined {
-  let found: string | undefined;
-  for (const raw of conf.split(/\r?\n/)) {
-    const m = /^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*=?\s*('(?:[^']|'')*'|[^\s#]+)/.exec(raw);
-    if (m && m[1] === name) found = m[2].startsWith("'") ? m[2].slice(1, -1).replace(/''/g, "'") : m[2];
-  }
-  return found;
 }
 
 export interface PostgresLaunch {
@@ -404,3 +377,5 @@ export function superuserSocketMethod(pgHba: string): string | undefined {
 export function superuserPasswordSql(verifier: string): string {
   return `ALTER ROLE "${superuser}" WITH PASSWORD '${verifier.replace(/'/g, "''")}';\n`;
 }
+
+export { confSetting, iniSetting };

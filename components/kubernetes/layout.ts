@@ -10,6 +10,7 @@ import { pgbouncerAuthFile, pgbouncerPort } from "../../configs/pgbouncer";
 import type { MemoryBudget } from "../../configs/kubernetes-resources";
 import type { Rendered, RenderedFileName, RenderedMemory } from "../../configs/rendered";
 import { parseBytes } from "../../configs/units";
+import { confSetting, iniSetting } from "../../configs/file-settings";
 
 /** PostgreSQL's port (`port` is an owned setting: always 5432). */
 export const postgresPort = 5432;
@@ -203,34 +204,6 @@ export function configChecksum(files: Readonly<Record<RenderedFileName, string>>
   return hash.digest("hex");
 }
 
-/** `key = value` of one INI section, as PgBouncer reads it (`;` and `#` start comment lines). */
-export function iniSetting(ini: string, section: string, key: string): string | undefined {
-  let current = "";
-  let found: string | undefined;
-  for (const raw of ini.split(/\r?\n/)) {
-    const line = raw.trim();
-    if (line === "" || line.startsWith(";") || line.startsWith("#")) continue;
-    const header = /^\[(.+)\]$/.exec(line);
-    if (header) {
-      current = header[1].trim();
-      continue;
-    }
-    const eq = line.indexOf("=");
-    if (current === section && eq > 0 && line.slice(0, eq).trim() === key) found = line.slice(eq + 1).trim();
-  }
-  return found;
-}
-
-/** A postgresql.conf setting's value without quotes, or undefined. The last assignment wins, as in PostgreSQL. */
-export function confSetting(conf: string, name: string): string | undefined {
-  let found: string | undefined;
-  for (const raw of conf.split(/\r?\n/)) {
-    const m = /^\s*([A-Za-z_][A-Za-z0-9_.]*)\s*=?\s*('(?:[^']|'')*'|[^\s#]+)/.exec(raw);
-    if (m && m[1] === name) found = m[2].startsWith("'") ? m[2].slice(1, -1).replace(/''/g, "'") : m[2];
-  }
-  return found;
-}
-
 /** Flags the target owns: a rendered flag of the same name is replaced by the target's. */
 function withoutFlags(args: readonly string[], owned: readonly string[]): string[] {
   return args.filter((a) => !owned.some((flag) => a === flag || a.startsWith(`${flag}=`)));
@@ -348,3 +321,5 @@ export function kubernetesProblems(rendered: Rendered): string[] {
   }
   return problems;
 }
+
+export { confSetting, iniSetting };
