@@ -15,6 +15,7 @@ const allCommands: Readonly<Record<string, Loader>> = {
   render: () => require("./render").renderCommand,
   drift: () => require("./drift").driftCommand,
   diff: () => require("./diff").diffCommand,
+  local: () => require("./local").localCommand,
   canary: () => require("./canary").canaryCommand,
   postdeploy: () => require("./postdeploy").postdeployCommand,
   runtime: () => require("./runtime").runtimeCommand,

@@ -1,0 +1,168 @@
+/**
+ * `local perf` on a running cluster: the post-deploy hook and the smoke benchmark, then the report.
+ *
+ *   1. the plan's table is created (its createTableSql and storage choice) and loaded with `benchmark.rows` seeded,
+ *      clustered vectors by binary COPY: the same rows the smoke benchmark would load (postdeploy/vectors.ts);
+ *   2. postdeploy/indexes.ts builds the HNSW index over the loaded rows, CREATE INDEX CONCURRENTLY with progress:
+ *      its build time is the one a real deploy would see (loading into an already indexed table would instead pay
+ *      HNSW insertion per row, ~3 ms of CPU each, and measure nothing);
+ *   3. postdeploy/smoke.ts runs the scenarios through PgBouncer on that table;
+ *   4. postdeploy/report.ts writes JSON, Markdown and HTML with the machine, settings, huge pages and build time.
+ */
+import * as os from "node:os";
+import { Client } from "pg";
+import type { IndexPlanEntry } from "../configs/hnsw";
+import type { Progress } from "../configs/progress";
+import { humanBytes } from "../configs/units";
+import { ensureIndexes, type EnsureIndexesReport, type IndexResult } from "../postdeploy/indexes";
+import { copyRows, vectorRows, type LoadResult } from "../postdeploy/load";
+import { writeReport, type ReportInput, type WrittenReport } from "../postdeploy/report";
+import { runSmoke, smokeExitCode, type SmokeResult } from "../postdeploy/smoke";
+import { benchmarkRows, ClusteredVectors } from "../postdeploy/vectors";
+import type { LocalCluster } from "./cluster";
+import { describeHugePages } from "./hugepages";
+
+export interface PerfOptions {
+  readonly cluster: LocalCluster;
+  readonly progress: Progress;
+  /** Directory that receives report.json, report.md and report.html. */
+  readonly reportDir: string;
+  /** How the node size came about, for the report ("auto: this host's 23.5 GiB", "2 GiB (--memory)"). */
+  readonly sizing: string;
+}
+
+export interface PerfOutcome {
+  readonly files: WrittenReport;
+  readonly result: SmokeResult;
+  readonly indexes: EnsureIndexesReport;
+  readonly settings: Readonly<Record<string, string>>;
+  readonly hugePages: string;
+  readonly indexBuildSeconds: number | null;
+  /** Non-zero only when benchmark.enforce is set and a target was missed. */
+  readonly exitCode: number;
+}
+
+/** The table the benchmark runs on: the first of the plan, which local perf creates (createTable must be true). */
+export function benchmarkEntry(plan: readonly IndexPlanEntry[]): IndexPlanEntry {
+  const entry = plan[0];
+  if (entry === undefined) throw new Error("the stack has no vectorTables, so there is nothing to index or benchmark");
+  if (entry.createTableSql === null) {
+    throw new Error(
+      `vectorTables[0] (${entry.table}) has createTable: false; local perf creates and loads its benchmark table, so set createTable: true for the perf stack`,
+    );
+  }
+  return entry;
+}
+
+export async function runPerf(opts: PerfOptions): Promise<PerfOutcome> {
+  const { cluster, progress } = opts;
+  const { info, rendered } = cluster;
+  const spec = rendered.spec;
+  const plan = rendered.indexPlan;
+  const entry = benchmarkEntry(plan);
+  if (plan.length > 1) progress.warn(`the smoke benchmark runs on ${entry.table} only; the other ${plan.length - 1} table(s) are indexed, not benchmarked`);
+
+  const load = await createAndLoad(info.directUrl, entry, spec.benchmark, progress);
+  const indexes = await ensureIndexes(plan, { directUrl: info.directUrl, progress, createTables: true });
+  const built = indexes.results.find((r) => r.indexName === entry.indexName || r.table === entry.table);
+  const indexBuildSeconds = built?.buildMs == null ? null : built.buildMs / 1000;
+
+  const smoke = await runSmoke({
+    pooledUrl: info.pooledUrl,
+    directUrl: info.directUrl,
+    plan: entry,
+    spec: spec.benchmark,
+    progress,
+    // The table exists and is loaded, with its index: the smoke benchmark finds both and only runs ANALYZE.
+    createTables: true,
+  });
+  // The load and the build happened here, before the smoke benchmark found both in place: put them in its result.
+  const result: SmokeResult = {
+    ...smoke,
+    // The smoke benchmark estimates the row count of a table it did not load (pg_class.reltuples); here it is known.
+    table: load.rows > 0 ? { ...smoke.table, rows: load.rows } : smoke.table,
+    load: { rows: load.rows, rowsPerSec: load.rowsPerSec, seconds: load.seconds },
+    indexBuildSeconds,
+  };
+
+  const settings = { ...(await cluster.settings()), ...perfFacts(opts, entry, indexes.results) };
+  const hugePages = describeHugePages(info.hugePages);
+  const input: ReportInput = {
+    result,
+    title: `pgvector-stack local perf — stack ${spec.stack} on ${os.hostname()}`,
+    settings,
+    hugePages,
+    indexBuildSeconds,
+  };
+  const files = writeReport(opts.reportDir, input);
+  return { files, result, indexes, settings, hugePages, indexBuildSeconds, exitCode: smokeExitCode(result, spec.benchmark) };
+}
+
+/** Rows besides the server's settings that a reader of the report needs: sizing, pooling, the index build. */
+function perfFacts(opts: PerfOptions, entry: IndexPlanEntry, results: readonly IndexResult[]): Record<string, string> {
+  const { spec } = opts.cluster.rendered;
+  const facts: Record<string, string> = {
+    "node memory (sized for)": opts.sizing,
+    "node cpus": String(spec.node.cpus),
+    "pgbouncer pool_mode": spec.pgbouncer.poolMode,
+    "pgbouncer default_pool_size": String(spec.pgbouncer.defaultPoolSize),
+    "pgbouncer max_client_conn": String(spec.pgbouncer.maxClientConn),
+    "runtime": `${opts.cluster.info.runtime.kind} (PgBouncer ${opts.cluster.info.runtime.versions.pgbouncer})`,
+    [`${entry.table}.${entry.column} storage`]: `${entry.storage} (${entry.vectorBytes} bytes per vector${entry.storageSql ? `; ${entry.storageSql} before loading` : ""})`,
+  };
+  for (const r of results) {
+    const workers = r.parallelWorkers?.launched ?? r.parallelWorkers?.planned;
+    facts[`index ${r.indexName}`] = [
+      r.status,
+      r.buildMs === null ? null : `built in ${(r.buildMs / 1000).toFixed(1)} s`,
+      workers === null || workers === undefined ? null : `${workers} parallel worker${workers === 1 ? "" : "s"}`,
+      r.storage?.applied ? `storage ${r.storage.applied}` : null,
+    ]
+      .filter((p): p is string => p !== null)
+      .join(", ");
+  }
+  return facts;
+}
+
+/** The plan's table with its storage choice, loaded by binary COPY over the direct connection as the app user. */
+async function createAndLoad(
+  directUrl: string,
+  entry: IndexPlanEntry,
+  benchmark: { readonly rows: number; readonly seed: number },
+  progress: Progress,
+): Promise<LoadResult> {
+  const client = new Client({ connectionString: directUrl, application_name: "pgstack-local-perf-load" });
+  client.on("error", () => undefined);
+  await client.connect();
+  try {
+    for (const sql of entry.createTableSql ?? []) await client.query(sql);
+    const empty = (await client.query(`SELECT 1 FROM ${quoteIdent(entry.table)} LIMIT 1`)).rowCount === 0;
+    if (!empty) {
+      progress.step(`${entry.table} already holds rows; not loading more`);
+      return { rows: 0, seconds: 0, rowsPerSec: 0 };
+    }
+    // Before the rows arrive, so they are stored as the build and the planner need them (configs/hnsw.ts).
+    if (entry.storageSql) await client.query(entry.storageSql);
+    const vectors = new ClusteredVectors({ seed: benchmark.seed, dimensions: entry.dimensions });
+    progress.step(
+      `loading ${benchmark.rows} rows of ${entry.type}(${entry.dimensions}) into ${entry.table} (binary COPY, seed ${benchmark.seed}, ` +
+        `${humanBytes(benchmark.rows * entry.vectorBytes)} of vectors)`,
+    );
+    const load = await copyRows(
+      client,
+      { table: entry.table, columns: [...entry.filterColumns, entry.column] },
+      vectorRows(entry.type, benchmarkRows(vectors, benchmark.rows, entry.filterColumns.length)),
+      benchmark.rows,
+      progress,
+    );
+    progress.step(`loaded ${load.rows} rows in ${load.seconds.toFixed(1)} s (${Math.round(load.rowsPerSec)} rows/s)`);
+    await client.query(`ANALYZE ${quoteIdent(entry.table)}`);
+    return load;
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+function quoteIdent(name: string): string {
+  return `"${name.replace(/"/g, '""')}"`;
+}

@@ -1,0 +1,181 @@
+/**
+ * `pgstack local up` from the perf stack, as a user runs it, twice side by side: each cluster's components answer
+ * (SQL through PgBouncer as the app user, Prometheus scraping all three exporters with `stack` labels, the rendered
+ * rules loaded), and `pgstack local down` run from another process removes one cluster completely — processes, scratch
+ * directories, state file, huge pages — while the other keeps working; then the other.
+ * Nodes are sized 2Gi (--memory) so two clusters stay light on a 2-core CI runner.
+ */
+import { spawn, type ChildProcess } from "node:child_process";
+import * as fs from "node:fs";
+import * as path from "node:path";
+import { Client } from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { clusterSpec, parseClusterFlags } from "../../cli/local";
+import { renderStack } from "../../configs/render";
+import { alertRuleGroupNames } from "../../local/cluster-files";
+import { httpGet } from "../../local/runtime";
+import { defaultStateRoot, isRunning, readState, type ClusterState } from "../../local/state";
+import { teardownFromState } from "../../local/teardown";
+
+const root = path.resolve(__dirname, "..", "..");
+const pgstack = path.join(root, "bin", "pgstack.js");
+const names = [`lc-${process.pid}-a`, `lc-${process.pid}-b`];
+const children: ChildProcess[] = [];
+const isRoot = process.getuid?.() === 0;
+
+interface UpOutput {
+  readonly name: string;
+  readonly pooledUrl: string;
+  readonly directUrl: string;
+  readonly prometheusUrl: string;
+  readonly ports: Record<string, number>;
+  readonly hugePages: { used: boolean; reserved: number; text: string };
+  readonly stateFile: string;
+}
+
+interface Up {
+  readonly child: ChildProcess;
+  readonly out: UpOutput;
+  readonly state: ClusterState;
+  stderr(): string;
+  readonly exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+const nrHugePages = (): number => Number(fs.readFileSync("/proc/sys/vm/nr_hugepages", "utf8"));
+
+/** `pgstack local up … --json` as a child (not detached), resolved once it printed its connection strings. */
+function localUp(name: string): Promise<Up> {
+  const child = spawn(process.execPath, [pgstack, "local", "up", "--stack", "perf", "--name", name, "--memory", "2Gi", "--json"], {
+    cwd: root,
+    stdio: ["ignore", "pipe", "pipe"],
+    detached: false,
+  });
+  children.push(child);
+  let stdout = "";
+  let stderr = "";
+  child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once("exit", (code, signal) => resolve({ code, signal })));
+  return new Promise((resolve, reject) => {
+    child.stdout?.on("data", (d: Buffer) => {
+      stdout += d.toString();
+      const line = stdout.split("\n").find((l) => l.startsWith("{"));
+      if (line === undefined || !stdout.includes("\n")) return;
+      const out = JSON.parse(line) as UpOutput;
+      const state = readState(defaultStateRoot, name);
+      if (!state) return reject(new Error(`local up printed its URLs but ${name} has no state file`));
+      resolve({ child, out, state, stderr: () => stderr, exited });
+    });
+    void exited.then(({ code, signal }) => reject(new Error(`local up ${name} exited (${code ?? signal}) before it was up:\n${stderr}`)));
+  });
+}
+
+function run(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [pgstack, ...args], { cwd: root, stdio: ["ignore", "pipe", "pipe"], detached: false });
+    let stdout = "";
+    let stderr = "";
+    child.stdout?.on("data", (d: Buffer) => (stdout += d.toString()));
+    child.stderr?.on("data", (d: Buffer) => (stderr += d.toString()));
+    child.once("exit", (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+/** Everything of a cluster that could outlive it: live processes, directories, the state file. */
+function leftovers(state: ClusterState): string[] {
+  return [
+    ...state.servers.filter(isRunning).map((s) => `process ${s.name} (pid ${s.pid})`),
+    ...state.scratchDirs.filter((d) => fs.existsSync(d)).map((d) => `directory ${d}`),
+    ...(fs.existsSync(path.join(defaultStateRoot, state.name, "state.json")) ? [`state file of ${state.name}`] : []),
+  ];
+}
+
+async function sql<T>(url: string, text: string): Promise<T[]> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    return (await client.query(text)).rows as T[];
+  } finally {
+    await client.end();
+  }
+}
+
+let hugePagesBefore = 0;
+beforeAll(() => {
+  hugePagesBefore = nrHugePages();
+});
+
+afterAll(async () => {
+  // Whatever a failed assertion left: the state files say what, and local/teardown ends exactly that.
+  for (const child of children) if (child.exitCode === null && child.signalCode === null && child.pid) child.kill("SIGKILL");
+  for (const name of names) await teardownFromState(defaultStateRoot, name).catch(() => undefined);
+});
+
+describe("pgstack local up / down", () => {
+  it("runs two perf clusters side by side, each answering, and tears each down from another process", async () => {
+    const started = Date.now();
+    const [a, b] = await Promise.all(names.map(localUp));
+    console.log(`two clusters up in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    const expectedGroups = alertRuleGroupNames(renderStack(clusterSpec(parseClusterFlags(["--memory", "2Gi"]).flags).spec));
+
+    // Free loopback ports, none shared between the two.
+    const ports = [...Object.values(a.out.ports), ...Object.values(b.out.ports)];
+    expect(new Set(ports).size).toBe(12);
+
+    for (const up of [a, b]) {
+      // SQL through PgBouncer as the app user, pgvector in the app database.
+      const [row] = await sql<{ user: string; vector: string; one: string }>(
+        up.out.pooledUrl,
+        "SELECT current_user AS user, (SELECT extversion FROM pg_extension WHERE extname = 'vector') AS vector, '[1,2]'::vector <-> '[1,3]'::vector AS one",
+      );
+      expect(row).toMatchObject({ user: "app", vector: expect.stringMatching(/^0\.8\./) });
+      expect(Number(row.one)).toBe(1);
+      const [direct] = await sql<{ port: number; status: string }>(up.out.directUrl, "SELECT inet_server_port() AS port, current_setting('huge_pages_status') AS status");
+      expect(direct.port).toBe(up.out.ports.postgres);
+      expect(direct.status).toBe(up.out.hugePages.used ? "on" : "off");
+      if (isRoot) expect(up.out.hugePages.used, up.out.hugePages.text).toBe(true);
+
+      // Prometheus: the three exporters up, labelled with the stack; every rendered rule group loaded.
+      const targets = JSON.parse((await httpGet(`${up.out.prometheusUrl}/api/v1/targets?state=active`)).body).data.activeTargets as {
+        labels: Record<string, string>;
+        health: string;
+      }[];
+      expect(targets.map((t) => [t.labels.job, t.labels.stack, t.health]).sort()).toEqual([
+        ["node", "perf", "up"],
+        ["pgbouncer", "perf", "up"],
+        ["postgres", "perf", "up"],
+      ]);
+      const groups = JSON.parse((await httpGet(`${up.out.prometheusUrl}/api/v1/rules`)).body).data.groups as { name: string; rules: unknown[] }[];
+      expect(groups.map((g) => g.name).sort()).toEqual(expectedGroups);
+      expect(groups.reduce((n, g) => n + g.rules.length, 0)).toBeGreaterThan(20);
+
+      // Passwords: only in the connection strings asked for and the private state file, never in progress output.
+      const state = readState(defaultStateRoot, up.out.name) as ClusterState;
+      expect(fs.statSync(up.out.stateFile).mode & 0o777).toBe(0o600);
+      for (const pw of Object.values(state.passwords)) expect(up.stderr()).not.toContain(pw);
+    }
+    if (isRoot) expect(nrHugePages()).toBe(hugePagesBefore + a.out.hugePages.reserved + b.out.hugePages.reserved);
+
+    // `local down` for A, from another process: A's `local up` tears down and exits as terminated; B is untouched.
+    const stateA = readState(defaultStateRoot, names[0]) as ClusterState;
+    const downA = await run(["local", "down", "--name", names[0]]);
+    expect(downA.code, downA.stderr).toBe(0);
+    expect(await a.exited).toMatchObject({ signal: "SIGTERM" });
+    expect(leftovers(stateA)).toEqual([]);
+    const [stillB] = await sql<{ n: number }>(b.out.pooledUrl, "SELECT 1 AS n");
+    expect(stillB.n).toBe(1);
+    if (isRoot) expect(nrHugePages()).toBe(hugePagesBefore + b.out.hugePages.reserved);
+
+    const stateB = readState(defaultStateRoot, names[1]) as ClusterState;
+    const downB = await run(["local", "down", "--name", names[1], "--json"]);
+    expect(downB.code, downB.stderr).toBe(0);
+    expect(JSON.parse(downB.stdout)).toMatchObject({ name: names[1], found: true, ownerTornDown: true });
+    await b.exited;
+    expect(leftovers(stateB)).toEqual([]);
+    expect(nrHugePages()).toBe(hugePagesBefore);
+
+    // A second down finds nothing and says so, successfully.
+    const again = await run(["local", "down", "--name", names[1]]);
+    expect(again.code).toBe(0);
+    expect(again.stdout).toMatch(/no cluster named/);
+  });
+});

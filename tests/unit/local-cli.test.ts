@@ -1,0 +1,87 @@
+/**
+ * `pgstack local` flags: defaults, overrides validated by the stack rules (configs/spec.ts), usage errors for nonsense.
+ */
+import { describe, expect, it } from "vitest";
+import { bytes } from "../../configs/units";
+import { clusterSpec, localCommand, parseClusterFlags, parsePerfFlags } from "../../cli/local";
+import { readStackConfig } from "../../cli/stack-file";
+
+const host = { memoryBytes: 24 * bytes.GiB, cpus: 2 };
+const perfConfig = readStackConfig("perf");
+
+describe("parseClusterFlags", () => {
+  it("defaults to the perf stack, a cluster named after it, huge pages on", () => {
+    expect(parseClusterFlags([]).flags).toEqual({ stack: "perf", name: "perf", memory: undefined, hugePages: true, json: false });
+  });
+  it("reads every flag", () => {
+    expect(parseClusterFlags(["--stack", "dev", "--name=a", "--memory", "8Gi", "--no-huge-pages", "--json"]).flags).toEqual({
+      stack: "dev",
+      name: "a",
+      memory: "8Gi",
+      hugePages: false,
+      json: true,
+    });
+  });
+  it.each([
+    [["--memory", "8"], /--memory "8" has no unit; write 8Gi/],
+    [["--memory", "lots"], /--memory "lots" is not a size/],
+    [["extra"], /unexpected argument "extra"/],
+    [["--rows", "5"], /unknown option --rows/],
+  ])("refuses %j", (args, message) => {
+    expect(() => parseClusterFlags(args)).toThrow(message);
+  });
+});
+
+describe("parsePerfFlags", () => {
+  it("turns benchmark flags into stack keys and keeps the report dir", () => {
+    const flags = parsePerfFlags(["--rows", "3000", "--duration", "1s", "--warmup", "0s", "--sustained", "2s", "--concurrency", "4", "--keep"]);
+    expect(flags.benchmark).toEqual({ rows: 3000, duration: "1s", warmup: "0s", sustained: "2s", concurrency: 4 });
+    expect(flags.keep).toBe(true);
+    expect(flags.reportDir).toBe("reports/perf");
+  });
+  it.each([
+    [["--rows", "1e5"], /--rows "1e5" must be a whole number/],
+    [["--rows", "0"], /--rows "0" must be a whole number above 0/],
+    [["--duration", "15"], /--duration "15" has no unit/],
+  ])("refuses %j", (args, message) => {
+    expect(() => parsePerfFlags(args)).toThrow(message);
+  });
+});
+
+describe("clusterSpec", () => {
+  const flags = parseClusterFlags(["--memory", "2Gi"]).flags;
+
+  it("sizes memory: auto to this host, and says so", () => {
+    const { spec, sizing } = clusterSpec(parseClusterFlags([]).flags, {}, perfConfig, host);
+    expect(spec.node.memoryBytes).toBe(24 * bytes.GiB);
+    expect(sizing).toBe("24 GiB (memory: auto, all of this host's RAM)");
+  });
+
+  it("re-parses the stack with --memory as the node's RAM", () => {
+    const { spec, sizing } = clusterSpec(flags, {}, perfConfig, host);
+    expect(spec.node.memoryBytes).toBe(2 * bytes.GiB);
+    expect(sizing).toBe("2 GiB (--memory 2Gi; this host has 24 GiB)");
+  });
+
+  it("applies benchmark overrides through the stack's own validation", () => {
+    const { spec } = clusterSpec(flags, { rows: 3000, duration: "1s", sustained: "2s", warmup: "0s" }, perfConfig, host);
+    expect(spec.benchmark).toMatchObject({ rows: 3000, durationSeconds: 1, sustainedSeconds: 2, warmupSeconds: 0, concurrency: 8 });
+  });
+
+  it("rejects a node too small for the guide, naming the key", () => {
+    expect(() => clusterSpec(parseClusterFlags(["--memory", "512Mi"]).flags, {}, perfConfig, host)).toThrow(/node\.memory/);
+    expect(() => clusterSpec(flags, { rows: 10 }, perfConfig, host)).toThrow(/benchmark\.rows/);
+  });
+});
+
+describe("localCommand", () => {
+  it("names its subcommands and documents every flag in its usage", () => {
+    expect(localCommand.usage).toMatch(/pgstack local up/);
+    for (const flag of ["--stack", "--name", "--memory", "--no-huge-pages", "--rows", "--duration", "--warmup", "--sustained", "--concurrency", "--report-dir", "--keep", "--json"]) {
+      expect(localCommand.usage).toContain(flag);
+    }
+  });
+  it("refuses an unknown subcommand", async () => {
+    await expect(localCommand.run(["sideways"])).rejects.toThrow(/unknown subcommand "sideways"; say up, down or perf/);
+  });
+});
