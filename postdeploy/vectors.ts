@@ -3,8 +3,9 @@
  *
  * Uniform noise is the wrong test data for HNSW: in high dimensions every uniform point is about equally far from every
  * other, so the graph has no neighbourhoods to exploit and recall says little about real embeddings. Real embeddings
- * cluster by topic, so we draw k cluster centres and scatter points around them with gaussian noise, then normalize
- * (cosine and inner-product indexes expect unit vectors; the tuning guide's `<#>` advice assumes them).
+ * cluster by topic and vary within a topic along few directions, so we draw k cluster centres, scatter points around
+ * each along a handful of its own directions (gaussian, decaying variance) plus a little isotropic jitter, and
+ * normalize (cosine and inner-product indexes expect unit vectors; the tuning guide's `<#>` advice assumes them).
  * Same seed → same centres → same vectors, on every machine (only integer arithmetic and IEEE doubles are used).
  */
 
@@ -13,7 +14,7 @@ export interface Rng {
   next(): number;
   /** An integer in [0, n). */
   int(n: number): number;
-  /** A standard normal deviate (Box–Muller). */
+  /** A standard normal deviate. */
   gaussian(): number;
 }
 
@@ -36,11 +37,18 @@ export function createRng(seed: number): Rng {
         spare = null;
         return s;
       }
-      // 1 - next() is in (0, 1], so the logarithm is finite.
-      const r = Math.sqrt(-2 * Math.log(1 - next()));
-      const theta = 2 * Math.PI * next();
-      spare = r * Math.sin(theta);
-      return r * Math.cos(theta);
+      // Marsaglia's polar method: two deviates per accepted pair, no trigonometry (the loader draws ~800 per row).
+      let u: number;
+      let v: number;
+      let q: number;
+      do {
+        u = 2 * next() - 1;
+        v = 2 * next() - 1;
+        q = u * u + v * v;
+      } while (q >= 1 || q === 0);
+      const f = Math.sqrt((-2 * Math.log(q)) / q);
+      spare = v * f;
+      return u * f;
     },
   };
 }
@@ -69,10 +77,15 @@ export interface ClusteredVectorsOptions {
   /** Cluster centres. Defaults to 32. */
   readonly clusters?: number;
   /**
-   * Length of the noise added to a (unit) centre, relative to it. At 0 every point is its centre; at 1 the noise is
-   * as long as the centre, which leaves clear neighbourhoods without making nearest neighbours trivial. Defaults to 1.
+   * Directions each cluster varies along. Real embeddings have a low intrinsic dimension: points of one topic differ
+   * along a few directions, not along all 768 at once (isotropic noise in 768-d makes every point about equally far
+   * from every other of its cluster, which is as hard for HNSW as uniform noise). Defaults to 16.
    */
+  readonly latentDimensions?: number;
+  /** Expected length of a point's offset along its cluster's directions, relative to the unit centre. Defaults to 1. */
   readonly spread?: number;
+  /** Expected length of the isotropic noise added on top (so no point lies exactly in its cluster's subspace). Defaults to 0.2. */
+  readonly jitter?: number;
 }
 
 /** The values written to filter columns: five tiers, uniform, so a hybrid filter keeps about 20 % of the rows. */
@@ -92,35 +105,61 @@ export class ClusteredVectors {
   readonly dimensions: number;
   readonly seed: number;
   private readonly centres: Float32Array[];
-  private readonly noiseScale: number;
+  /** Per cluster, its latent directions, each pre-scaled by its standard deviation. */
+  private readonly axes: Float32Array[][];
+  private readonly jitterScale: number;
 
   constructor(options: ClusteredVectorsOptions) {
     const { seed, dimensions } = options;
     const clusters = options.clusters ?? 32;
+    const latent = options.latentDimensions ?? 16;
     const spread = options.spread ?? 1;
+    const jitter = options.jitter ?? 0.2;
     if (!Number.isInteger(dimensions) || dimensions < 1) {
       throw new Error(`vector dimensions ${dimensions} is not a positive integer`);
     }
     if (!Number.isInteger(clusters) || clusters < 1) throw new Error(`clusters ${clusters} is not a positive integer`);
+    if (!Number.isInteger(latent) || latent < 1) throw new Error(`latentDimensions ${latent} is not a positive integer`);
     if (!(spread >= 0)) throw new Error(`spread ${spread} must be ≥ 0`);
+    if (!(jitter >= 0)) throw new Error(`jitter ${jitter} must be ≥ 0`);
     this.dimensions = dimensions;
     this.seed = seed;
-    // Per-dimension sigma so that the noise vector's expected length is `spread` (|N(0,σ²)^d| ≈ σ·√d).
-    this.noiseScale = spread / Math.sqrt(dimensions);
+    // Per-dimension sigma so that the jitter's expected length is `jitter` (|N(0,σ²)^d| ≈ σ·√d).
+    this.jitterScale = jitter / Math.sqrt(dimensions);
+    // Latent directions carry decaying variance (1/(j+1), like an embedding's spectrum), scaled so that the
+    // expected offset length is `spread`.
+    const weights = Array.from({ length: latent }, (_, j) => 1 / Math.sqrt(j + 1));
+    const total = Math.sqrt(weights.reduce((a, w) => a + w * w, 0));
     const rng = createRng(streamSeed(seed, streams.centres));
-    this.centres = [];
-    for (let c = 0; c < clusters; c++) {
+    const unit = (): Float32Array => {
       const v = new Float32Array(dimensions);
       for (let i = 0; i < dimensions; i++) v[i] = rng.gaussian();
-      this.centres.push(normalize(v));
+      return normalize(v);
+    };
+    this.centres = [];
+    this.axes = [];
+    for (let c = 0; c < clusters; c++) {
+      this.centres.push(unit());
+      this.axes.push(
+        weights.map((w) => {
+          const axis = unit();
+          const scale = (spread * w) / total;
+          for (let i = 0; i < dimensions; i++) axis[i] *= scale;
+          return axis;
+        }),
+      );
     }
   }
 
-  /** One vector drawn with `rng`: a random centre plus gaussian noise, normalized. */
+  /** One vector drawn with `rng`: a random centre, an offset along its directions, a little jitter; normalized. */
   draw(rng: Rng): Float32Array {
-    const centre = this.centres[rng.int(this.centres.length)];
-    const v = new Float32Array(this.dimensions);
-    for (let i = 0; i < this.dimensions; i++) v[i] = centre[i] + this.noiseScale * rng.gaussian();
+    const c = rng.int(this.centres.length);
+    const v = Float32Array.from(this.centres[c]);
+    for (const axis of this.axes[c]) {
+      const g = rng.gaussian();
+      for (let i = 0; i < this.dimensions; i++) v[i] += g * axis[i];
+    }
+    if (this.jitterScale > 0) for (let i = 0; i < this.dimensions; i++) v[i] += this.jitterScale * rng.gaussian();
     return normalize(v);
   }
 

@@ -1,0 +1,140 @@
+/**
+ * pgbench against the pooler, and the Node-vs-pgbench comparison the issue "the client must not be the bottleneck"
+ * asks for: the same statements (postdeploy/pgbench-scripts.ts), the same concurrency and duration, one after the
+ * other on the same table, Node first so both run on a warmed-up server.
+ */
+import { silentProgress, type Progress } from "../configs/progress";
+import {
+  comparisonRow,
+  parsePgbenchOutput,
+  renderPgbenchScripts,
+  scriptWeights,
+  type PgbenchComparison,
+  type PgbenchScripts,
+  type PgbenchSummary,
+} from "../postdeploy/pgbench-scripts";
+import { maskSecrets } from "../postdeploy/smoke-pg";
+import type { ScenarioName, ScenarioResult, SmokeSession } from "../postdeploy/smoke";
+import type { Runtime } from "./runtime";
+
+export interface PgbenchOptions {
+  readonly runtime: Runtime;
+  /** postgresql:// URL, normally through PgBouncer; the password goes to pgbench as PGPASSWORD, never on its command line. */
+  readonly url: string;
+  readonly scripts: PgbenchScripts;
+  readonly scenario: ScenarioName;
+  readonly concurrency: number;
+  readonly seconds: number;
+}
+
+export interface PgbenchRun extends PgbenchSummary {
+  /** The command line, for the report (no password in it). */
+  readonly command: string;
+}
+
+/** `pgbench -M prepared -n -c N -j N -T secs -f script@weight …` through the rig's runtime. */
+export async function runPgbench(opts: PgbenchOptions): Promise<PgbenchRun> {
+  const { runtime } = opts;
+  const url = new URL(opts.url);
+  const dir = runtime.scratchDir("pgbench");
+  try {
+    const files = scriptWeights(opts.scenario).map(({ kind, weight }) => {
+      const text = opts.scripts[kind];
+      if (!text) throw new Error(`no pgbench script for ${kind} (scenario ${opts.scenario}): the table has no filter column?`);
+      return `${dir.writeFile(`${kind}.sql`, text, 0o644)}@${weight}`;
+    });
+    const args = [
+      "-M", "prepared",
+      "-n",
+      "-c", String(opts.concurrency),
+      "-j", String(opts.concurrency),
+      "-T", String(Math.max(1, Math.round(opts.seconds))),
+      ...files.flatMap((f) => ["-f", f]),
+      "-h", url.hostname.replace(/^\[(.*)\]$/, "$1"),
+      "-p", url.port || "5432",
+      "-U", decodeURIComponent(url.username),
+      decodeURIComponent(url.pathname.replace(/^\//, "")) || "postgres",
+    ];
+    const result = await runtime.exec("pgbench", args, {
+      env: { PGPASSWORD: decodeURIComponent(url.password), PGAPPNAME: "pgstack-pgbench" },
+      timeoutMs: (opts.seconds + 120) * 1000,
+    });
+    const output = maskSecrets(`${result.stdout}\n${result.stderr}`, [opts.url]);
+    if (result.code !== 0) throw new Error(`pgbench exited with ${result.code ?? result.signal}:\n${output.slice(-2000)}`);
+    return { ...parsePgbenchOutput(output), command: `pgbench ${args.join(" ")}` };
+  } finally {
+    dir.remove();
+  }
+}
+
+export interface CompareOptions {
+  readonly runtime: Runtime;
+  /** A session opened with a scratch table (or createTables): pgbench needs its pool table. */
+  readonly session: SmokeSession;
+  /** Defaults to search, hybrid, insert, mixed. */
+  readonly scenarios?: readonly ScenarioName[];
+  /** Seconds per measured run, each side. Defaults to the session spec's durationSeconds. */
+  readonly seconds?: number;
+  /** Also run Node with generated binary vectors (as an application would), for the report. Defaults to true. */
+  readonly includeGenerated?: boolean;
+  /**
+   * Alternating Node/pgbench rounds per scenario; each side keeps its best (ann-benchmarks reports the best of 5).
+   * On a shared 2-core machine one round swings ±30 %. Defaults to 1.
+   */
+  readonly rounds?: number;
+  readonly progress?: Progress;
+}
+
+/** Per scenario: Node ops/s on pgbench's statements, pgbench tps, and their ratio (the issue wants ≥ 0.9). */
+export async function compareWithPgbench(opts: CompareOptions): Promise<PgbenchComparison[]> {
+  const { session, runtime } = opts;
+  const progress = opts.progress ?? silentProgress;
+  const spec = session.options.spec;
+  const seconds = opts.seconds ?? spec.durationSeconds;
+  const scripts = renderPgbenchScripts(
+    session.table,
+    { queries: session.queryPoolSize, inserts: session.insertPoolSize, rowIds: session.rowIds },
+    session.pipeline,
+  );
+  const rows: PgbenchComparison[] = [];
+  const rounds = Math.max(1, Math.trunc(opts.rounds ?? 1));
+  for (const scenario of opts.scenarios ?? (["search", "hybrid", "insert", "mixed"] as const)) {
+    if (scenario === "hybrid" && !scripts.hybrid) continue;
+    let node: ScenarioResult | null = null;
+    let bench: PgbenchRun | null = null;
+    let generated: ScenarioResult | null = null;
+    for (let round = 0; round < rounds; round++) {
+      // Warm-up only before the first Node run: the server is warm for the runs after it.
+      const nodeRun = await session.runScenario(scenario, {
+        vectorSource: "stored",
+        durationSeconds: seconds,
+        measureRecall: false,
+        ...(round > 0 ? { warmupSeconds: 0 } : {}),
+      });
+      if (!nodeRun) break;
+      if (!node || nodeRun.opsPerSec > node.opsPerSec) node = nodeRun;
+      progress.step(`pgbench: ${scenario} for ${seconds} s at concurrency ${spec.concurrency} (round ${round + 1} of ${rounds})`);
+      const benchRun = await runPgbench({ runtime, url: session.options.pooledUrl, scripts, scenario, concurrency: spec.concurrency, seconds });
+      if (!bench || benchRun.tps > bench.tps) bench = benchRun;
+      if (opts.includeGenerated !== false) {
+        const g = await session.runScenario(scenario, { vectorSource: "generated", durationSeconds: seconds, measureRecall: false, warmupSeconds: 0 });
+        if (g && (!generated || g.opsPerSec > generated.opsPerSec)) generated = g;
+      }
+    }
+    if (!node || !bench) continue;
+    rows.push(
+      comparisonRow({
+        scenario,
+        concurrency: spec.concurrency,
+        seconds,
+        nodeOpsPerSec: node.opsPerSec,
+        pgbenchTps: Math.round(bench.tps * 10) / 10,
+        ...(generated ? { nodeGeneratedOpsPerSec: generated.opsPerSec } : {}),
+        pgbenchFailed: bench.failed,
+        nodeErrors: node.errors,
+        nodeClientCpuCores: node.clientCpuCores,
+      }),
+    );
+  }
+  return rows;
+}

@@ -1,0 +1,96 @@
+import { describe, expect, it } from "vitest";
+import { planIndex } from "../../configs/hnsw";
+import {
+  comparisonRow,
+  parsePgbenchOutput,
+  renderPgbenchScripts,
+  scriptWeights,
+} from "../../postdeploy/pgbench-scripts";
+import { benchTable, hybridSql, searchSql, toNodeSql, toPgbenchSql } from "../../postdeploy/smoke-sql";
+
+const plan = planIndex(
+  { table: "memories", column: "embedding", dimensions: 768, metric: "cosine", type: "vector", filterColumns: ["tier"], efSearch: 40, createTable: true },
+  { maintenanceWorkMem: "1GB", maxParallelMaintenanceWorkers: 2 },
+);
+const t = benchTable(plan, "smoke_scratch");
+const pool = { queries: 1000, inserts: 5000, rowIds: { min: 1, max: 100000 } };
+
+describe("pgbench scripts", () => {
+  it("renders the search as Node's stored-source transaction, pipelined", () => {
+    expect(renderPgbenchScripts(t, pool, true).search).toBe(
+      [
+        "-- pgvector-stack smoke: search",
+        "\\set qid random(1, 1000)",
+        "\\startpipeline",
+        "BEGIN;",
+        "SET LOCAL hnsw.ef_search = 40;",
+        'SELECT id, "embedding" <=> (SELECT "embedding" FROM "smoke_scratch_pool" WHERE id = :qid) AS distance FROM "smoke_scratch" ORDER BY distance LIMIT 10;',
+        "COMMIT;",
+        "\\endpipeline",
+        "",
+      ].join("\n"),
+    );
+  });
+
+  it("uses the very statements Node sends (only the parameter syntax differs)", () => {
+    for (const template of [searchSql(t, "stored"), hybridSql(t, "stored")!]) {
+      const node = toNodeSql(template.template);
+      let pg = toPgbenchSql(template.template);
+      node.params.forEach((name, i) => (pg = pg.split(`:${name}`).join(`$${i + 1}`)));
+      expect(pg).toBe(node.text);
+    }
+  });
+
+  it("draws the same id ranges as Node's stored source", () => {
+    const s = renderPgbenchScripts(t, pool, false);
+    expect(s.hybrid).toContain("\\set tier random(1, 5)");
+    expect(s.hybrid).toContain("SET LOCAL hnsw.iterative_scan = relaxed_order;");
+    expect(s.hybrid).not.toContain("\\startpipeline");
+    expect(s.insert).toContain("\\set pool_id random(1001, 6000)");
+    expect(s.insert).not.toContain("BEGIN;");
+    expect(s.update).toContain("\\set row_id random(1, 100000)");
+  });
+
+  it("omits hybrid without a filter column", () => {
+    expect(renderPgbenchScripts({ ...t, filterColumns: [] }, pool, true).hybrid).toBeUndefined();
+  });
+
+  it("weights the mixed workload 40/50/10", () => {
+    expect(scriptWeights("mixed")).toEqual([
+      { kind: "insert", weight: 40 },
+      { kind: "search", weight: 50 },
+      { kind: "update", weight: 10 },
+    ]);
+    expect(scriptWeights("search")).toEqual([{ kind: "search", weight: 1 }]);
+  });
+});
+
+describe("pgbench output", () => {
+  const output = `pgbench (17.12 (Debian 17.12-1))
+transaction type: multiple scripts
+scaling factor: 1
+query mode: prepared
+number of clients: 4
+number of threads: 4
+maximum number of tries: 1
+duration: 2 s
+number of transactions actually processed: 5712
+number of failed transactions: 0 (0.000%)
+latency average = 1.399 ms
+initial connection time = 12.480 ms
+tps = 2858.943166 (without initial connection time)
+`;
+  it("reads tps, transactions, failures and latency", () => {
+    expect(parsePgbenchOutput(output)).toEqual({ tps: 2858.943166, transactions: 5712, failed: 0, latencyAverageMs: 1.399 });
+  });
+
+  it("says what it got when there is no tps line", () => {
+    expect(() => parsePgbenchOutput("connection to server failed")).toThrow(/no "tps = …" line:\nconnection to server failed/);
+  });
+
+  it("computes the Node / pgbench ratio", () => {
+    const row = comparisonRow({ scenario: "search", concurrency: 4, seconds: 2, nodeOpsPerSec: 2700, pgbenchTps: 3000, pgbenchFailed: 0, nodeErrors: 0 });
+    expect(row.ratio).toBe(0.9);
+    expect(comparisonRow({ ...row, pgbenchTps: 0 }).ratio).toBe(0);
+  });
+});
