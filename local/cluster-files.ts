@@ -1,11 +1,12 @@
 /**
  * What the local perf cluster derives from a stack's Rendered files for THIS run: passwords and their SCRAM verifiers,
- * the role bootstrap, PgBouncer's ini pointed at this cluster's PostgreSQL, its userlist, the exporters' command lines
- * and the Prometheus config. Plain functions of plain data (only `generatePasswords` draws randomness), so the wiring
- * is unit-tested without starting anything. The rendered postgresql.conf, pg_hba.conf, exporter queries and alert rules
- * are used as they are; nothing here edits them.
+ * the role bootstrap, PgBouncer's ini pointed at this cluster's PostgreSQL, its userlist, the command lines of the
+ * exporters, mtail and the canary, and the Prometheus config. Plain functions of plain data (only `generatePasswords`
+ * draws randomness), so the wiring is unit-tested without starting anything. The rendered postgresql.conf,
+ * pg_hba.conf, exporter queries, alert rules and mtail program are used as they are; nothing here edits them.
  */
 import { randomBytes } from "node:crypto";
+import { directUrlEnv, pooledUrlEnv } from "../configs/canary";
 import { monitoringSetupSql, pgbouncerExporterCommand, postgresExporterCommand } from "../configs/exporters";
 import { pgbouncerAdminUser, pgbouncerUserlist, pgbouncerUsers, renderPgBouncerIni } from "../configs/pgbouncer";
 import type { Rendered } from "../configs/rendered";
@@ -133,32 +134,107 @@ export function pgbouncerExporterLaunch(opts: { readonly pgbouncerPort: number; 
 /** The rendered alert rules are written under this name next to prometheus.yml. */
 export const alertRulesFile = "alert-rules.yaml";
 
+/** How often the cluster's monitoring looks, in milliseconds. */
+export interface MonitoringIntervals {
+  /** Prometheus's scrape interval; each scrape may take 80 % of it. */
+  readonly scrapeMs: number;
+  /** Prometheus's rule evaluation interval. */
+  readonly evaluationMs: number;
+  /** How often the canary runs its scenarios (`pgstack canary --interval`). */
+  readonly canaryMs: number;
+}
+
 /**
  * Scrape and evaluate every 5 s rather than the production 15 s: a perf run lasts minutes, and its graphs and
- * `up` checks should not wait a quarter of a minute for the first sample.
+ * `up` checks should not wait a quarter of a minute for the first sample. The canary keeps its own default of 10 s
+ * (configs/canary.ts): the rules' 5-minute windows see 30 rounds, as in production.
  */
-export const localScrapeInterval = "5s";
+export const localMonitoring: MonitoringIntervals = { scrapeMs: 5_000, evaluationMs: 5_000, canaryMs: 10_000 };
+
+/** Milliseconds as a Prometheus (and `pgstack canary`) duration: whole seconds as `5s`, anything else as `1500ms`. */
+export function promDuration(ms: number): string {
+  if (!Number.isInteger(ms) || ms < 1) throw new Error(`interval ${ms} ms must be a whole number of milliseconds ≥ 1`);
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}
+
+/** Problems with intervals, each naming the key and value; empty when usable. */
+export function monitoringProblems(m: MonitoringIntervals): string[] {
+  const problems: string[] = [];
+  // Below 1 s postgres_exporter's scrape (dozens of queries) overlaps the next one on a small host.
+  if (!Number.isInteger(m.scrapeMs) || m.scrapeMs < 1_000) problems.push(`monitoring.scrapeMs ${m.scrapeMs} must be a whole number ≥ 1000`);
+  if (!Number.isInteger(m.evaluationMs) || m.evaluationMs < 100) problems.push(`monitoring.evaluationMs ${m.evaluationMs} must be a whole number ≥ 100`);
+  // configs/canary.ts accepts intervals from 100 ms.
+  if (!Number.isInteger(m.canaryMs) || m.canaryMs < 100) problems.push(`monitoring.canaryMs ${m.canaryMs} must be a whole number ≥ 100`);
+  return problems;
+}
 
 export interface ScrapePorts {
   readonly postgresExporter: number;
   readonly pgbouncerExporter: number;
   readonly nodeExporter: number;
+  readonly canary: number;
+  readonly mtail: number;
 }
 
-/** prometheus.yml: one job per exporter, each target labelled `stack="<stack>"` as the rendered rules select. */
-export function clusterPrometheusYaml(spec: StackSpec, ports: ScrapePorts): string {
+/**
+ * prometheus.yml: one job per metric source — the three exporters, the canary and mtail, the jobs the rendered rules
+ * of a `local` stack guard (configs/render.ts `scrapeJobsFor`) — each target labelled `stack="<stack>"` as the rules
+ * select.
+ */
+export function clusterPrometheusYaml(spec: StackSpec, ports: ScrapePorts, intervals: MonitoringIntervals = localMonitoring): string {
   return renderPrometheusConfigYaml({
     stack: spec.stack,
     targets: {
       postgres: [`127.0.0.1:${ports.postgresExporter}`],
       pgbouncer: [`127.0.0.1:${ports.pgbouncerExporter}`],
       node: [`127.0.0.1:${ports.nodeExporter}`],
+      canary: [`127.0.0.1:${ports.canary}`],
+      mtail: [`127.0.0.1:${ports.mtail}`],
     },
     ruleFiles: [alertRulesFile],
-    scrapeInterval: localScrapeInterval,
-    evaluationInterval: localScrapeInterval,
-    scrapeTimeout: "4s",
+    scrapeInterval: promDuration(intervals.scrapeMs),
+    evaluationInterval: promDuration(intervals.evaluationMs),
+    // Prometheus requires the timeout to be at most the interval; 80 % leaves room before the next scrape.
+    scrapeTimeout: promDuration(Math.round(intervals.scrapeMs * 0.8)),
   });
+}
+
+export interface MtailLaunchInput {
+  /** Directory holding the rendered program (`postgresql.mtail`), as mtail sees it. */
+  readonly programsDir: string;
+  /** PostgreSQL's log file as mtail sees it: the rig sends postgres's stderr there (PostgresServer.logFile). */
+  readonly postgresLog: string;
+}
+
+/**
+ * mtail's flags without the listen address (`--address`/`--port`, which the rig sets to a free loopback port):
+ * the rendered program over PostgreSQL's log, polled every 250 ms (mtail 3.0's default, stated), so a slow statement
+ * is counted well within a scrape interval. The log exists before mtail starts: polling finds only files present then.
+ */
+export function mtailLaunch(input: MtailLaunchInput): string[] {
+  return ["--progs", input.programsDir, "--logs", input.postgresLog, "--logtostderr", "--poll_interval", "250ms"];
+}
+
+export interface CanaryLaunchInput {
+  /** The canary's /metrics port on 127.0.0.1. */
+  readonly port: number;
+  /** The app user through this cluster's PgBouncer. */
+  readonly pooledUrl: string;
+  /** The app user straight to this cluster's PostgreSQL: its logins are probed too (target `postgres`). */
+  readonly directUrl: string;
+  /** How often the scenarios run. */
+  readonly intervalMs: number;
+}
+
+/**
+ * `pgstack canary` as the cluster runs it (after the program, `bin/pgstack.js`): arguments without any password;
+ * the URLs, which carry the app user's password, go in its environment (cli/canary.ts reads them from there only).
+ */
+export function canaryLaunch(input: CanaryLaunchInput): ExporterLaunch {
+  return {
+    args: ["canary", "--listen", `127.0.0.1:${input.port}`, "--interval", promDuration(input.intervalMs)],
+    env: { [pooledUrlEnv]: input.pooledUrl, [directUrlEnv]: input.directUrl },
+  };
 }
 
 /** Names of the rule groups in the rendered rules, to check Prometheus loaded all of them. */

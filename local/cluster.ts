@@ -1,8 +1,10 @@
 /**
  * The ephemeral perf cluster: a stack's rendered files run as real processes on this host, on free loopback ports —
  * PostgreSQL 17 + pgvector (the rendered postgresql.conf and pg_hba.conf as they are), PgBouncer in front of it
- * (SCRAM, the rendered ini), postgres_exporter, pgbouncer_exporter, node_exporter, and Prometheus scraping them with
- * the rendered alert rules loaded.
+ * (SCRAM, the rendered ini), postgres_exporter, pgbouncer_exporter, node_exporter, mtail following PostgreSQL's log
+ * with the rendered program, the synthetic canary (`pgstack canary`) through PgBouncer, and Prometheus scraping all
+ * five with the rendered alert rules loaded: every scrape job those rules guard is there, so a quiet cluster has no
+ * ScrapeJobAbsent or ScrapeTargetDown alert.
  *
  *   const cluster = new LocalCluster({ name, rendered, progress });
  *   try { await cluster.start(); … cluster.info … } finally { await cluster.stop(); }
@@ -12,11 +14,15 @@
  * file the moment it exists, so `pgstack local down` can end it from another process if this one dies.
  * The processes come from the rig (local/runtime); this file only wires them together.
  */
+import * as fs from "node:fs";
+import * as path from "node:path";
 import { Client } from "pg";
 import { hugePageBytes } from "../configs/hugepages";
 import { silentProgress, type Progress } from "../configs/progress";
 import type { Rendered } from "../configs/rendered";
+import { mtailProgramFile } from "../configs/mtail";
 import { humanBytes, pgMemory } from "../configs/units";
+import { startCanaryProcess } from "./canary-process";
 import {
   alertRuleGroupNames,
   alertRulesFile,
@@ -27,13 +33,17 @@ import {
   clusterVerifiers,
   connectionUrl,
   generatePasswords,
+  localMonitoring,
   maskPasswords,
+  monitoringProblems,
+  mtailLaunch,
   passwordList,
   pgbouncerExporterLaunch,
   postgresExporterLaunch,
   statsUser,
   superuser,
   type ClusterPasswords,
+  type MonitoringIntervals,
 } from "./cluster-files";
 import {
   describeHugePages,
@@ -102,6 +112,11 @@ export interface StartClusterOptions {
   readonly failAfter?: ClusterStep;
   /** The huge page pool (tests pass a fake kernel). Defaults to the kernel's. */
   readonly hugePagesPool?: HugePagesPool;
+  /**
+   * Scrape, rule evaluation and canary intervals; the alert tests shorten them (with the stack's `alerts:` `for`
+   * durations and rateWindow) so an alert fires within seconds. Defaults to localMonitoring (5 s, 5 s, 10 s).
+   */
+  readonly monitoring?: Partial<MonitoringIntervals>;
 }
 
 export interface ClusterPorts {
@@ -110,6 +125,8 @@ export interface ClusterPorts {
   readonly postgresExporter: number;
   readonly pgbouncerExporter: number;
   readonly nodeExporter: number;
+  readonly mtail: number;
+  readonly canary: number;
   readonly prometheus: number;
 }
 
@@ -171,8 +188,11 @@ export class LocalCluster {
   private readonly progress: Progress;
   private readonly root: string;
   private readonly pool: HugePagesPool;
+  private readonly monitoring: MonitoringIntervals;
   private readonly passwords: ClusterPasswords = generatePasswords();
   private readonly servers: ServerProcess[] = [];
+  /** Servers ended on purpose by `stopServer` (an outage drill): their exit is not unexpected. */
+  private readonly drilled = new Set<ServerProcess>();
   private readonly scratchDirs: ScratchDir[] = [];
   private state: ClusterState | undefined;
   private startPromise: Promise<ClusterInfo> | undefined;
@@ -199,6 +219,9 @@ export class LocalCluster {
     this.progress = options.progress ?? silentProgress;
     this.root = options.stateRoot ?? defaultStateRoot;
     this.pool = options.hugePagesPool ?? kernelHugePages();
+    this.monitoring = { ...localMonitoring, ...options.monitoring };
+    const problems = monitoringProblems(this.monitoring);
+    if (problems.length > 0) throw new Error(`cluster ${options.name}: ${problems.join("; ")}`);
     const failAfter = options.failAfter ?? process.env[failAfterEnv];
     if (failAfter !== undefined && failAfter !== "" && !(clusterSteps as readonly string[]).includes(failAfter)) {
       throw new Error(`${failAfterEnv}="${failAfter}" is not a step; use one of ${clusterSteps.join(", ")}`);
@@ -265,6 +288,23 @@ export class LocalCluster {
     } finally {
       await client.end().catch(() => undefined);
     }
+  }
+
+  /**
+   * Stops one server of the running cluster by its name in `info.logs` ("pgbouncer", "postgres", …) and leaves the
+   * rest up: an outage drill, as the alert tests run to see PgBouncerDown and PostgresDown fire. `unexpectedExit`
+   * does not report it; `stop()` still ends everything else.
+   */
+  async stopServer(name: string): Promise<void> {
+    if (this.clusterInfo === undefined || this.stopRequested) throw new Error(`cluster ${this.name} is not up`);
+    const server = this.servers.find((s) => s.name === name);
+    if (server === undefined) {
+      throw new Error(`cluster ${this.name} has no running server "${name}"; it runs ${this.servers.map((s) => s.name).join(", ")}`);
+    }
+    this.drilled.add(server);
+    // PostgreSQL's fast shutdown ends its backends and writes a checkpoint: allow it 30 s before SIGKILL.
+    await server.stop(undefined, 30_000);
+    this.servers.splice(this.servers.indexOf(server), 1);
   }
 
   // ---- start ----------------------------------------------------------------------------------------------------
@@ -362,21 +402,55 @@ export class LocalCluster {
     this.record({
       ports: { postgresExporter: postgresExporter.port, pgbouncerExporter: pgbouncerExporter.port, nodeExporter: nodeExporter.port },
     });
+
+    // The metric sources the exporters lack (docs/runbooks.md, "Metric sources"). mtail, as the postgres user of the
+    // rig, follows the file the rig writes postgres's stderr to; created by this process, it must be readable.
+    const mtailDir = runtime.scratchDir("mtail");
+    mtailDir.writeFile(mtailProgramFile, rendered.files["postgresql.mtail"], 0o644);
+    fs.chmodSync(pg.logFile, 0o644);
+    const mtailArgs = mtailLaunch({ programsDir: mtailDir.path, postgresLog: pg.scratch.pathOf(path.basename(pg.logFile)) });
+    const mtail = await startHttpServer({
+      runtime,
+      program: "mtail",
+      scratch: mtailDir,
+      args: (port) => ["--address", "127.0.0.1", "--port", String(port), ...mtailArgs],
+      readyPath: "/metrics",
+    });
+    // The canary runs on this host (Node, not the rootfs); recorded like the rig's servers the moment it exists.
+    const canary = await startCanaryProcess({
+      scratch: runtime.scratchDir("canary"),
+      pooledUrl,
+      directUrl,
+      intervalMs: this.monitoring.canaryMs,
+      onSpawn: (server) => {
+        this.track(server, "SIGTERM");
+        // As for the rig's servers: a stop that came meanwhile has stopped the others; this one goes with them.
+        this.checkpoint();
+      },
+    });
+    progress.step(
+      `mtail ${v.mtail} :${mtail.port} following PostgreSQL's log; canary :${canary.port} (search, hybrid, insert through PgBouncer ` +
+        `every ${this.monitoring.canaryMs / 1000} s)`,
+    );
+    this.record({ ports: { mtail: mtail.port, canary: canary.port } });
     this.failIfAsked("exporters");
 
-    // 6. Prometheus scraping all three with `stack` labels, the rendered rules loaded.
+    // 6. Prometheus scraping all five with `stack` labels, the rendered rules loaded.
+    const scrapePorts = {
+      postgresExporter: postgresExporter.port,
+      pgbouncerExporter: pgbouncerExporter.port,
+      nodeExporter: nodeExporter.port,
+      canary: canary.port,
+      mtail: mtail.port,
+    };
     const prometheus = await startPrometheus({
       runtime,
-      configYaml: clusterPrometheusYaml(spec, {
-        postgresExporter: postgresExporter.port,
-        pgbouncerExporter: pgbouncerExporter.port,
-        nodeExporter: nodeExporter.port,
-      }),
+      configYaml: clusterPrometheusYaml(spec, scrapePorts, this.monitoring),
       ruleFiles: { [alertRulesFile]: rendered.files["alert-rules.yaml"] },
     });
     this.record({ ports: { prometheus: prometheus.port }, urls: { prometheus: prometheus.url } });
     progress.step(`Prometheus ${v.prometheus} on ${prometheus.url}: waiting for the first scrape of every target and the alert rules`);
-    await this.checkPrometheus(prometheus.url);
+    await this.checkPrometheus(prometheus.url, Object.keys(scrapePorts).length);
     this.failIfAsked("prometheus");
 
     const ports: ClusterPorts = {
@@ -385,6 +459,8 @@ export class LocalCluster {
       postgresExporter: postgresExporter.port,
       pgbouncerExporter: pgbouncerExporter.port,
       nodeExporter: nodeExporter.port,
+      mtail: mtail.port,
+      canary: canary.port,
       prometheus: prometheus.port,
     };
     this.clusterInfo = {
@@ -404,6 +480,8 @@ export class LocalCluster {
         postgres_exporter: postgresExporter.logFile,
         pgbouncer_exporter: pgbouncerExporter.logFile,
         node_exporter: nodeExporter.logFile,
+        mtail: mtail.logFile,
+        canary: canary.logFile,
         prometheus: prometheus.logFile,
       },
     };
@@ -428,28 +506,27 @@ export class LocalCluster {
         this.checkpoint();
         const extra = program === "postgres" ? this.postgresOverrides : [];
         const server = await base.spawn(program, [...args, ...extra], opts);
-        this.servers.push(server);
-        const identity = processIdentity(server.pid);
-        this.record({
-          server: {
-            name: opts.name ?? program,
-            pid: server.pid,
-            startTime: identity?.startTime ?? "",
-            stopSignal: opts.stopSignal ?? "SIGTERM",
-            logFile: server.logFile,
-          },
-        });
-        void server.exited.then((exit) => {
-          // During the start, a server that dies fails the start itself (its readiness check, the huge pages retry).
-          if (this.stopRequested || this.clusterInfo === undefined) return;
-          const how = exit.code !== null ? `with code ${exit.code}` : `by ${exit.signal}`;
-          this.reportExit(`${server.name} (pid ${server.pid}) exited ${how}; last lines of ${server.logFile}:\n${server.logTail(15)}`);
-        });
+        this.track(server, opts.stopSignal ?? "SIGTERM");
         // A stop that came while this server was being spawned has already stopped the others; end this one too.
         this.checkpoint();
         return server;
       },
     };
+  }
+
+  /** Records a server that just started (list, state file) and watches for it exiting on its own. */
+  private track(server: ServerProcess, stopSignal: NodeJS.Signals): void {
+    this.servers.push(server);
+    const identity = processIdentity(server.pid);
+    this.record({
+      server: { name: server.name, pid: server.pid, startTime: identity?.startTime ?? "", stopSignal, logFile: server.logFile },
+    });
+    void server.exited.then((exit) => {
+      // During the start, a server that dies fails the start itself (its readiness check, the huge pages retry).
+      if (this.stopRequested || this.clusterInfo === undefined || this.drilled.has(server)) return;
+      const how = exit.code !== null ? `with code ${exit.code}` : `by ${exit.signal}`;
+      this.reportExit(`${server.name} (pid ${server.pid}) exited ${how}; last lines of ${server.logFile}:\n${server.logTail(15)}`);
+    });
   }
 
   /** startPostgres, once more when another process took the reserved huge pages between reserving and mapping. */
@@ -582,7 +659,7 @@ export class LocalCluster {
   }
 
   /** Every scrape target up and every rendered rule group loaded; names the target and its error when not. */
-  private async checkPrometheus(url: string): Promise<void> {
+  private async checkPrometheus(url: string, expectedTargets: number): Promise<void> {
     const expectedGroups = alertRuleGroupNames(this.rendered);
     const deadline = Date.now() + 60_000;
     let problem = "no answer yet";
@@ -597,19 +674,19 @@ export class LocalCluster {
         const down = active.filter((t) => t.health !== "up");
         const loaded = new Set(rules.data.groups.map((g) => g.name));
         const missing = expectedGroups.filter((g) => !loaded.has(g));
-        if (active.length === 3 && down.length === 0 && missing.length === 0) return;
+        if (active.length === expectedTargets && down.length === 0 && missing.length === 0) return;
         problem =
           missing.length > 0
             ? `rule groups not loaded: ${missing.join(", ")}`
             : down.length > 0
               ? down.map((t) => `${t.labels.job} ${t.health}${t.lastError ? ` (${t.lastError})` : ""}`).join("; ")
-              : `${active.length} of 3 targets known`;
+              : `${active.length} of ${expectedTargets} targets known`;
       } catch (error) {
         problem = (error as Error).message;
       }
       await delay(500);
     }
-    throw new Error(`Prometheus at ${url} is not scraping every exporter after 60 s: ${problem}`);
+    throw new Error(`Prometheus at ${url} is not scraping every metric source after 60 s: ${problem}`);
   }
 
   private failIfAsked(step: ClusterStep): void {

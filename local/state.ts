@@ -29,7 +29,10 @@ export interface ProcessIdentity {
 
 export interface RecordedServer extends ProcessIdentity {
   readonly name: string;
-  /** The signal that shuts it down cleanly (SIGINT for PostgreSQL and PgBouncer, SIGTERM for the Go servers). */
+  /**
+   * The signal that shuts it down cleanly: SIGINT for PostgreSQL and PgBouncer, SIGTERM for the Go servers (exporters,
+   * mtail, Prometheus) and the canary, a Node process of this host rather than the rootfs.
+   */
   readonly stopSignal: NodeJS.Signals;
   readonly logFile: string;
 }
@@ -53,7 +56,7 @@ export interface ClusterState {
   readonly createdAt: string;
   readonly owner: ProcessIdentity & { readonly kind: ClusterOwnerKind };
   readonly phase: "starting" | "up" | "stopping";
-  /** Servers in start order (teardown goes newest first). */
+  /** Servers in start order (teardown goes newest first), the canary among them: every process the cluster runs. */
   readonly servers: readonly RecordedServer[];
   /** Host paths of the rig's scratch directories (data directory, configs, logs, TSDB). */
   readonly scratchDirs: readonly string[];

@@ -295,8 +295,10 @@ describe("ensureIndexes on PostgreSQL 17 + pgvector", () => {
   it("a failed build names the index and the server's message, and leaves nothing a later run cannot fix", async () => {
     const good = entryFor("failing");
     await createLoadedTable(good, 200);
-    // pgvector rejects ef_construction < 2·m when the build starts.
-    const bad = entryFor("failing", { m: 48, efConstruction: 64 });
+    // pgvector rejects ef_construction < 2·m when the build starts. configs/hnsw.ts refuses such a plan too, so the
+    // entry is forged here to reach the server's own check: a plan from elsewhere (or an older pgstack) could.
+    const bad = { ...good, m: 48, efConstruction: 64, createIndexSql: good.createIndexSql.replace("m = 16, ef_construction = 128", "m = 48, ef_construction = 64") };
+    expect(bad.createIndexSql).toContain("m = 48, ef_construction = 64");
     const error = await run([bad]).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(IndexBuildError);
     const failure = error as IndexBuildError;

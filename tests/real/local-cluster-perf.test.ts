@@ -119,7 +119,7 @@ describe("pgstack local perf", () => {
     expect(fs.readFileSync(summary.report.html, "utf8")).toContain("<svg");
 
     // Down afterwards: every process and directory the run had, the state file, the huge pages.
-    expect(servers.size).toBe(6);
+    expect(servers.size).toBe(8);
     expect([...servers.values()].filter(isRunning)).toEqual([]);
     expect([...dirs].filter((d) => fs.existsSync(d))).toEqual([]);
     expect(fs.existsSync(path.join(defaultStateRoot, name))).toBe(false);

@@ -1,7 +1,7 @@
 /**
  * `pgstack local up` from the perf stack, as a user runs it, twice side by side: each cluster's components answer
- * (SQL through PgBouncer as the app user, Prometheus scraping all three exporters with `stack` labels, the rendered
- * rules loaded), and `pgstack local down` run from another process removes one cluster completely — processes, scratch
+ * (SQL through PgBouncer as the app user, Prometheus scraping all five metric sources — the three exporters, the
+ * canary and mtail — with `stack` labels, the rendered rules loaded and no scrape guard pending or firing), and `pgstack local down` run from another process removes one cluster completely — processes, scratch
  * directories, state file, huge pages — while the other keeps working; then the other.
  * Nodes are sized 2Gi (--memory) so two clusters stay light on a 2-core CI runner.
  */
@@ -99,6 +99,48 @@ async function sql<T>(url: string, text: string): Promise<T[]> {
   }
 }
 
+interface RuleState {
+  readonly name: string;
+  readonly state: string;
+  readonly health: string;
+  readonly labels: Record<string, string>;
+}
+
+interface GroupState {
+  readonly name: string;
+  readonly lastEvaluation: string;
+  readonly rules: (RuleState & { readonly type: string })[];
+}
+
+async function instantQuery(prometheusUrl: string, query: string): Promise<{ metric: Record<string, string>; value: [number, string] }[]> {
+  const response = await httpGet(`${prometheusUrl}/api/v1/query?query=${encodeURIComponent(query)}`);
+  return JSON.parse(response.body).data.result;
+}
+
+/**
+ * The scrape guards (ScrapeJobAbsent, ScrapeTargetDown) and any alert of theirs, as of an evaluation of their group
+ * that came after every target had been scraped — so the guards saw every job's `up` series.
+ */
+async function guardsAfterEvaluation(prometheusUrl: string): Promise<{ rules: RuleState[]; alerts: { labels: Record<string, string>; state: string }[] }> {
+  const guards = new Set(["ScrapeJobAbsent", "ScrapeTargetDown"]);
+  const deadline = Date.now() + 30_000;
+  const targets = JSON.parse((await httpGet(`${prometheusUrl}/api/v1/targets?state=active`)).body).data.activeTargets as { lastScrape: string }[];
+  const since = Math.max(...targets.map((t) => Date.parse(t.lastScrape)));
+  for (;;) {
+    const groups = JSON.parse((await httpGet(`${prometheusUrl}/api/v1/rules?type=alert`)).body).data.groups as GroupState[];
+    const group = groups.find((g) => g.rules.some((r) => guards.has(r.name)));
+    if (group !== undefined && Date.parse(group.lastEvaluation) > since) {
+      const alerts = JSON.parse((await httpGet(`${prometheusUrl}/api/v1/alerts`)).body).data.alerts as { labels: Record<string, string>; state: string }[];
+      return {
+        rules: group.rules.filter((r) => guards.has(r.name)),
+        alerts: alerts.filter((a) => guards.has(a.labels.alertname)),
+      };
+    }
+    if (Date.now() > deadline) throw new Error(`the scrape guards of ${prometheusUrl} were not evaluated after the last scrape within 30 s`);
+    await new Promise((r) => setTimeout(r, 500));
+  }
+}
+
 let hugePagesBefore = 0;
 beforeAll(() => {
   hugePagesBefore = nrHugePages();
@@ -119,7 +161,7 @@ describe("pgstack local up / down", () => {
 
     // Free loopback ports, none shared between the two.
     const ports = [...Object.values(a.out.ports), ...Object.values(b.out.ports)];
-    expect(new Set(ports).size).toBe(12);
+    expect(new Set(ports).size).toBe(16);
 
     for (const up of [a, b]) {
       // SQL through PgBouncer as the app user, pgvector in the app database.
@@ -134,12 +176,14 @@ describe("pgstack local up / down", () => {
       expect(direct.status).toBe(up.out.hugePages.used ? "on" : "off");
       if (isRoot) expect(up.out.hugePages.used, up.out.hugePages.text).toBe(true);
 
-      // Prometheus: the three exporters up, labelled with the stack; every rendered rule group loaded.
+      // Prometheus: every metric source up, labelled with the stack; every rendered rule group loaded.
       const targets = JSON.parse((await httpGet(`${up.out.prometheusUrl}/api/v1/targets?state=active`)).body).data.activeTargets as {
         labels: Record<string, string>;
         health: string;
       }[];
       expect(targets.map((t) => [t.labels.job, t.labels.stack, t.health]).sort()).toEqual([
+        ["canary", "perf", "up"],
+        ["mtail", "perf", "up"],
         ["node", "perf", "up"],
         ["pgbouncer", "perf", "up"],
         ["postgres", "perf", "up"],
@@ -147,6 +191,25 @@ describe("pgstack local up / down", () => {
       const groups = JSON.parse((await httpGet(`${up.out.prometheusUrl}/api/v1/rules`)).body).data.groups as { name: string; rules: unknown[] }[];
       expect(groups.map((g) => g.name).sort()).toEqual(expectedGroups);
       expect(groups.reduce((n, g) => n + g.rules.length, 0)).toBeGreaterThan(20);
+
+      // No scrape guard pending or firing once the guards were evaluated over every target's samples: before the
+      // cluster ran the canary and mtail, ScrapeJobAbsent for both was pending from the first evaluation.
+      const scrapeGuards = await guardsAfterEvaluation(up.out.prometheusUrl);
+      expect(scrapeGuards.rules.map((r) => `${r.name}/${r.labels.severity}: ${r.state}, ${r.health}`).sort()).toEqual([
+        "ScrapeJobAbsent/critical: inactive, ok",
+        "ScrapeJobAbsent/warning: inactive, ok",
+        "ScrapeTargetDown/critical: inactive, ok",
+        "ScrapeTargetDown/warning: inactive, ok",
+      ]);
+      expect(scrapeGuards.alerts).toEqual([]);
+      // The canary and mtail series reach Prometheus with the stack label (their own metrics, not only `up`).
+      for (const metric of ["pgstack_canary_connection_attempts_total", "pgstack_slow_queries_total"]) {
+        const result = await instantQuery(up.out.prometheusUrl, `${metric}{stack="perf"}`);
+        expect(result.length, metric).toBeGreaterThan(0);
+      }
+      // The canary's connections succeed (its first round creates its table through PgBouncer as the app user).
+      const failures = await instantQuery(up.out.prometheusUrl, 'sum(pgstack_canary_connection_failures_total{stack="perf"})');
+      expect(Number(failures[0]?.value[1])).toBe(0);
 
       // Passwords: only in the connection strings asked for and the private state file, never in progress output.
       const state = readState(defaultStateRoot, up.out.name) as ClusterState;

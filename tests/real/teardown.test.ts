@@ -97,6 +97,9 @@ function pgstackChild(args: string[], env: Record<string, string> = {}): Child {
   return { child, exited, output: () => ({ stdout, stderr }), up };
 }
 
+/** What a cluster runs, in start order: the rig's servers and the canary (a host process). */
+const allServers = ["postgres", "pgbouncer", "postgres_exporter", "pgbouncer_exporter", "node_exporter", "mtail", "canary", "prometheus"];
+
 const upArgs = (name: string) => ["local", "up", "--stack", "perf", "--name", name, "--memory", "1Gi", "--json"];
 
 let hugePagesBefore = 0;
@@ -133,7 +136,7 @@ describe("teardown of a local cluster", () => {
     await expect(cluster.start()).rejects.toThrow(/failing after step "prometheus"/);
     watch.stop();
     const seen = watch.seen();
-    expect(seen.servers.map((s) => s.name)).toEqual(["postgres", "pgbouncer", "postgres_exporter", "pgbouncer_exporter", "node_exporter", "prometheus"]);
+    expect(seen.servers.map((s) => s.name)).toEqual(allServers);
     expect(leftovers(stateRoot, name, seen)).toEqual([]);
     expect(nrHugePages()).toBe(hugePagesBefore);
     fs.rmSync(stateRoot, { recursive: true, force: true });
@@ -151,7 +154,7 @@ describe("teardown of a local cluster", () => {
     // Re-raised after the teardown: the status of a process ended by SIGINT (a shell shows 130).
     expect(exit, run.output().stderr).toEqual({ code: null, signal: "SIGINT" });
     expect(run.output().stderr).toContain("SIGINT: tearing down");
-    expect(watch.seen().servers).toHaveLength(6);
+    expect(watch.seen().servers.map((s) => s.name)).toEqual(allServers);
     expect(leftovers(defaultStateRoot, name, watch.seen())).toEqual([]);
     expect(nrHugePages()).toBe(hugePagesBefore);
   });
@@ -179,8 +182,9 @@ describe("teardown of a local cluster", () => {
     await run.exited;
     watch.stop();
     const seen = watch.seen();
-    // Nothing could run in the killed process: everything is still there, listed in the state file.
-    expect(seen.servers.filter(isRunning)).toHaveLength(6);
+    // Nothing could run in the killed process: everything is still there, listed in the state file — the canary, a
+    // Node process of its own, included.
+    expect(seen.servers.filter(isRunning).map((s) => s.name)).toEqual(allServers);
     expect(readState(defaultStateRoot, name)?.owner.pid).toBe(run.child.pid);
 
     const down = pgstackChild(["local", "down", "--name", name]);

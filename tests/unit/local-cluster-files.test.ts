@@ -1,6 +1,7 @@
 /**
  * The local cluster's wiring as plain data: passwords never leak into a file or a command line, PgBouncer points at
- * this cluster's PostgreSQL, Prometheus labels every target with the stack the rendered rules select on.
+ * this cluster's PostgreSQL, Prometheus scrapes every job the rendered rules guard (the exporters, the canary and
+ * mtail) and labels every target with the stack the rules select on.
  */
 import yaml from "js-yaml";
 import { describe, expect, it } from "vitest";
@@ -11,6 +12,7 @@ import { parseStackSpec } from "../../configs/spec";
 import {
   alertRuleGroupNames,
   alertRulesFile,
+  canaryLaunch,
   clusterBootstrapSql,
   clusterPgBouncerIni,
   clusterPrometheusYaml,
@@ -18,10 +20,14 @@ import {
   clusterVerifiers,
   connectionUrl,
   generatePasswords,
+  localMonitoring,
   maskPasswords,
+  monitoringProblems,
+  mtailLaunch,
   passwordList,
   pgbouncerExporterLaunch,
   postgresExporterLaunch,
+  promDuration,
 } from "../../local/cluster-files";
 
 const spec = parseStackSpec("perf", { target: "local", node: { memory: "2Gi", cpus: 2 }, postgres: { hugePages: "on" } });
@@ -104,25 +110,80 @@ describe("exporters", () => {
   });
 });
 
+describe("mtail and the canary", () => {
+  it("mtail: the rendered program's directory over PostgreSQL's log, no listen address (the rig sets it)", () => {
+    expect(mtailLaunch({ programsDir: "/tmp/pgstack/perf-mtail-a1b2c3", postgresLog: "/tmp/pgstack/perf-postgres-d4e5f6/postgres.log" })).toEqual([
+      "--progs",
+      "/tmp/pgstack/perf-mtail-a1b2c3",
+      "--logs",
+      "/tmp/pgstack/perf-postgres-d4e5f6/postgres.log",
+      "--logtostderr",
+      "--poll_interval",
+      "250ms",
+    ]);
+    expect(rendered.files["postgresql.mtail"]).toContain("counter pgstack_slow_queries_total");
+  });
+
+  it("canary: `pgstack canary` on its loopback port, the URLs (with the app password) only in its environment", () => {
+    const pooledUrl = connectionUrl("app", passwords.app, 40003, "app");
+    const directUrl = connectionUrl("app", passwords.app, 40001, "app");
+    const launch = canaryLaunch({ port: 40005, pooledUrl, directUrl, intervalMs: 10_000 });
+    expect(launch.args).toEqual(["canary", "--listen", "127.0.0.1:40005", "--interval", "10s"]);
+    expect(launch.env).toEqual({ PGSTACK_POOLED_URL: pooledUrl, PGSTACK_DIRECT_URL: directUrl });
+    expect(canaryLaunch({ port: 1, pooledUrl, directUrl, intervalMs: 1_500 }).args).toContain("1500ms");
+  });
+});
+
 describe("Prometheus config", () => {
-  const config = yaml.load(clusterPrometheusYaml(spec, { postgresExporter: 1, pgbouncerExporter: 2, nodeExporter: 3 })) as {
+  const ports = { postgresExporter: 1, pgbouncerExporter: 2, nodeExporter: 3, canary: 4, mtail: 5 };
+  const config = yaml.load(clusterPrometheusYaml(spec, ports)) as PrometheusYaml;
+  interface PrometheusYaml {
     global: Record<string, string>;
     rule_files: string[];
     scrape_configs: { job_name: string; static_configs: { targets: string[]; labels: Record<string, string> }[] }[];
-  };
+  }
 
-  it("scrapes the three exporters, each with the stack label the rendered rules select on", () => {
+  it("scrapes every job the rendered rules guard, each with the stack label the rules select on", () => {
     expect(config.scrape_configs.map((c) => [c.job_name, c.static_configs[0].targets, c.static_configs[0].labels])).toEqual([
       ["postgres", ["127.0.0.1:1"], { stack: "perf" }],
       ["pgbouncer", ["127.0.0.1:2"], { stack: "perf" }],
       ["node", ["127.0.0.1:3"], { stack: "perf" }],
+      ["canary", ["127.0.0.1:4"], { stack: "perf" }],
+      ["mtail", ["127.0.0.1:5"], { stack: "perf" }],
     ]);
     expect(rendered.files["alert-rules.yaml"]).toContain('stack="perf"');
+    // The absent-job guards of a local stack name exactly these jobs.
+    const absent = [...rendered.files["alert-rules.yaml"].matchAll(/absent\(up\{job="([a-z]+)"/g)].map((m) => m[1]).sort();
+    expect(absent).toEqual(config.scrape_configs.map((c) => c.job_name).sort());
   });
 
   it("loads the rendered rules file and scrapes every 5 s", () => {
     expect(config.rule_files).toEqual([alertRulesFile]);
     expect(config.global).toEqual({ scrape_interval: "5s", evaluation_interval: "5s", scrape_timeout: "4s" });
+  });
+
+  it("takes shorter intervals for the alert tests, the scrape timeout 80 % of the interval", () => {
+    const fast = yaml.load(clusterPrometheusYaml(spec, ports, { scrapeMs: 2_000, evaluationMs: 1_000, canaryMs: 1_000 })) as PrometheusYaml;
+    expect(fast.global).toEqual({ scrape_interval: "2s", evaluation_interval: "1s", scrape_timeout: "1600ms" });
+  });
+
+  it.each([
+    [5_000, "5s"],
+    [60_000, "60s"],
+    [1_500, "1500ms"],
+    [250, "250ms"],
+  ])("renders %i ms as %s", (ms, text) => {
+    expect(promDuration(ms)).toBe(text);
+  });
+
+  it("refuses intervals that are not whole milliseconds or too short, naming each", () => {
+    expect(monitoringProblems(localMonitoring)).toEqual([]);
+    expect(monitoringProblems({ scrapeMs: 500, evaluationMs: 0.5, canaryMs: 50 })).toEqual([
+      "monitoring.scrapeMs 500 must be a whole number ≥ 1000",
+      "monitoring.evaluationMs 0.5 must be a whole number ≥ 100",
+      "monitoring.canaryMs 50 must be a whole number ≥ 100",
+    ]);
+    expect(() => promDuration(0)).toThrow(/whole number of milliseconds/);
   });
 
   it("knows the rule groups Prometheus must report loaded", () => {
