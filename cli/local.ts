@@ -31,7 +31,8 @@ const usage = `usage: pgstack local up   [--stack perf] [--name NAME] [--memory 
                           [--report-dir reports/perf] [--keep] [--json]
 
   up     Start the stack's rendered files as real processes on loopback ports: PostgreSQL 17 + pgvector, PgBouncer
-         (SCRAM), postgres_exporter, pgbouncer_exporter, node_exporter and Prometheus with the stack's alert rules.
+         (SCRAM), postgres_exporter, pgbouncer_exporter, node_exporter, the canary, mtail on PostgreSQL's log, and
+         Prometheus with the stack's alert rules.
          Stays in the foreground and prints the pooled and direct connection strings and the Prometheus URL;
          Ctrl-C, or \`local down\` from another shell, tears everything down.
   down   Tear down the cluster NAME from its state file (.cache/local/NAME/state.json): asks the \`local up\` or
@@ -59,7 +60,7 @@ environment:
   PGSTACK_RUNTIME=native|chroot    programs from this host's PATH, or from the Debian 13 rootfs (needs root);
                                    unset: native when every program is there at the right version.
   PGSTACK_LOCAL_FAIL_AFTER=STEP    for teardown tests: fail right after huge-pages, postgres, bootstrap, pgbouncer,
-                                   exporters or prometheus, with everything started so far running.
+                                   exporters (which includes mtail and the canary) or prometheus, with everything started so far running.
 
 Ctrl-C, SIGTERM, SIGHUP, an uncaught error or a failed step tears the cluster down before pgstack exits.`;
 
@@ -259,6 +260,7 @@ function connectionTable(info: ClusterInfo, sizing: string): string {
     ["direct (PostgreSQL)", info.directUrl],
     ["Prometheus", info.prometheusUrl],
     ["exporters", `postgres 127.0.0.1:${p.postgresExporter}, pgbouncer 127.0.0.1:${p.pgbouncerExporter}, node 127.0.0.1:${p.nodeExporter}`],
+    ["metric sources", `canary 127.0.0.1:${p.canary}, mtail 127.0.0.1:${p.mtail}`],
     ["huge pages", describeHugePages(info.hugePages)],
     ["node sized for", sizing],
     ["runtime", `${info.runtime.kind}: PostgreSQL ${info.runtime.versions.postgres}, pgvector ${info.runtime.versions.pgvector}, PgBouncer ${info.runtime.versions.pgbouncer}`],
