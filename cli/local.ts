@@ -28,7 +28,7 @@ const usage = `usage: pgstack local up   [--stack perf] [--name NAME] [--memory 
        pgstack local down [--name NAME] [--json]
        pgstack local perf [--stack perf] [--name NAME] [--memory 8Gi] [--no-huge-pages]
                           [--rows N] [--duration 15s] [--warmup 10s] [--sustained 60s] [--concurrency N]
-                          [--report-dir reports/perf] [--keep] [--json]
+                          [--report-dir reports/perf] [--against-pgbench [--pgbench-rounds 3]] [--keep] [--json]
 
   up     Start the stack's rendered files as real processes on loopback ports: PostgreSQL 17 + pgvector, PgBouncer
          (SCRAM), postgres_exporter, pgbouncer_exporter, node_exporter, the canary, mtail on PostgreSQL's log, and
@@ -53,6 +53,9 @@ options:
   --rows N, --duration D, --warmup D, --sustained D, --concurrency N
                      override the stack's benchmark.* for this run (e.g. --rows 5000 --duration 2s).
   --report-dir DIR   where perf writes its report (default reports/perf).
+  --against-pgbench  after the benchmark, run search, hybrid, insert and mixed with "pgbench -M prepared" on the same
+                     statements, table, concurrency and PgBouncer, alternating with Node (--pgbench-rounds, default 3,
+                     best of each side kept): the report shows Node ops/s ÷ pgbench tps per scenario.
   --keep             perf: keep the cluster up after the report, in the foreground, until Ctrl-C or \`local down\`.
   --json             machine-readable output on stdout (one JSON document); progress stays on stderr.
 
@@ -80,6 +83,8 @@ export interface ClusterFlags {
 export interface PerfFlags extends ClusterFlags {
   readonly reportDir: string;
   readonly keep: boolean;
+  /** 0: no pgbench comparison; otherwise the rounds per scenario (--against-pgbench [--pgbench-rounds N]). */
+  readonly againstPgbenchRounds: number;
   /** benchmark.* keys to override, as a stack file would write them. */
   readonly benchmark: Readonly<Record<string, string | number>>;
 }
@@ -131,8 +136,8 @@ export function parseClusterFlags(args: string[], extra: { values?: readonly str
 
 export function parsePerfFlags(args: string[]): PerfFlags {
   const { flags, raw } = parseClusterFlags(args, {
-    values: ["rows", "duration", "warmup", "sustained", "concurrency", "report-dir"],
-    booleans: ["keep"],
+    values: ["rows", "duration", "warmup", "sustained", "concurrency", "report-dir", "pgbench-rounds"],
+    booleans: ["keep", "against-pgbench"],
   });
   const benchmark: Record<string, string | number> = {};
   const rows = positiveInteger(raw, "rows");
@@ -147,6 +152,7 @@ export function parsePerfFlags(args: string[]): PerfFlags {
     ...flags,
     reportDir: stringFlag(raw, "report-dir") ?? path.join("reports", "perf"),
     keep: raw.keep === true,
+    againstPgbenchRounds: raw["against-pgbench"] === true ? (positiveInteger(raw, "pgbench-rounds") ?? 3) : 0,
     benchmark,
   };
 }
@@ -305,6 +311,12 @@ export function perfTable(outcome: PerfOutcome, sizing: string): string {
     );
   }
   for (const s of r.skipped) lines.push(`${s.name.padEnd(10)} skipped: ${s.reason}`);
+  if (outcome.comparison.length > 0) {
+    lines.push("", `${"Node vs pgbench -M prepared (same statements, table, concurrency, PgBouncer; best of each side)".padEnd(10)}`);
+    for (const c of outcome.comparison) {
+      lines.push(`${c.scenario.padEnd(10)} Node ${c.nodeOpsPerSec.toFixed(1).padStart(8)} ops/s   pgbench ${c.pgbenchTps.toFixed(1).padStart(8)} tps   ratio ${(c.ratio * 100).toFixed(0)} %`);
+    }
+  }
   lines.push(
     "",
     `machine       ${r.machine.cores} cores, ${humanBytes(r.machine.memoryBytes)} RAM; node sized for ${sizing}`,
@@ -393,7 +405,7 @@ async function perf(args: string[]): Promise<number> {
   const cluster = new LocalCluster({ name: flags.name, rendered, progress, hugePages: flags.hugePages, owner: "local perf" });
   return guarded(cluster, progress, async (guard) => {
     await guard.race(cluster.start());
-    const outcome = await guard.race(runPerf({ cluster, progress, reportDir, sizing }));
+    const outcome = await guard.race(runPerf({ cluster, progress, reportDir, sizing, againstPgbenchRounds: flags.againstPgbenchRounds }));
     console.log(flags.json ? perfJson(outcome, sizing) : perfTable(outcome, sizing));
     if (flags.keep) {
       if (!flags.json) console.log(`\n${connectionTable(cluster.info, sizing)}\n\nKept up (--keep). Stop with Ctrl-C, or: pgstack local down --name ${cluster.name}`);

@@ -17,10 +17,13 @@ import { humanBytes } from "../configs/units";
 import { ensureIndexes, type EnsureIndexesReport, type IndexResult } from "../postdeploy/indexes";
 import { copyRows, vectorRows, type LoadResult } from "../postdeploy/load";
 import { writeReport, type ReportInput, type WrittenReport } from "../postdeploy/report";
-import { runSmoke, smokeExitCode, type SmokeResult } from "../postdeploy/smoke";
+import type { PgbenchComparison } from "../postdeploy/pgbench-scripts";
+import { runSmoke, SmokeSession, smokeExitCode, type SmokeResult } from "../postdeploy/smoke";
 import { benchmarkRows, ClusteredVectors } from "../postdeploy/vectors";
 import type { LocalCluster } from "./cluster";
 import { describeHugePages } from "./hugepages";
+import { compareWithPgbench } from "./pgbench";
+import { getRuntime } from "./runtime";
 
 export interface PerfOptions {
   readonly cluster: LocalCluster;
@@ -29,6 +32,11 @@ export interface PerfOptions {
   readonly reportDir: string;
   /** How the node size came about, for the report ("auto: this host's 23.5 GiB", "2 GiB (--memory)"). */
   readonly sizing: string;
+  /**
+   * After the smoke benchmark, run the same statements with `pgbench -M prepared` and Node, alternating this many
+   * rounds per scenario (each side keeps its best), to show the Node client is not the bottleneck. Defaults to 0: off.
+   */
+  readonly againstPgbenchRounds?: number;
 }
 
 export interface PerfOutcome {
@@ -38,6 +46,8 @@ export interface PerfOutcome {
   readonly settings: Readonly<Record<string, string>>;
   readonly hugePages: string;
   readonly indexBuildSeconds: number | null;
+  /** Node vs pgbench per scenario, when asked for. */
+  readonly comparison: readonly PgbenchComparison[];
   /** Non-zero only when benchmark.enforce is set and a target was missed. */
   readonly exitCode: number;
 }
@@ -85,6 +95,8 @@ export async function runPerf(opts: PerfOptions): Promise<PerfOutcome> {
     indexBuildSeconds,
   };
 
+  const comparison = opts.againstPgbenchRounds ? await againstPgbench(opts, entry, opts.againstPgbenchRounds) : [];
+
   const settings = { ...(await cluster.settings()), ...perfFacts(opts, entry, indexes.results) };
   const hugePages = describeHugePages(info.hugePages);
   const input: ReportInput = {
@@ -93,9 +105,29 @@ export async function runPerf(opts: PerfOptions): Promise<PerfOutcome> {
     settings,
     hugePages,
     indexBuildSeconds,
+    comparison,
   };
   const files = writeReport(opts.reportDir, input);
-  return { files, result, indexes, settings, hugePages, indexBuildSeconds, exitCode: smokeExitCode(result, spec.benchmark) };
+  return { files, result, indexes, settings, hugePages, indexBuildSeconds, comparison, exitCode: smokeExitCode(result, spec.benchmark) };
+}
+
+/** The same table, statements and concurrency through the same PgBouncer: Node's ops/s against pgbench's tps. */
+async function againstPgbench(opts: PerfOptions, entry: IndexPlanEntry, rounds: number): Promise<PgbenchComparison[]> {
+  const { info, rendered } = opts.cluster;
+  const runtime = await getRuntime();
+  const session = await SmokeSession.open({
+    pooledUrl: info.pooledUrl,
+    directUrl: info.directUrl,
+    plan: entry,
+    spec: rendered.spec.benchmark,
+    progress: opts.progress,
+    createTables: true,
+  });
+  try {
+    return await compareWithPgbench({ runtime, session, rounds, progress: opts.progress });
+  } finally {
+    await session.close();
+  }
 }
 
 /** Rows besides the server's settings that a reader of the report needs: sizing, pooling, the index build. */
