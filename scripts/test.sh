@@ -5,6 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# The rig mounts /proc, /sys and /dev/shm inside .cache/debian13-rootfs for its servers. Whatever happens, leave no
+# mount in the checkout: a runner that deletes or archives it afterwards would otherwise walk into the host's /proc.
+trap 'node bin/pgstack.js runtime --unmount >/dev/null 2>&1 || true' EXIT
+
 echo "== npm ci"
 npm ci --no-audit --no-fund
 
@@ -30,4 +34,5 @@ node bin/pgstack.js drift
 
 echo "== leftovers: nothing of ours may outlive the run"
 node bin/pgstack.js runtime --check-clean
+node bin/pgstack.js runtime --unmount
 exit 0
