@@ -7,27 +7,10 @@ import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type IndexPlanEntry, type VectorTableSpec, planIndex } from "../../configs/hnsw";
 import type { Progress } from "../../configs/progress";
-import { getRuntime } from "../../local/runtime/getRuntime";
-import { type PostgresServer, startPostgres } from "../../local/runtime/postgres";
+import type { PostgresServer } from "../../local/runtime/postgres";
 import { stopAll } from "../../local/runtime/registry";
 import { type EnsureIndexesOptions, IndexBuildError, ensureIndexes } from "../../postdeploy/indexes";
-
-// A throw-away server: durability off for speed; parallel maintenance allowed (the defaults, written out).
-const postgresqlConf = `
-shared_buffers = '256MB'
-max_worker_processes = 8
-max_parallel_workers = 8
-max_parallel_maintenance_workers = 2
-dynamic_shared_memory_type = posix
-fsync = off
-synchronous_commit = off
-full_page_writes = off
-log_min_messages = warning
-`;
-const pgHbaConf = `
-local all all scram-sha-256
-host all all 127.0.0.1/32 scram-sha-256
-`;
+import { startScratchPostgres } from "./scratch-servers";
 
 /** Rows per test table: enough for a build of a few seconds that can be caught and cancelled mid-way. */
 const rows = 4000;
@@ -37,8 +20,7 @@ let server: PostgresServer;
 let url: string;
 
 beforeAll(async () => {
-  const runtime = await getRuntime();
-  server = await startPostgres({ runtime, postgresqlConf, pgHbaConf });
+  server = await startScratchPostgres({ sharedBuffers: "256MB", maxParallelMaintenanceWorkers: 2 });
   url = server.url();
 });
 

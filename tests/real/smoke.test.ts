@@ -11,9 +11,6 @@ import pgvector from "pgvector";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { defaultBenchmark, type BenchmarkSpec } from "../../configs/benchmark";
 import { planIndex } from "../../configs/hnsw";
-import { getRuntime } from "../../local/runtime/getRuntime";
-import { startPgBouncer } from "../../local/runtime/pgbouncer";
-import { startPostgres } from "../../local/runtime/postgres";
 import { stopAll } from "../../local/runtime/registry";
 import { renderReportMarkdown, writeReport } from "../../postdeploy/report";
 import { runSmoke, SmokeSession, type SmokeResult } from "../../postdeploy/smoke";
@@ -21,32 +18,14 @@ import { OperationRunner, settingStatements, statementName } from "../../postdep
 import { benchTable, searchSql, toNodeSql } from "../../postdeploy/smoke-sql";
 import { encodeVector } from "../../postdeploy/vector-binary";
 import { ClusteredVectors, streams } from "../../postdeploy/vectors";
+import { benchPlan, startBenchServers } from "./scratch-servers";
 
-const postgresqlConf = `
-shared_buffers = '512MB'
-max_connections = 100
-max_worker_processes = 8
-max_parallel_workers = 8
-max_parallel_maintenance_workers = 1
-dynamic_shared_memory_type = posix
-fsync = off
-synchronous_commit = off
-full_page_writes = off
-log_min_messages = warning
-`;
-const pgHbaConf = `
-local all all scram-sha-256
-host all all 127.0.0.1/32 scram-sha-256
-`;
 const appPassword = "smoke-app-pw";
 
 let pooledUrl: string;
 let directUrl: string;
 
-const plan = planIndex(
-  { table: "memories", column: "embedding", dimensions: 768, metric: "cosine", type: "vector", filterColumns: ["tier"], efSearch: 40, createTable: true },
-  { maintenanceWorkMem: "256MB", maxParallelMaintenanceWorkers: 1 },
-);
+const plan = benchPlan;
 
 const spec: BenchmarkSpec = {
   ...defaultBenchmark,
@@ -59,27 +38,7 @@ const spec: BenchmarkSpec = {
 };
 
 beforeAll(async () => {
-  const runtime = await getRuntime();
-  const pg = await startPostgres({ runtime, postgresqlConf, pgHbaConf });
-  await pg.psql(`CREATE ROLE app LOGIN PASSWORD '${appPassword}'; CREATE DATABASE bench OWNER app;`);
-  await pg.psql("CREATE EXTENSION vector;", "bench");
-  const verifier = await pg.psql("SELECT rolpassword FROM pg_authid WHERE rolname = 'app'");
-  const bouncer = await startPgBouncer({
-    runtime,
-    ini: `[databases]
-bench = host=127.0.0.1 port=${pg.port} dbname=bench
-
-[pgbouncer]
-pool_mode = transaction
-max_prepared_statements = 200
-auth_type = scram-sha-256
-default_pool_size = 20
-max_client_conn = 200
-`,
-    userlist: `"app" "${verifier}"\n`,
-  });
-  pooledUrl = bouncer.url("bench", "app", appPassword);
-  directUrl = pg.url("bench", "app", appPassword);
+  ({ pooledUrl, directUrl } = await startBenchServers(appPassword));
 });
 
 afterAll(async () => {

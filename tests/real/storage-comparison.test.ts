@@ -9,26 +9,10 @@ import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type IndexPlanEntry, planIndex } from "../../configs/hnsw";
 import { silentProgress } from "../../configs/progress";
-import { getRuntime } from "../../local/runtime/getRuntime";
-import { type PostgresServer, startPostgres } from "../../local/runtime/postgres";
+import type { PostgresServer } from "../../local/runtime/postgres";
 import { stopAll } from "../../local/runtime/registry";
 import { type IndexResult, ensureIndexes } from "../../postdeploy/indexes";
-
-const postgresqlConf = `
-shared_buffers = '256MB'
-max_worker_processes = 8
-max_parallel_workers = 8
-max_parallel_maintenance_workers = 2
-dynamic_shared_memory_type = posix
-fsync = off
-synchronous_commit = off
-full_page_writes = off
-log_min_messages = warning
-`;
-const pgHbaConf = `
-local all all scram-sha-256
-host all all 127.0.0.1/32 scram-sha-256
-`;
+import { startScratchPostgres } from "./scratch-servers";
 
 /**
  * 4,000 × 3,080-byte vectors: PLAIN, two rows a page, is ~16 MB of heap, past min_parallel_table_scan_size (8 MB),
@@ -41,8 +25,7 @@ let server: PostgresServer;
 let url: string;
 
 beforeAll(async () => {
-  const runtime = await getRuntime();
-  server = await startPostgres({ runtime, postgresqlConf, pgHbaConf });
+  server = await startScratchPostgres({ sharedBuffers: "256MB", maxParallelMaintenanceWorkers: 2 });
   url = server.url();
 });
 
