@@ -28,10 +28,43 @@ export const monitoringVersions = {
   /** promtool of the same release checks the rules (tests/real/promtool.test.ts). */
   prometheus: { version: "2.53", image: "prom/prometheus:v2.53.4" },
   nodeExporter: { version: "1.9", image: "prom/node-exporter:v1.9.1" },
+  /**
+   * mtail over PostgreSQL's log. Debian 13's 3.0.9 runs the tests; 3.0.8 is the newest tag of Google's image seen
+   * in public use (3.0.9's is unconfirmed). The program uses nothing newer than 3.0.0.
+   */
+  mtail: { version: "3.0", image: "ghcr.io/google/mtail:3.0.8" },
 } as const;
 
 export const postgresExporterPort = 9187;
 export const pgbouncerExporterPort = 9127;
+export const nodeExporterPort = 9100;
+
+/**
+ * node_exporter collectors, all others off: CPU, memory and the data volume's filesystem for the host alerts, the
+ * rest for the runbooks' "is it the machine?" questions. It runs beside PostgreSQL (a container in the pod or the
+ * database's network namespace, a process on the perf cluster) without host mounts: /proc/stat and /proc/meminfo
+ * are the machine's in any container, and the filesystems it sees are the ones mounted into it, the data volume
+ * among them. Network counters would be the container's own, so netdev stays off.
+ */
+export const nodeExporterCollectors: Readonly<Record<string, string>> = {
+  cpu: "node_cpu_seconds_total: HostCpuUsageHigh",
+  meminfo: "node_memory_MemAvailable_bytes, node_memory_MemTotal_bytes: HostMemoryUsageHigh; HugePages_* beside them",
+  filesystem: "node_filesystem_{avail,size}_bytes: HostDiskUsageHigh",
+  diskstats: "I/O time per device: the runbooks' I/O wait check",
+  loadavg: "load next to the CPU alert",
+  pressure: "CPU, memory and I/O stall time (PSI), where the kernel provides it",
+};
+
+/** node_exporter's flags without the listen address: exactly `nodeExporterCollectors`. */
+export function nodeExporterArgs(): string[] {
+  return [
+    "--collector.disable-defaults",
+    ...Object.keys(nodeExporterCollectors)
+      .sort()
+      .map((c) => `--collector.${c}`),
+    "--log.level=info",
+  ];
+}
 
 /**
  * postgres_exporter collectors turned on explicitly, with what needs them. Collectors that are on by default are

@@ -14,9 +14,38 @@
  * nested conditions on captured values.
  */
 import { mtailMetrics } from "./alert-sources";
-import { logLinePrefix, slowQueryMs } from "./postgresql";
+import { logLinePrefix, postgresLogDirectory, postgresLogGlob, slowQueryMs } from "./postgresql";
 
 export { mtailMetrics };
+
+export interface MtailArgsInput {
+  /** Directory holding the rendered program (`postgresql.mtail`), as mtail sees it. */
+  readonly programsDir: string;
+  /** PGDATA as mtail sees it: PostgreSQL's logging collector writes into its `log` directory. */
+  readonly pgdata: string;
+}
+
+/**
+ * mtail's flags on every target, without the listen address (the target adds `--port`, and `--address` where it
+ * must). The glob follows the collector's hourly files: mtail re-matches it every `--poll_log_interval`, so the
+ * next hour's file is found, and reads every file from its end when it starts, so a restart counts nothing twice.
+ * Every file is polled every 250 ms, so a slow statement is counted well within a scrape interval. `--logtostderr`:
+ * mtail (glog) would otherwise write its own log files under /tmp.
+ */
+export function mtailArgs(input: MtailArgsInput): string[] {
+  const pgdata = input.pgdata.replace(/\/+$/, "");
+  return [
+    "--progs",
+    input.programsDir,
+    "--logs",
+    `${pgdata}/${postgresLogDirectory}/${postgresLogGlob}`,
+    "--logtostderr",
+    "--poll_interval",
+    "250ms",
+    "--poll_log_interval",
+    "250ms",
+  ];
+}
 
 /** mtail's default HTTP port; /metrics there is what Prometheus scrapes. */
 export const mtailPort = 3903;

@@ -54,7 +54,9 @@ export const ownedSettings: ReadonlyMap<string, string> = new Map<string, string
   ["max_replication_slots", "it sizes shared memory and so the huge page count"],
   ["statement_timeout", "set postgres.statementTimeout"],
   // What the log pipeline and the slow-query counter parse.
-  ["logging_collector", "the targets collect stderr; the log pipeline reads it"],
+  ["logging_collector", "mtail follows the collector's files on every target"],
+  ["log_directory", "mtail follows this directory"],
+  ["log_filename", "mtail follows files of this name pattern"],
   ["log_destination", "the log pipeline parses stderr lines in the rendered log_line_prefix format"],
   ["log_line_prefix", "the log pipeline parses this exact prefix"],
   ["log_min_duration_statement", "the slow-query count (tuning guide: log queries over 100 ms) is parsed from these lines"],

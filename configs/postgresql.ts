@@ -37,6 +37,14 @@ export const logLinePrefix = "%m [%p]: user=%u,db=%d,app=%a,client=%h ";
 export const logLinePattern =
   /^(?<time>\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC) \[(?<pid>\d+)\]: user=(?<user>[^,]*),db=(?<database>[^,]*),app=(?<application>.*?),client=(?<client>\S*) (?<level>[A-Z]+[0-9]?):  (?<message>.*)$/;
 
+/**
+ * PostgreSQL's log files (logging_collector): `log_directory` relative to PGDATA and the hourly `log_filename`.
+ * mtail follows `<PGDATA>/${postgresLogDirectory}/${postgresLogGlob}` (configs/mtail.ts mtailArgs).
+ */
+export const postgresLogDirectory = "log";
+export const postgresLogFilename = "postgresql-%H.log";
+export const postgresLogGlob = "postgresql-*.log";
+
 /** The slow-query threshold: guide, Query Performance: "Slow Queries: Queries >100ms (log and investigate)". */
 export const slowQueryMs = 100;
 
@@ -188,8 +196,13 @@ function stackSettings(spec: StackSpec, plan: MemoryPlan): readonly (readonly [s
     [
       "Logging",
       [
-        ["logging_collector", "off", "the targets collect stderr (kubectl logs, docker logs, the rig's log file)"],
-        ["log_destination", "stderr", "one stream for the log pipeline"],
+        ["logging_collector", "on", "the log is a file mtail can follow on every target (a container's stderr is not)"],
+        ["log_destination", "stderr", "one stream for the log pipeline, in the log_line_prefix format"],
+        ["log_directory", postgresLogDirectory, "inside PGDATA: on the data volume, beside what it logs, watched by the disk alert"],
+        ["log_filename", postgresLogFilename, "one file per hour of the day: a day of history, then reused"],
+        ["log_rotation_age", "1h", "a new file every hour, matching log_filename"],
+        ["log_rotation_size", "0", "no size rotation: it would append to the same hourly name anyway"],
+        ["log_truncate_on_rotation", "on", "an hour's file is emptied when its name comes round the next day: 24 files at most"],
         ["log_line_prefix", logLinePrefix, "a prefix the log pipeline can split: time, pid, user, database, application, client"],
         ["log_timezone", "UTC", "timestamps compare across nodes and with Prometheus"],
         ["log_min_duration_statement", `${slowQueryMs}ms`, "guide, Query Performance: queries > 100ms: log and investigate"],

@@ -32,10 +32,21 @@ export function scrapeJobsFor(target: Target): ScrapeJobNames {
       return all;
     case "docker":
     case "kubernetes":
-      // The canary runs there (components/docker/canary.ts, components/kubernetes/canary.ts); node_exporter and mtail
-      // are not deployed there yet (see README, "What runs where"): no rules rather than rules that can never fire.
-      return { ...all, node: null, mtail: null };
+      // Every source runs on every target: node_exporter and mtail beside PostgreSQL, the canary on its own.
+      return all;
   }
+}
+
+/**
+ * Where both container targets mount the data volume (components/docker/layout.ts, components/kubernetes/layout.ts),
+ * in the postgres container and, read-only, in node_exporter's and mtail's. The disk alert watches this mount only:
+ * node_exporter in a container also sees /etc/hosts and the like, bind mounts from the machine's root disk.
+ */
+export const containerDataMount = "/var/lib/postgresql/data";
+
+/** The filesystems the disk alert watches: the data volume on the container targets, every real one on the perf host. */
+export function diskMountpointsFor(target: Target): readonly string[] | undefined {
+  return target === "local" ? undefined : [containerDataMount];
 }
 
 /** Rendered values as the alert rules compare them with pg_settings: memory in bytes, time in ms, the rest as text. */
@@ -59,6 +70,7 @@ export function alertRulesInput(spec: StackSpec, settings: Readonly<Record<strin
     stack: spec.stack,
     thresholds: spec.alerts,
     jobs: scrapeJobsFor(spec.target),
+    diskMountpoints: diskMountpointsFor(spec.target),
     runbookBaseUrl,
     expectedSettings: expectedSettingsFor(settings),
     hugePages,
