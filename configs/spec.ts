@@ -8,6 +8,7 @@ import { hnswMaxDimensions, type VectorMetric, type VectorTableSpec, type Vector
 import { ownedSettings } from "./owned-settings";
 import { pg17SettingNames } from "./pg17-settings";
 import { closest, show, SpecError, SpecReader } from "./spec-reader";
+import { monitoringVersions } from "./exporters";
 import type { DockerSpec, Images, KubernetesSpec, NodeSpec, PgBouncerSpec, PostgresSpec, StackSpec, Target } from "./stack-spec";
 import { bytes } from "./units";
 
@@ -54,6 +55,7 @@ export const defaultImages: Images = {
   pgbouncerExporter: "quay.io/prometheuscommunity/pgbouncer-exporter:v0.10.2",
   prometheus: "prom/prometheus:v2.53.4",
   nodeExporter: "prom/node-exporter:v1.9.1",
+  mtail: monitoringVersions.mtail.image,
   node: "node:20-bookworm-slim",
 };
 

@@ -52,6 +52,8 @@ export interface Images {
   readonly pgbouncerExporter: string;
   readonly prometheus: string;
   readonly nodeExporter: string;
+  /** mtail over PostgreSQL's log (configs/mtail.ts). */
+  readonly mtail: string;
   /** Runs the post-deploy hook and the canary (the bundled pgstack CLI). */
   readonly node: string;
 }

@@ -154,6 +154,7 @@ describe("monitoringVersions", () => {
     ["pgbouncerExporter", "pgbouncerExporter"],
     ["prometheus", "prometheus"],
     ["nodeExporter", "nodeExporter"],
+    ["mtail", "mtail"],
   ] as const)("%s image tag agrees with defaultImages.%s", (pin, image) => {
     const tag = (ref: string): string => ref.slice(ref.lastIndexOf(":") + 1);
     expect(tag(defaultImages[image])).toBe(tag(monitoringVersions[pin].image));
