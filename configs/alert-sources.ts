@@ -46,7 +46,7 @@ export const mtailMetrics = {
   slowQueries: { name: "pgstack_slow_queries_total", labels: [] as readonly string[] },
 } as const;
 
-/** node_exporter metrics the rules read (collectors cpu, meminfo, filesystem: all on by default). */
+/** node_exporter metrics the rules read (collectors cpu, meminfo, filesystem: configs/exporters.ts nodeExporterCollectors). */
 export const nodeMetricNames = [
   "node_cpu_seconds_total",
   "node_filesystem_avail_bytes",

@@ -199,22 +199,6 @@ export function clusterPrometheusYaml(spec: StackSpec, ports: ScrapePorts, inter
   });
 }
 
-export interface MtailLaunchInput {
-  /** Directory holding the rendered program (`postgresql.mtail`), as mtail sees it. */
-  readonly programsDir: string;
-  /** PostgreSQL's log file as mtail sees it: the rig sends postgres's stderr there (PostgresServer.logFile). */
-  readonly postgresLog: string;
-}
-
-/**
- * mtail's flags without the listen address (`--address`/`--port`, which the rig sets to a free loopback port):
- * the rendered program over PostgreSQL's log, polled every 250 ms (mtail 3.0's default, stated), so a slow statement
- * is counted well within a scrape interval. The log exists before mtail starts: polling finds only files present then.
- */
-export function mtailLaunch(input: MtailLaunchInput): string[] {
-  return ["--progs", input.programsDir, "--logs", input.postgresLog, "--logtostderr", "--poll_interval", "250ms"];
-}
-
 export interface CanaryLaunchInput {
   /** The canary's /metrics port on 127.0.0.1. */
   readonly port: number;

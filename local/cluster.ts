@@ -14,13 +14,12 @@
  * file the moment it exists, so `pgstack local down` can end it from another process if this one dies.
  * The processes come from the rig (local/runtime); this file only wires them together.
  */
-import * as fs from "node:fs";
-import * as path from "node:path";
 import { Client } from "pg";
 import { hugePageBytes } from "../configs/hugepages";
 import { silentProgress, type Progress } from "../configs/progress";
 import type { Rendered } from "../configs/rendered";
-import { mtailProgramFile } from "../configs/mtail";
+import { nodeExporterArgs } from "../configs/exporters";
+import { mtailArgs, mtailProgramFile } from "../configs/mtail";
 import { humanBytes, pgMemory } from "../configs/units";
 import { startCanaryProcess } from "./canary-process";
 import {
@@ -36,7 +35,6 @@ import {
   localMonitoring,
   maskPasswords,
   monitoringProblems,
-  mtailLaunch,
   passwordList,
   pgbouncerExporterLaunch,
   postgresExporterLaunch,
@@ -144,7 +142,10 @@ export interface ClusterInfo {
   readonly ports: ClusterPorts;
   readonly hugePages: HugePagesStatus;
   readonly stateFile: string;
-  /** Host paths of the servers' logs. */
+  /**
+   * Host paths of the servers' logs. `postgres` is its stderr up to the logging collector's start; `postgres_log_dir`
+   * holds the rest (the collector's hourly files, as on the container targets).
+   */
   readonly logs: Readonly<Record<string, string>>;
 }
 
@@ -395,7 +396,7 @@ export class LocalCluster {
       env: bouncerLaunch.env,
       readyPath: "/metrics",
     });
-    const nodeExporter = await startNodeExporter({ runtime });
+    const nodeExporter = await startNodeExporter({ runtime, args: nodeExporterArgs() });
     progress.step(
       `exporters: postgres_exporter :${postgresExporter.port}, pgbouncer_exporter :${pgbouncerExporter.port}, node_exporter :${nodeExporter.port}`,
     );
@@ -404,16 +405,15 @@ export class LocalCluster {
     });
 
     // The metric sources the exporters lack (docs/runbooks.md, "Metric sources"). mtail, as the postgres user of the
-    // rig, follows the file the rig writes postgres's stderr to; created by this process, it must be readable.
+    // rig, follows the logging collector's files in PGDATA with the same flags as on the container targets.
     const mtailDir = runtime.scratchDir("mtail");
     mtailDir.writeFile(mtailProgramFile, rendered.files["postgresql.mtail"], 0o644);
-    fs.chmodSync(pg.logFile, 0o644);
-    const mtailArgs = mtailLaunch({ programsDir: mtailDir.path, postgresLog: pg.scratch.pathOf(path.basename(pg.logFile)) });
+    const mtailFlags = mtailArgs({ programsDir: mtailDir.path, pgdata: pg.scratch.pathOf("data") });
     const mtail = await startHttpServer({
       runtime,
       program: "mtail",
       scratch: mtailDir,
-      args: (port) => ["--address", "127.0.0.1", "--port", String(port), ...mtailArgs],
+      args: (port) => ["--address", "127.0.0.1", "--port", String(port), ...mtailFlags],
       readyPath: "/metrics",
     });
     // The canary runs on this host (Node, not the rootfs); recorded like the rig's servers the moment it exists.
@@ -476,6 +476,7 @@ export class LocalCluster {
       stateFile: this.stateFile,
       logs: {
         postgres: pg.logFile,
+        postgres_log_dir: pg.logDir,
         pgbouncer: bouncer.logFile,
         postgres_exporter: postgresExporter.logFile,
         pgbouncer_exporter: pgbouncerExporter.logFile,

@@ -1,5 +1,7 @@
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
+import * as path from "node:path";
+import { postgresLogDirectory } from "../../configs/postgresql";
 import { onFreePort } from "./ports";
 import type { ServerProcess } from "./processes";
 import { waitUntilReady } from "./readiness";
@@ -29,8 +31,15 @@ export interface PostgresServer {
   readonly password: string;
   /** Host path of the data directory. */
   readonly dataDir: string;
-  /** Host path of the server log (stdout and stderr of postgres). */
+  /**
+   * Host path of postgres's stdout and stderr: what it says before the logging collector starts (configuration and
+   * shared memory errors among it). With the stack's logging_collector = on, everything after is in `logDir`.
+   */
   readonly logFile: string;
+  /** Host path of the logging collector's directory (log_directory, relative to the data directory). */
+  readonly logDir: string;
+  /** Everything the server logged: `logFile`, then the collector's files, oldest first. */
+  logText(): string;
   /** The scratch directory holding the data directory, the log and the Unix socket. */
   readonly scratch: ScratchDir;
   readonly process: ServerProcess;
@@ -77,6 +86,8 @@ export async function startPostgres(opts: PostgresOptions): Promise<PostgresServ
   scratch.writeFile("data/postgresql.conf", opts.postgresqlConf);
   scratch.writeFile("data/pg_hba.conf", opts.pgHbaConf);
   const logFile = scratch.hostPathOf("postgres.log");
+  // log_directory can be overridden per stack; a relative one is inside the data directory, as PostgreSQL reads it.
+  const logDir = path.resolve(scratch.hostPathOf("data"), logDirectoryOf(opts.postgresqlConf));
 
   return onFreePort(opts.port, async (port) => {
     const server = await runtime.spawn(
@@ -106,6 +117,8 @@ export async function startPostgres(opts: PostgresOptions): Promise<PostgresServ
       password,
       dataDir: scratch.hostPathOf("data"),
       logFile,
+      logDir,
+      logText: () => serverLogText(logFile, logDir),
       scratch,
       process: server,
       url: (database = "postgres", user = "postgres", userPassword = password) =>
@@ -127,4 +140,23 @@ export async function startPostgres(opts: PostgresOptions): Promise<PostgresServ
     };
     return postgres;
   });
+}
+
+/** log_directory as the given postgresql.conf sets it (the last line wins, as in PostgreSQL), else the stack's. */
+function logDirectoryOf(conf: string): string {
+  let dir = postgresLogDirectory;
+  for (const m of conf.matchAll(/^\s*log_directory\s*=\s*'((?:[^']|'')*)'/gm)) dir = m[1].replace(/''/g, "'");
+  return dir;
+}
+
+function serverLogText(logFile: string, logDir: string): string {
+  const read = (file: string): string => (fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "");
+  const files = fs.existsSync(logDir)
+    ? fs
+        .readdirSync(logDir)
+        .map((name) => path.join(logDir, name))
+        .filter((file) => fs.statSync(file).isFile())
+        .sort((a, b) => fs.statSync(a).mtimeMs - fs.statSync(b).mtimeMs || a.localeCompare(b))
+    : [];
+  return [logFile, ...files].map(read).join("");
 }

@@ -10,7 +10,6 @@
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import * as fs from "node:fs";
 import * as path from "node:path";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -173,7 +172,7 @@ describe("the canary on real PostgreSQL and PgBouncer", () => {
     });
     expect(planShape(explain, canary.sql.plan.indexName).usesIndex).toBe(true);
     // Its sessions log in as the application's user and say who they are (PostgreSQL's log, rendered prefix).
-    expect(fs.readFileSync(pg.logFile, "utf8")).toContain(`user=${appUser},db=${database},app=${settings.applicationName},`);
+    expect(pg.logText()).toContain(`user=${appUser},db=${database},app=${settings.applicationName},`);
   });
 
   it("moves observations above the 0.2 s bucket when its table is really slow to get at", async () => {

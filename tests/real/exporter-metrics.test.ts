@@ -12,7 +12,7 @@ import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { canaryMetrics, mtailMetrics, nodeMetricNames } from "../../configs/alert-sources";
 import { renderAlertRules, renderAlertRulesYaml } from "../../configs/alerts";
-import { pgbouncerExporterCommand, pgbouncerIniForExporter, postgresExporterCommand, postgresExporterQueriesYaml } from "../../configs/exporters";
+import { nodeExporterArgs, pgbouncerExporterCommand, pgbouncerIniForExporter, postgresExporterCommand, postgresExporterQueriesYaml } from "../../configs/exporters";
 import { memoryPlan } from "../../configs/memory";
 import { postgresqlSettingValues } from "../../configs/postgresql";
 import { alertRulesInput, renderStack } from "../../configs/render";
@@ -176,7 +176,7 @@ describe("exporters serve every metric the alert rules read", () => {
       connectionString: connection.replace(`//${statsUser}@`, `//${statsUser}:${statsPassword}@`),
       args: withoutListen(bouncerCommand.args).filter((a) => !a.startsWith(connectionFlag)),
     });
-    nodeExporter = await startNodeExporter({ runtime });
+    nodeExporter = await startNodeExporter({ runtime, args: nodeExporterArgs() });
 
     for (const [source, server] of [
       ["postgres", postgresExporter],

@@ -1,13 +1,16 @@
 /**
  * The rendered mtail program on the real mtail (3.0, Debian 13) over the log of a real PostgreSQL 17 that runs the
- * stack's rendered postgresql.conf (its log_line_prefix, log_min_duration_statement = 100ms, stderr logging):
+ * stack's rendered postgresql.conf (its log_line_prefix, log_min_duration_statement = 100ms, the logging
+ * collector's hourly files in PGDATA/log), with the flags every target gives it (configs/mtail.ts mtailArgs):
  * mtail counts exactly the statements PostgreSQL logged as slow — simple and extended protocol, one-line and
- * multi-line — and nothing else (fast statements, a 50 ms one, connection lines, the startup log).
+ * multi-line — and nothing else (fast statements, a 50 ms one, connection lines, the startup log); it finds a log
+ * file PostgreSQL opens after mtail started, and a restarted mtail does not count old lines again.
  */
 import * as fs from "node:fs";
+import * as path from "node:path";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mtailExtraMetrics, mtailMetrics, mtailProgramFile, renderMtailProgram, slowStatementLinePattern } from "../../configs/mtail";
+import { mtailArgs, mtailExtraMetrics, mtailMetrics, mtailProgramFile, renderMtailProgram, slowStatementLinePattern } from "../../configs/mtail";
 import { renderPgHba } from "../../configs/pg-hba";
 import { renderPostgresqlConf, slowQueryMs } from "../../configs/postgresql";
 import { getRuntime, httpGet, startPostgres, stopAll, type HttpServer, type PostgresServer, type Runtime, type ScratchDir } from "../../local/runtime";
@@ -30,9 +33,8 @@ function samples(body: string): Map<string, number> {
 const slowLine = new RegExp(slowStatementLinePattern().replace(/\(\?P</g, "(?<"));
 
 /** Slow statements in the log as PostgreSQL wrote them: the ground truth mtail must agree with. */
-function slowLinesIn(logFile: string): string[] {
-  return fs
-    .readFileSync(logFile, "utf8")
+function slowLinesIn(log: string): string[] {
+  return log
     .split("\n")
     .filter((l) => {
       const m = slowLine.exec(l);
@@ -68,22 +70,19 @@ beforeAll(async () => {
   pg = await startPostgres({ runtime, postgresqlConf: renderPostgresqlConf(spec), pgHbaConf: renderPgHba() });
   progs = runtime.scratchDir("mtail-progs");
   progs.writeFile(mtailProgramFile, program, 0o644);
-  fs.chmodSync(pg.logFile, 0o644);
-  mtail = await startHttpServer({
+  mtail = await startMtail();
+});
+
+/** mtail with the targets' flags over this server's PGDATA, on a free loopback port. */
+function startMtail(): Promise<HttpServer> {
+  return startHttpServer({
     runtime,
     program: "mtail",
     scratch: progs,
-    args: (port) => [
-      "--address", "127.0.0.1",
-      "--port", String(port),
-      "--progs", progs.path,
-      "--logs", pg.scratch.pathOf("postgres.log"),
-      "--logtostderr",
-      "--poll_interval", "250ms",
-    ],
+    args: (port) => ["--address", "127.0.0.1", "--port", String(port), ...mtailArgs({ programsDir: progs.path, pgdata: pg.scratch.pathOf("data") })],
     readyPath: "/metrics",
   });
-});
+}
 
 afterAll(stopAll);
 
@@ -91,7 +90,10 @@ describe("mtail over PostgreSQL's slow-query log", () => {
   it("loads the rendered program and serves the counter at 0 before any slow statement", async () => {
     const metrics = await scrape();
     expect(metrics.get(`${counter}{${prog}}`)).toBe(0);
-    expect(slowLinesIn(pg.logFile)).toEqual([]);
+    expect(slowLinesIn(pg.logText())).toEqual([]);
+    // The collector has the log; stderr has only what came before it.
+    expect(fs.readdirSync(pg.logDir).filter((f) => /^postgresql-\d\d\.log$/.test(f))).toHaveLength(1);
+    expect(slowLinesIn(fs.readFileSync(pg.logFile, "utf8"))).toEqual([]);
   });
 
   it("counts exactly the statements PostgreSQL logged as slow", async () => {
@@ -115,7 +117,7 @@ describe("mtail over PostgreSQL's slow-query log", () => {
       await client.end();
     }
 
-    const logged = slowLinesIn(pg.logFile);
+    const logged = slowLinesIn(pg.logText());
     expect(logged).toHaveLength(8);
     expect(logged.filter((l) => /  execute <unnamed>: /.test(l))).toHaveLength(2);
 
@@ -133,11 +135,41 @@ describe("mtail over PostgreSQL's slow-query log", () => {
   it("gives the same count reading the whole log from its first line (--one_shot)", async () => {
     const result = await runtime.exec(
       "mtail",
-      ["--progs", progs.path, "--logs", pg.scratch.pathOf("postgres.log"), "--one_shot", "--one_shot_format", "prometheus", "--logtostderr"],
+      ["--progs", progs.path, "--logs", `${pg.scratch.pathOf("data")}/log/*.log`, "--one_shot", "--one_shot_format", "prometheus", "--logtostderr"],
       { timeoutMs: 60_000 },
     );
     expect(result.code, result.stderr).toBe(0);
     const metrics = samples(result.stdout);
     expect(metrics.get(`${counter}{${prog}}`)).toBe(8);
+  });
+
+  it("finds a log file PostgreSQL opens after mtail started (the next hour's, here forced by a new log_filename)", async () => {
+    const before = (await scrape()).get(`${counter}{${prog}}`)!;
+    // The stack renders allow_alter_system = off: change the file, as an operator would.
+    const conf = path.join(pg.dataDir, "postgresql.conf");
+    const rendered = fs.readFileSync(conf, "utf8");
+    fs.appendFileSync(conf, "log_filename = 'postgresql-%H-%M-%S.log'\n");
+    await pg.psql("SELECT pg_reload_conf();");
+    // A changed log_filename makes the collector switch files on reload.
+    await waitFor("PostgreSQL to open a second log file", async () => fs.readdirSync(pg.logDir).length >= 2);
+    await pg.psql("SELECT pg_sleep(0.15); SELECT pg_sleep(0.15); SELECT pg_sleep(0.15);");
+    const newest = fs
+      .readdirSync(pg.logDir)
+      .map((f) => path.join(pg.logDir, f))
+      .sort((a, b) => fs.statSync(b).mtimeMs - fs.statSync(a).mtimeMs)[0];
+    expect(path.basename(newest)).toMatch(/^postgresql-\d\d-\d\d-\d\d\.log$/);
+    expect(slowLinesIn(fs.readFileSync(newest, "utf8"))).toHaveLength(3);
+    await waitFor(`mtail to count 3 more than ${before}`, async () => (await scrape()).get(`${counter}{${prog}}`) === before + 3);
+    fs.writeFileSync(conf, rendered);
+    await pg.psql("SELECT pg_reload_conf();");
+  });
+
+  it("counts nothing twice when it restarts: files found at start are read from their end", async () => {
+    expect(slowLinesIn(pg.logText()).length).toBeGreaterThanOrEqual(11);
+    await mtail.stop();
+    mtail = await startMtail();
+    expect((await scrape()).get(`${counter}{${prog}}`)).toBe(0);
+    await pg.psql("SELECT pg_sleep(0.15);");
+    await waitFor("the restarted mtail to count the one new slow statement", async () => (await scrape()).get(`${counter}{${prog}}`) === 1);
   });
 });

@@ -133,8 +133,7 @@ describe("the rendered postgresql.conf on a running PostgreSQL 17 (4Gi perf node
 
   it("logs queries over 100ms with the parseable prefix", async () => {
     await pg.psql("SELECT pg_sleep(0.15);");
-    const fs = await import("node:fs");
-    const log = fs.readFileSync(pg.logFile, "utf8");
+    const log = pg.logText();
     expect(log).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC \[\d+\]: user=postgres,db=postgres,app=psql,client=127\.0\.0\.1 LOG:  duration: \d+\.\d+ ms  statement: SELECT pg_sleep\(0\.15\);$/m);
   });
 });

@@ -1,8 +1,10 @@
 import yaml from "js-yaml";
 import { describe, expect, it } from "vitest";
-import { canaryMetrics, mtailMetrics } from "../../configs/alert-sources";
+import { canaryMetrics, mtailMetrics, nodeMetricNames } from "../../configs/alert-sources";
 import { renderAlertRules } from "../../configs/alerts";
 import {
+  nodeExporterArgs,
+  nodeExporterCollectors,
   monitoringSetupSql,
   monitoringVersions,
   monitorRole,
@@ -136,6 +138,23 @@ describe("pgbouncer_exporter", () => {
 
   it("needs stats_users and extra_float_digits ignored in pgbouncer.ini", () => {
     expect(pgbouncerIniForExporter).toEqual({ stats_users: "pgstack_stats", ignore_startup_parameters: "extra_float_digits" });
+  });
+});
+
+describe("node_exporter", () => {
+  it("turns every collector off but those the rules and runbooks use, named explicitly", () => {
+    const args = nodeExporterArgs();
+    expect(args[0]).toBe("--collector.disable-defaults");
+    expect(args.filter((a) => a.startsWith("--collector.") && a !== "--collector.disable-defaults").sort()).toEqual(
+      Object.keys(nodeExporterCollectors).map((c) => `--collector.${c}`).sort(),
+    );
+    expect(args.some((a) => a.startsWith("--web.listen-address") || a.startsWith("--path."))).toBe(false);
+  });
+
+  it("has a collector for every node_exporter metric the rules read", () => {
+    const collectorOf = (metric: string): string =>
+      metric.startsWith("node_cpu_") ? "cpu" : metric.startsWith("node_memory_") ? "meminfo" : metric.startsWith("node_filesystem_") ? "filesystem" : "?";
+    for (const metric of nodeMetricNames) expect(Object.keys(nodeExporterCollectors)).toContain(collectorOf(metric));
   });
 });
 

@@ -23,7 +23,6 @@ import {
   localMonitoring,
   maskPasswords,
   monitoringProblems,
-  mtailLaunch,
   passwordList,
   pgbouncerExporterLaunch,
   postgresExporterLaunch,
@@ -110,20 +109,7 @@ describe("exporters", () => {
   });
 });
 
-describe("mtail and the canary", () => {
-  it("mtail: the rendered program's directory over PostgreSQL's log, no listen address (the rig sets it)", () => {
-    expect(mtailLaunch({ programsDir: "/tmp/pgstack/perf-mtail-a1b2c3", postgresLog: "/tmp/pgstack/perf-postgres-d4e5f6/postgres.log" })).toEqual([
-      "--progs",
-      "/tmp/pgstack/perf-mtail-a1b2c3",
-      "--logs",
-      "/tmp/pgstack/perf-postgres-d4e5f6/postgres.log",
-      "--logtostderr",
-      "--poll_interval",
-      "250ms",
-    ]);
-    expect(rendered.files["postgresql.mtail"]).toContain("counter pgstack_slow_queries_total");
-  });
-
+describe("the canary", () => {
   it("canary: `pgstack canary` on its loopback port, the URLs (with the app password) only in its environment", () => {
     const pooledUrl = connectionUrl("app", passwords.app, 40003, "app");
     const directUrl = connectionUrl("app", passwords.app, 40001, "app");

@@ -5,11 +5,12 @@
  */
 import { describe, expect, it } from "vitest";
 import { mtailMetrics as ruleSideContract } from "../../configs/alert-sources";
-import { logLinePattern, logLinePrefix, slowQueryMs } from "../../configs/postgresql";
+import { logLinePattern, logLinePrefix, postgresLogDirectory, postgresLogFilename, slowQueryMs } from "../../configs/postgresql";
 import {
   logLinePrefixPattern,
   mtailExtraMetrics,
   mtailMetricNames,
+  mtailArgs,
   mtailMetrics,
   renderMtailProgram,
   slowStatementLinePattern,
@@ -123,5 +124,33 @@ describe("log_line_prefix → pattern", () => {
   it("escapes regex characters of literal text, slashes included (mtail delimits with /)", () => {
     expect(logLinePrefixPattern("(%p) a.b/c [x] ")).toBe("^\\(\\d*\\) a\\.b\\/c \\[x\\] ");
     expect(() => renderMtailProgram({ logLinePrefix: "%m\n" })).toThrow(/line break/);
+  });
+});
+
+describe("mtailArgs: the same flags on every target", () => {
+  it("follows the logging collector's hourly files in PGDATA, re-matching the glob, logging to stderr", () => {
+    expect(mtailArgs({ programsDir: "/etc/mtail", pgdata: "/var/lib/postgresql/data/pgdata/" })).toEqual([
+      "--progs",
+      "/etc/mtail",
+      "--logs",
+      "/var/lib/postgresql/data/pgdata/log/postgresql-*.log",
+      "--logtostderr",
+      "--poll_interval",
+      "250ms",
+      "--poll_log_interval",
+      "250ms",
+    ]);
+  });
+
+  it("matches every file log_filename can name and nothing else in the directory", () => {
+    const glob = mtailArgs({ programsDir: "/p", pgdata: "/d" })[3];
+    const escape = (text: string): string => text.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+    const asRegex = new RegExp(`^${glob.split("*").map(escape).join("[^/]*")}$`);
+    for (let hour = 0; hour < 24; hour++) {
+      const name = postgresLogFilename.replace("%H", String(hour).padStart(2, "0"));
+      expect(asRegex.test(`/d/${postgresLogDirectory}/${name}`)).toBe(true);
+    }
+    expect(asRegex.test(`/d/${postgresLogDirectory}/postgresql-05.csv`)).toBe(false);
+    expect(asRegex.test("/d/postgresql-05.log")).toBe(false);
   });
 });
