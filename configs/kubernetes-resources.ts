@@ -89,8 +89,9 @@ export function kubeReservedCpuMillis(cpus: number): number {
 }
 
 /**
- * Room for the DaemonSets every node runs besides our pod (kube-proxy, the CNI agent, a log shipper,
- * node_exporter): together typically 300–500 MiB and a few hundred millicores. Overridable per cluster.
+ * Room for the DaemonSets every node runs besides our pod (kube-proxy, the CNI agent, a log shipper, the cluster's
+ * own node_exporter if it runs one): together typically 300–500 MiB and a few hundred millicores. The stack's own
+ * node_exporter runs in the database pod and is budgeted with the sidecars below, not here. Overridable per cluster.
  */
 export const defaultDaemonSetMemoryBytes = 512 * MiB;
 export const defaultDaemonSetCpuMillis = 300;
@@ -128,9 +129,24 @@ export function pgbouncerMemoryBytes(maxClientConn: number): number {
 export const postgresExporterMemoryBytes = 128 * MiB;
 /** pgbouncer_exporter 0.10 runs at 10–20 MiB: a handful of SHOW commands per scrape. */
 export const pgbouncerExporterMemoryBytes = 64 * MiB;
+/**
+ * node_exporter 1.9 with the six collectors of configs/exporters.ts: 20 MiB resident on the perf cluster while
+ * Prometheus scraped it every second (Debian 13's 1.9.0). A scrape reads a few /proc files and statfs()es the mounts
+ * it sees, nothing that grows with the database; twice the measurement is the limit.
+ */
+export const nodeExporterMemoryBytes = 40 * MiB;
+/**
+ * mtail 3.0 with the rendered program (one regular expression, a counter and a histogram without labels): 19 MiB
+ * resident on the perf cluster (Debian 13's 3.0.9). Lines are streamed, so memory does not grow with the log;
+ * the rest is room for the Go runtime and a burst of slow-statement lines.
+ */
+export const mtailMemoryBytes = 48 * MiB;
 
-/** CPU requests of the sidecars (never limited). PgBouncer is single-threaded: it cannot use more than one core. */
-export const sidecarCpuMillis = { pgbouncer: 250, postgresExporter: 50, pgbouncerExporter: 50 } as const;
+/**
+ * CPU requests of the sidecars (never limited). PgBouncer is single-threaded: it cannot use more than one core.
+ * node_exporter works only when scraped; mtail runs one regex per log line, and only slow statements are logged.
+ */
+export const sidecarCpuMillis = { pgbouncer: 250, postgresExporter: 50, pgbouncerExporter: 50, nodeExporter: 50, mtail: 50 } as const;
 
 /** PostgreSQL's own CPU request never goes below this, however small the node. */
 const minimumPostgresCpuMillis = 250;
@@ -162,6 +178,8 @@ export interface PodResourcePlan {
   readonly pgbouncer: ContainerResources;
   readonly postgresExporter: ContainerResources;
   readonly pgbouncerExporter: ContainerResources;
+  readonly nodeExporter: ContainerResources;
+  readonly mtail: ContainerResources;
   /** sizeLimit of the memory-backed /dev/shm, bytes and as a quantity. */
   readonly shmBytes: number;
   readonly shmSizeLimit: string;
@@ -218,7 +236,7 @@ export function podResources(input: SizingInput): PodResourcePlan {
   const daemonSetCpu = input.daemonSetCpuMillis ?? defaultDaemonSetCpuMillis;
   const hugePagesBytes = memory.hugePages * hugePageBytes;
   const pgbouncerBytes = pgbouncerMemoryBytes(input.maxClientConn);
-  const sidecarBytes = pgbouncerBytes + postgresExporterMemoryBytes + pgbouncerExporterMemoryBytes;
+  const sidecarBytes = pgbouncerBytes + postgresExporterMemoryBytes + pgbouncerExporterMemoryBytes + nodeExporterMemoryBytes + mtailMemoryBytes;
   const kubeReservedBytes = kubeReservedMemory(memory.nodeMemoryBytes);
   // The kubelet subtracts pre-allocated huge pages from the node's allocatable memory.
   const share = memory.nodeMemoryBytes - kubeReservedBytes - evictionThresholdBytes - daemonSetBytes - hugePagesBytes - sidecarBytes;
@@ -240,7 +258,7 @@ export function podResources(input: SizingInput): PodResourcePlan {
         `below the ${humanBytes(floor)} it needs (${needs.join(", ")}); use a larger node or lower maintenance_work_mem or max_connections`,
     );
   }
-  const sidecarCpu = sidecarCpuMillis.pgbouncer + sidecarCpuMillis.postgresExporter + sidecarCpuMillis.pgbouncerExporter;
+  const sidecarCpu = Object.values(sidecarCpuMillis).reduce((a, b) => a + b, 0);
   const postgresCpuMillis = Math.max(minimumPostgresCpuMillis, input.cpus * 1000 - kubeReservedCpuMillis(input.cpus) - daemonSetCpu - sidecarCpu);
 
   const postgresMemory = memoryOnly(postgresBytes);
@@ -257,6 +275,8 @@ export function podResources(input: SizingInput): PodResourcePlan {
     pgbouncer: withCpu(memoryOnly(pgbouncerBytes), sidecarCpuMillis.pgbouncer),
     postgresExporter: withCpu(memoryOnly(postgresExporterMemoryBytes), sidecarCpuMillis.postgresExporter),
     pgbouncerExporter: withCpu(memoryOnly(pgbouncerExporterMemoryBytes), sidecarCpuMillis.pgbouncerExporter),
+    nodeExporter: withCpu(memoryOnly(nodeExporterMemoryBytes), sidecarCpuMillis.nodeExporter),
+    mtail: withCpu(memoryOnly(mtailMemoryBytes), sidecarCpuMillis.mtail),
     shmBytes,
     shmSizeLimit: k8sQuantity(shmBytes),
     hugePagesBytes,

@@ -5,7 +5,8 @@
  */
 import { createHash } from "node:crypto";
 import path from "node:path";
-import { pgbouncerExporterCommand, postgresExporterCommand } from "../../configs/exporters";
+import { nodeExporterArgs, nodeExporterPort, pgbouncerExporterCommand, postgresExporterCommand } from "../../configs/exporters";
+import { mtailArgs, mtailPort, mtailProgramFile } from "../../configs/mtail";
 import { pgbouncerAuthFile, pgbouncerPort } from "../../configs/pgbouncer";
 import type { MemoryBudget } from "../../configs/kubernetes-resources";
 import type { Rendered, RenderedFileName, RenderedMemory } from "../../configs/rendered";
@@ -46,6 +47,8 @@ export const paths = {
   hookBundle: "/hook/pgstack.js",
   planDir: "/etc/pgstack",
   plan: "/etc/pgstack/plan.json",
+  /** mtail loads every `*.mtail` file of this directory (`--progs`); the rendered program is the only one. */
+  mtailProgramsDir: "/etc/mtail",
 } as const;
 
 /** Container port names: what Services target and what the PodMonitor scrapes. At most 15 characters each. */
@@ -54,6 +57,8 @@ export const portNames = {
   pgbouncer: "pgbouncer",
   postgresMetrics: "pg-metrics",
   pgbouncerMetrics: "pgb-metrics",
+  nodeMetrics: "node-metrics",
+  mtailMetrics: "mtail-metrics",
   canaryMetrics: "canary-metrics",
 } as const;
 
@@ -63,13 +68,21 @@ export const containerNames = {
   pgbouncer: "pgbouncer",
   postgresExporter: "postgres-exporter",
   pgbouncerExporter: "pgbouncer-exporter",
+  nodeExporter: "node-exporter",
+  mtail: "mtail",
   hook: "postdeploy",
   waitForDatabase: "wait-for-database",
   canary: "canary",
 } as const;
 
 /** The files the database pod reads: the checksum annotation covers exactly these. */
-export const podFiles: readonly RenderedFileName[] = ["pg_hba.conf", "pgbouncer.ini", "postgres-exporter-queries.yaml", "postgresql.conf"];
+export const podFiles: readonly RenderedFileName[] = [
+  "pg_hba.conf",
+  "pgbouncer.ini",
+  "postgres-exporter-queries.yaml",
+  "postgresql.conf",
+  mtailProgramFile,
+];
 
 /** Keys of the Secrets. */
 export const secretKeys = {
@@ -247,6 +260,19 @@ export function pgbouncerExporterLaunch(rendered: Rendered): ExporterLaunch {
   return { args: [...targetFlags, ...withoutFlags(exporters.pgbouncerExporterArgs, owned)], env: base.env, passwordEnv: base.passwordEnv };
 }
 
+/** node_exporter beside PostgreSQL: the shared collector flags, metrics on every pod address. */
+export function nodeExporterLaunchArgs(): string[] {
+  return [...nodeExporterArgs(), `--web.listen-address=:${nodeExporterPort}`];
+}
+
+/**
+ * mtail beside PostgreSQL: the rendered program from its ConfigMap directory, the collector's log files below PGDATA
+ * on the read-only data mount, metrics on every pod address.
+ */
+export function mtailLaunchArgs(): string[] {
+  return [...mtailArgs({ programsDir: paths.mtailProgramsDir, pgdata: paths.pgdata }), "--port", String(mtailPort)];
+}
+
 /** PgBouncer's listen_port as rendered (PgBouncer's own default is 6432 too). */
 export function pgbouncerListenPort(rendered: Rendered): number {
   const text = iniSetting(rendered.files["pgbouncer.ini"], "pgbouncer", "listen_port");
@@ -312,6 +338,8 @@ export function kubernetesProblems(rendered: Rendered): string[] {
     ["PgBouncer (pgbouncer.ini listen_port)", listen],
     ["postgres_exporter", exporters.postgresExporterPort],
     ["pgbouncer_exporter", exporters.pgbouncerExporterPort],
+    ["node_exporter", nodeExporterPort],
+    ["mtail", mtailPort],
   ];
   for (const [what, p] of ports) if (!Number.isInteger(p) || p < 1 || p > 65535) problems.push(`${what} port ${p} is not a port number (1–65535)`);
   for (let i = 0; i < ports.length; i++) {

@@ -1,9 +1,9 @@
 /**
- * What the Prometheus Operator needs to watch one stack: a PodMonitor for both exporters, one for the canary, and a
- * PrometheusRule with the rendered alert rules. Plain data in, plain data out.
+ * What the Prometheus Operator needs to watch one stack: a PodMonitor for the database pod's four metric sources,
+ * one for the canary, and a PrometheusRule with the rendered alert rules. Plain data in, plain data out.
  */
 import type { Rendered } from "../../configs/rendered";
-import { canaryJob, pgbouncerJob, postgresJob } from "../../configs/scrape";
+import { canaryJob, mtailJob, nodeJob, pgbouncerJob, postgresJob } from "../../configs/scrape";
 import { portNames } from "./layout";
 import type { Labels } from "./network";
 
@@ -13,14 +13,20 @@ function fixedLabel(label: string, value: string): Record<string, string> {
 }
 
 /**
- * Scrape both metrics ports of the database pod. The alert rules select `job="postgres"` / `job="pgbouncer"` and
- * `stack="<stack>"` (configs/scrape.ts, configs/alerts.ts), so each endpoint sets both; without them the operator's
- * own job name (`<namespace>/<podmonitor>`) would leave every rule blind and ScrapeJobAbsent firing.
+ * Scrape every metrics port of the database pod. The alert rules select `job="postgres"`, `job="pgbouncer"`,
+ * `job="node"`, `job="mtail"` and `stack="<stack>"` (configs/scrape.ts, configs/alerts.ts), so each endpoint sets
+ * both; without them the operator's own job name (`<namespace>/<podmonitor>`) would leave every rule blind and
+ * ScrapeJobAbsent firing.
  */
 export function podMonitorSpec(selector: Labels, stack: string, scrapeInterval: string): Record<string, unknown> {
   const endpoint = (port: string, job: string) => metricsEndpoint(port, job, stack, scrapeInterval);
   return {
-    podMetricsEndpoints: [endpoint(portNames.postgresMetrics, postgresJob), endpoint(portNames.pgbouncerMetrics, pgbouncerJob)],
+    podMetricsEndpoints: [
+      endpoint(portNames.postgresMetrics, postgresJob),
+      endpoint(portNames.pgbouncerMetrics, pgbouncerJob),
+      endpoint(portNames.nodeMetrics, nodeJob),
+      endpoint(portNames.mtailMetrics, mtailJob),
+    ],
     selector: { matchLabels: { ...selector } },
   };
 }

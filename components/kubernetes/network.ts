@@ -5,6 +5,8 @@
  */
 import type * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
+import { nodeExporterPort } from "../../configs/exporters";
+import { mtailPort } from "../../configs/mtail";
 import { portNames, postgresPort } from "./layout";
 
 export interface DatabasePorts {
@@ -12,6 +14,10 @@ export interface DatabasePorts {
   readonly pgbouncer: number;
   readonly postgresMetrics: number;
   readonly pgbouncerMetrics: number;
+  /** node_exporter. */
+  readonly nodeMetrics: number;
+  /** mtail. */
+  readonly mtailMetrics: number;
 }
 
 export type Labels = Readonly<Record<string, string>>;
@@ -46,6 +52,8 @@ export function databaseServiceSpecs(selector: Labels, ports: DatabasePorts): Da
         servicePort(portNames.pgbouncer, ports.pgbouncer),
         servicePort(portNames.postgresMetrics, ports.postgresMetrics),
         servicePort(portNames.pgbouncerMetrics, ports.pgbouncerMetrics),
+        servicePort(portNames.nodeMetrics, ports.nodeMetrics),
+        servicePort(portNames.mtailMetrics, ports.mtailMetrics),
       ],
       // The pod's DNS name resolves while it starts, so an administrator can reach a pod that is not Ready yet.
       publishNotReadyAddresses: true,
@@ -92,10 +100,10 @@ function tcp(port: number): k8s.types.input.networking.v1.NetworkPolicyPort {
 
 /**
  * Ingress only: the containers of the pod talk to each other over loopback, which no policy sees, and the pod
- * opens no connection of its own; egress stays with the cluster's defaults. Applications reach PgBouncer only; the hook reaches PostgreSQL directly (index builds, bypassing the
- * transaction pool) and PgBouncer (the smoke benchmark); the canary probes logins on both, as its `postgres` and
- * `pgbouncer` targets; Prometheus reaches the metrics ports. Anything else,
- * including application pods on 5432, is dropped. `kubectl port-forward` and `exec` enter through the kubelet,
+ * opens no connection of its own; egress stays with the cluster's defaults. Applications reach PgBouncer only; the
+ * hook reaches PostgreSQL directly (index builds, bypassing the transaction pool) and PgBouncer (the smoke
+ * benchmark); the canary probes logins on both, as its `postgres` and `pgbouncer` targets; Prometheus reaches every
+ * metrics port (both exporters, node_exporter, mtail). Anything else, including application pods on 5432, is dropped. `kubectl port-forward` and `exec` enter through the kubelet,
  * not the pod network, so administrators still reach 5432.
  */
 export function databaseNetworkPolicySpec(selector: Labels, ports: DatabasePorts, peers: DatabasePeers): k8s.types.input.networking.v1.NetworkPolicySpec {
@@ -104,7 +112,10 @@ export function databaseNetworkPolicySpec(selector: Labels, ports: DatabasePorts
       { from: [peer(peers.clientNamespaces, peers.clientPods)], ports: [tcp(ports.pgbouncer)] },
       { from: [peer(namespaceNameLabel(peers.namespace), peers.hookPods)], ports: [tcp(ports.postgres), tcp(ports.pgbouncer)] },
       { from: [peer(namespaceNameLabel(peers.namespace), peers.canaryPods)], ports: [tcp(ports.postgres), tcp(ports.pgbouncer)] },
-      { from: [peer(peers.prometheusNamespaces, peers.prometheusPods)], ports: [tcp(ports.postgresMetrics), tcp(ports.pgbouncerMetrics)] },
+      {
+        from: [peer(peers.prometheusNamespaces, peers.prometheusPods)],
+        ports: [tcp(ports.postgresMetrics), tcp(ports.pgbouncerMetrics), tcp(ports.nodeMetrics), tcp(ports.mtailMetrics)],
+      },
     ],
     podSelector: { matchLabels: { ...selector } },
     policyTypes: ["Ingress"],
@@ -137,7 +148,10 @@ export function databaseDisruptionBudgetSpec(selector: Labels): k8s.types.input.
   return { minAvailable: 1, selector: { matchLabels: { ...selector } }, unhealthyPodEvictionPolicy: "AlwaysAllow" };
 }
 
-/** The ports of one database pod, for Services and the NetworkPolicy. */
+/**
+ * The ports of one database pod, for Services and the NetworkPolicy. node_exporter's and mtail's are fixed
+ * (configs/exporters.ts, configs/mtail.ts); the others come from the rendered files and flags.
+ */
 export function databasePorts(pgbouncer: number, postgresMetrics: number, pgbouncerMetrics: number): DatabasePorts {
-  return { postgres: postgresPort, pgbouncer, postgresMetrics, pgbouncerMetrics };
+  return { postgres: postgresPort, pgbouncer, postgresMetrics, pgbouncerMetrics, nodeMetrics: nodeExporterPort, mtailMetrics: mtailPort };
 }

@@ -1,15 +1,20 @@
 /**
- * The database StatefulSet's spec: one pod with PostgreSQL + pgvector, PgBouncer as a native sidecar, and the two
- * exporters. Plain data in (the Rendered stack, object names, the resource plan), plain data out; no Pulumi calls.
+ * The database StatefulSet's spec: one pod with PostgreSQL + pgvector, PgBouncer as a native sidecar, the two
+ * exporters, node_exporter and mtail. Plain data in (the Rendered stack, object names, the resource plan), plain
+ * data out; no Pulumi calls.
  */
 import type * as k8s from "@pulumi/kubernetes";
 import path from "node:path";
 import { k8sQuantity, type PodResourcePlan } from "../../configs/kubernetes-resources";
+import { nodeExporterPort } from "../../configs/exporters";
+import { mtailPort, mtailProgramFile } from "../../configs/mtail";
 import type { Rendered } from "../../configs/rendered";
 import {
   configChecksum,
   containerNames,
   type KubernetesNames,
+  mtailLaunchArgs,
+  nodeExporterLaunchArgs,
   objectLabels,
   paths,
   pgbouncerExporterLaunch,
@@ -31,6 +36,9 @@ type Volume = k8s.types.input.core.v1.Volume;
 
 /** Files from ConfigMaps and Secrets: read-only to their owner and group (fsGroup), nothing for others. */
 const readOnlyFileMode = 0o440;
+
+/** uid `nobody`, which the node_exporter image runs as: it reads no file that anyone owns. */
+const nobodyUid = 65534;
 
 /**
  * The restricted Pod Security Standard, per container: no privilege escalation, no capabilities, the runtime's
@@ -169,6 +177,52 @@ function pgbouncerExporterContainer(rendered: Rendered, names: KubernetesNames, 
   };
 }
 
+/** The data volume for the containers that only look at it: they can never write to PostgreSQL's files. */
+const dataReadOnly = { mountPath: paths.dataMount, name: "data", readOnly: true } as const;
+
+/**
+ * node_exporter without any host access (no hostPath, host PID or host network), so the pod stays within the
+ * restricted Pod Security Standard. It needs none for what the alerts ask: /proc/stat and /proc/meminfo are the
+ * node's in any container, and the filesystem collector reports the mounts of its own container (it reads
+ * /proc/1/mountinfo, which is its own process while the pod does not share a process namespace), so the data volume
+ * is mounted into it, read-only, for node_filesystem_* of exactly the disk the disk alert watches. statfs() of the
+ * mount point needs no access to PGDATA (0700, uid 999), so it runs as nobody.
+ */
+function nodeExporterContainer(rendered: Rendered, resources: PodResourcePlan): Container {
+  return {
+    name: containerNames.nodeExporter,
+    image: rendered.spec.images.nodeExporter,
+    args: nodeExporterLaunchArgs(),
+    ports: [{ containerPort: nodeExporterPort, name: portNames.nodeMetrics, protocol: "TCP" }],
+    resources: { limits: sortedRecord(resources.nodeExporter.limits), requests: sortedRecord(resources.nodeExporter.requests) },
+    volumeMounts: [dataReadOnly],
+    livenessProbe: { failureThreshold: 6, httpGet: { path: "/", port: portNames.nodeMetrics }, periodSeconds: 20, timeoutSeconds: 5 },
+    securityContext: restrictedSecurityContext(nobodyUid),
+  };
+}
+
+/**
+ * mtail follows PostgreSQL's own log files: the logging collector writes them below PGDATA, mode 0600 in a 0700
+ * directory owned by the postgres uid, so mtail runs as that uid with the data volume mounted read-only. It writes
+ * nothing itself (`--logtostderr`), so the root filesystem stays read-only. Started before PostgreSQL has written a
+ * file, it re-matches the glob every poll and picks the file up when it appears.
+ */
+function mtailContainer(rendered: Rendered, resources: PodResourcePlan): Container {
+  return {
+    name: containerNames.mtail,
+    // FROM scratch, ENTRYPOINT /usr/bin/mtail: only args are given.
+    image: rendered.spec.images.mtail,
+    args: mtailLaunchArgs(),
+    ports: [{ containerPort: mtailPort, name: portNames.mtailMetrics, protocol: "TCP" }],
+    resources: { limits: sortedRecord(resources.mtail.limits), requests: sortedRecord(resources.mtail.requests) },
+    // The ConfigMap volume's own entries (..data, ..<timestamp>) are hidden files, which mtail's loader skips.
+    volumeMounts: [dataReadOnly, { mountPath: paths.mtailProgramsDir, name: "mtail-program", readOnly: true }],
+    // mtail has no health endpoint; its status page at / answers while the HTTP server runs.
+    livenessProbe: { failureThreshold: 6, httpGet: { path: "/", port: portNames.mtailMetrics }, periodSeconds: 20, timeoutSeconds: 5 },
+    securityContext: restrictedSecurityContext(postgresUid),
+  };
+}
+
 function volumes(rendered: Rendered, names: KubernetesNames, resources: PodResourcePlan): Volume[] {
   const queriesPath = postgresExporterLaunch(rendered).queriesPath;
   return [
@@ -204,6 +258,10 @@ function volumes(rendered: Rendered, names: KubernetesNames, resources: PodResou
         name: names.config,
       },
       name: "exporter-queries",
+    },
+    {
+      configMap: { defaultMode: readOnlyFileMode, items: [{ key: mtailProgramFile, path: mtailProgramFile }], name: names.config },
+      name: "mtail-program",
     },
     // Memory-backed: tmpfs pages count against the postgres container's memory limit, which budgets for them.
     { emptyDir: { medium: "Memory", sizeLimit: resources.shmSizeLimit }, name: "shm" },
@@ -248,6 +306,8 @@ export function databaseStatefulSetSpec(input: DatabaseWorkloadInput): k8s.types
           postgresContainer(rendered, names, resources),
           postgresExporterContainer(rendered, names, resources),
           pgbouncerExporterContainer(rendered, names, resources),
+          nodeExporterContainer(rendered, resources),
+          mtailContainer(rendered, resources),
         ],
         // Service environment variables would only add noise (and names like PGBOUNCER_PORT) to every container.
         enableServiceLinks: false,

@@ -62,8 +62,9 @@ export interface VectorPostgresArgs {
 }
 
 /**
- * PostgreSQL 17 + pgvector as a one-pod StatefulSet, PgBouncer as a native sidecar, both exporters, the Services,
- * the NetworkPolicy and PodDisruptionBudget, and the Secrets they read. See pod-template.ts for the pod itself.
+ * PostgreSQL 17 + pgvector as a one-pod StatefulSet, PgBouncer as a native sidecar, both exporters, node_exporter
+ * and mtail, the Services, the NetworkPolicy and PodDisruptionBudget, and the Secrets they read. See pod-template.ts
+ * for the pod itself.
  */
 export class VectorPostgres extends pulumi.ComponentResource {
   public readonly names: KubernetesNames;

@@ -1,18 +1,24 @@
 import { describe, expect, it } from "vitest";
 import {
   backendBaselineBytes,
+  type ContainerResources,
+  defaultDaemonSetCpuMillis,
   defaultDaemonSetMemoryBytes,
   evictionThresholdBytes,
   hugePages2Mi,
   k8sQuantity,
   kubeReservedCpuMillis,
   kubeReservedMemory,
+  mtailMemoryBytes,
+  nodeExporterMemoryBytes,
   pgbouncerExporterMemoryBytes,
   pgbouncerMemoryBytes,
+  type PodResourcePlan,
   podResources,
   postgresExporterMemoryBytes,
   postgresMemoryFloor,
   shmSizeBytes,
+  sidecarCpuMillis,
   type SizingInput,
 } from "../../configs/kubernetes-resources";
 import { renderStack } from "../../configs/render";
@@ -29,6 +35,17 @@ function memoryFor(memory: string, hugePages: "on" | "off" = "on", cpus = 8): Re
 
 function sizing(memory: RenderedMemory, overrides: Partial<SizingInput> = {}): SizingInput {
   return { memory, cpus: 8, maxConnections: 200, maxClientConn: 2000, ...overrides };
+}
+
+/** Every container beside PostgreSQL, as the pod runs them. */
+function sidecarsOf(plan: PodResourcePlan): ContainerResources[] {
+  return [plan.pgbouncer, plan.postgresExporter, plan.pgbouncerExporter, plan.nodeExporter, plan.mtail];
+}
+
+function cpuMillis(resources: ContainerResources): number {
+  const m = /^(\d+)m$/.exec(resources.requests.cpu);
+  if (!m) throw new Error(`unexpected CPU request ${resources.requests.cpu}`);
+  return Number(m[1]);
 }
 
 /** Kubernetes quantity → bytes, for the quantities k8sQuantity writes. */
@@ -111,7 +128,7 @@ describe("podResources: PostgreSQL gets the node's share; sidecars are budgeted 
   it.each(["4Gi", "8Gi", "16Gi", "32Gi", "64Gi", "128Gi", "256Gi"])("%s node: everything adds up to the node, nothing twice", (node) => {
     const memory = memoryFor(node);
     const plan = podResources(sizing(memory));
-    const containerMemory = [plan.postgres, plan.pgbouncer, plan.postgresExporter, plan.pgbouncerExporter].map((c) => quantityBytes(c.limits.memory));
+    const containerMemory = [plan.postgres, ...sidecarsOf(plan)].map((c) => quantityBytes(c.limits.memory));
     const total =
       containerMemory.reduce((a, b) => a + b, 0) + plan.hugePagesBytes + kubeReservedMemory(memory.nodeMemoryBytes) + evictionThresholdBytes + defaultDaemonSetMemoryBytes;
     expect(total).toBeLessThanOrEqual(memory.nodeMemoryBytes);
@@ -126,7 +143,12 @@ describe("podResources: PostgreSQL gets the node's share; sidecars are budgeted 
     expect(plan.pgbouncer).toEqual({ requests: { cpu: "250m", memory: k8sQuantity(pgbouncerMemoryBytes(2000)) }, limits: { memory: k8sQuantity(pgbouncerMemoryBytes(2000)) } });
     expect(plan.postgresExporter.limits.memory).toBe(k8sQuantity(postgresExporterMemoryBytes));
     expect(plan.pgbouncerExporter.limits.memory).toBe(k8sQuantity(pgbouncerExporterMemoryBytes));
-    for (const c of [plan.postgres, plan.pgbouncer, plan.postgresExporter, plan.pgbouncerExporter]) {
+    expect(plan.nodeExporter).toEqual({
+      requests: { cpu: `${sidecarCpuMillis.nodeExporter}m`, memory: k8sQuantity(nodeExporterMemoryBytes) },
+      limits: { memory: k8sQuantity(nodeExporterMemoryBytes) },
+    });
+    expect(plan.mtail).toEqual({ requests: { cpu: `${sidecarCpuMillis.mtail}m`, memory: k8sQuantity(mtailMemoryBytes) }, limits: { memory: k8sQuantity(mtailMemoryBytes) } });
+    for (const c of [plan.postgres, ...sidecarsOf(plan)]) {
       expect(c.limits.cpu).toBeUndefined();
       expect(c.requests.cpu).toMatch(/^\d+m$/);
       expect(c.requests.memory).toBe(c.limits.memory);
@@ -148,11 +170,28 @@ describe("podResources: PostgreSQL gets the node's share; sidecars are budgeted 
     expect(podResources(sizing(memory)).budget.postgresBytes - plan.budget.postgresBytes).toBe(GiB - defaultDaemonSetMemoryBytes);
   });
 
-  it("32 GiB, 8 cpus: the numbers", () => {
+  it("32 GiB, 8 cpus: the numbers; every sidecar's memory and CPU is taken out of PostgreSQL's share exactly once", () => {
     const memory = memoryFor("32Gi");
     const plan = podResources(sizing(memory));
-    expect(plan.budget).toMatchObject({ nodeMemoryBytes: 32 * GiB, kubeReservedBytes: 3646 * MiB, postgresCpuMillis: 8000 - 90 - 300 - 350 });
-    expect(plan.postgres.requests.cpu).toBe("7260m");
+    const sidecars = sidecarsOf(plan);
+    const sidecarCpu = sidecars.reduce((sum, c) => sum + cpuMillis(c), 0);
+    const sidecarBytes = sidecars.reduce((sum, c) => sum + quantityBytes(c.limits.memory), 0);
+    // Five sidecars; sidecarCpuMillis names each once.
+    expect(Object.keys(sidecarCpuMillis).sort()).toEqual(["mtail", "nodeExporter", "pgbouncer", "pgbouncerExporter", "postgresExporter"]);
+    expect(sidecarCpu).toBe(Object.values(sidecarCpuMillis).reduce((a, b) => a + b, 0));
+    expect(plan.budget.sidecarBytes).toBe(sidecarBytes);
+    const postgresCpuMillis = 8000 - kubeReservedCpuMillis(8) - defaultDaemonSetCpuMillis - sidecarCpu;
+    expect(plan.budget).toMatchObject({ nodeMemoryBytes: 32 * GiB, kubeReservedBytes: 3646 * MiB, postgresCpuMillis });
+    expect(plan.postgres.requests.cpu).toBe(`${postgresCpuMillis}m`);
+    expect(plan.budget.postgresBytes).toBe(
+      Math.floor((32 * GiB - 3646 * MiB - evictionThresholdBytes - defaultDaemonSetMemoryBytes - plan.hugePagesBytes - sidecarBytes) / MiB) * MiB,
+    );
+  });
+
+  it("4 GiB node: the monitoring sidecars still leave PostgreSQL its floor at the default 200 connections", () => {
+    const memory = memoryFor("4Gi");
+    const plan = podResources(sizing(memory));
+    expect(plan.budget.postgresBytes).toBeGreaterThanOrEqual(postgresMemoryFloor(memory, 200));
   });
 
   it("refuses a node too small for PostgreSQL's floor, with the numbers", () => {

@@ -4,7 +4,9 @@
  */
 import vm from "node:vm";
 import { describe, expect, it } from "vitest";
+import { nodeExporterArgs } from "../../../configs/exporters";
 import { podResources } from "../../../configs/kubernetes-resources";
+import { mtailArgs } from "../../../configs/mtail";
 import { renderStack } from "../../../configs/render";
 import type { Rendered } from "../../../configs/rendered";
 import { monitorRole, statsUser } from "../../../configs/roles";
@@ -19,6 +21,8 @@ import {
   kubernetesNames,
   kubernetesProblems,
   largestBuildMemory,
+  mtailLaunchArgs,
+  nodeExporterLaunchArgs,
   pgbouncerExporterLaunch,
   postgresExporterLaunch,
   sha256,
@@ -104,16 +108,26 @@ describe("kubernetesProblems", () => {
     const clash = { ...r, exporters: { ...r.exporters, pgbouncerExporterPort: 6432 } };
     expect(kubernetesProblems(clash)).toEqual(["PgBouncer (pgbouncer.ini listen_port) and pgbouncer_exporter both use port 6432 in one pod"]);
   });
+
+  it("refuses an exporter port that node_exporter or mtail already uses in the pod", () => {
+    const r = rendered();
+    expect(kubernetesProblems({ ...r, exporters: { ...r.exporters, postgresExporterPort: 9100 } })).toEqual([
+      "postgres_exporter and node_exporter both use port 9100 in one pod",
+    ]);
+    expect(kubernetesProblems({ ...r, exporters: { ...r.exporters, pgbouncerExporterPort: 3903 } })).toEqual([
+      "pgbouncer_exporter and mtail both use port 3903 in one pod",
+    ]);
+  });
 });
 
 describe("configChecksum", () => {
   const r = rendered();
   it("is stable, and covers exactly the files the pod reads", () => {
     expect(configChecksum(r.files)).toBe(configChecksum(rendered().files));
-    for (const name of ["postgresql.conf", "pg_hba.conf", "pgbouncer.ini", "postgres-exporter-queries.yaml"] as const) {
+    for (const name of ["postgresql.conf", "pg_hba.conf", "pgbouncer.ini", "postgres-exporter-queries.yaml", "postgresql.mtail"] as const) {
       expect(configChecksum({ ...r.files, [name]: `${r.files[name]}# changed\n` })).not.toBe(configChecksum(r.files));
     }
-    for (const name of ["alert-rules.yaml", "hnsw-plan.sql", "plan.json"] as const) {
+    for (const name of ["alert-rules.yaml", "hnsw-plan.sql", "plan.json", "grafana-dashboard.json"] as const) {
       expect(configChecksum({ ...r.files, [name]: `${r.files[name]}\n` })).toBe(configChecksum(r.files));
     }
   });
@@ -132,6 +146,15 @@ describe("exporter command lines", () => {
       DATA_SOURCE_USER: monitorRole,
     });
     expect(launch.passwordEnv).toBe("DATA_SOURCE_PASS");
+  });
+
+  it("node_exporter: exactly the shared collector flags, listening on the pod at 9100", () => {
+    expect(nodeExporterLaunchArgs()).toEqual([...nodeExporterArgs(), "--web.listen-address=:9100"]);
+  });
+
+  it("mtail: exactly the shared flags for the program's ConfigMap directory and PGDATA on the data mount, port 3903", () => {
+    expect(mtailLaunchArgs()).toEqual([...mtailArgs({ programsDir: "/etc/mtail", pgdata: "/var/lib/postgresql/data/pgdata" }), "--port", "3903"]);
+    expect(mtailLaunchArgs()).toContain("/var/lib/postgresql/data/pgdata/log/postgresql-*.log");
   });
 
   it("pgbouncer_exporter: the stats user on PgBouncer's admin console, no password in the URL", () => {
@@ -196,7 +219,14 @@ describe("Services and NetworkPolicy", () => {
     expect(s.pooled.ports).toEqual([{ name: "pgbouncer", port: 6432, protocol: "TCP", targetPort: "pgbouncer" }]);
     expect(s.direct.ports).toEqual([{ name: "postgres", port: 5432, protocol: "TCP", targetPort: "postgres" }]);
     expect(s.headless).toMatchObject({ clusterIP: "None" });
-    expect((s.headless.ports as { name: string }[]).map((p) => p.name)).toEqual(["postgres", "pgbouncer", "pg-metrics", "pgb-metrics"]);
+    expect((s.headless.ports as { name: string; port: number }[]).map((p) => `${p.name}:${p.port}`)).toEqual([
+      "postgres:5432",
+      "pgbouncer:6432",
+      "pg-metrics:9187",
+      "pgb-metrics:9127",
+      "node-metrics:9100",
+      "mtail-metrics:3903",
+    ]);
   });
 
   it("admits applications to 6432 only, the hook and the canary to 5432 and 6432, Prometheus to the metrics ports", () => {
@@ -236,6 +266,8 @@ describe("Services and NetworkPolicy", () => {
         ports: [
           { port: 9187, protocol: "TCP" },
           { port: 9127, protocol: "TCP" },
+          { port: 9100, protocol: "TCP" },
+          { port: 3903, protocol: "TCP" },
         ],
       },
     ]);
@@ -269,12 +301,13 @@ describe("the canary's NetworkPolicy", () => {
 describe("monitoring specs", () => {
   it("PodMonitor sets the job and stack labels the alert rules select on", () => {
     const spec = podMonitorSpec({ a: "b" }, "staging", "15s") as { podMetricsEndpoints: { port: string; relabelings: unknown[] }[] };
-    expect(spec.podMetricsEndpoints.map((e) => e.port)).toEqual(["pg-metrics", "pgb-metrics"]);
-    expect(spec.podMetricsEndpoints[0].relabelings).toEqual([
-      { action: "replace", replacement: "postgres", targetLabel: "job" },
-      { action: "replace", replacement: "staging", targetLabel: "stack" },
-    ]);
-    expect(spec.podMetricsEndpoints[1].relabelings[0]).toEqual({ action: "replace", replacement: "pgbouncer", targetLabel: "job" });
+    expect(spec.podMetricsEndpoints.map((e) => e.port)).toEqual(["pg-metrics", "pgb-metrics", "node-metrics", "mtail-metrics"]);
+    expect(spec.podMetricsEndpoints.map((e) => e.relabelings)).toEqual(
+      ["postgres", "pgbouncer", "node", "mtail"].map((job) => [
+        { action: "replace", replacement: job, targetLabel: "job" },
+        { action: "replace", replacement: "staging", targetLabel: "stack" },
+      ]),
+    );
   });
 
   it("the canary's PodMonitor scrapes its port as job canary with the stack label", () => {

@@ -19,6 +19,8 @@ type Modules = {
   spec: typeof import("../../../configs/spec");
   credentials: typeof import("../../../components/kubernetes/credentials");
   layout: typeof import("../../../components/kubernetes/layout");
+  exporters: typeof import("../../../configs/exporters");
+  mtail: typeof import("../../../configs/mtail");
 };
 let m: Modules;
 
@@ -31,6 +33,8 @@ beforeAll(async () => {
     spec: await import("../../../configs/spec"),
     credentials: await import("../../../components/kubernetes/credentials"),
     layout: await import("../../../components/kubernetes/layout"),
+    exporters: await import("../../../configs/exporters"),
+    mtail: await import("../../../configs/mtail"),
   };
 });
 
@@ -171,7 +175,7 @@ describe("the database pod: containers", () => {
   it("runs PgBouncer as a native sidecar: an init container with restartPolicy Always", async () => {
     const spec = podSpec((await mainStack()).one(T.statefulSet));
     expect(spec.initContainers.map((c: Obj) => [c.name, c.restartPolicy])).toEqual([["pgbouncer", "Always"]]);
-    expect(spec.containers.map((c: Obj) => c.name)).toEqual(["postgres", "postgres-exporter", "pgbouncer-exporter"]);
+    expect(spec.containers.map((c: Obj) => c.name)).toEqual(["postgres", "postgres-exporter", "pgbouncer-exporter", "node-exporter", "mtail"]);
     expect(spec.containers.every((c: Obj) => c.restartPolicy === undefined)).toBe(true);
   });
 
@@ -185,6 +189,65 @@ describe("the database pod: containers", () => {
     expect(sts.spec.volumeClaimTemplates[0].spec.resources.requests.storage).toBe("100Gi");
     expect(postgres.readinessProbe.exec.command[0]).toBe("pg_isready");
     expect(container(sts, "pgbouncer").readinessProbe.tcpSocket.port).toBe("pgbouncer");
+  });
+
+  it("runs node_exporter with exactly the shared collector flags, the data volume read-only, and no host access", async () => {
+    const sts = (await mainStack()).one(T.statefulSet);
+    const rendered = renderedFor();
+    const node = container(sts, "node-exporter");
+    expect(node.image).toBe(rendered.spec.images.nodeExporter);
+    expect(node.command).toBeUndefined();
+    expect(node.args).toEqual([...m.exporters.nodeExporterArgs(), `--web.listen-address=:${m.exporters.nodeExporterPort}`]);
+    expect(node.ports).toEqual([{ containerPort: 9100, name: "node-metrics", protocol: "TCP" }]);
+    // The data volume is the filesystem the disk alert watches; node_exporter only statfs()es it.
+    expect(node.volumeMounts).toEqual([{ mountPath: "/var/lib/postgresql/data", name: "data", readOnly: true }]);
+    expect(m.render.diskMountpointsFor("kubernetes")).toEqual([node.volumeMounts[0].mountPath]);
+    expect(node.securityContext.runAsUser).toBe(65534);
+    expect(node.resources).toEqual({ limits: { memory: "40Mi" }, requests: { cpu: "50m", memory: "40Mi" } });
+  });
+
+  it("runs mtail as the postgres uid over the collector's log files, the data volume read-only, the program from the ConfigMap", async () => {
+    const sts = (await mainStack()).one(T.statefulSet);
+    const rendered = renderedFor();
+    const mtail = container(sts, "mtail");
+    expect(mtail.image).toBe(rendered.spec.images.mtail);
+    expect(mtail.command).toBeUndefined();
+    expect(mtail.args).toEqual([
+      ...m.mtail.mtailArgs({ programsDir: "/etc/mtail", pgdata: "/var/lib/postgresql/data/pgdata" }),
+      "--port",
+      String(m.mtail.mtailPort),
+    ]);
+    expect(mtail.ports).toEqual([{ containerPort: 3903, name: "mtail-metrics", protocol: "TCP" }]);
+    // PostgreSQL's log files are 0600 in a 0700 PGDATA owned by 999: only that uid reads them.
+    expect(mtail.securityContext.runAsUser).toBe(999);
+    expect(mtail.securityContext.readOnlyRootFilesystem).toBe(true);
+    expect(mtail.args).toContain("--logtostderr");
+    expect(mtail.volumeMounts).toContainEqual({ mountPath: "/var/lib/postgresql/data", name: "data", readOnly: true });
+    const programMount = mtail.volumeMounts.find((v: Obj) => v.mountPath === "/etc/mtail");
+    expect(programMount.readOnly).toBe(true);
+    const programVolume = podSpec(sts).volumes.find((v: Obj) => v.name === programMount.name);
+    expect(programVolume.configMap).toMatchObject({ items: [{ key: "postgresql.mtail", path: "postgresql.mtail" }], name: "pgvector-config" });
+    expect((await mainStack()).one(T.configMap, "database").data["postgresql.mtail"]).toBe(rendered.files["postgresql.mtail"]);
+    expect(mtail.resources).toEqual({ limits: { memory: "48Mi" }, requests: { cpu: "50m", memory: "48Mi" } });
+  });
+
+  it("mounts the data volume writable in PostgreSQL only, and asks for nothing from the host", async () => {
+    const spec = podSpec((await mainStack()).one(T.statefulSet));
+    const dataMounts = [...spec.containers, ...spec.initContainers].flatMap((c: Obj) =>
+      (c.volumeMounts ?? []).filter((v: Obj) => v.name === "data").map((v: Obj) => [c.name, v.readOnly === true]),
+    );
+    expect(dataMounts).toEqual([
+      ["postgres", false],
+      ["node-exporter", true],
+      ["mtail", true],
+    ]);
+    expect(spec.hostPID).toBeUndefined();
+    expect(spec.hostNetwork).toBeUndefined();
+    expect(spec.hostIPC).toBeUndefined();
+    // node_exporter reads /proc/1/mountinfo: with a shared process namespace, PID 1 would be the pause container.
+    expect(spec.shareProcessNamespace).toBeUndefined();
+    expect(spec.volumes.filter((v: Obj) => v.hostPath)).toEqual([]);
+    expect(JSON.stringify(spec)).not.toMatch(/hostPath|hostPID|hostNetwork|hostIPC|hostPort|privileged/);
   });
 
   it("gives every container, init and sidecar too, a restricted security context", async () => {
@@ -225,6 +288,15 @@ describe("ConfigMap and the config checksum", () => {
     for (const [name, text] of Object.entries(renderedFor().files)) expect(Buffer.from(data[name]).equals(Buffer.from(text)), name).toBe(true);
   });
 
+  it("changes checksum/config with the mtail program, so a new program rolls the pod", async () => {
+    const checksum = async (d: Promise<Deployed>) => (await d).one(T.statefulSet).spec.template.metadata.annotations["checksum/config"];
+    const base = renderedFor();
+    const program = `${base.files["postgresql.mtail"]}# another program\n`;
+    const reprogrammed = deploy("s-mtail", () => ({ ...renderedFor(), files: { ...renderedFor().files, "postgresql.mtail": program } }));
+    expect((await reprogrammed).one(T.configMap, "database").data["postgresql.mtail"]).toBe(program);
+    expect(await checksum(reprogrammed)).not.toBe(await checksum(mainStack()));
+  });
+
   it("annotates the pod with checksum/config: unchanged when nothing changes, changed with postgresql.conf", async () => {
     const checksum = async (d: Promise<Deployed>) => (await d).one(T.statefulSet).spec.template.metadata.annotations["checksum/config"];
     const first = await checksum(mainStack());
@@ -242,11 +314,11 @@ describe("Services, NetworkPolicy, PodDisruptionBudget", () => {
     const ports = (role: string) => d.one(T.service, role).spec.ports.map((p: Obj) => `${p.name}:${p.port}`);
     expect(ports("pooled")).toEqual(["pgbouncer:6432"]);
     expect(ports("direct")).toEqual(["postgres:5432"]);
-    expect(ports("headless")).toEqual(["postgres:5432", "pgbouncer:6432", "pg-metrics:9187", "pgb-metrics:9127"]);
+    expect(ports("headless")).toEqual(["postgres:5432", "pgbouncer:6432", "pg-metrics:9187", "pgb-metrics:9127", "node-metrics:9100", "mtail-metrics:3903"]);
     const sts = d.one(T.statefulSet);
     expect(sts.spec.serviceName).toBe("pgvector-headless");
     const containerPorts = [...podSpec(sts).containers, ...podSpec(sts).initContainers].flatMap((c: Obj) => c.ports.map((p: Obj) => `${p.name}:${p.containerPort}`));
-    expect(containerPorts.sort()).toEqual(["pg-metrics:9187", "pgb-metrics:9127", "pgbouncer:6432", "postgres:5432"]);
+    expect(containerPorts.sort()).toEqual(["mtail-metrics:3903", "node-metrics:9100", "pg-metrics:9187", "pgb-metrics:9127", "pgbouncer:6432", "postgres:5432"]);
   });
 
   it("admits only the namespace's pods to 6432, the hook and the canary to 5432, Prometheus to the metrics ports by default", async () => {
@@ -271,7 +343,7 @@ describe("Services, NetworkPolicy, PodDisruptionBudget", () => {
       },
       {
         from: { namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "monitoring" } }, podSelector: { matchLabels: { "app.kubernetes.io/name": "prometheus" } } },
-        ports: [9187, 9127],
+        ports: [9187, 9127, 9100, 3903],
       },
     ]);
     // The hook's and the canary's pods carry the labels the policy admits.
@@ -406,7 +478,7 @@ describe("monitoring objects and the namespace", () => {
     expect(rule.apiVersion).toBe("monitoring.coreos.com/v1");
     expect(rule.spec).toEqual(JSON.parse(JSON.stringify(renderedFor().alertRuleGroups)));
     const monitor = d.one(T.podMonitor, "monitoring-pod-monitor");
-    expect(monitor.spec.podMetricsEndpoints.map((e: Obj) => e.port)).toEqual(["pg-metrics", "pgb-metrics"]);
+    expect(monitor.spec.podMetricsEndpoints.map((e: Obj) => e.port)).toEqual(["pg-metrics", "pgb-metrics", "node-metrics", "mtail-metrics"]);
     expect(monitor.spec.selector.matchLabels).toEqual(d.one(T.statefulSet).spec.selector.matchLabels);
   });
 
@@ -523,13 +595,41 @@ describe("the canary", () => {
   it("has its alert rules in the PrometheusRule: the canary group and its scrape guards", async () => {
     const rule = (await mainStack()).one(T.prometheusRule);
     const groups = rule.spec.groups as Obj[];
-    expect(groups.map((g) => g.name)).toEqual(["pgstack-staging-pgbouncer", "pgstack-staging-postgres", "pgstack-staging-canary", "pgstack-staging-targets"]);
+    expect(groups.map((g) => g.name)).toEqual([
+      "pgstack-staging-pgbouncer",
+      "pgstack-staging-postgres",
+      "pgstack-staging-canary",
+      "pgstack-staging-mtail",
+      "pgstack-staging-node",
+      "pgstack-staging-targets",
+    ]);
     const canaryAlerts = groups.find((g) => g.name === "pgstack-staging-canary").rules.filter((r: Obj) => r.alert).map((r: Obj) => r.alert);
     expect(canaryAlerts).toEqual(["CanaryConnectionFailures", "VectorQueryLatencyP95High", "QueryLatencyP99High"]);
     const guards = groups.find((g) => g.name === "pgstack-staging-targets").rules.map((r: Obj) => r.expr).join("\n");
-    expect(guards).toContain('job="canary"');
-    // node_exporter and mtail are not deployed on Kubernetes: no rules that could never fire.
-    expect(JSON.stringify(groups)).not.toMatch(/job="(node|mtail)"|job=~"[^"]*(node|mtail)/);
+    for (const job of ["postgres", "pgbouncer", "node", "canary", "mtail"]) expect(guards).toContain(`absent(up{job="${job}",stack="staging"})`);
+  });
+
+  it("scrapes exactly the jobs the alert rules are written for, each with the stack label", async () => {
+    const d = await mainStack();
+    const rules = JSON.stringify(d.one(T.prometheusRule).spec.groups);
+    // job="x" and job=~"x|y" in the rule expressions (JSON-escaped quotes).
+    const ruleJobs = new Set([...rules.matchAll(/job=~?\\"([^"\\]+)\\"/g)].flatMap((match) => match[1].split("|")));
+    const endpoints = d.of(T.podMonitor).flatMap((r) => (r.inputs as Obj).spec.podMetricsEndpoints);
+    const scraped = endpoints.map((e: Obj) => e.relabelings.find((l: Obj) => l.targetLabel === "job").replacement);
+    expect(scraped.sort()).toEqual([...ruleJobs].sort());
+    expect(scraped.sort()).toEqual(["canary", "mtail", "node", "pgbouncer", "postgres"]);
+    for (const e of endpoints) expect(e.relabelings).toContainEqual({ action: "replace", replacement: "staging", targetLabel: "stack" });
+    // Every scraped port is one a container of the selected pod declares, and the NetworkPolicy admits Prometheus to it.
+    const database = d.one(T.statefulSet);
+    const declared = new Map<string, number>(
+      podSpec(database).containers.flatMap((c: Obj) => (c.ports ?? []).map((p: Obj) => [p.name, p.containerPort] as [string, number])),
+    );
+    const databaseEndpoints = d.one(T.podMonitor, "monitoring-pod-monitor").spec.podMetricsEndpoints;
+    const admitted = d.one(T.networkPolicy, "database").spec.ingress[3].ports.map((p: Obj) => p.port);
+    for (const e of databaseEndpoints) {
+      expect(declared.has(e.port), e.port).toBe(true);
+      expect(admitted).toContain(declared.get(e.port));
+    }
   });
 });
 
@@ -582,6 +682,18 @@ describe("schema", () => {
     expect(schemaProblems(T.statefulSet, sts)).toEqual([
       { path: "", message: "data/spec/replicas must be integer" },
       { path: ".spec.template.spec.volumes[0].sizelimit", message: 'unknown field "sizelimit"' },
+    ]);
+  });
+
+  it("the walk reaches node_exporter's and mtail's containers too", async () => {
+    const sts = structuredClone(recorded.find((r) => r.type === T.statefulSet)!.inputs) as Obj;
+    const containers = sts.spec.template.spec.containers as Obj[];
+    const at = (name: string) => containers.findIndex((c) => c.name === name);
+    containers[at("node-exporter")].volumeMounts[0].readonly = true;
+    containers[at("mtail")].securityContext.runAsUSer = 999;
+    expect(schemaProblems(T.statefulSet, sts)).toEqual([
+      { path: `.spec.template.spec.containers[${at("node-exporter")}].volumeMounts[0].readonly`, message: 'unknown field "readonly"' },
+      { path: `.spec.template.spec.containers[${at("mtail")}].securityContext.runAsUSer`, message: 'unknown field "runAsUSer"' },
     ]);
   });
 
