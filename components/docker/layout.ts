@@ -1,12 +1,13 @@
 /**
  * How the rendered stack is laid out on one Docker host: paths inside the images, published ports, container names,
- * /dev/shm and memlock sizes, exporter command lines, the post-deploy hook's re-run trigger. Plain data in, plain data
- * out; the components in this folder only wire resources from it, and tests check it without Pulumi.
+ * /dev/shm and memlock sizes, exporter and mtail command lines, the post-deploy hook's re-run trigger. Plain data in,
+ * plain data out; the components in this folder only wire resources from it, and tests check it without Pulumi.
  */
 import { createHash } from "node:crypto";
 import { canaryPort } from "../../configs/canary";
-import { pgbouncerExporterCommand, postgresExporterCommand } from "../../configs/exporters";
+import { nodeExporterArgs, nodeExporterPort, pgbouncerExporterCommand, postgresExporterCommand } from "../../configs/exporters";
 import type { IndexPlanEntry } from "../../configs/hnsw";
+import { mtailArgs, mtailPort, mtailProgramFile } from "../../configs/mtail";
 import { pgbouncerAuthFile, pgbouncerPort } from "../../configs/pgbouncer";
 import { exporterQueriesPath } from "../../configs/render";
 import { monitorRole, statsUser } from "../../configs/roles";
@@ -35,7 +36,11 @@ export const paths = {
   pgHbaConf: "/etc/postgresql/pg_hba.conf",
   /** The postgres image runs *.sql here once, when it initialises an empty data directory. */
   bootstrapSql: "/docker-entrypoint-initdb.d/10-pgstack-roles.sql",
-  /** The postgres image's PGDATA. */
+  /**
+   * The postgres image's PGDATA, where the data volume is mounted. node_exporter and mtail mount the same volume at
+   * the same path: the disk alert selects this mountpoint (configs/render.ts containerDataMount), and mtail follows
+   * the log under it.
+   */
   dataDirectory: "/var/lib/postgresql/data",
   /** The edoburu/pgbouncer entrypoint leaves an existing pgbouncer.ini alone and runs `pgbouncer` on this path. */
   pgbouncerIni: "/etc/pgbouncer/pgbouncer.ini",
@@ -44,7 +49,19 @@ export const paths = {
   prometheusData: "/prometheus",
   hookBundle: "/hook/pgstack.js",
   hookPlan: "/etc/pgstack/plan.json",
+  /** mtail's --progs directory: it loads every program in it, and exports the file name as the `prog` label. */
+  mtailPrograms: "/etc/mtail",
 } as const;
+
+/** The rendered postgresql.mtail, uploaded into mtail's programs directory. */
+export const mtailProgramPath = `${paths.mtailPrograms}/${mtailProgramFile}`;
+
+/**
+ * uid:gid of the postgres image's `postgres` user (the Debian-based images create it as 999:999), which owns PGDATA
+ * (0700) and the collector's log files (log_file_mode 0600). Numeric, because mtail's image is FROM scratch and has
+ * no /etc/passwd to look a name up in.
+ */
+export const postgresOwner = "999:999";
 
 /** Docker object names: fixed, so a second stack on the same host gets its own set and `docker ps` reads well. */
 export interface DockerNames {
@@ -54,6 +71,8 @@ export interface DockerNames {
   readonly pgbouncer: string;
   readonly postgresExporter: string;
   readonly pgbouncerExporter: string;
+  readonly nodeExporter: string;
+  readonly mtail: string;
   readonly prometheus: string;
   readonly canary: string;
   /** The hook's name carries the plan hash: a new plan is a new container, visibly. */
@@ -73,6 +92,8 @@ export function dockerNames(prefix: string): DockerNames {
     pgbouncer: `${prefix}-pgbouncer`,
     postgresExporter: `${prefix}-postgres-exporter`,
     pgbouncerExporter: `${prefix}-pgbouncer-exporter`,
+    nodeExporter: `${prefix}-node-exporter`,
+    mtail: `${prefix}-mtail`,
     prometheus: `${prefix}-prometheus`,
     canary: `${prefix}-canary`,
     hook: (planSha256) => `${prefix}-hook-${planSha256.slice(0, 12)}`,
@@ -271,6 +292,32 @@ export function pgbouncerExporterLaunch(exporters: RenderedExporters, pgbouncerL
 }
 
 /**
+ * node_exporter in the database's namespace, on loopback only like the other exporters. It needs no host mounts,
+ * host PID or host network: /proc/stat and /proc/meminfo are the machine's in any container, and the filesystem it
+ * reports is the data volume mounted into it (see `metricSourceVolumes`).
+ */
+export function nodeExporterCommand(): string[] {
+  return [...nodeExporterArgs(), `--web.listen-address=127.0.0.1:${nodeExporterPort}`];
+}
+
+/**
+ * mtail in the database's namespace, on loopback only: the program from `paths.mtailPrograms`, the collector's log
+ * files under PGDATA as mounted into it (read-only, at the postgres container's own path).
+ */
+export function mtailCommand(): string[] {
+  return [...mtailArgs({ programsDir: paths.mtailPrograms, pgdata: paths.dataDirectory }), "--address", "127.0.0.1", "--port", String(mtailPort)];
+}
+
+/**
+ * The data volume as node_exporter and mtail mount it: read-only (neither writes; a bug in either cannot touch the
+ * database's files) and at PGDATA's own path, so node_exporter reports it under the mountpoint the disk alert
+ * selects and mtail reads the log where PostgreSQL writes it.
+ */
+export function metricSourceVolumes(dataVolumeName: string): { volumeName: string; containerPath: string; readOnly: boolean }[] {
+  return [{ volumeName: dataVolumeName, containerPath: paths.dataDirectory, readOnly: true }];
+}
+
+/**
  * The canary in the database's namespace: /metrics on loopback only, like the exporters (Prometheus shares the
  * namespace; nothing publishes the port). Interval, timeouts and table are configs/canary.ts' defaults.
  */
@@ -284,18 +331,21 @@ export function canaryConnectAddresses(pgbouncerListenPort: number): { readonly 
 }
 
 /**
- * Scrape targets: both exporters and the canary on loopback, since Prometheus runs in the database container's
- * namespace too. Every source here has its rules in the rendered alert-rules.yaml (configs/render.ts scrapeJobsFor).
+ * Scrape targets: the exporters, mtail and the canary on loopback, since Prometheus runs in the database container's
+ * namespace too. Every source here has its rules in the rendered alert-rules.yaml (configs/render.ts scrapeJobsFor),
+ * and every source with rules is here.
  */
 export function scrapeTargets(exporters: RenderedExporters): ScrapeTargets {
   return {
     postgres: [`127.0.0.1:${exporters.postgresExporterPort}`],
     pgbouncer: [`127.0.0.1:${exporters.pgbouncerExporterPort}`],
+    node: [`127.0.0.1:${nodeExporterPort}`],
     canary: [`127.0.0.1:${canaryPort}`],
+    mtail: [`127.0.0.1:${mtailPort}`],
   };
 }
 
-/** prometheus.yml for this host: the exporters, the canary, the rendered alert rules, the stack label on every target. */
+/** prometheus.yml for this host: every metric source, the rendered alert rules, the stack label on every target. */
 export function prometheusConfigYaml(rendered: Rendered): string {
   return renderPrometheusConfigYaml({
     stack: rendered.spec.stack,
@@ -341,6 +391,8 @@ export function stackProblems(rendered: Rendered): string[] {
     ["Prometheus", prometheusPort],
     ["postgres_exporter", exporters.postgresExporterPort],
     ["pgbouncer_exporter", exporters.pgbouncerExporterPort],
+    ["node_exporter", nodeExporterPort],
+    ["mtail", mtailPort],
     ["the canary", canaryPort],
   ];
   const published: [string, number][] = [

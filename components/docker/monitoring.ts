@@ -1,16 +1,21 @@
 /**
- * postgres_exporter, pgbouncer_exporter and Prometheus, all in the database container's network namespace: the
- * exporters listen on loopback only and Prometheus scrapes them there; Prometheus' own port is published by the
- * database container.
+ * postgres_exporter, pgbouncer_exporter, node_exporter, mtail and Prometheus, all in the database container's network
+ * namespace: the metric sources listen on loopback only and Prometheus scrapes them there; Prometheus' own port is
+ * published by the database container.
  */
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { Rendered } from "../../configs/rendered";
 import {
   type DockerNames,
+  metricSourceVolumes,
+  mtailCommand,
+  mtailProgramPath,
+  nodeExporterCommand,
   paths,
   pgbouncerExporterLaunch,
   postgresExporterLaunch,
+  postgresOwner,
   prometheusConfigYaml,
   prometheusPort,
   sha256,
@@ -22,8 +27,10 @@ export interface DockerMonitoringArgs {
   readonly rendered: Rendered;
   /** Docker object names of this stack (see `dockerNames`). Required; no default. */
   readonly names: DockerNames;
-  /** Id of the database container whose network namespace all three join. Required; no default. */
+  /** Id of the database container whose network namespace all of them join. Required; no default. */
   readonly namespaceOwnerId: pulumi.Input<string>;
+  /** Name of the stack's data volume, which node_exporter and mtail mount read-only. Required; no default. */
+  readonly dataVolumeName: pulumi.Input<string>;
   /** PgBouncer's port inside that namespace. Required; no default. */
   readonly pgbouncerPort: number;
   /** Password of the `pgstack_monitor` role postgres_exporter logs in as. Required; no default. */
@@ -37,6 +44,8 @@ export interface DockerMonitoringArgs {
 export class DockerMonitoring extends pulumi.ComponentResource {
   public readonly postgresExporter: docker.Container;
   public readonly pgbouncerExporter: docker.Container;
+  public readonly nodeExporter: docker.Container;
+  public readonly mtail: docker.Container;
   public readonly prometheus: docker.Container;
 
   constructor(name: string, args: DockerMonitoringArgs, opts?: pulumi.ComponentResourceOptions) {
@@ -99,6 +108,52 @@ export class DockerMonitoring extends pulumi.ComponentResource {
       childOpts,
     );
 
+    const dataVolume = pulumi.output(args.dataVolumeName).apply(metricSourceVolumes);
+
+    // CPU and memory come from /proc, which is the machine's in any container; the data volume's filesystem from the
+    // volume mounted into it. So no host mounts of /, /proc or /sys, no host PID or network: the container sees no
+    // more of the host than the other exporters do. The image runs as nobody, which may statfs the mountpoint
+    // without reading the 0700 directory.
+    const nodeExporterImage = new docker.RemoteImage(
+      `${name}-node-exporter-image`,
+      { name: rendered.spec.images.nodeExporter, keepLocally: true },
+      { parent: this },
+    );
+    this.nodeExporter = new docker.Container(
+      `${name}-node-exporter`,
+      {
+        name: names.nodeExporter,
+        image: nodeExporterImage.imageId,
+        command: nodeExporterCommand(),
+        volumes: dataVolume,
+        networkMode,
+        restart: "unless-stopped",
+        labels: labels("node-exporter"),
+      },
+      childOpts,
+    );
+
+    // PostgreSQL's collector writes its log 0600 into the 0700 PGDATA: mtail reads it as the files' owner, from the
+    // volume mounted read-only. The program is uploaded like the other files; its hash label shows a changed program
+    // in a preview (and the upload itself replaces the container, which is how mtail loads it).
+    const program = rendered.files["postgresql.mtail"];
+    const mtailImage = new docker.RemoteImage(`${name}-mtail-image`, { name: rendered.spec.images.mtail, keepLocally: true }, { parent: this });
+    this.mtail = new docker.Container(
+      `${name}-mtail`,
+      {
+        name: names.mtail,
+        image: mtailImage.imageId,
+        command: mtailCommand(),
+        user: postgresOwner,
+        uploads: [{ file: mtailProgramPath, content: program }],
+        volumes: dataVolume,
+        networkMode,
+        restart: "unless-stopped",
+        labels: labels("mtail", { "mtail-program": program }),
+      },
+      childOpts,
+    );
+
     const config = prometheusConfigYaml(rendered);
     const rules = rendered.files["alert-rules.yaml"];
     const prometheusImage = new docker.RemoteImage(`${name}-prometheus-image`, { name: rendered.spec.images.prometheus, keepLocally: true }, { parent: this });
@@ -121,7 +176,13 @@ export class DockerMonitoring extends pulumi.ComponentResource {
       childOpts,
     );
 
-    this.registerOutputs({ postgresExporter: this.postgresExporter, pgbouncerExporter: this.pgbouncerExporter, prometheus: this.prometheus });
+    this.registerOutputs({
+      postgresExporter: this.postgresExporter,
+      pgbouncerExporter: this.pgbouncerExporter,
+      nodeExporter: this.nodeExporter,
+      mtail: this.mtail,
+      prometheus: this.prometheus,
+    });
   }
 }
 

@@ -1,6 +1,7 @@
 /**
- * The docker target: PostgreSQL 17 + pgvector with PgBouncer, both exporters, the canary and Prometheus on one Docker
- * host, deployed from the same Rendered files as every other target, and the post-deploy hook run to completion.
+ * The docker target: PostgreSQL 17 + pgvector with PgBouncer, the metric sources (postgres_exporter,
+ * pgbouncer_exporter, node_exporter, mtail, the canary) and Prometheus on one Docker host, deployed from the same
+ * Rendered files as every other target, and the post-deploy hook run to completion.
  */
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
@@ -154,6 +155,7 @@ export class DockerVectorStack extends pulumi.ComponentResource {
         rendered,
         names,
         namespaceOwnerId: postgres.container.id,
+        dataVolumeName: postgres.dataVolume.name,
         pgbouncerPort: pgbouncer.listenPort,
         monitorPassword,
         statsPassword,

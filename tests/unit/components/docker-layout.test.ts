@@ -14,10 +14,16 @@ import {
   hugePagesDecision,
   iniSetting,
   memlockUlimit,
+  metricSourceVolumes,
+  mtailCommand,
+  mtailProgramPath,
+  nodeExporterCommand,
+  paths,
   pgbouncerExporterLaunch,
   pgbouncerLayout,
   postgresExporterLaunch,
   postgresLaunch,
+  postgresOwner,
   prometheusConfigYaml,
   scrapeTargets,
   shmSizeMiB,
@@ -26,8 +32,10 @@ import {
   superuserSocketMethod,
 } from "../../../components/docker/layout";
 import { roleSalt as scramSalt } from "../../../configs/scram";
+import { nodeExporterArgs } from "../../../configs/exporters";
 import type { IndexPlanEntry } from "../../../configs/hnsw";
-import { renderStack, scrapeJobsFor } from "../../../configs/render";
+import { mtailArgs } from "../../../configs/mtail";
+import { containerDataMount, diskMountpointsFor, renderStack, scrapeJobsFor } from "../../../configs/render";
 import { jobNamesFor } from "../../../configs/scrape";
 import type { Rendered, RenderedMemory } from "../../../configs/rendered";
 import { parseStackSpec, stackConfigFromFile } from "../../../configs/spec";
@@ -57,6 +65,13 @@ function memory(overrides: Partial<RenderedMemory>): RenderedMemory {
     worstCaseBytes: 30 * GiB,
     ...overrides,
   };
+}
+
+/** Every job the rules' `up` and `absent` guards name (`job="x"`, `job=~"x|y"`), sorted. */
+function jobsNamedIn(rulesYaml: string): string[] {
+  const jobs = new Set<string>();
+  for (const m of rulesYaml.matchAll(/\bjob=~?"([^"]*)"/g)) for (const job of m[1].split("|")) jobs.add(job);
+  return [...jobs].sort();
 }
 
 const build = (maintenanceWorkMem: string) => ({ indexName: "items_embedding_hnsw_idx", build: { maintenanceWorkMem, maxParallelMaintenanceWorkers: 2 } }) as IndexPlanEntry;
@@ -165,6 +180,13 @@ describe("hookTrigger", () => {
 });
 
 describe("names, labels, endpoints, URLs", () => {
+  it("names every container after the stack", () => {
+    const names = dockerNames("pgstack-dev");
+    expect({ nodeExporter: names.nodeExporter, mtail: names.mtail }).toEqual({ nodeExporter: "pgstack-dev-node-exporter", mtail: "pgstack-dev-mtail" });
+    const fixed = Object.values(names).filter((n): n is string => typeof n === "string");
+    expect(new Set(fixed).size, "no two Docker objects share a name").toBe(fixed.length);
+  });
+
   it("refuses a prefix Docker would refuse", () => {
     expect(() => dockerNames("-x")).toThrow(/"-x"/);
     expect(() => dockerNames("a b")).toThrow(/"a b"/);
@@ -213,13 +235,15 @@ describe("exporters and Prometheus", () => {
     expect(launch.passwordEnv).toBe("PGPASSWORD");
   });
 
-  it("scrapes both exporters and the canary on loopback and loads the uploaded rules", () => {
+  it("scrapes the exporters, mtail and the canary on loopback and loads the uploaded rules", () => {
     const config = yaml.load(prometheusConfigYaml(r)) as { rule_files: string[]; scrape_configs: { job_name: string; static_configs: { targets: string[]; labels: Record<string, string> }[] }[] };
     expect(config.rule_files).toEqual(["/etc/prometheus/rules/alert-rules.yaml"]);
     expect(config.scrape_configs).toEqual([
       { job_name: "postgres", static_configs: [{ targets: ["127.0.0.1:9187"], labels: { stack: "dev" } }] },
       { job_name: "pgbouncer", static_configs: [{ targets: ["127.0.0.1:9127"], labels: { stack: "dev" } }] },
+      { job_name: "node", static_configs: [{ targets: ["127.0.0.1:9100"], labels: { stack: "dev" } }] },
       { job_name: "canary", static_configs: [{ targets: ["127.0.0.1:9188"], labels: { stack: "dev" } }] },
+      { job_name: "mtail", static_configs: [{ targets: ["127.0.0.1:3903"], labels: { stack: "dev" } }] },
     ]);
   });
 
@@ -227,7 +251,27 @@ describe("exporters and Prometheus", () => {
     // A job with rules but no target would leave its rules blind (and ScrapeJobAbsent firing); a target without
     // rules would be scraped for nothing.
     expect(jobNamesFor(scrapeTargets(r.exporters))).toEqual(scrapeJobsFor("docker"));
-    expect(scrapeJobsFor("docker")).toEqual({ postgres: "postgres", pgbouncer: "pgbouncer", canary: "canary", node: null, mtail: null });
+    expect(scrapeJobsFor("docker")).toEqual({ postgres: "postgres", pgbouncer: "pgbouncer", node: "node", canary: "canary", mtail: "mtail" });
+    // The same from the files themselves: the jobs prometheus.yml scrapes are the jobs alert-rules.yaml names.
+    const config = yaml.load(prometheusConfigYaml(r)) as { scrape_configs: { job_name: string }[] };
+    expect(config.scrape_configs.map((c) => c.job_name).sort()).toEqual(jobsNamedIn(r.files["alert-rules.yaml"]));
+  });
+
+  it("runs node_exporter with the shared collector flags, on loopback", () => {
+    expect(nodeExporterCommand()).toEqual([...nodeExporterArgs(), "--web.listen-address=127.0.0.1:9100"]);
+  });
+
+  it("runs mtail with the shared flags over PGDATA as mounted, on loopback, as PGDATA's owner", () => {
+    expect(mtailCommand()).toEqual([...mtailArgs({ programsDir: "/etc/mtail", pgdata: containerDataMount }), "--address", "127.0.0.1", "--port", "3903"]);
+    expect(mtailCommand()).toContain("/var/lib/postgresql/data/log/postgresql-*.log");
+    expect(mtailProgramPath).toBe("/etc/mtail/postgresql.mtail");
+    expect(postgresOwner).toBe("999:999");
+  });
+
+  it("mounts the data volume read-only into the metric sources, where PostgreSQL has it and the disk alert looks", () => {
+    expect(paths.dataDirectory).toBe(containerDataMount);
+    expect(diskMountpointsFor("docker")).toEqual([paths.dataDirectory]);
+    expect(metricSourceVolumes("pgstack-dev-data")).toEqual([{ volumeName: "pgstack-dev-data", containerPath: "/var/lib/postgresql/data", readOnly: true }]);
   });
 
   it("runs the canary from the bundle on loopback, reaching PgBouncer and PostgreSQL on loopback", () => {
@@ -262,6 +306,16 @@ describe("stackProblems", () => {
       "postgres_exporter on the canary's port",
       (r: Rendered): Rendered => ({ ...r, exporters: { ...r.exporters, postgresExporterPort: 9188 } }),
       /postgres_exporter and the canary both use port 9188/,
+    ],
+    [
+      "postgres_exporter on node_exporter's port",
+      (r: Rendered): Rendered => ({ ...r, exporters: { ...r.exporters, postgresExporterPort: 9100 } }),
+      /postgres_exporter and node_exporter both use port 9100/,
+    ],
+    [
+      "pgbouncer_exporter on mtail's port",
+      (r: Rendered): Rendered => ({ ...r, exporters: { ...r.exporters, pgbouncerExporterPort: 3903 } }),
+      /pgbouncer_exporter and mtail both use port 3903/,
     ],
     [
       "two published ports alike",

@@ -8,8 +8,10 @@ import * as pulumi from "@pulumi/pulumi";
 import yaml from "js-yaml";
 import { beforeEach, describe, expect, it } from "vitest";
 import { DockerVectorStack } from "../../../components/docker/vector-stack";
+import { nodeExporterArgs } from "../../../configs/exporters";
+import { mtailArgs } from "../../../configs/mtail";
 import { roleSalt as scramSalt } from "../../../configs/scram";
-import { renderStack } from "../../../configs/render";
+import { containerDataMount, renderStack } from "../../../configs/render";
 import type { Rendered } from "../../../configs/rendered";
 import { monitorRole, statsUser } from "../../../configs/roles";
 import { isScramVerifier, scramVerifier } from "../../../configs/scram";
@@ -74,6 +76,17 @@ function container(recorded: readonly RecordedResource[], role: string): Recorde
   return one(recorded, containerType, `-${role}`);
 }
 
+function sha256(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+/** Every job the rules' `up` and `absent` guards name (`job="x"`, `job=~"x|y"`), sorted. */
+function jobsNamedIn(rulesYaml: string): string[] {
+  const jobs = new Set<string>();
+  for (const m of rulesYaml.matchAll(/\bjob=~?"([^"]*)"/g)) for (const job of m[1].split("|")) jobs.add(job);
+  return [...jobs].sort();
+}
+
 interface Deployed {
   readonly recorded: RecordedResource[];
   readonly stack: DockerVectorStack;
@@ -103,7 +116,7 @@ async function deploy(name: string, r: Rendered, passwords: Partial<Record<"supe
 }
 
 describe("DockerVectorStack: the dev stack", () => {
-  it("creates a network, a data volume, six containers and the hook, each image pinned by tag", async () => {
+  it("creates a network, a data volume, eight containers and the hook, each image pinned by tag", async () => {
     const { recorded: res, rendered: r } = await deploy("dev", rendered());
     expect(byType(res, "docker:index/network:Network").map((n) => n.inputs.name)).toEqual(["pgstack-dev"]);
     const volume = one(res, "docker:index/volume:Volume");
@@ -116,6 +129,8 @@ describe("DockerVectorStack: the dev stack", () => {
     ).toEqual([
       "pgstack-dev-canary",
       `pgstack-dev-hook-${planSha256.slice(0, 12)}`,
+      "pgstack-dev-mtail",
+      "pgstack-dev-node-exporter",
       "pgstack-dev-pgbouncer",
       "pgstack-dev-pgbouncer-exporter",
       "pgstack-dev-postgres",
@@ -125,7 +140,9 @@ describe("DockerVectorStack: the dev stack", () => {
     const images = byType(res, "docker:index/remoteImage:RemoteImage").map((i) => i.inputs.name);
     const { images: want } = r.spec;
     // The hook and the canary each pull the node image (keepLocally: one image on the host, never removed by either).
-    expect(images.sort()).toEqual([want.postgres, want.pgbouncer, want.postgresExporter, want.pgbouncerExporter, want.prometheus, want.node, want.node].sort());
+    expect(images.sort()).toEqual(
+      [want.postgres, want.pgbouncer, want.postgresExporter, want.pgbouncerExporter, want.nodeExporter, want.mtail, want.prometheus, want.node, want.node].sort(),
+    );
     for (const image of images) expect(image).toMatch(/:[A-Za-z0-9._-]+$/);
     expect(images).not.toContainEqual(expect.stringMatching(/:latest$/));
   });
@@ -138,6 +155,7 @@ describe("DockerVectorStack: the dev stack", () => {
     expect(db.inputs.command).toEqual(["postgres", "-c", "config_file=/etc/postgresql/postgresql.conf", "-c", "hba_file=/etc/postgresql/pg_hba.conf"]);
     expect(upload(container(res, "pgbouncer-container"), "/etc/pgbouncer/pgbouncer.ini")).toBe(r.files["pgbouncer.ini"]);
     expect(upload(container(res, "postgres-exporter"), "/etc/pgstack/postgres-exporter-queries.yaml")).toBe(r.files["postgres-exporter-queries.yaml"]);
+    expect(upload(container(res, "mtail"), "/etc/mtail/postgresql.mtail")).toBe(r.files["postgresql.mtail"]);
     const prometheus = container(res, "prometheus");
     expect(upload(prometheus, "/etc/prometheus/rules/alert-rules.yaml")).toBe(r.files["alert-rules.yaml"]);
     const scrape = yaml.load(upload(prometheus, "/etc/prometheus/prometheus.yml")) as {
@@ -148,7 +166,9 @@ describe("DockerVectorStack: the dev stack", () => {
     expect(scrape.scrape_configs.map((c) => [c.job_name, c.static_configs[0].targets])).toEqual([
       ["postgres", ["127.0.0.1:9187"]],
       ["pgbouncer", ["127.0.0.1:9127"]],
+      ["node", ["127.0.0.1:9100"]],
       ["canary", ["127.0.0.1:9188"]],
+      ["mtail", ["127.0.0.1:3903"]],
     ]);
     const hook = container(res, "hook-container");
     expect(upload(hook, "/etc/pgstack/plan.json")).toBe(r.files["plan.json"]);
@@ -234,7 +254,7 @@ describe("DockerVectorStack: the dev stack", () => {
     await settle();
     expect(options["opts-postgres-data"].retainOnDelete).toBe(true);
     const containers = Object.keys(options).filter((n) => byType(recorded, containerType).some((c) => c.name === n));
-    expect(containers).toHaveLength(7);
+    expect(containers).toHaveLength(9);
     for (const n of containers) expect(options[n].deleteBeforeReplace, n).toBe(true);
     const canaryAfter = await Promise.all(((options["opts-canary-container"].dependsOn ?? []) as pulumi.Resource[]).map((d) => outputOf(d.urn)));
     expect(canaryAfter.map((u) => u.split("::").pop())).toEqual(["opts-pgbouncer-container"]);
@@ -260,10 +280,10 @@ describe("DockerVectorStack: the dev stack", () => {
     expect(db.inputs.volumes).toEqual([{ volumeName: "pgstack-dev-data", containerPath: "/var/lib/postgresql/data" }]);
   });
 
-  it("runs PgBouncer, the exporters and Prometheus in the database container's network namespace", async () => {
+  it("runs PgBouncer, the metric sources and Prometheus in the database container's network namespace", async () => {
     const { recorded: res } = await deploy("dev", rendered());
     const dbId = "dev-postgres-container-id"; // the mocks' id for the database container
-    for (const role of ["pgbouncer-container", "postgres-exporter", "pgbouncer-exporter", "prometheus", "canary-container"]) {
+    for (const role of ["pgbouncer-container", "postgres-exporter", "pgbouncer-exporter", "node-exporter", "mtail", "prometheus", "canary-container"]) {
       const c = container(res, role);
       expect(c.inputs.networkMode, role).toBe(`container:${dbId}`);
       expect(c.inputs.networksAdvanced, role).toBeUndefined();
@@ -271,6 +291,56 @@ describe("DockerVectorStack: the dev stack", () => {
     }
     expect(container(res, "postgres-exporter").inputs.command).toContain("--web.listen-address=127.0.0.1:9187");
     expect(container(res, "pgbouncer-exporter").inputs.command).toContain("--web.listen-address=127.0.0.1:9127");
+  });
+
+  it("runs node_exporter and mtail with the shared command lines, the data volume read-only, nothing of the host", async () => {
+    const { recorded: res, rendered: r } = await deploy("dev", rendered());
+    const node = container(res, "node-exporter");
+    const mtail = container(res, "mtail");
+    expect(node.inputs.name).toBe("pgstack-dev-node-exporter");
+    expect(mtail.inputs.name).toBe("pgstack-dev-mtail");
+    expect(node.inputs.command).toEqual([...nodeExporterArgs(), "--web.listen-address=127.0.0.1:9100"]);
+    expect(mtail.inputs.command).toEqual([...mtailArgs({ programsDir: "/etc/mtail", pgdata: containerDataMount }), "--address", "127.0.0.1", "--port", "3903"]);
+    // The files' owner in the postgres image: PGDATA is 0700 and the collector's log files 0600.
+    expect(mtail.inputs.user).toBe("999:999");
+    expect(node.inputs.user, "the image's own user (nobody)").toBeUndefined();
+    expect(one(res, "docker:index/remoteImage:RemoteImage", "node-exporter-image").inputs.name).toBe(r.spec.images.nodeExporter);
+    expect(one(res, "docker:index/remoteImage:RemoteImage", "mtail-image").inputs.name).toBe(r.spec.images.mtail);
+    // The very volume PostgreSQL writes, at its path there, read-only.
+    const db = container(res, "postgres-container");
+    expect(db.inputs.volumes).toEqual([{ volumeName: "pgstack-dev-data", containerPath: containerDataMount }]);
+    for (const c of [node, mtail]) {
+      expect(c.inputs.volumes, c.name).toEqual([{ volumeName: "pgstack-dev-data", containerPath: containerDataMount, readOnly: true }]);
+      for (const key of ["mounts", "pidMode", "ipcMode", "usernsMode", "privileged", "devices", "capabilities", "ports", "publishAllPorts", "networksAdvanced"]) {
+        expect(c.inputs[key], `${c.name}.${key}`).toBeUndefined();
+      }
+      expect(c.inputs.networkMode, c.name).toBe("container:dev-postgres-container-id");
+      expect(c.inputs.restart, c.name).toBe("unless-stopped");
+    }
+    // No container of the stack binds a host path.
+    for (const c of byType(res, containerType)) {
+      expect(c.inputs.mounts, `${c.name}.mounts`).toBeUndefined();
+      for (const v of (c.inputs.volumes ?? []) as Record<string, unknown>[]) expect(v.hostPath, `${c.name} volume ${JSON.stringify(v)}`).toBeUndefined();
+    }
+  });
+
+  it("labels mtail with its program's sha256, so a new program is a new container, and nothing else moves", async () => {
+    const passwords = { superuser: "s", app: "a", monitor: "m", stats: "t" };
+    const base = rendered();
+    const edited: Rendered = { ...base, files: { ...base.files, "postgresql.mtail": `${base.files["postgresql.mtail"]}# edited\n` } };
+    // The same stack name twice, each in a fresh mock session, so ids and URNs match and only the program differs.
+    const before = await deploy("program", base, passwords);
+    recorded = installMocks();
+    const after = await deploy("program", edited, passwords);
+    const mtailOf = (d: Deployed) => container(d.recorded, "mtail");
+    for (const d of [before, after]) {
+      expect(labels(mtailOf(d))["pgvector-stack.mtail-program-sha256"]).toBe(sha256(d.rendered.files["postgresql.mtail"]));
+      expect(upload(mtailOf(d), "/etc/mtail/postgresql.mtail")).toBe(d.rendered.files["postgresql.mtail"]);
+    }
+    expect(labels(mtailOf(after))["pgvector-stack.mtail-program-sha256"]).not.toBe(labels(mtailOf(before))["pgvector-stack.mtail-program-sha256"]);
+    for (const role of ["node-exporter", "postgres-container", "prometheus"]) {
+      expect(reveal(container(after.recorded, role).inputs), role).toEqual(reveal(container(before.recorded, role).inputs));
+    }
   });
 
   it("publishes ports only on the database container, bound to 127.0.0.1", async () => {
@@ -293,7 +363,7 @@ describe("DockerVectorStack: the dev stack", () => {
     expect(canary.inputs.command).toEqual(["node", "/hook/pgstack.js", "canary", "--listen", "127.0.0.1:9188"]);
     expect(canary.inputs).toMatchObject({ networkMode: "container:dev-postgres-container-id", restart: "unless-stopped", user: "node" });
     expect(canary.inputs.ports).toBeUndefined();
-    expect(labels(canary)["pgvector-stack.bundle-sha256"]).toBe(createHash("sha256").update(hookBundle).digest("hex"));
+    expect(labels(canary)["pgvector-stack.bundle-sha256"]).toBe(sha256(hookBundle));
     // The URLs are secret env, never a label, command or upload.
     expect(isSecretValue(canary.inputs.envs)).toBe(true);
     expect(reveal(canary.inputs.envs)).toEqual([
@@ -305,11 +375,20 @@ describe("DockerVectorStack: the dev stack", () => {
     const scrape = yaml.load(upload(prometheus, "/etc/prometheus/prometheus.yml")) as { scrape_configs: { job_name: string; static_configs: { targets: string[]; labels: Record<string, string> }[] }[] };
     expect(scrape.scrape_configs.find((c) => c.job_name === "canary")).toEqual({ job_name: "canary", static_configs: [{ targets: ["127.0.0.1:9188"], labels: { stack: "dev" } }] });
     const rules = yaml.load(upload(prometheus, "/etc/prometheus/rules/alert-rules.yaml")) as { groups: { name: string; rules: { alert?: string; expr: string }[] }[] };
-    expect(rules.groups.map((g) => g.name)).toEqual(["pgstack-dev-pgbouncer", "pgstack-dev-postgres", "pgstack-dev-canary", "pgstack-dev-targets"]);
+    expect(rules.groups.map((g) => g.name)).toEqual([
+      "pgstack-dev-pgbouncer",
+      "pgstack-dev-postgres",
+      "pgstack-dev-canary",
+      "pgstack-dev-mtail",
+      "pgstack-dev-node",
+      "pgstack-dev-targets",
+    ]);
     const canaryAlerts = rules.groups.find((g) => g.name === "pgstack-dev-canary")!.rules.flatMap((x) => (x.alert ? [x.alert] : []));
     expect(canaryAlerts).toEqual(["CanaryConnectionFailures", "VectorQueryLatencyP95High", "QueryLatencyP99High"]);
     expect(rules.groups.find((g) => g.name === "pgstack-dev-targets")!.rules.map((x) => x.expr).join("\n")).toContain('job="canary"');
-    expect(r.files["alert-rules.yaml"]).not.toMatch(/job="(node|mtail)"|job=~"[^"]*(node|mtail)/);
+    // node_exporter and mtail run beside it now, so their rules are rendered too: every job a rule's guard names is
+    // scraped, and nothing else is.
+    expect(scrape.scrape_configs.map((c) => c.job_name).sort()).toEqual(jobsNamedIn(r.files["alert-rules.yaml"]));
   });
 
   it("runs the hook to completion and reports its log", async () => {
