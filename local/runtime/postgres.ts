@@ -1,7 +1,6 @@
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
-import { postgresLogDirectory } from "../../configs/postgresql";
 import { onFreePort } from "./ports";
 import type { ServerProcess } from "./processes";
 import { waitUntilReady } from "./readiness";
@@ -86,8 +85,6 @@ export async function startPostgres(opts: PostgresOptions): Promise<PostgresServ
   scratch.writeFile("data/postgresql.conf", opts.postgresqlConf);
   scratch.writeFile("data/pg_hba.conf", opts.pgHbaConf);
   const logFile = scratch.hostPathOf("postgres.log");
-  // log_directory can be overridden per stack; a relative one is inside the data directory, as PostgreSQL reads it.
-  const logDir = path.resolve(scratch.hostPathOf("data"), logDirectoryOf(opts.postgresqlConf));
 
   return onFreePort(opts.port, async (port) => {
     const server = await runtime.spawn(
@@ -110,6 +107,10 @@ export async function startPostgres(opts: PostgresOptions): Promise<PostgresServ
       probe: async () => (await runtime.exec("pg_isready", ["-q", "-h", "127.0.0.1", "-p", String(port), "-t", "2"])).code === 0,
     });
 
+    // log_directory as the server reads it (a stack can override it); a relative one is inside the data directory.
+    const logDirectory = await psqlAsSuperuser(runtime, port, password, "SHOW log_directory", "postgres");
+    const logDir = runtime.hostPath(path.posix.resolve(dataPath, logDirectory));
+
     const postgres: PostgresServer = {
       host: "127.0.0.1",
       port,
@@ -123,17 +124,7 @@ export async function startPostgres(opts: PostgresOptions): Promise<PostgresServ
       process: server,
       url: (database = "postgres", user = "postgres", userPassword = password) =>
         `postgresql://${encodeURIComponent(user)}:${encodeURIComponent(userPassword)}@127.0.0.1:${port}/${encodeURIComponent(database)}`,
-      async psql(sql, database = "postgres") {
-        const result = await runtime.exec(
-          "psql",
-          ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", database, "-f", "-"],
-          { input: sql, env: { PGPASSWORD: password } },
-        );
-        if (result.code !== 0) {
-          throw new Error(`psql on 127.0.0.1:${port}/${database} failed (exit ${result.code ?? result.signal}): ${result.stderr.trim()}`);
-        }
-        return result.stdout.replace(/\n$/, "");
-      },
+      psql: (sql, database = "postgres") => psqlAsSuperuser(runtime, port, password, sql, database),
       async stop() {
         await server.stop("SIGINT", 30_000);
       },
@@ -142,11 +133,16 @@ export async function startPostgres(opts: PostgresOptions): Promise<PostgresServ
   });
 }
 
-/** log_directory as the given postgresql.conf sets it (the last line wins, as in PostgreSQL), else the stack's. */
-function logDirectoryOf(conf: string): string {
-  let dir = postgresLogDirectory;
-  for (const m of conf.matchAll(/^\s*log_directory\s*=\s*'((?:[^']|'')*)'/gm)) dir = m[1].replace(/''/g, "'");
-  return dir;
+async function psqlAsSuperuser(runtime: Runtime, port: number, password: string, sql: string, database: string): Promise<string> {
+  const result = await runtime.exec(
+    "psql",
+    ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", database, "-f", "-"],
+    { input: sql, env: { PGPASSWORD: password } },
+  );
+  if (result.code !== 0) {
+    throw new Error(`psql on 127.0.0.1:${port}/${database} failed (exit ${result.code ?? result.signal}): ${result.stderr.trim()}`);
+  }
+  return result.stdout.replace(/\n$/, "");
 }
 
 function serverLogText(logFile: string, logDir: string): string {
