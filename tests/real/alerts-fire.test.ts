@@ -12,7 +12,6 @@
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
-import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clusterSpec, parseClusterFlags } from "../../cli/local";
 import { readStackConfig } from "../../cli/stack-file";
@@ -20,8 +19,8 @@ import { defaultCanarySettings } from "../../configs/canary";
 import { renderStack } from "../../configs/render";
 import { LocalCluster, type ClusterInfo } from "../../local/cluster";
 import type { MonitoringIntervals } from "../../local/cluster-files";
-import { httpGet } from "../../local/runtime";
 import { teardownFromState } from "../../local/teardown";
+import { AlertProbe, connect, delay } from "./alert-probe";
 
 const started = Date.now();
 const name = `af-${process.pid}`;
@@ -50,92 +49,14 @@ const { spec } = clusterSpec(parseClusterFlags(["--memory", "1Gi"]).flags, {}, c
 const rendered = renderStack(spec);
 const cluster = new LocalCluster({ name, rendered, stateRoot, monitoring });
 let info: ClusterInfo;
-const timings: string[] = [];
 
-interface Alert {
-  readonly labels: Record<string, string>;
-  readonly annotations: Record<string, string>;
-  readonly state: "pending" | "firing";
-  readonly activeAt: string;
-  readonly value: string;
-}
-
-type Match = (labels: Record<string, string>) => boolean;
-
-async function activeAlerts(): Promise<Alert[]> {
-  const response = await httpGet(`${info.prometheusUrl}/api/v1/alerts`);
-  return JSON.parse(response.body).data.alerts as Alert[];
-}
-
-async function query(expr: string): Promise<string> {
-  const response = await httpGet(`${info.prometheusUrl}/api/v1/query?query=${encodeURIComponent(expr)}`);
-  const result = JSON.parse(response.body).data.result as { metric: Record<string, string>; value: [number, string] }[];
-  return result.map((r) => `${JSON.stringify(r.metric)} ${r.value[1]}`).join("; ") || "(no series)";
-}
-
-/** The value of a query that yields one series, or undefined when it yields none. */
-async function scalar(expr: string): Promise<number | undefined> {
-  const response = await httpGet(`${info.prometheusUrl}/api/v1/query?query=${encodeURIComponent(expr)}`);
-  const result = JSON.parse(response.body).data.result as { value: [number, string] }[];
-  return result.length === 0 ? undefined : Number(result[0].value[1]);
-}
-
-const delay = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-function describeAlerts(list: readonly Alert[]): string {
-  return list.map((a) => `${a.labels.alertname}/${a.labels.severity} ${a.state} since ${a.activeAt} ${JSON.stringify(a.labels)}`).join("\n  ") || "none";
-}
-
-/** Waits until no alert `alertname` matching `match` is pending or firing (left over from an earlier cause). */
-async function waitUntilQuiet(alertname: string, match: Match = () => true, timeoutMs = 60_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const active = (await activeAlerts()).filter((a) => a.labels.alertname === alertname && match(a.labels));
-    if (active.length === 0) return;
-    if (Date.now() > deadline) throw new Error(`${alertname} is still active ${timeoutMs / 1000} s after its earlier cause:\n  ${describeAlerts(active)}`);
-    await delay(500);
-  }
-}
-
-/**
- * Polls until an alert `alertname` matching `match` fires that became active at or after `since` (ms): one an earlier
- * cause left firing does not count. On timeout the error shows every active alert and the `diagnose` queries.
- */
-async function waitForFiring(alertname: string, since: number, match: Match, diagnose: readonly string[], timeoutMs = 90_000): Promise<Alert> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const all = await activeAlerts();
-    const firing = all.find(
-      (a) => a.labels.alertname === alertname && a.state === "firing" && match(a.labels) && Date.parse(a.activeAt) >= since,
-    );
-    if (firing !== undefined) {
-      timings.push(`${alertname}${firing.labels.severity ? `/${firing.labels.severity}` : ""}: firing ${((Date.now() - since) / 1000).toFixed(1)} s after its cause`);
-      return firing;
-    }
-    if (Date.now() > deadline) {
-      const values = await Promise.all(diagnose.map(async (q) => `${q} = ${await query(q).catch((e: Error) => e.message)}`));
-      throw new Error(`${alertname} did not fire within ${timeoutMs / 1000} s; active alerts:\n  ${describeAlerts(all)}\n${values.join("\n")}`);
-    }
-    await delay(500);
-  }
-}
-
-/** The labels and annotations every rendered alert carries (configs/alerts.ts). */
-function expectWellFormed(alert: Alert, severity: "warning" | "critical"): void {
-  expect(alert.labels).toMatchObject({ severity, stack: "perf" });
-  expect(alert.annotations.summary).toMatch(/\S/);
-  expect(alert.annotations.description).toMatch(/\S/);
-  expect(alert.annotations.runbook_url).toMatch(new RegExp(`^https?://\\S+#${alert.labels.alertname.toLowerCase()}$`));
-  // Templates were expanded by Prometheus, not shipped raw.
-  expect(`${alert.annotations.summary} ${alert.annotations.description}`).not.toContain("{{");
-}
-
-async function connect(url: string, applicationName: string): Promise<Client> {
-  const client = new Client({ connectionString: url, application_name: applicationName });
-  client.on("error", () => undefined);
-  await client.connect();
-  return client;
-}
+const probe = new AlertProbe(() => info.prometheusUrl, "perf");
+const { timings } = probe;
+const waitUntilQuiet = probe.waitUntilQuiet.bind(probe);
+const waitForFiring = probe.waitForFiring.bind(probe);
+const expectWellFormed = probe.expectWellFormed.bind(probe);
+const scalar = probe.scalar.bind(probe);
+const query = probe.query.bind(probe);
 
 /** The superuser in the app database (the canary's table lives there). */
 function superuserAppUrl(): string {
@@ -311,7 +232,7 @@ describe("the rendered alerts fire on a local perf cluster", () => {
     expectWellFormed(alert, "critical");
     expect(Number(alert.value)).toBeGreaterThan(0.01);
     // Its logins straight to PostgreSQL still work: no alert for that target.
-    expect((await activeAlerts()).filter((a) => a.labels.alertname === "CanaryConnectionFailures" && a.labels.target === "postgres")).toEqual([]);
+    expect((await probe.activeAlerts()).filter((a) => a.labels.alertname === "CanaryConnectionFailures" && a.labels.target === "postgres")).toEqual([]);
   });
 
   it("PostgreSQL stopped → PostgresDown", async () => {
