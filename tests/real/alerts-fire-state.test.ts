@@ -12,23 +12,14 @@
  * series reach the rules and fire them, promtool's cases prove the thresholds (tests/promtool).
  */
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
 import type { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { clusterSpec, parseClusterFlags } from "../../cli/local";
-import { readStackConfig } from "../../cli/stack-file";
-import { renderStack } from "../../configs/render";
 import { bytes } from "../../configs/units";
-import { LocalCluster, type ClusterInfo } from "../../local/cluster";
-import type { MonitoringIntervals } from "../../local/cluster-files";
+import type { ClusterInfo } from "../../local/cluster";
+import { alertCluster } from "./alert-cluster";
 import type { HugePagesPool } from "../../local/hugepages";
-import { teardownFromState } from "../../local/teardown";
 import { AlertProbe, connect } from "./alert-probe";
-
-const started = Date.now();
-const name = `afs-${process.pid}`;
-const stateRoot = fs.mkdtempSync(path.join(os.tmpdir(), "pgstack-alerts-fire-state-"));
 
 const alerts = {
   rateWindow: "20s",
@@ -58,24 +49,20 @@ const alerts = {
 const maxConnections = 40;
 const maxClientConn = 40;
 const pgbouncer = { defaultPoolSize: 5, reservePoolSize: 0, maxClientConn };
-const monitoring: MonitoringIntervals = { scrapeMs: 2_000, evaluationMs: 1_000, canaryMs: 1_000 };
-
-const base = readStackConfig("perf");
-const config = { ...base, postgres: { ...(base.postgres as object), hugePages: "try", maxConnections }, pgbouncer, alerts };
-const { spec } = clusterSpec(parseClusterFlags(["--memory", "1Gi"]).flags, {}, config);
-const rendered = renderStack(spec);
 
 /** A kernel that grants no huge page at all (the real pool is never touched): PostgreSQL starts on 4 kB pages. */
-let nr = 0;
-const noHugePages: HugePagesPool = {
-  readNr: () => nr,
-  writeNr: () => {
-    nr = 0;
-  },
+const noHugePages = (stateRoot: string): HugePagesPool => ({
+  readNr: () => 0,
+  writeNr: () => undefined,
   meminfo: () => ({ total: 0, free: 0, reserved: 0, surplus: 0, pageBytes: 2 * bytes.MiB }),
   lockFile: path.join(stateRoot, "hugepages.lock"),
-};
-const cluster = new LocalCluster({ name, rendered, stateRoot, monitoring, hugePagesPool: noHugePages });
+});
+const { cluster, spec, rendered, started, stop } = alertCluster("alerts-fire-state", {
+  pgbouncer,
+  alerts,
+  postgres: { hugePages: "try", maxConnections },
+  hugePagesPool: noHugePages,
+});
 let info: ClusterInfo;
 const probe = new AlertProbe(() => info.prometheusUrl, "perf");
 const appDb = spec.postgres.database;
@@ -116,15 +103,7 @@ beforeAll(async () => {
   info = await cluster.start();
 });
 
-afterAll(async () => {
-  try {
-    await cluster.stop();
-  } finally {
-    await teardownFromState(stateRoot, name).catch(() => undefined);
-    fs.rmSync(stateRoot, { recursive: true, force: true });
-    console.log(`alerts-fire-state: ${((Date.now() - started) / 1000).toFixed(1)} s in all\n  ${probe.timings.join("\n  ")}`);
-  }
-});
+afterAll(() => stop(probe.timings));
 
 describe("the rest of the rendered alerts fire on a local perf cluster", () => {
   it("node_exporter's CPU, memory and filesystem series → HostCpuUsageHigh, HostMemoryUsageHigh (both), HostDiskUsageHigh", async () => {

@@ -9,22 +9,11 @@
  * Causes that leave the cluster whole come first; stopping PgBouncer and then PostgreSQL comes last. Before each cause
  * the case waits until its alert is quiet, so an alert still active from an earlier cause never counts.
  */
-import * as fs from "node:fs";
-import * as os from "node:os";
-import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { clusterSpec, parseClusterFlags } from "../../cli/local";
-import { readStackConfig } from "../../cli/stack-file";
 import { defaultCanarySettings } from "../../configs/canary";
-import { renderStack } from "../../configs/render";
-import { LocalCluster, type ClusterInfo } from "../../local/cluster";
-import type { MonitoringIntervals } from "../../local/cluster-files";
-import { teardownFromState } from "../../local/teardown";
+import type { ClusterInfo } from "../../local/cluster";
+import { alertCluster } from "./alert-cluster";
 import { AlertProbe, connect, delay } from "./alert-probe";
-
-const started = Date.now();
-const name = `af-${process.pid}`;
-const stateRoot = fs.mkdtempSync(path.join(os.tmpdir(), "pgstack-alerts-fire-"));
 
 /** Short enough that each alert fires within seconds of its cause; the thresholds themselves stay the guide's. */
 const alerts = {
@@ -42,12 +31,7 @@ const alerts = {
 };
 /** A pool of 5 with no reserve: 8 clients holding transactions saturate it and 3 wait for as long as they hold. */
 const pgbouncer = { defaultPoolSize: 5, reservePoolSize: 0 };
-const monitoring: MonitoringIntervals = { scrapeMs: 2_000, evaluationMs: 1_000, canaryMs: 1_000 };
-
-const config = { ...readStackConfig("perf"), pgbouncer, alerts };
-const { spec } = clusterSpec(parseClusterFlags(["--memory", "1Gi"]).flags, {}, config);
-const rendered = renderStack(spec);
-const cluster = new LocalCluster({ name, rendered, stateRoot, monitoring });
+const { cluster, spec, started, stop } = alertCluster("alerts-fire", { pgbouncer, alerts });
 let info: ClusterInfo;
 
 const probe = new AlertProbe(() => info.prometheusUrl, "perf");
@@ -79,16 +63,7 @@ beforeAll(async () => {
   timings.push(`cluster up and the canary warm after ${((Date.now() - started) / 1000).toFixed(1)} s`);
 });
 
-afterAll(async () => {
-  try {
-    await cluster.stop();
-  } finally {
-    // If the stop itself failed, the state file says what is left; end exactly that.
-    await teardownFromState(stateRoot, name).catch(() => undefined);
-    fs.rmSync(stateRoot, { recursive: true, force: true });
-    console.log(`alerts-fire: ${((Date.now() - started) / 1000).toFixed(1)} s in all\n  ${timings.join("\n  ")}`);
-  }
-});
+afterAll(() => stop(timings));
 
 describe("the rendered alerts fire on a local perf cluster", () => {
   it("a pg_sleep transaction older than longTransactionAge → PostgresLongRunningTransaction", async () => {

@@ -1,0 +1,65 @@
+/**
+ * The local perf cluster the alert-firing tests run: the perf stack at 1 GiB with the test's `pgbouncer`, `postgres`
+ * and `alerts` overrides (short `for` durations), Prometheus scraping every 2 s and evaluating every second, the canary
+ * running every second; its own state directory, and a stop that ends whatever a failed stop left.
+ */
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { clusterSpec, parseClusterFlags } from "../../cli/local";
+import { readStackConfig } from "../../cli/stack-file";
+import { renderStack } from "../../configs/render";
+import type { Rendered } from "../../configs/rendered";
+import type { StackSpec } from "../../configs/stack-spec";
+import { LocalCluster } from "../../local/cluster";
+import type { MonitoringIntervals } from "../../local/cluster-files";
+import type { HugePagesPool } from "../../local/hugepages";
+import { teardownFromState } from "../../local/teardown";
+
+const monitoring: MonitoringIntervals = { scrapeMs: 2_000, evaluationMs: 1_000, canaryMs: 1_000 };
+
+export interface AlertClusterOptions {
+  /** Replaces the perf stack's sections of the same name (`postgres` is merged into the stack's). */
+  readonly pgbouncer: Readonly<Record<string, unknown>>;
+  readonly alerts: Readonly<Record<string, unknown>>;
+  readonly postgres?: Readonly<Record<string, unknown>>;
+  /** A fake kernel huge page pool, given the state directory for its lock file. Defaults to the kernel's. */
+  readonly hugePagesPool?: (stateRoot: string) => HugePagesPool;
+}
+
+export interface AlertCluster {
+  readonly cluster: LocalCluster;
+  readonly spec: StackSpec;
+  readonly rendered: Rendered;
+  /** Date.now() when the test file began. */
+  readonly started: number;
+  /** Stops the cluster, ends what a failed stop left, removes the state directory and prints `timings`. */
+  stop(timings: readonly string[]): Promise<void>;
+}
+
+export function alertCluster(label: string, options: AlertClusterOptions): AlertCluster {
+  const started = Date.now();
+  const name = `${label}-${process.pid}`;
+  const stateRoot = fs.mkdtempSync(path.join(os.tmpdir(), `pgstack-${label}-`));
+  const perf = readStackConfig("perf");
+  const config = { ...perf, postgres: { ...(perf.postgres as object), ...options.postgres }, pgbouncer: options.pgbouncer, alerts: options.alerts };
+  const { spec } = clusterSpec(parseClusterFlags(["--memory", "1Gi"]).flags, {}, config);
+  const rendered = renderStack(spec);
+  const cluster = new LocalCluster({ name, rendered, stateRoot, monitoring, hugePagesPool: options.hugePagesPool?.(stateRoot) });
+  return {
+    cluster,
+    spec,
+    rendered,
+    started,
+    async stop(timings) {
+      try {
+        await cluster.stop();
+      } finally {
+        // If the stop itself failed, the state file says what is left; end exactly that.
+        await teardownFromState(stateRoot, name).catch(() => undefined);
+        fs.rmSync(stateRoot, { recursive: true, force: true });
+        console.log(`${label}: ${((Date.now() - started) / 1000).toFixed(1)} s in all\n  ${timings.join("\n  ")}`);
+      }
+    },
+  };
+}
