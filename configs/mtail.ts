@@ -28,9 +28,10 @@ export interface MtailArgsInput {
 /**
  * mtail's flags on every target, without the listen address (the target adds `--port`, and `--address` where it
  * must). The glob follows the collector's hourly files: mtail re-matches it every `--poll_log_interval`, so the
- * next hour's file is found, and reads every file from its end when it starts, so a restart counts nothing twice.
- * Every file is polled every 250 ms, so a slow statement is counted well within a scrape interval. `--logtostderr`:
- * mtail (glog) would otherwise write its own log files under /tmp.
+ * next hour's file (or the first, when mtail starts before PostgreSQL) is found. mtail reads every file from where
+ * it finds it: a restart counts nothing twice, and what PostgreSQL writes into a new file in the ≤ 250 ms before
+ * mtail finds it is not counted. Every file is polled every 250 ms, so a slow statement is counted well within a
+ * scrape interval. `--logtostderr`: mtail (glog) would otherwise write its own log files under /tmp.
  */
 export function mtailArgs(input: MtailArgsInput): string[] {
   const pgdata = input.pgdata.replace(/\/+$/, "");

@@ -4,7 +4,8 @@
  * collector's hourly files in PGDATA/log), with the flags every target gives it (configs/mtail.ts mtailArgs):
  * mtail counts exactly the statements PostgreSQL logged as slow — simple and extended protocol, one-line and
  * multi-line — and nothing else (fast statements, a 50 ms one, connection lines, the startup log); it finds a log
- * file PostgreSQL opens after mtail started, and a restarted mtail does not count old lines again.
+ * file PostgreSQL opens after mtail started, a restarted mtail does not count old lines again, and an mtail started
+ * before the log directory exists follows the file once it appears.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
@@ -171,5 +172,29 @@ describe("mtail over PostgreSQL's slow-query log", () => {
     expect((await scrape()).get(`${counter}{${prog}}`)).toBe(0);
     await pg.psql("SELECT pg_sleep(0.15);");
     await waitFor("the restarted mtail to count the one new slow statement", async () => (await scrape()).get(`${counter}{${prog}}`) === 1);
+  });
+
+  it("started before PostgreSQL created its log directory (a fresh volume), follows the file once it appears", async () => {
+    // A container target may start mtail before PostgreSQL's first start creates PGDATA/log.
+    const fresh = runtime.scratchDir("mtail-fresh-pgdata");
+    const early = await startHttpServer({
+      runtime,
+      program: "mtail",
+      scratch: fresh,
+      args: (port) => ["--address", "127.0.0.1", "--port", String(port), ...mtailArgs({ programsDir: progs.path, pgdata: fresh.path })],
+      readyPath: "/metrics",
+    });
+    const count = async (): Promise<number | undefined> => samples((await httpGet(`${early.url}/metrics`)).body).get(`${counter}{${prog}}`);
+    try {
+      expect(await count()).toBe(0);
+      const slow = pg.logText().split("\n").find((l) => slowLine.test(l))!;
+      fresh.writeFile("log/postgresql-00.log", "");
+      // Lines are read from where mtail finds the file, so give it a poll to find it before PostgreSQL writes.
+      await new Promise((r) => setTimeout(r, 1_000));
+      fs.appendFileSync(fresh.hostPathOf("log/postgresql-00.log"), `${slow}\n${slow}\n`);
+      await waitFor("the early mtail to count 2", async () => (await count()) === 2);
+    } finally {
+      await early.stop();
+    }
   });
 });
