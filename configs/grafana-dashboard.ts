@@ -1,7 +1,8 @@
 /**
  * The Grafana dashboard shipped with the stack (a ConfigMap labelled `grafana_dashboard` on Kubernetes, a
  * provisioned file elsewhere): PgBouncer pools and waits, throughput, connections against their limits, the canary's
- * latency quantiles and failures, cache and index hit ratios, HNSW index sizes and PostgreSQL's slow-query count.
+ * latency quantiles and failures, cache and index hit ratios, HNSW index sizes, the host's CPU, memory and data
+ * volume, and PostgreSQL's slow-query count.
  *
  * Every query reads metrics that exist: those the alert rules read (proven against the real exporters by
  * tests/real/exporter-metrics.test.ts), the custom queries of configs/exporters.ts, the canary's and mtail's
@@ -323,6 +324,43 @@ function sections(t: AlertThresholds): readonly (readonly [string, readonly Pane
           min: 0,
           max: 1,
           queries: [[`min by (schemaname, indexrelname) (${sel("pgstack_hnsw_index_valid")})`, "{{schemaname}}.{{indexrelname}}"]],
+        },
+      ],
+    ],
+    [
+      "Host (node_exporter beside PostgreSQL): the machine's CPU and memory, the data volume's filesystem",
+      [
+        {
+          title: "CPU busy",
+          description: `Share of the machine's CPU time not idle (all cores), as node_exporter reads /proc/stat. Alert: > ${t.cpuWarning * 100} % for ${t.cpuWarningFor}.`,
+          unit: "percentunit",
+          min: 0,
+          max: 1,
+          thresholds: [t.cpuWarning],
+          queries: [[`1 - avg by (instance) (rate(${sel("node_cpu_seconds_total", 'mode="idle"')}[${rate}]))`, "{{instance}}"]],
+        },
+        {
+          title: "Memory in use",
+          description: `1 − MemAvailable/MemTotal of the machine; reserved huge pages count as used. Alerts: > ${t.memoryWarning * 100} % (warning), > ${t.memoryCritical * 100} % (critical).`,
+          unit: "percentunit",
+          min: 0,
+          max: 1,
+          thresholds: [t.memoryWarning, t.memoryCritical],
+          queries: [[`1 - ${sel("node_memory_MemAvailable_bytes")} / ${sel("node_memory_MemTotal_bytes")}`, "{{instance}}"]],
+        },
+        {
+          title: "Filesystems full",
+          description: `Used share of each filesystem node_exporter sees: on Docker and Kubernetes the data volume only. Alert: > ${t.diskCritical * 100} % (critical).`,
+          unit: "percentunit",
+          min: 0,
+          max: 1,
+          thresholds: [t.diskCritical],
+          queries: [
+            [
+              `1 - ${sel("node_filesystem_avail_bytes", 'fstype!~"tmpfs|overlay|squashfs"')} / ${sel("node_filesystem_size_bytes", 'fstype!~"tmpfs|overlay|squashfs"')}`,
+              "{{mountpoint}} ({{instance}})",
+            ],
+          ],
         },
       ],
     ],
