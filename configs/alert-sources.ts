@@ -44,6 +44,11 @@ export const mtailMetrics = {
    * No labels required; the scrape adds job, instance and stack.
    */
   slowQueries: { name: "pgstack_slow_queries_total", labels: [] as readonly string[] },
+  /**
+   * Counter: log entries mtail has read (lines that start with the rendered log_line_prefix; continuation lines of
+   * multi-line statements are not entries). Its rate going to 0 means mtail reads nothing (PostgresLogNotFollowed).
+   */
+  logLines: { name: "pgstack_log_lines_total", labels: [] as readonly string[] },
 } as const;
 
 /** node_exporter metrics the rules read (collectors cpu, meminfo, filesystem: configs/exporters.ts nodeExporterCollectors). */

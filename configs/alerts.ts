@@ -89,6 +89,14 @@ export interface AlertThresholds {
   readonly targetDownFor: string;
   /** No target at all for a scrape job (`absent(up{job=…})`); longer than targetDownFor to ride out restarts. */
   readonly jobAbsentFor: string;
+  /**
+   * mtail has counted no log line at all over this window, and as long again: it reads nothing (wrong path, uid or
+   * permissions), so the slow-query alert is blind. A live stack logs every few seconds (log_connections and the
+   * canary's connection probes), so silence is never normal.
+   */
+  readonly logSilenceFor: string;
+  /** node_exporter reports no filesystem at the watched data volume mount: the disk alert is blind. */
+  readonly diskUnwatchedFor: string;
 }
 
 /** The tuning guide's policy; the rest (marked in AlertThresholds) are this project's choices. */
@@ -141,6 +149,8 @@ export const defaultAlertThresholds: AlertThresholds = {
   exporterErrorsFor: "10m",
   targetDownFor: "2m",
   jobAbsentFor: "5m",
+  logSilenceFor: "15m",
+  diskUnwatchedFor: "10m",
 };
 
 export interface AlertRulesInput {
@@ -661,6 +671,15 @@ function mtailRules(b: RuleBuilder): Rule[] {
       "PostgreSQL logs {{ $value | humanize }} slow queries per minute",
       `PostgreSQL has logged more than ${t.slowQueriesPerMinute} statements per minute over log_min_duration_statement (averaged over ${w}) for ${t.slowQueriesFor}: now {{ $value | humanize }} per minute, counted by mtail on {{ $labels.instance }}.`,
     ),
+    // mtail up and serving, but reading nothing: the slow-query count would stay 0 whatever PostgreSQL logs.
+    b.alert(
+      "PostgresLogNotFollowed",
+      "warning",
+      `sum by (instance) (rate(${b.sel(mtailMetrics.logLines.name)}[${t.logSilenceFor}])) == 0`,
+      t.logSilenceFor,
+      "mtail on {{ $labels.instance }} reads no PostgreSQL log line",
+      `mtail on {{ $labels.instance }} has counted no line of PostgreSQL's log for ${t.logSilenceFor} and more, although connections and checkpoints are logged every few seconds: it cannot find or read the files (path, uid, permissions), so PostgresSlowQueries is blind (lines per second: {{ $value }}).`,
+    ),
   ];
 }
 
@@ -669,11 +688,17 @@ function mtailRules(b: RuleBuilder): Rule[] {
 
 const pseudoFilesystems = "tmpfs|ramfs|devtmpfs|overlay|squashfs|nsfs|fuse.lxcfs|autofs|proc|sysfs|cgroup2?";
 
+/**
+ * The filesystem matchers of the disk rule (and the dashboard's panel): the given mount points, else every
+ * filesystem that is not a pseudo one.
+ */
+export function diskMatchers(mountpoints: readonly string[] | undefined): string[] {
+  return mountpoints?.length ? [`mountpoint=~"${regexAlternatives(mountpoints)}"`] : [`fstype!~"${pseudoFilesystems}"`];
+}
+
 function nodeRules(b: RuleBuilder): Rule[] {
   const { t, w, input } = b;
-  const fs = input.diskMountpoints?.length
-    ? [`mountpoint=~"${regexAlternatives(input.diskMountpoints)}"`]
-    : [`fstype!~"${pseudoFilesystems}"`];
+  const fs = diskMatchers(input.diskMountpoints);
   const memText = (ratio: number, d: string): string =>
     `Memory in use on {{ $labels.instance }} (1 - MemAvailable/MemTotal; reserved huge pages count as used) has been above ${percent(ratio)} for ${d} (now {{ $value | humanizePercentage }}).`;
   return [
@@ -711,6 +736,21 @@ function nodeRules(b: RuleBuilder): Rule[] {
       "Filesystem {{ $labels.mountpoint }} of {{ $labels.instance }} is {{ $value | humanizePercentage }} full",
       `Filesystem {{ $labels.mountpoint }} ({{ $labels.device }}) on {{ $labels.instance }} has been more than ${percent(t.diskCritical)} full for ${t.diskCriticalFor} (now {{ $value | humanizePercentage }}). PostgreSQL stops when it cannot write WAL.`,
     ),
+    ...(input.diskMountpoints?.length
+      ? [
+          // The rule selects the data volume by mount point; if node_exporter does not report it, the rule is blind.
+          b.alert(
+            "HostDiskUnwatched",
+            "warning",
+            input.diskMountpoints
+              .map((m, i) => `${i === 0 ? "" : "or "}absent(${b.sel("node_filesystem_size_bytes", `mountpoint="${m}"`)})`)
+              .join("\n"),
+            t.diskUnwatchedFor,
+            "node_exporter reports no filesystem at {{ $labels.mountpoint }}",
+            `No node_exporter of stack {{ $labels.stack }} has reported the filesystem mounted at {{ $labels.mountpoint }} for ${t.diskUnwatchedFor}: the volume is not mounted into it, or its filesystem type is excluded, and HostDiskUsageHigh cannot fire for it (absent = {{ $value }}).`,
+          ),
+        ]
+      : []),
   ];
 }
 

@@ -70,7 +70,7 @@ export const mtailExtraMetrics = {
 /** Every metric name mtail serves with this program (histogram series included), for the dashboard's name check. */
 export function mtailMetricNames(): string[] {
   const h = mtailExtraMetrics.slowQueryDuration.name;
-  return [mtailMetrics.slowQueries.name, `${h}_bucket`, `${h}_count`, `${h}_sum`].sort();
+  return [mtailMetrics.slowQueries.name, mtailMetrics.logLines.name, `${h}_bucket`, `${h}_count`, `${h}_sum`].sort();
 }
 
 /** Free text: user, database, application, host and port, backend type, command tag. Lazy, so the literal after it decides. */
@@ -174,10 +174,16 @@ export function renderMtailProgram(input: MtailProgramInput = {}): string {
     "# Counts `duration: N ms  statement:` and `duration: N ms  execute <name>:` lines (not parse/bind steps) of",
     `# statements that ran ${threshold} ms or longer, whoever sent them.`,
     "",
+    "# Every log entry read (read by the PostgresLogNotFollowed alert: none at all means mtail reads nothing).",
+    `counter ${mtailMetrics.logLines.name}`,
     `# Statements of ${threshold} ms or longer (read by the PostgresSlowQueries alert).`,
     `counter ${counter}`,
     "# Their durations, seconds.",
     `histogram ${histogram.name} buckets ${histogram.buckets.join(", ")}`,
+    "",
+    `/${logLinePrefixPattern(prefix)}/ {`,
+    `  ${mtailMetrics.logLines.name}++`,
+    "}",
     "",
     `/${pattern}/ {`,
     // A lower log_min_duration_statement (or log_min_duration_sample) logs faster statements in the same form;

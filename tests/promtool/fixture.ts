@@ -1,13 +1,17 @@
 /**
  * The rules the promtool tests run against: the default thresholds (the tuning guide's policy) for a stack named
- * `test`, rendered as `rules.yml` next to copies of the test files, which name it in `rule_files`.
+ * `test`, rendered as `rules.yml` (the perf cluster's shape) and `rules-containers.yml` (Docker's and Kubernetes':
+ * the disk rule on the data volume) next to copies of the test files, which name one of them in `rule_files`.
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { defaultAlertThresholds, renderAlertRulesYaml, type AlertRulesInput } from "../../configs/alerts";
+import { containerDataMount } from "../../configs/render";
 import { defaultScrapeJobNames } from "../../configs/scrape";
 
 export const promtoolRulesFile = "rules.yml";
+/** The same rules as the container targets render them: the disk rule on the data volume, and its guard. */
+export const promtoolContainerRulesFile = "rules-containers.yml";
 
 export const promtoolRulesInput: AlertRulesInput = {
   stack: "test",
@@ -18,6 +22,8 @@ export const promtoolRulesInput: AlertRulesInput = {
   hugePages: "try",
   pgbouncer: { maxClientConn: 2000, defaultPoolSize: 100 },
 };
+
+export const promtoolContainerRulesInput: AlertRulesInput = { ...promtoolRulesInput, diskMountpoints: [containerDataMount] };
 
 export const promtoolDir = __dirname;
 
@@ -32,5 +38,9 @@ export function promtoolTestFiles(): Record<string, string> {
 
 /** Test files plus the rendered rules file: everything `promtool test rules` needs in one directory. */
 export function promtoolWorkspace(): Record<string, string> {
-  return { ...promtoolTestFiles(), [promtoolRulesFile]: renderAlertRulesYaml(promtoolRulesInput) };
+  return {
+    ...promtoolTestFiles(),
+    [promtoolRulesFile]: renderAlertRulesYaml(promtoolRulesInput),
+    [promtoolContainerRulesFile]: renderAlertRulesYaml(promtoolContainerRulesInput),
+  };
 }

@@ -11,9 +11,9 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { mtailArgs, mtailExtraMetrics, mtailMetrics, mtailProgramFile, renderMtailProgram, slowStatementLinePattern } from "../../configs/mtail";
+import { logLinePrefixPattern, mtailArgs, mtailExtraMetrics, mtailMetrics, mtailProgramFile, renderMtailProgram, slowStatementLinePattern } from "../../configs/mtail";
 import { renderPgHba } from "../../configs/pg-hba";
-import { renderPostgresqlConf, slowQueryMs } from "../../configs/postgresql";
+import { logLinePrefix, renderPostgresqlConf, slowQueryMs } from "../../configs/postgresql";
 import { getRuntime, httpGet, startPostgres, stopAll, type HttpServer, type PostgresServer, type Runtime, type ScratchDir } from "../../local/runtime";
 import { startHttpServer } from "../../local/runtime/httpServer";
 import { specFor } from "../unit/spec-fixture";
@@ -142,6 +142,12 @@ describe("mtail over PostgreSQL's slow-query log", () => {
     expect(result.code, result.stderr).toBe(0);
     const metrics = samples(result.stdout);
     expect(metrics.get(`${counter}{${prog}}`)).toBe(8);
+    // Every log entry is counted once (continuation lines of the multi-line statement are not entries).
+    const prefix = new RegExp(logLinePrefixPattern(logLinePrefix));
+    const collected = fs.readdirSync(pg.logDir).map((f) => fs.readFileSync(path.join(pg.logDir, f), "utf8")).join("");
+    const entries = collected.split("\n").filter((l) => prefix.test(l)).length;
+    expect(entries).toBeGreaterThan(8);
+    expect(metrics.get(`${mtailMetrics.logLines.name}{${prog}}`)).toBe(entries);
   });
 
   it("finds a log file PostgreSQL opens after mtail started (the next hour's, here forced by a new log_filename)", async () => {
@@ -174,7 +180,7 @@ describe("mtail over PostgreSQL's slow-query log", () => {
     await waitFor("the restarted mtail to count the one new slow statement", async () => (await scrape()).get(`${counter}{${prog}}`) === 1);
   });
 
-  it("started before PostgreSQL created its log directory (a fresh volume), follows the file once it appears", async () => {
+  it("started before PostgreSQL created its log directory (a fresh volume), follows the file once it appears, and after it is truncated", async () => {
     // A container target may start mtail before PostgreSQL's first start creates PGDATA/log.
     const fresh = runtime.scratchDir("mtail-fresh-pgdata");
     const early = await startHttpServer({
@@ -193,6 +199,12 @@ describe("mtail over PostgreSQL's slow-query log", () => {
       await new Promise((r) => setTimeout(r, 1_000));
       fs.appendFileSync(fresh.hostPathOf("log/postgresql-00.log"), `${slow}\n${slow}\n`);
       await waitFor("the early mtail to count 2", async () => (await count()) === 2);
+      // The next day the collector truncates this hour's file and writes into it again: mtail sees it shorter than
+      // where it was and reads it from the start.
+      fs.truncateSync(fresh.hostPathOf("log/postgresql-00.log"), 0);
+      await new Promise((r) => setTimeout(r, 1_000));
+      fs.appendFileSync(fresh.hostPathOf("log/postgresql-00.log"), `${slow}\n`);
+      await waitFor("the early mtail to count the line after the truncation", async () => (await count()) === 3);
     } finally {
       await early.stop();
     }

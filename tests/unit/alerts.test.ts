@@ -13,7 +13,7 @@ import {
   type AlertThresholds,
   type RuleGroups,
 } from "../../configs/alerts";
-import { promtoolDir, promtoolRulesInput } from "../promtool/fixture";
+import { promtoolContainerRulesInput, promtoolDir, promtoolRulesInput } from "../promtool/fixture";
 import { selectorsOfRules } from "../promtool/metric-names";
 
 const input = promtoolRulesInput;
@@ -107,6 +107,7 @@ describe("renderAlertRules", () => {
         "PostgresHnswIndexInvalid warning",
         "PostgresHugePagesNotInUse warning",
         "PostgresIndexHitRatioLow warning",
+        "PostgresLogNotFollowed warning",
         "PostgresLongRunningTransaction warning",
         "PostgresPendingRestart warning",
         "PostgresSettingsDrift warning",
@@ -135,7 +136,8 @@ describe("renderAlertRules", () => {
   it("has a runbook section in docs/runbooks.md for every alert", () => {
     const runbooks = fs.readFileSync(path.join(__dirname, "../../docs/runbooks.md"), "utf8");
     const headings = new Set([...runbooks.matchAll(/^## (\S+)\s*$/gm)].map((m) => m[1].toLowerCase()));
-    for (const name of new Set(alerts(rules).map((a) => a.alert))) expect(headings.has(name.toLowerCase()), name).toBe(true);
+    const names = [...alerts(rules), ...alerts(renderAlertRules(promtoolContainerRulesInput))].map((a) => a.alert);
+    for (const name of new Set(names)) expect(headings.has(name.toLowerCase()), name).toBe(true);
   });
 
   it("matches stack=\"<stack>\" in every selector but absent()'s job guards' own", () => {
@@ -228,13 +230,14 @@ describe("threshold plumbing: a changed threshold changes its rule, and only its
     ["exporterErrorsFor", "20m", "PostgresExporterErrors", undefined, "for 20m"],
     ["targetDownFor", "7m", "ScrapeTargetDown", undefined, "for 7m"],
     ["jobAbsentFor", "10m", "ScrapeJobAbsent", undefined, "for 10m"],
+    ["logSilenceFor", "30m", "PostgresLogNotFollowed", undefined, "[30m])) == 0 for 30m"],
   ];
 
   const base = renderAlertRules(input);
   const shape = (a: AlertingRule): string => `${a.expr} for ${a.for}`;
 
   it("covers every threshold key except the shared ones tested below", () => {
-    const shared = ["rateWindow", "hitRatioGraceAfterRestart"];
+    const shared = ["rateWindow", "hitRatioGraceAfterRestart", "diskUnwatchedFor"];
     expect([...rows.map((r) => r[0]), ...shared].sort()).toEqual(Object.keys(defaultAlertThresholds).sort());
   });
 
@@ -249,6 +252,17 @@ describe("threshold plumbing: a changed threshold changes its rule, and only its
     // Every other alert is untouched.
     const others = (rules: RuleGroups): string[] => alerts(rules).filter((a) => !mine(a)).map(shape);
     expect(others(changed)).toEqual(others(base));
+  });
+
+  it("diskUnwatchedFor changes the data volume guard of the container targets' rules, and only it", () => {
+    const containers = renderAlertRules(promtoolContainerRulesInput);
+    const changed = renderAlertRules({ ...promtoolContainerRulesInput, thresholds: { ...defaultAlertThresholds, diskUnwatchedFor: "30m" } });
+    expect(find(containers, "HostDiskUnwatched").map((a) => a.for)).toEqual(["10m"]);
+    expect(find(changed, "HostDiskUnwatched").map((a) => a.for)).toEqual(["30m"]);
+    const others = (rules: RuleGroups): string[] => alerts(rules).filter((a) => a.alert !== "HostDiskUnwatched").map(shape);
+    expect(others(changed)).toEqual(others(containers));
+    // The perf cluster's rules watch every real filesystem: no mount point to guard.
+    expect(find(base, "HostDiskUnwatched")).toEqual([]);
   });
 
   it("quotes the thresholds in the descriptions", () => {
@@ -315,11 +329,13 @@ describe("promtool test files", () => {
       rule_files: string[];
       tests: { alert_rule_test?: AlertTest[] }[];
     };
-    expect(doc.rule_files, f).toEqual(["rules.yml"]);
+    expect([["rules.yml"], ["rules-containers.yml"]], f).toContainEqual(doc.rule_files);
     return doc.tests.flatMap((t) => t.alert_rule_test ?? []);
   });
 
-  it.each(alerts(renderAlertRules(input)).map((a) => [a.alert, a.labels.severity] as const))(
+  const everyVariant = [...alerts(renderAlertRules(input)), ...alerts(renderAlertRules(promtoolContainerRulesInput))];
+  const named = [...new Map(everyVariant.map((a) => [`${a.alert}/${a.labels.severity}`, [a.alert, a.labels.severity] as const])).values()];
+  it.each(named)(
     "%s (%s) has a firing and a quiet case",
     (name, severity) => {
       const mine = cases.filter((c) => c.alertname === name);

@@ -86,6 +86,7 @@ describe("custom queries", () => {
       canaryMetrics.connectionAttempts.name,
       canaryMetrics.connectionFailures.name,
       mtailMetrics.slowQueries.name,
+      mtailMetrics.logLines.name,
     ]);
     const used = sourceMetricNames(renderAlertRules(promtoolRulesInput)).filter((n) => n.startsWith("pgstack_") && !synthetic.has(n));
     expect(used.length).toBeGreaterThan(0);

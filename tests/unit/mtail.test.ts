@@ -54,6 +54,7 @@ describe("mtail metric contract", () => {
 
   it("names the histogram's series", () => {
     expect(mtailMetricNames()).toEqual([
+      "pgstack_log_lines_total",
       "pgstack_slow_queries_total",
       "pgstack_slow_query_duration_seconds_bucket",
       "pgstack_slow_query_duration_seconds_count",
