@@ -13,7 +13,7 @@
  * The data source and the stack are template variables, so one dashboard serves every stack in one Grafana; every
  * selector matches `stack="$stack"`, the label configs/scrape.ts puts on every target.
  */
-import { defaultAlertThresholds, type AlertThresholds } from "./alerts";
+import { defaultAlertThresholds, diskMatchers, type AlertThresholds } from "./alerts";
 import { canaryExtraMetrics, canaryMetrics } from "./canary";
 import { postgresExporterQueries } from "./exporters";
 import { mtailExtraMetrics, mtailMetrics } from "./mtail";
@@ -50,6 +50,8 @@ export interface GrafanaDashboardInput {
   readonly stack?: string;
   /** Thresholds drawn on the panels. Defaults to the guide's (defaultAlertThresholds); pass the stack's own. */
   readonly thresholds?: AlertThresholds;
+  /** The filesystems the disk alert watches (configs/render.ts diskMountpointsFor). Defaults to every real one. */
+  readonly diskMountpoints?: readonly string[];
 }
 
 interface Target {
@@ -159,7 +161,7 @@ function ratio(hit: string, read: string, by: string, ...matchers: string[]): st
 }
 
 /** The rows of the dashboard: a title and its panels, two per line. */
-function sections(t: AlertThresholds): readonly (readonly [string, readonly PanelSpec[]])[] {
+function sections(t: AlertThresholds, disk: { readonly mountpoints?: readonly string[] }): readonly (readonly [string, readonly PanelSpec[]])[] {
   const notAdmin = 'database!="pgbouncer"';
   const userDatabases = 'datname!~"template0|template1"';
   const histogram = `${canaryMetrics.queryDuration.name}_bucket`;
@@ -350,14 +352,14 @@ function sections(t: AlertThresholds): readonly (readonly [string, readonly Pane
         },
         {
           title: "Filesystems full",
-          description: `Used share of each filesystem node_exporter sees: on Docker and Kubernetes the data volume only. Alert: > ${t.diskCritical * 100} % (critical).`,
+          description: `Used share of ${disk.mountpoints?.length ? disk.mountpoints.join(", ") : "every filesystem node_exporter sees (pseudo filesystems left out)"}, the filesystems the disk alert watches. Alert: > ${t.diskCritical * 100} % (critical).`,
           unit: "percentunit",
           min: 0,
           max: 1,
           thresholds: [t.diskCritical],
           queries: [
             [
-              `1 - ${sel("node_filesystem_avail_bytes", 'fstype!~"tmpfs|overlay|squashfs"')} / ${sel("node_filesystem_size_bytes", 'fstype!~"tmpfs|overlay|squashfs"')}`,
+              `1 - ${sel("node_filesystem_avail_bytes", ...diskMatchers(disk.mountpoints))} / ${sel("node_filesystem_size_bytes", ...diskMatchers(disk.mountpoints))}`,
               "{{mountpoint}} ({{instance}})",
             ],
           ],
@@ -417,7 +419,7 @@ export function renderGrafanaDashboard(input: GrafanaDashboardInput = {}): Grafa
   let y = 0;
   const width = 12;
   const height = 8;
-  for (const [title, specs] of sections(t)) {
+  for (const [title, specs] of sections(t, { mountpoints: input.diskMountpoints })) {
     panels.push({ id: id++, type: "row", title, gridPos: { h: 1, w: 24, x: 0, y }, collapsed: false, panels: [] });
     y += 1;
     specs.forEach((spec, i) => {

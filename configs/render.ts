@@ -127,7 +127,7 @@ export function renderStack(spec: StackSpec): Rendered {
       "hnsw-plan.sql": renderIndexPlanSql(indexPlan),
       "plan.json": sortedJson(hookPlan),
       "postgresql.mtail": renderMtailProgram(),
-      "grafana-dashboard.json": renderGrafanaDashboardJson({ stack: spec.stack, thresholds: spec.alerts }),
+      "grafana-dashboard.json": renderGrafanaDashboardJson({ stack: spec.stack, thresholds: spec.alerts, diskMountpoints: diskMountpointsFor(spec.target) }),
     },
     indexPlan,
     alertRuleGroups: renderAlertRules(rulesInput),

@@ -110,6 +110,17 @@ describe("Grafana dashboard JSON", () => {
     const latency = contentPanels.find((p) => p.title === "Canary latency by scenario")!;
     expect(latency.targets!.map((t) => t.expr.split(",")[0])).toEqual(["histogram_quantile(0.5", "histogram_quantile(0.95", "histogram_quantile(0.99"]);
   });
+
+  it("shows the filesystems the disk alert watches: the data volume on the container targets, every real one else", () => {
+    const diskPanel = (mountpoints?: readonly string[]): GrafanaPanel =>
+      renderGrafanaDashboard({ diskMountpoints: mountpoints }).panels.find((p) => p.title === "Filesystems full")!;
+    const containers = diskPanel(["/var/lib/postgresql/data"]);
+    for (const t of containers.targets!) expect(t.expr.match(/node_filesystem_\w+\{[^}]*\}/g)!.every((sel) => sel.includes('mountpoint=~"/var/lib/postgresql/data"'))).toBe(true);
+    expect(containers.description).toContain("/var/lib/postgresql/data");
+    const host = diskPanel();
+    expect(host.targets![0].expr).toContain('fstype!~"tmpfs|');
+    expect(host.targets![0].expr).not.toContain("mountpoint");
+  });
 });
 
 describe("every panel's PromQL", () => {
