@@ -107,7 +107,8 @@ export async function startPostgres(opts: PostgresOptions): Promise<PostgresServ
       probe: async () => (await runtime.exec("pg_isready", ["-q", "-h", "127.0.0.1", "-p", String(port), "-t", "2"])).code === 0,
     });
 
-    // log_directory as the server reads it (a stack can override it); a relative one is inside the data directory.
+    // log_directory as the server reads it (servers started with other files than the stack's may set their own); a
+    // relative one is inside the data directory.
     const logDirectory = await psqlAsSuperuser(runtime, port, password, "SHOW log_directory", "postgres");
     const logDir = runtime.hostPath(path.posix.resolve(dataPath, logDirectory));
 

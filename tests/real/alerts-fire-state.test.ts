@@ -83,8 +83,9 @@ async function withClient<T>(url: string, app: string, work: (c: Client) => Prom
 }
 
 /**
- * Opens connections until the server refuses one for being full (`refusal`), then closes one: every slot but one is
- * in use, whatever else (canary, exporters, pools) holds some, and a slot stays free for them.
+ * Opens connections until the server refuses one for being full (`refusal`) and keeps them: every slot is in use,
+ * whatever else (canary, exporters, pools) held some at that moment; when those let go, one or two slots are free,
+ * still above the critical 95 %.
  */
 async function fillUntilRefused(clients: Client[], open: () => Promise<Client>, refusal: RegExp): Promise<void> {
   for (;;) {
@@ -93,10 +94,9 @@ async function fillUntilRefused(clients: Client[], open: () => Promise<Client>, 
       clients.push(await open());
     } catch (error) {
       if (!refusal.test(String(error))) throw error;
-      break;
+      return;
     }
   }
-  await clients.pop()!.end();
 }
 
 beforeAll(async () => {
@@ -134,34 +134,53 @@ describe("the rest of the rendered alerts fire on a local perf cluster", () => {
   it("postgresql.conf edited and reloaded: work_mem changed → PostgresSettingsDrift; shared_buffers changed → PostgresPendingRestart", async () => {
     await probe.waitUntilQuiet("PostgresSettingsDrift", (l) => l.name === "work_mem");
     await probe.waitUntilQuiet("PostgresPendingRestart");
-    // The data directory's postgresql.conf is the rendered file the rig wrote; an operator's hand edit.
+    // The data directory's postgresql.conf is the rendered file the rig wrote (log_directory, owned, is 'log' inside
+    // it); an operator's hand edit, undone at the end.
     const conf = path.join(path.dirname(info.logs.postgres_log_dir), "postgresql.conf");
     expect(fs.readFileSync(conf, "utf8")).toBe(rendered.files["postgresql.conf"]);
     const since = Date.now();
     fs.appendFileSync(conf, "work_mem = '7MB'\nshared_buffers = '200MB'\n");
-    await withClient(info.superuserUrl, "alerts-fire-reload", (c) => c.query("SELECT pg_reload_conf()"));
-    const drift = await probe.waitForFiring("PostgresSettingsDrift", since, (l) => l.name === "work_mem", ['pgstack_settings_info{name="work_mem"}']);
-    probe.expectWellFormed(drift, "warning");
-    expect(drift.labels).toMatchObject({ value: String(7 * bytes.MiB), expected: String(rendered.memory.workMemBytes) });
-    // The rig's own -c port and socket options also read as pending after a reload; shared_buffers must be there.
-    const waiting = await withClient(info.superuserUrl, "alerts-fire-pending", (c) => c.query("SELECT name FROM pg_settings WHERE pending_restart"));
-    expect(waiting.rows.map((r) => r.name)).toContain("shared_buffers");
-    const pending = await probe.waitForFiring("PostgresPendingRestart", since, () => true, ["pgstack_pending_restart_settings"]);
-    probe.expectWellFormed(pending, "warning");
-    expect(Number(pending.value)).toBeGreaterThanOrEqual(1);
+    const reload = (): Promise<unknown> => withClient(info.superuserUrl, "alerts-fire-reload", (c) => c.query("SELECT pg_reload_conf()"));
+    try {
+      await reload();
+      const drift = await probe.waitForFiring("PostgresSettingsDrift", since, (l) => l.name === "work_mem", ['pgstack_settings_info{name="work_mem"}']);
+      probe.expectWellFormed(drift, "warning");
+      expect(drift.labels).toMatchObject({ value: String(7 * bytes.MiB), expected: String(rendered.memory.workMemBytes) });
+      // The rig's own -c port and socket options also read as pending after a reload; shared_buffers must be there.
+      const waiting = await withClient(info.superuserUrl, "alerts-fire-pending", (c) => c.query("SELECT name FROM pg_settings WHERE pending_restart"));
+      expect(waiting.rows.map((r) => r.name)).toContain("shared_buffers");
+      const pending = await probe.waitForFiring("PostgresPendingRestart", since, () => true, ["pgstack_pending_restart_settings"]);
+      probe.expectWellFormed(pending, "warning");
+      expect(Number(pending.value)).toBeGreaterThanOrEqual(1);
+    } finally {
+      fs.writeFileSync(conf, rendered.files["postgresql.conf"]);
+      await reload();
+    }
   });
 
   it("CREATE INDEX CONCURRENTLY … USING hnsw cancelled by statement_timeout → PostgresHnswIndexInvalid", async () => {
     const since = Date.now();
-    await withClient(superuserUrl(appDb), "alerts-fire-hnsw", async (c) => {
-      await c.query("CREATE TABLE alert_probe_vectors (id bigint PRIMARY KEY, embedding vector(32))");
-      await c.query("INSERT INTO alert_probe_vectors SELECT i, (SELECT array_agg(random())::vector(32) FROM generate_series(1, 32) WHERE i > 0) FROM generate_series(1, 20000) i");
-      await c.query("SET statement_timeout = '200ms'");
-      const failed = await c
-        .query("CREATE INDEX CONCURRENTLY alert_probe_vectors_hnsw ON alert_probe_vectors USING hnsw (embedding vector_cosine_ops)")
-        .then(() => null, (e: Error) => e);
-      expect(String(failed)).toMatch(/statement timeout/);
-      await c.query("RESET statement_timeout");
+    const db = superuserUrl(appDb);
+    await withClient(db, "alerts-fire-hnsw", async (c) => {
+      await c.query("CREATE TABLE alert_probe_vectors (id bigint PRIMARY KEY, embedding vector(3))");
+      await c.query("INSERT INTO alert_probe_vectors SELECT i, ARRAY[i, 1, 1]::vector(3) FROM generate_series(1, 100) i");
+      // A writer's open transaction: CREATE INDEX CONCURRENTLY records the (invalid) index, commits, then waits for
+      // every transaction that may write the table. Cancelled there, it leaves the index INVALID, as a failed
+      // deploy does, on any machine however fast.
+      const writer = await connect(db, "alerts-fire-hnsw-writer");
+      try {
+        await writer.query("BEGIN");
+        await writer.query("INSERT INTO alert_probe_vectors VALUES (0, '[0,1,1]')");
+        await c.query("SET statement_timeout = '1s'");
+        const failed = await c
+          .query("CREATE INDEX CONCURRENTLY alert_probe_vectors_hnsw ON alert_probe_vectors USING hnsw (embedding vector_cosine_ops)")
+          .then(() => null, (e: Error) => e);
+        expect(String(failed)).toMatch(/statement timeout/);
+        await c.query("RESET statement_timeout");
+      } finally {
+        await writer.query("ROLLBACK").catch(() => undefined);
+        await writer.end().catch(() => undefined);
+      }
       const valid = await c.query("SELECT indisvalid FROM pg_index WHERE indexrelid = 'alert_probe_vectors_hnsw'::regclass");
       expect(valid.rows).toEqual([{ indisvalid: false }]);
     });
@@ -199,13 +218,13 @@ describe("the rest of the rendered alerts fire on a local perf cluster", () => {
     }
   });
 
-  it("idle clients until max_client_conn 40 refuses one, then one fewer → PgBouncerClientConnectionsNearLimit (warning and critical)", async () => {
+  it("idle clients until max_client_conn 40 refuses one → PgBouncerClientConnectionsNearLimit (warning and critical)", async () => {
     for (const severity of ["warning", "critical"]) await probe.waitUntilQuiet("PgBouncerClientConnectionsNearLimit", (l) => l.severity === severity);
     const used = 'pgbouncer_used_clients{stack="perf"}';
     const clients: Client[] = [];
     const since = Date.now();
     try {
-      // The canary and the exporter hold clients too: open ours until PgBouncer refuses one, then free one slot.
+      // The canary and the exporter hold clients too: open ours until PgBouncer refuses one.
       await fillUntilRefused(clients, () => connect(info.pooledUrl, "alerts-fire-clients"), /max_client_conn/);
       const diagnose = [used, 'pgbouncer_config_max_client_connections{stack="perf"}'];
       const warning = await probe.waitForFiring("PgBouncerClientConnectionsNearLimit", since, (l) => l.severity === "warning", diagnose);
@@ -218,13 +237,15 @@ describe("the rest of the rendered alerts fire on a local perf cluster", () => {
     }
   });
 
-  it("direct sessions until max_connections 40 refuses one, then one fewer → PostgresConnectionsNearMax (warning and critical)", async () => {
+  it("direct sessions until max_connections 40 refuses one → PostgresConnectionsNearMax (warning and critical)", async () => {
     for (const severity of ["warning", "critical"]) await probe.waitUntilQuiet("PostgresConnectionsNearMax", (l) => l.severity === severity);
     const sessions = 'sum(pg_stat_activity_count{backend_type="client backend",stack="perf"})';
     const clients: Client[] = [];
     const since = Date.now();
     try {
-      // As the superuser, who may use the reserved slots: until PostgreSQL refuses one, then free one slot.
+      // As the superuser, who may use the superuser-reserved slots: until PostgreSQL refuses one. Meanwhile
+      // new logins of other roles (the canary's direct probe, a reconnecting exporter) are refused; the exporter's open
+      // session keeps reporting.
       await fillUntilRefused(clients, () => connect(info.superuserUrl, "alerts-fire-sessions"), /too many clients/);
       const diagnose = [sessions, 'pg:connections:utilization_ratio{stack="perf"}'];
       const warning = await probe.waitForFiring("PostgresConnectionsNearMax", since, (l) => l.severity === "warning", diagnose);
