@@ -4,6 +4,7 @@
  * Read-only: nothing here changes the server.
  */
 import { Client } from "pg";
+import { indexCatalogColumns, observedIndexOf, type IndexCatalogRow } from "../postdeploy/index-catalog";
 import { truncateIdentifier, type ObservedIndex } from "../postdeploy/index-decisions";
 import { clientConfig, ConnectionError, connectionErrorMessage, withDatabase, type ConnectionTarget } from "./connection";
 import type { DesiredState, FileSetting, LiveExtension, LivePgBouncer, LivePostgres, LiveSetting, RoleDatabaseSetting } from "./live";
@@ -94,25 +95,8 @@ async function extensionsOf(client: Client, names: readonly string[]): Promise<L
 
 /** Every HNSW index, and every index the plan names whatever its access method, in the database. */
 async function indexesOf(client: Client, plannedNames: readonly string[]): Promise<ObservedIndex[]> {
-  const { rows } = await client.query<{
-    name: string;
-    access_method: string | null;
-    reloptions: string[] | null;
-    table_name: string | null;
-    valid: boolean | null;
-    ready: boolean | null;
-    partial: boolean | null;
-    definition: string | null;
-    columns: string[] | null;
-    opclasses: string[] | null;
-  }>(
-    `SELECT c.relname::text AS name, am.amname::text AS access_method, c.reloptions,
-            t.relname::text AS table_name, i.indisvalid AS valid, i.indisready AS ready, i.indpred IS NOT NULL AS partial,
-            pg_get_indexdef(c.oid) AS definition,
-            ARRAY(SELECT coalesce(a.attname::text, '') FROM unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
-                    LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY k.ord) AS columns,
-            ARRAY(SELECT o.opcname::text FROM unnest(i.indclass) WITH ORDINALITY k(opc, ord)
-                    JOIN pg_opclass o ON o.oid = k.opc ORDER BY k.ord) AS opclasses
+  const { rows } = await client.query<IndexCatalogRow>(
+    `SELECT c.relname::text AS name, ${indexCatalogColumns}
        FROM pg_index i
        JOIN pg_class c ON c.oid = i.indexrelid
        JOIN pg_class t ON t.oid = i.indrelid
@@ -123,18 +107,7 @@ async function indexesOf(client: Client, plannedNames: readonly string[]): Promi
       ORDER BY c.relname`,
     [plannedNames],
   );
-  return rows.map((r) => ({
-    name: r.name,
-    table: r.table_name ?? "",
-    accessMethod: r.access_method ?? "",
-    columns: r.columns ?? [],
-    opclasses: r.opclasses ?? [],
-    reloptions: r.reloptions,
-    valid: r.valid ?? false,
-    ready: r.ready ?? false,
-    partial: r.partial ?? false,
-    definition: r.definition ?? "",
-  }));
+  return rows.map(observedIndexOf);
 }
 
 async function missingTablesOf(client: Client, tables: readonly string[]): Promise<string[]> {

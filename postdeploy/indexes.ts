@@ -10,6 +10,7 @@ import { performance } from "node:perf_hooks";
 import { Client, DatabaseError } from "pg";
 import type { IndexPlanEntry, VectorStorage } from "../configs/hnsw";
 import type { Progress } from "../configs/progress";
+import { indexCatalogColumns, observedIndexOf, type IndexCatalogRow } from "./index-catalog";
 import {
   type AppliedStorage,
   type ObservedIndex,
@@ -304,28 +305,8 @@ async function findTable(client: Client, entry: IndexPlanEntry): Promise<TableIn
 }
 
 async function findIndex(client: Client, schema: string, name: string): Promise<FoundIndex | null> {
-  const { rows } = await client.query<{
-    oid: string;
-    name: string;
-    kind: string;
-    access_method: string | null;
-    reloptions: string[] | null;
-    table_name: string | null;
-    valid: boolean | null;
-    ready: boolean | null;
-    partial: boolean | null;
-    definition: string | null;
-    columns: string[] | null;
-    opclasses: string[] | null;
-    building_pid: number | null;
-  }>(
-    `SELECT c.oid::int8 AS oid, c.relname AS name, c.relkind AS kind, am.amname::text AS access_method, c.reloptions,
-            t.relname::text AS table_name, i.indisvalid AS valid, i.indisready AS ready, i.indpred IS NOT NULL AS partial,
-            pg_get_indexdef(c.oid) AS definition,
-            ARRAY(SELECT coalesce(a.attname::text, '') FROM unnest(i.indkey) WITH ORDINALITY k(attnum, ord)
-                    LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum ORDER BY k.ord) AS columns,
-            ARRAY(SELECT o.opcname::text FROM unnest(i.indclass) WITH ORDINALITY k(opc, ord)
-                    JOIN pg_opclass o ON o.oid = k.opc ORDER BY k.ord) AS opclasses,
+  const { rows } = await client.query<IndexCatalogRow & { oid: string; kind: string; building_pid: number | null }>(
+    `SELECT c.oid::int8 AS oid, c.relname AS name, c.relkind AS kind, ${indexCatalogColumns},
             (SELECT p.pid FROM pg_stat_progress_create_index p WHERE p.index_relid = c.oid LIMIT 1) AS building_pid
        FROM pg_class c
        JOIN pg_namespace n ON n.oid = c.relnamespace
@@ -337,21 +318,7 @@ async function findIndex(client: Client, schema: string, name: string): Promise<
   );
   const r = rows[0];
   if (!r) return null;
-  return {
-    oid: Number(r.oid),
-    kind: r.kind,
-    name: r.name,
-    table: r.table_name ?? "",
-    accessMethod: r.access_method ?? "",
-    columns: r.columns ?? [],
-    opclasses: r.opclasses ?? [],
-    reloptions: r.reloptions,
-    valid: r.valid ?? false,
-    ready: r.ready ?? false,
-    partial: r.partial ?? false,
-    definition: r.definition ?? "",
-    buildingPid: r.building_pid,
-  };
+  return { ...observedIndexOf(r), oid: Number(r.oid), kind: r.kind, buildingPid: r.building_pid };
 }
 
 function qualified(schema: string, name: string): string {
