@@ -19,7 +19,12 @@ function fixedLabel(label: string, value: string): Record<string, string> {
  * ScrapeJobAbsent firing.
  */
 export function podMonitorSpec(selector: Labels, stack: string, scrapeInterval: string): Record<string, unknown> {
-  const endpoint = (port: string, job: string) => metricsEndpoint(port, job, stack, scrapeInterval);
+  // The node the pod runs on, as label `node`: the host alerts' instance is the pod's IP, and the runbooks' first
+  // step on the host needs the node's name.
+  const endpoint = (port: string, job: string) => {
+    const e = metricsEndpoint(port, job, stack, scrapeInterval);
+    return { ...e, relabelings: [...(e.relabelings as object[]), nodeNameLabel] };
+  };
   return {
     podMetricsEndpoints: [
       endpoint(portNames.postgresMetrics, postgresJob),
@@ -42,6 +47,8 @@ export function canaryPodMonitorSpec(selector: Labels, stack: string, scrapeInte
     selector: { matchLabels: { ...selector } },
   };
 }
+
+const nodeNameLabel = { action: "replace", sourceLabels: ["__meta_kubernetes_pod_node_name"], targetLabel: "node" };
 
 function metricsEndpoint(port: string, job: string, stack: string, scrapeInterval: string): Record<string, unknown> {
   return { interval: scrapeInterval, path: "/metrics", port, relabelings: [fixedLabel("job", job), fixedLabel("stack", stack)] };

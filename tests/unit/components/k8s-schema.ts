@@ -113,7 +113,7 @@ function walk(checker: ts.TypeChecker, value: unknown, type: ts.Type, at: string
 /** A field list for objects without a model: nested objects, `[shape]` for lists, "*" for free maps, "" for scalars. */
 type Shape = "" | "*" | { readonly [key: string]: Shape | readonly [Shape] };
 
-const relabel: Shape = { sourceLabels: "", separator: "", targetLabel: "", regex: "", modulus: "", replacement: "", action: "" };
+const relabel: Shape = { sourceLabels: [""], separator: "", targetLabel: "", regex: "", modulus: "", replacement: "", action: "" };
 const metadataShape: Shape = { name: "", namespace: "", labels: "*", annotations: "*" };
 const labelSelector: Shape = { matchLabels: "*", matchExpressions: ["*"] };
 

@@ -299,13 +299,14 @@ describe("the canary's NetworkPolicy", () => {
 });
 
 describe("monitoring specs", () => {
-  it("PodMonitor sets the job and stack labels the alert rules select on", () => {
+  it("PodMonitor sets the job and stack labels the alert rules select on, and the pod's node as label node", () => {
     const spec = podMonitorSpec({ a: "b" }, "staging", "15s") as { podMetricsEndpoints: { port: string; relabelings: unknown[] }[] };
     expect(spec.podMetricsEndpoints.map((e) => e.port)).toEqual(["pg-metrics", "pgb-metrics", "node-metrics", "mtail-metrics"]);
     expect(spec.podMetricsEndpoints.map((e) => e.relabelings)).toEqual(
       ["postgres", "pgbouncer", "node", "mtail"].map((job) => [
         { action: "replace", replacement: job, targetLabel: "job" },
         { action: "replace", replacement: "staging", targetLabel: "stack" },
+        { action: "replace", sourceLabels: ["__meta_kubernetes_pod_node_name"], targetLabel: "node" },
       ]),
     );
   });
