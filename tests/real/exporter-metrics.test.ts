@@ -45,7 +45,7 @@ const canaryAndMtail = [
   `${canaryMetrics.queryDuration.name}_bucket`,
   canaryMetrics.connectionAttempts.name,
   canaryMetrics.connectionFailures.name,
-  mtailMetrics.slowQueries.name,
+  ...Object.values(mtailMetrics).map((m) => m.name),
 ];
 /** node_exporter: checked below against the real one. */
 const nodeExporterNames: readonly string[] = nodeMetricNames;
