@@ -1,10 +1,12 @@
 /**
- * The rendered rules under the real promtool 2.53: `check rules`, then `test rules` for every file in
+ * The rendered rules under the real promtool 2.53: `check rules` on every stack's rules, then `test rules` for every file in
  * tests/promtool (each runs against rules.yml rendered with the default thresholds next to it), and the rendered
  * Prometheus config under `check config`.
  */
 import { beforeAll, describe, expect, it } from "vitest";
+import { listStacks, loadStackSpec } from "../../cli/stack-file";
 import { defaultAlertThresholds, renderAlertRulesYaml } from "../../configs/alerts";
+import { renderStack } from "../../configs/render";
 import { renderPrometheusConfigYaml } from "../../configs/scrape";
 import { getRuntime, promtool, type Runtime } from "../../local/runtime";
 import { promtoolRulesFile, promtoolRulesInput, promtoolTestFiles, promtoolWorkspace } from "../promtool/fixture";
@@ -43,6 +45,14 @@ describe("alert rules under promtool 2.53", () => {
     });
     const result = await promtool(["check", "rules", "small.yml"], { "small.yml": rules }, runtime);
     expect(result.code, result.stdout + result.stderr).toBe(0);
+  });
+
+  // What each stack deploys: the rules file in its rendered/ snapshot is what `render` writes for the Pulumi file.
+  it.each(listStacks())("check rules accepts stack %s's rendered alert-rules.yaml", async (stack) => {
+    const rules = renderStack(loadStackSpec(stack)).files["alert-rules.yaml"];
+    const result = await promtool(["check", "rules", "alert-rules.yaml"], { "alert-rules.yaml": rules }, runtime);
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    expect(result.stdout).toMatch(/SUCCESS: \d+ rules found/);
   });
 
   it.each(testFiles)("test rules %s passes against the rules rendered with the default thresholds", async (file) => {
