@@ -8,7 +8,7 @@ import { canaryPort, directUrlEnv, pooledUrlEnv } from "../../configs/canary";
 import { k8sQuantity } from "../../configs/kubernetes-resources";
 import { bytes } from "../../configs/units";
 import { containerNames, nodeUid, paths, portNames, secretKeys, sha256, sortedRecord } from "./layout";
-import { restrictedSecurityContext } from "./pod-template";
+import { restrictedPodSecurityContext, restrictedSecurityContext } from "./pod-template";
 
 const bundleFile = path.posix.basename(paths.hookBundle);
 
@@ -95,13 +95,7 @@ export function canaryDeploymentSpec(input: CanaryDeploymentInput): k8s.types.in
           },
         ],
         enableServiceLinks: false,
-        securityContext: {
-          fsGroup: nodeUid,
-          runAsGroup: nodeUid,
-          runAsNonRoot: true,
-          runAsUser: nodeUid,
-          seccompProfile: { type: "RuntimeDefault" },
-        },
+        securityContext: restrictedPodSecurityContext(nodeUid),
         // On SIGTERM the canary lets a running round finish (three scenarios, each cut off by the 10 s query
         // timeout) and exits; usually within a second. A first start's table setup may take longer, and SIGKILL then
         // only abandons it: the setup is idempotent and the next pod repeats it.

@@ -6,7 +6,7 @@ import type * as k8s from "@pulumi/kubernetes";
 import path from "node:path";
 import { k8sQuantity } from "../../configs/kubernetes-resources";
 import { containerNames, nodeUid, paths, secretKeys } from "./layout";
-import { restrictedSecurityContext } from "./pod-template";
+import { restrictedPodSecurityContext, restrictedSecurityContext } from "./pod-template";
 
 /** Kubernetes refuses a ConfigMap whose data adds up to more than 1 MiB (validation.MaxConfigMapSize… in apimachinery). */
 export const configMapLimitBytes = 1024 * 1024;
@@ -119,13 +119,7 @@ export function hookJobSpec(input: HookJobInput): k8s.types.input.batch.v1.JobSp
         ],
         // Never: each failed attempt keeps its pod and log for `kubectl logs`, and counts against backoffLimit.
         restartPolicy: "Never",
-        securityContext: {
-          fsGroup: nodeUid,
-          runAsGroup: nodeUid,
-          runAsNonRoot: true,
-          runAsUser: nodeUid,
-          seccompProfile: { type: "RuntimeDefault" },
-        },
+        securityContext: restrictedPodSecurityContext(nodeUid),
         volumes: [
           { configMap: { items: [{ key: path.posix.basename(paths.hookBundle), path: path.posix.basename(paths.hookBundle) }], name: input.configMapName }, name: "hook" },
           { configMap: { items: [{ key: path.posix.basename(paths.plan), path: path.posix.basename(paths.plan) }], name: input.configMapName }, name: "plan" },

@@ -31,6 +31,7 @@ import {
 
 type Container = k8s.types.input.core.v1.Container;
 type EnvVar = k8s.types.input.core.v1.EnvVar;
+type PodSecurityContext = k8s.types.input.core.v1.PodSecurityContext;
 type SecurityContext = k8s.types.input.core.v1.SecurityContext;
 type Volume = k8s.types.input.core.v1.Volume;
 
@@ -54,6 +55,14 @@ export function restrictedSecurityContext(uid: number): SecurityContext {
     runAsUser: uid,
     seccompProfile: { type: "RuntimeDefault" },
   };
+}
+
+/**
+ * The restricted Pod Security Standard at pod level: every container as `uid`, non-root, the runtime's seccomp
+ * profile, and volumes group-owned by `uid` (fsGroup) so files mounted 0440 are readable.
+ */
+export function restrictedPodSecurityContext(uid: number): PodSecurityContext {
+  return { fsGroup: uid, runAsGroup: uid, runAsNonRoot: true, runAsUser: uid, seccompProfile: { type: "RuntimeDefault" } };
 }
 
 function secretEnv(name: string, secret: string, key: string): EnvVar {
@@ -312,14 +321,7 @@ export function databaseStatefulSetSpec(input: DatabaseWorkloadInput): k8s.types
         // Service environment variables would only add noise (and names like PGBOUNCER_PORT) to every container.
         enableServiceLinks: false,
         initContainers: [pgbouncerContainer(rendered, resources)],
-        securityContext: {
-          fsGroup: postgresUid,
-          fsGroupChangePolicy: "OnRootMismatch",
-          runAsGroup: postgresUid,
-          runAsNonRoot: true,
-          runAsUser: postgresUid,
-          seccompProfile: { type: "RuntimeDefault" },
-        },
+        securityContext: { ...restrictedPodSecurityContext(postgresUid), fsGroupChangePolicy: "OnRootMismatch" },
         // The preStop fast shutdown gets 100 s to write its shutdown checkpoint; SIGKILL comes after 120 s.
         terminationGracePeriodSeconds: 120,
         volumes: volumes(rendered, names, resources),
