@@ -22,6 +22,7 @@ import { bootstrapSql } from "../../configs/roles";
 import { scramVerifier } from "../../configs/scram";
 import { freeLoopbackPort, getRuntime, httpGet, startPgBouncer, startPostgres, stopAll, type PgBouncerServer, type PostgresServer, type Runtime } from "../../local/runtime";
 import { planShape } from "../../postdeploy/smoke-sql";
+import { samples } from "../exposition";
 import { specFor } from "../unit/spec-fixture";
 
 const spec = specFor({ target: "local", node: { memory: "4Gi", cpus: 2 } }, "perf");
@@ -54,16 +55,6 @@ let canary: Canary;
 let metricsUrl: string;
 const canaryLog: string[] = [];
 
-/** Prometheus text exposition → "name{labels}" → value, labels as written by prom-client. */
-function samples(body: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of body.split("\n")) {
-    if (line === "" || line.startsWith("#")) continue;
-    const m = /^(\S+?)(\{.*\})?\s+(\S+)$/.exec(line);
-    if (m) out.set(`${m[1]}${m[2] ?? ""}`, Number(m[3]));
-  }
-  return out;
-}
 
 async function scrape(url = metricsUrl): Promise<Map<string, number>> {
   const response = await httpGet(url);

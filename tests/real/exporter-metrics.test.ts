@@ -34,6 +34,7 @@ import {
   type PostgresServer,
   type Runtime,
 } from "../../local/runtime";
+import { parseExposition, type Series } from "../exposition";
 import { matches, recordedNames, selectorsOfRules, sourceMetricNames } from "../promtool/metric-names";
 
 // Metric names the rules read that no exporter started here serves, listed explicitly: a new name in the rules
@@ -61,28 +62,6 @@ const rendered = renderStack(spec);
 const memory = memoryPlan(spec);
 const rulesInput = alertRulesInput(spec, postgresqlSettingValues(spec, memory), memory.hugePagesMode);
 const PG_HBA_CONF = ["local all all scram-sha-256", "host all all 127.0.0.1/32 scram-sha-256", ""].join("\n");
-
-interface Series {
-  readonly name: string;
-  readonly labels: Readonly<Record<string, string>>;
-}
-
-/** Prometheus text exposition format → series (names and labels; values are not needed). */
-function parseExposition(body: string): Series[] {
-  const series: Series[] = [];
-  for (const line of body.split("\n")) {
-    if (line === "" || line.startsWith("#")) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{(.*)\})?\s+\S+/.exec(line);
-    if (!m) throw new Error(`unparsable exposition line: ${line}`);
-    const labels: Record<string, string> = {};
-    const labelPattern = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)",?/g;
-    for (let l = labelPattern.exec(m[3] ?? ""); l; l = labelPattern.exec(m[3] ?? "")) {
-      labels[l[1]] = JSON.parse(`"${l[2]}"`) as string;
-    }
-    series.push({ name: m[1], labels });
-  }
-  return series;
-}
 
 async function scrape(server: HttpServer): Promise<Series[]> {
   const response = await httpGet(`${server.url}/metrics`);

@@ -16,20 +16,11 @@ import { renderPgHba } from "../../configs/pg-hba";
 import { logLinePrefix, renderPostgresqlConf, slowQueryMs } from "../../configs/postgresql";
 import { getRuntime, httpGet, startPostgres, stopAll, type HttpServer, type PostgresServer, type Runtime, type ScratchDir } from "../../local/runtime";
 import { startHttpServer } from "../../local/runtime/httpServer";
+import { samples } from "../exposition";
 import { specFor } from "../unit/spec-fixture";
 
 const spec = specFor({ target: "local", node: { memory: "4Gi", cpus: 2 } }, "perf");
 
-/** Prometheus text exposition → "name{labels}" → value. */
-function samples(body: string): Map<string, number> {
-  const out = new Map<string, number>();
-  for (const line of body.split("\n")) {
-    if (line === "" || line.startsWith("#")) continue;
-    const m = /^(\S+?)(\{.*\})?\s+(\S+)$/.exec(line);
-    if (m) out.set(`${m[1]}${m[2] ?? ""}`, Number(m[3]));
-  }
-  return out;
-}
 
 const slowLine = new RegExp(slowStatementLinePattern().replace(/\(\?P</g, "(?<"));
 
@@ -74,13 +65,13 @@ beforeAll(async () => {
   mtail = await startMtail();
 });
 
-/** mtail with the targets' flags over this server's PGDATA, on a free loopback port. */
-function startMtail(): Promise<HttpServer> {
+/** mtail with the targets' flags over `pgdata` (this server's by default), on a free loopback port, logging into `scratch`. */
+function startMtail(pgdata = pg.scratch.pathOf("data"), scratch: ScratchDir = progs): Promise<HttpServer> {
   return startHttpServer({
     runtime,
     program: "mtail",
-    scratch: progs,
-    args: (port) => ["--address", "127.0.0.1", "--port", String(port), ...mtailArgs({ programsDir: progs.path, pgdata: pg.scratch.pathOf("data") })],
+    scratch,
+    args: (port) => ["--address", "127.0.0.1", "--port", String(port), ...mtailArgs({ programsDir: progs.path, pgdata })],
     readyPath: "/metrics",
   });
 }
@@ -183,13 +174,7 @@ describe("mtail over PostgreSQL's slow-query log", () => {
   it("started before PostgreSQL created its log directory (a fresh volume), follows the file once it appears, and after it is truncated", async () => {
     // A container target may start mtail before PostgreSQL's first start creates PGDATA/log.
     const fresh = runtime.scratchDir("mtail-fresh-pgdata");
-    const early = await startHttpServer({
-      runtime,
-      program: "mtail",
-      scratch: fresh,
-      args: (port) => ["--address", "127.0.0.1", "--port", String(port), ...mtailArgs({ programsDir: progs.path, pgdata: fresh.path })],
-      readyPath: "/metrics",
-    });
+    const early = await startMtail(fresh.path, fresh);
     const count = async (): Promise<number | undefined> => samples((await httpGet(`${early.url}/metrics`)).body).get(`${counter}{${prog}}`);
     try {
       expect(await count()).toBe(0);

@@ -19,28 +19,8 @@ import { CanaryMetrics } from "../../canary/metrics";
 import { canarySql } from "../../canary/sql";
 import { DeadlineError, withDeadline } from "../../canary/connect";
 import { canarySettingsFromArgs } from "../../cli/canary";
+import { parseExposition } from "../exposition";
 import { matches, selectorsOfRules } from "../promtool/metric-names";
-
-interface Series {
-  readonly name: string;
-  readonly labels: Readonly<Record<string, string>>;
-  readonly value: number;
-}
-
-/** Prometheus text exposition → series. */
-function parseExposition(body: string): Series[] {
-  const series: Series[] = [];
-  for (const line of body.split("\n")) {
-    if (line === "" || line.startsWith("#")) continue;
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
-    if (!m) throw new Error(`unparsable exposition line: ${line}`);
-    const labels: Record<string, string> = {};
-    const labelPattern = /([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)",?/g;
-    for (let l = labelPattern.exec(m[2] ?? ""); l; l = labelPattern.exec(m[2] ?? "")) labels[l[1]] = JSON.parse(`"${l[2]}"`) as string;
-    series.push({ name: m[1], labels, value: Number(m[3]) });
-  }
-  return series;
-}
 
 const scrapeLabels = new Set(["instance", "job", "stack"]);
 
