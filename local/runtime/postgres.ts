@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { postgresLogDirectory } from "../../configs/postgresql";
 import { onFreePort } from "./ports";
 import type { ServerProcess } from "./processes";
 import { waitUntilReady } from "./readiness";
@@ -35,7 +36,7 @@ export interface PostgresServer {
    * shared memory errors among it). With the stack's logging_collector = on, everything after is in `logDir`.
    */
   readonly logFile: string;
-  /** Host path of the logging collector's directory (log_directory, relative to the data directory). */
+  /** Host path of the logging collector's directory (the stack's log_directory inside the data directory). */
   readonly logDir: string;
   /** Everything the server logged: `logFile`, then the collector's files, oldest first. */
   logText(): string;
@@ -85,6 +86,8 @@ export async function startPostgres(opts: PostgresOptions): Promise<PostgresServ
   scratch.writeFile("data/postgresql.conf", opts.postgresqlConf);
   scratch.writeFile("data/pg_hba.conf", opts.pgHbaConf);
   const logFile = scratch.hostPathOf("postgres.log");
+  // The stack owns log_directory ('log', PostgreSQL's default too), relative to the data directory.
+  const logDir = path.join(scratch.hostPathOf("data"), postgresLogDirectory);
 
   return onFreePort(opts.port, async (port) => {
     const server = await runtime.spawn(
@@ -107,11 +110,6 @@ export async function startPostgres(opts: PostgresOptions): Promise<PostgresServ
       probe: async () => (await runtime.exec("pg_isready", ["-q", "-h", "127.0.0.1", "-p", String(port), "-t", "2"])).code === 0,
     });
 
-    // log_directory as the server reads it (servers started with other files than the stack's may set their own); a
-    // relative one is inside the data directory.
-    const logDirectory = await psqlAsSuperuser(runtime, port, password, "SHOW log_directory", "postgres");
-    const logDir = runtime.hostPath(path.posix.resolve(dataPath, logDirectory));
-
     const postgres: PostgresServer = {
       host: "127.0.0.1",
       port,
@@ -125,7 +123,17 @@ export async function startPostgres(opts: PostgresOptions): Promise<PostgresServ
       process: server,
       url: (database = "postgres", user = "postgres", userPassword = password) =>
         `postgresql://${encodeURIComponent(user)}:${encodeURIComponent(userPassword)}@127.0.0.1:${port}/${encodeURIComponent(database)}`,
-      psql: (sql, database = "postgres") => psqlAsSuperuser(runtime, port, password, sql, database),
+      async psql(sql, database = "postgres") {
+        const result = await runtime.exec(
+          "psql",
+          ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", database, "-f", "-"],
+          { input: sql, env: { PGPASSWORD: password } },
+        );
+        if (result.code !== 0) {
+          throw new Error(`psql on 127.0.0.1:${port}/${database} failed (exit ${result.code ?? result.signal}): ${result.stderr.trim()}`);
+        }
+        return result.stdout.replace(/\n$/, "");
+      },
       async stop() {
         await server.stop("SIGINT", 30_000);
       },
@@ -134,26 +142,15 @@ export async function startPostgres(opts: PostgresOptions): Promise<PostgresServ
   });
 }
 
-async function psqlAsSuperuser(runtime: Runtime, port: number, password: string, sql: string, database: string): Promise<string> {
-  const result = await runtime.exec(
-    "psql",
-    ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", database, "-f", "-"],
-    { input: sql, env: { PGPASSWORD: password } },
-  );
-  if (result.code !== 0) {
-    throw new Error(`psql on 127.0.0.1:${port}/${database} failed (exit ${result.code ?? result.signal}): ${result.stderr.trim()}`);
-  }
-  return result.stdout.replace(/\n$/, "");
-}
-
 function serverLogText(logFile: string, logDir: string): string {
   const read = (file: string): string => (fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "");
   const files = fs.existsSync(logDir)
     ? fs
         .readdirSync(logDir)
-        .map((name) => path.join(logDir, name))
-        .filter((file) => fs.statSync(file).isFile())
-        .sort((a, b) => fs.statSync(a).mtimeMs - fs.statSync(b).mtimeMs || a.localeCompare(b))
+        .map((name) => ({ file: path.join(logDir, name), stat: fs.statSync(path.join(logDir, name)) }))
+        .filter(({ stat }) => stat.isFile())
+        .sort((a, b) => a.stat.mtimeMs - b.stat.mtimeMs || a.file.localeCompare(b.file))
+        .map(({ file }) => file)
     : [];
   return [logFile, ...files].map(read).join("");
 }
