@@ -62,51 +62,39 @@ export class DockerMonitoring extends pulumi.ComponentResource {
         ...Object.fromEntries(Object.entries(files).map(([key, text]) => [`pgvector-stack.${key}-sha256`, sha256(text)])),
       });
 
+    // Every container here: its image pulled and kept, the database's network namespace, restarted unless stopped
+    // (with Docker's back-off), labelled with the stack, its role and the sha256 of each file it gets.
+    type OwnArgs = Omit<docker.ContainerArgs, "name" | "image" | "networkMode" | "restart" | "labels">;
+    const inNamespace = (role: string, containerName: string, image: string, own: OwnArgs, files: Readonly<Record<string, string>> = {}) => {
+      const pulled = new docker.RemoteImage(`${name}-${role}-image`, { name: image, keepLocally: true }, { parent: this });
+      const container = { ...own, name: containerName, image: pulled.imageId, networkMode, restart: "unless-stopped", labels: labels(role, files) };
+      return new docker.Container(`${name}-${role}`, container, childOpts);
+    };
+    const images = rendered.spec.images;
+
     // The passwords go in as env, which `docker inspect` shows to whoever may use Docker on this host (the accepted
     // dev trade-off, as for the superuser). An upload would hold the same plaintext, readable with `docker cp`.
     const pg = postgresExporterLaunch(rendered.spec, rendered.exporters);
     const queries = rendered.files["postgres-exporter-queries.yaml"];
-    const postgresExporterImage = new docker.RemoteImage(
-      `${name}-postgres-exporter-image`,
-      { name: rendered.spec.images.postgresExporter, keepLocally: true },
-      { parent: this },
-    );
-    this.postgresExporter = new docker.Container(
-      `${name}-postgres-exporter`,
+    this.postgresExporter = inNamespace(
+      "postgres-exporter",
+      names.postgresExporter,
+      images.postgresExporter,
       {
-        name: names.postgresExporter,
-        image: postgresExporterImage.imageId,
         command: pg.args,
         envs: [...envList(pg.env), pulumi.interpolate`${pg.passwordEnv}=${args.monitorPassword}`],
         uploads: [{ file: pg.queriesPath, content: queries }],
-        networkMode,
-        restart: "unless-stopped",
-        labels: labels("postgres-exporter", { "postgres-exporter-queries": queries }),
       },
-      childOpts,
+      { "postgres-exporter-queries": queries },
     );
 
     // pgbouncer_exporter 0.10 exits at start-up while PgBouncer does not answer yet (#140, #216): the restart policy
     // makes Docker start it again (with back-off) until PgBouncer is up.
     const pgb = pgbouncerExporterLaunch(rendered.exporters, args.pgbouncerPort);
-    const pgbouncerExporterImage = new docker.RemoteImage(
-      `${name}-pgbouncer-exporter-image`,
-      { name: rendered.spec.images.pgbouncerExporter, keepLocally: true },
-      { parent: this },
-    );
-    this.pgbouncerExporter = new docker.Container(
-      `${name}-pgbouncer-exporter`,
-      {
-        name: names.pgbouncerExporter,
-        image: pgbouncerExporterImage.imageId,
-        command: pgb.args,
-        envs: [...envList(pgb.env), pulumi.interpolate`${pgb.passwordEnv}=${args.statsPassword}`],
-        networkMode,
-        restart: "unless-stopped",
-        labels: labels("pgbouncer-exporter"),
-      },
-      childOpts,
-    );
+    this.pgbouncerExporter = inNamespace("pgbouncer-exporter", names.pgbouncerExporter, images.pgbouncerExporter, {
+      command: pgb.args,
+      envs: [...envList(pgb.env), pulumi.interpolate`${pgb.passwordEnv}=${args.statsPassword}`],
+    });
 
     const dataVolume = pulumi.output(args.dataVolumeName).apply(metricSourceVolumes);
 
@@ -114,54 +102,27 @@ export class DockerMonitoring extends pulumi.ComponentResource {
     // volume mounted into it. So no host mounts of /, /proc or /sys, no host PID or network: the container sees no
     // more of the host than the other exporters do. The image runs as nobody, which may statfs the mountpoint
     // without reading the 0700 directory.
-    const nodeExporterImage = new docker.RemoteImage(
-      `${name}-node-exporter-image`,
-      { name: rendered.spec.images.nodeExporter, keepLocally: true },
-      { parent: this },
-    );
-    this.nodeExporter = new docker.Container(
-      `${name}-node-exporter`,
-      {
-        name: names.nodeExporter,
-        image: nodeExporterImage.imageId,
-        command: nodeExporterCommand(),
-        volumes: dataVolume,
-        networkMode,
-        restart: "unless-stopped",
-        labels: labels("node-exporter"),
-      },
-      childOpts,
-    );
+    this.nodeExporter = inNamespace("node-exporter", names.nodeExporter, images.nodeExporter, { command: nodeExporterCommand(), volumes: dataVolume });
 
     // PostgreSQL's collector writes its log 0600 into the 0700 PGDATA: mtail reads it as the files' owner, from the
     // volume mounted read-only. The program is uploaded like the other files; its hash label shows a changed program
     // in a preview (and the upload itself replaces the container, which is how mtail loads it).
     const program = rendered.files["postgresql.mtail"];
-    const mtailImage = new docker.RemoteImage(`${name}-mtail-image`, { name: rendered.spec.images.mtail, keepLocally: true }, { parent: this });
-    this.mtail = new docker.Container(
-      `${name}-mtail`,
-      {
-        name: names.mtail,
-        image: mtailImage.imageId,
-        command: mtailCommand(),
-        user: postgresOwner,
-        uploads: [{ file: mtailProgramPath, content: program }],
-        volumes: dataVolume,
-        networkMode,
-        restart: "unless-stopped",
-        labels: labels("mtail", { "mtail-program": program }),
-      },
-      childOpts,
+    this.mtail = inNamespace(
+      "mtail",
+      names.mtail,
+      images.mtail,
+      { command: mtailCommand(), user: postgresOwner, uploads: [{ file: mtailProgramPath, content: program }], volumes: dataVolume },
+      { "mtail-program": program },
     );
 
     const config = prometheusConfigYaml(rendered);
     const rules = rendered.files["alert-rules.yaml"];
-    const prometheusImage = new docker.RemoteImage(`${name}-prometheus-image`, { name: rendered.spec.images.prometheus, keepLocally: true }, { parent: this });
-    this.prometheus = new docker.Container(
-      `${name}-prometheus`,
+    this.prometheus = inNamespace(
+      "prometheus",
+      names.prometheus,
+      images.prometheus,
       {
-        name: names.prometheus,
-        image: prometheusImage.imageId,
         // The image's entrypoint is the prometheus binary; these replace its default flags. The TSDB lives in the
         // container: a developer's stack keeps no metrics history across replacements.
         command: [`--config.file=${paths.prometheusConfig}`, `--storage.tsdb.path=${paths.prometheusData}`, `--web.listen-address=:${prometheusPort}`],
@@ -169,11 +130,8 @@ export class DockerMonitoring extends pulumi.ComponentResource {
           { file: paths.prometheusConfig, content: config },
           { file: paths.alertRules, content: rules },
         ],
-        networkMode,
-        restart: "unless-stopped",
-        labels: labels("prometheus", { "prometheus-yml": config, "alert-rules": rules }),
       },
-      childOpts,
+      { "prometheus-yml": config, "alert-rules": rules },
     );
 
     this.registerOutputs({
