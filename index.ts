@@ -1,14 +1,7 @@
 // pulumi up: stack config → StackSpec → Rendered → the components for spec.target → stack outputs.
+// The module exports the program itself: Pulumi awaits it and makes the object it returns the stack's outputs
+// (target, endpoints, connectionString, memoryPlan, hookJob or hookReport, warnings, deployedStorage on Kubernetes).
+// CommonJS needs `export =` for that; a default export is not unwrapped.
 import { program } from "./program";
 
-const outputs = program();
-
-export const target = outputs.target;
-export const endpoints = outputs.endpoints;
-export const connectionString = outputs.connectionString;
-export const directConnectionString = outputs.directConnectionString;
-export const memoryPlan = outputs.memoryPlan;
-export const hugePages = outputs.hugePages;
-export const hookJob = outputs.hookJob;
-export const hookReport = outputs.hookReport;
-export const warnings = outputs.warnings;
+export = program;

@@ -1,39 +1,82 @@
 /**
  * The Pulumi program as a function: stack config → StackSpec → Rendered → the components for spec.target.
  * index.ts calls it; the offline renderer (cli/offline-program.ts) calls it under recording mocks.
+ *
+ * It reads the whole `pgvector-stack:` namespace and hands it to the same gate `pgstack` uses (configs/spec.ts
+ * parseStackSpec): an unknown key, a bad value or a password in plain text stops `pulumi preview` / `pulumi up`
+ * before any resource is registered, with every problem listed once and no stack trace (pulumi.RunError).
  */
 import * as os from "node:os";
 import * as pulumi from "@pulumi/pulumi";
 import { buildHookBundle } from "./components/hook-bundle";
 import { DockerVectorStack } from "./components/docker/vector-stack";
+import { deployedStorageOutput, desiredStorage, guardStorageChange } from "./components/kubernetes/storage-guard";
 import { VectorStack } from "./components/kubernetes/vector-stack";
 import { renderStack } from "./configs/render";
-import { parseStackSpec, secretConfigKeys } from "./configs/spec";
+import { configNamespace, parseStackSpec, secretConfigKeys, SpecError, type StackSpec } from "./configs/spec";
 
-/** Config keys arrive as strings; structured values are JSON. */
-function readConfig(config: pulumi.Config, keys: readonly string[]): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  for (const key of keys) {
-    const text = config.get(key);
-    if (text === undefined) continue;
-    try {
-      out[key] = JSON.parse(text);
-    } catch {
-      out[key] = text;
-    }
-  }
-  return out;
+/** The namespace's keys (without `pgvector-stack:`) as the stack file holds them, and which were set with --secret. */
+export interface NamespaceConfig {
+  readonly values: Record<string, unknown>;
+  readonly secretKeys: readonly string[];
 }
 
-const specKeys = ["target", "node", "postgres", "pgbouncer", "vectorTables", "benchmark", "alerts", "images", "kubernetes", "docker"];
+/**
+ * `isConfigSecret` tells which keys were set with `pulumi config set --secret`. @pulumi/pulumi exports it from
+ * `runtime` (runtime/config.js) but leaves it out of its typings, so it is looked up here and its absence is an error
+ * rather than a silent "nothing is secret".
+ */
+function configIsSecret(key: string): boolean {
+  const isConfigSecret = (pulumi.runtime as unknown as { isConfigSecret?: (k: string) => boolean }).isConfigSecret;
+  if (typeof isConfigSecret !== "function") {
+    throw new Error("@pulumi/pulumi no longer exports runtime.isConfigSecret; program.ts cannot tell secret config from plain text");
+  }
+  return isConfigSecret(key);
+}
 
-export function program(): Record<string, unknown> {
-  const config = new pulumi.Config("pgvector-stack");
+/**
+ * Every key of the namespace. Values arrive as strings; structured values (mappings, lists) and numbers are JSON,
+ * as the Pulumi CLI passes them. Keys of other namespaces (`kubernetes:context`, `docker:host`) are other tools'.
+ */
+export function readNamespaceConfig(namespace = configNamespace): NamespaceConfig {
+  const values: Record<string, unknown> = {};
+  const secretKeys: string[] = [];
+  for (const [fullKey, text] of Object.entries(pulumi.runtime.allConfig())) {
+    if (!fullKey.startsWith(`${namespace}:`)) continue;
+    const key = fullKey.slice(namespace.length + 1);
+    try {
+      values[key] = JSON.parse(text);
+    } catch {
+      values[key] = text;
+    }
+    if (configIsSecret(fullKey)) secretKeys.push(key);
+  }
+  return { values, secretKeys: secretKeys.sort() };
+}
+
+/** The gate, with its verdict as Pulumi shows a program's own errors: one message, no stack trace. */
+export function stackSpecFromConfig(stack: string, config: NamespaceConfig): StackSpec {
+  try {
+    // Only a `target: local` stack may size itself from this machine (`memory: auto`); the spec refuses it elsewhere.
+    return parseStackSpec(stack, config.values, { secretKeys: config.secretKeys, host: { memoryBytes: os.totalmem(), cpus: os.cpus().length } });
+  } catch (error) {
+    if (error instanceof SpecError) throw new pulumi.RunError(error.message);
+    throw error;
+  }
+}
+
+/**
+ * Runs the program and returns the stack outputs. Async because a Kubernetes stack first reads back what its last
+ * deploy recorded (components/kubernetes/storage-guard.ts): a refused change must stop the program before the first
+ * resource is registered.
+ */
+export async function program(): Promise<Record<string, unknown>> {
   const stack = pulumi.getStack();
-  // `memory: auto` (the perf stack) is sized to the machine running the program, as `pgstack local` does.
-  const spec = parseStackSpec(stack, readConfig(config, specKeys), { memoryBytes: os.totalmem(), cpus: os.cpus().length });
+  const spec = stackSpecFromConfig(stack, readNamespaceConfig());
+  if (spec.target === "kubernetes") await guardStorageChange(spec.kubernetes);
   const rendered = renderStack(spec);
   for (const warning of rendered.warnings) void pulumi.log.warn(warning);
+  const config = new pulumi.Config(configNamespace);
   const passwords = Object.fromEntries(secretConfigKeys.map((k) => [k, config.getSecret(k)]));
 
   switch (spec.target) {
@@ -45,6 +88,8 @@ export function program(): Record<string, unknown> {
         connectionString: db.connectionString,
         memoryPlan: db.memoryPlan,
         hookJob: db.hookJobName,
+        // Read back by the next deploy's storage guard.
+        [deployedStorageOutput]: desiredStorage(spec.kubernetes),
         warnings: rendered.warnings,
       };
     }

@@ -10,94 +10,9 @@ import yaml from "js-yaml";
 import { canaryMetrics, canaryVectorScenarios, mtailMetrics } from "./alert-sources";
 import { watchedSettings } from "./exporters";
 import type { ScrapeJobNames } from "./scrape";
-import type { HugePagesMode } from "./stack-spec";
+import type { AlertThresholds, HugePagesMode } from "./stack-spec";
 
-/**
- * Every threshold and `for` duration, tunable per stack (`alerts:` in Pulumi.<stack>.yaml). Ratios are fractions
- * (0.7 = 70 %), latencies seconds, durations Prometheus durations ("5m").
- * Where the guide gives no `for` and nothing is noted, warnings wait 5m and criticals 2m, as the guide's pool rules do.
- */
-export interface AlertThresholds {
-  /** Window of every rate() and latency quantile. */
-  readonly rateWindow: string;
-  /** Guide: pool utilization > 70 % for > 5 minutes, WARNING. Server connections in use / pool_size. */
-  readonly poolUtilizationWarning: number;
-  readonly poolUtilizationWarningFor: string;
-  /** Guide: pool utilization > 90 % for > 2 minutes, CRITICAL. */
-  readonly poolUtilizationCritical: number;
-  readonly poolUtilizationCriticalFor: string;
-  /** Guide: average connection wait > 100 ms, WARNING. Seconds a client waits for a server, per transaction. */
-  readonly clientWaitSeconds: number;
-  readonly clientWaitFor: string;
-  /** Early signal before the wait average moves: more than this many clients queued in one pool. */
-  readonly clientsWaiting: number;
-  readonly clientsWaitingFor: string;
-  /** Client connections / max_client_conn: at 100 % PgBouncer refuses new clients. */
-  readonly clientConnectionsWarning: number;
-  readonly clientConnectionsWarningFor: string;
-  readonly clientConnectionsCritical: number;
-  readonly clientConnectionsCriticalFor: string;
-  /** Guide: connection failures > 1 % of requests, CRITICAL (measured by the canary). */
-  readonly connectionFailureRatio: number;
-  readonly connectionFailureFor: string;
-  /** Guide: P95 latency > 200 ms for vector operations, WARNING (canary scenarios search, hybrid, insert). */
-  readonly vectorQueryP95Seconds: number;
-  readonly vectorQueryP95For: string;
-  /** Guide: P99 latency > 500 ms for any operation, CRITICAL (every canary scenario). */
-  readonly queryP99Seconds: number;
-  readonly queryP99For: string;
-  /** Guide: slow query count > 10/minute, WARNING (statements over log_min_duration_statement, counted by mtail). */
-  readonly slowQueriesPerMinute: number;
-  readonly slowQueriesFor: string;
-  /** Guide: database unavailable, CRITICAL. How long pg_up / pgbouncer_up must be 0. */
-  readonly unavailableFor: string;
-  /** Guide: memory > 80 % WARNING / > 95 % CRITICAL; measured as host memory in use (see docs/runbooks.md). */
-  readonly memoryWarning: number;
-  readonly memoryWarningFor: string;
-  readonly memoryCritical: number;
-  readonly memoryCriticalFor: string;
-  /** Guide: CPU > 80 % sustained for > 10 minutes, WARNING. */
-  readonly cpuWarning: number;
-  readonly cpuWarningFor: string;
-  /** Guide: disk usage > 90 % of available space, CRITICAL. */
-  readonly diskCritical: number;
-  readonly diskCriticalFor: string;
-  /** Guide: cache hit ratio target > 99 %; alert below. */
-  readonly cacheHitRatioMin: number;
-  readonly cacheHitRatioFor: string;
-  /** Guide: index hit ratio target > 95 %; alert below. */
-  readonly indexHitRatioMin: number;
-  readonly indexHitRatioFor: string;
-  /** After a restart the cache is cold and hit ratios are low by design: ignored for this long. */
-  readonly hitRatioGraceAfterRestart: string;
-  /** Guide's monitoring query: transactions running longer than 5 minutes. */
-  readonly longTransactionAge: string;
-  readonly longTransactionFor: string;
-  /** PostgreSQL client backends / max_connections. */
-  readonly pgConnectionsWarning: number;
-  readonly pgConnectionsWarningFor: string;
-  readonly pgConnectionsCritical: number;
-  readonly pgConnectionsCriticalFor: string;
-  /** A changed setting waits for a restart; a deploy restarts within minutes, so only a forgotten one alerts. */
-  readonly pendingRestartFor: string;
-  readonly hugePagesNotInUseFor: string;
-  readonly settingsDriftFor: string;
-  readonly hnswIndexInvalidFor: string;
-  /** postgres_exporter reports a failing collector or custom query. */
-  readonly exporterErrorsFor: string;
-  /** `up == 0` for a scrape job. */
-  readonly targetDownFor: string;
-  /** No target at all for a scrape job (`absent(up{job=…})`); longer than targetDownFor to ride out restarts. */
-  readonly jobAbsentFor: string;
-  /**
-   * mtail has counted no log line at all over this window, and as long again: it reads nothing (wrong path, uid or
-   * permissions), so the slow-query alert is blind. A live stack logs every few seconds (log_connections and the
-   * canary's connection probes), so silence is never normal.
-   */
-  readonly logSilenceFor: string;
-  /** node_exporter reports no filesystem at the watched data volume mount: the disk alert is blind. */
-  readonly diskUnwatchedFor: string;
-}
+export type { AlertThresholds } from "./stack-spec";
 
 /** The tuning guide's policy; the rest (marked in AlertThresholds) are this project's choices. */
 export const defaultAlertThresholds: AlertThresholds = {
@@ -178,6 +93,8 @@ export interface AlertRulesInput {
   readonly maintenanceApplications?: readonly string[];
   /** Mount points the disk rule watches. Defaults to every local filesystem (not tmpfs, overlay, squashfs, …). */
   readonly diskMountpoints?: readonly string[];
+  /** Extra labels on every alert (Alertmanager routing, e.g. `team: search`). Defaults to none. */
+  readonly labels?: Readonly<Record<string, string>>;
 }
 
 export interface RecordingRule {
@@ -241,7 +158,8 @@ const orderedPairs = [
 const durationPattern = /^(\d+)([smhd])$/;
 const durationSeconds: Readonly<Record<string, number>> = { s: 1, m: 60, h: 3600, d: 86400 };
 const labelValue = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
-const settingValue = /^[A-Za-z0-9_.,:\- ]*$/;
+/** What the drift rule can compare as a label value: the spec refuses other values of watched settings. */
+export const plainSettingValue = /^[A-Za-z0-9_.,:\- ]*$/;
 
 function seconds(duration: string): number {
   const m = durationPattern.exec(duration);
@@ -291,7 +209,7 @@ function inputProblems(input: AlertRulesInput): string[] {
       problems.push(`expectedSettings.${name}: postgres_exporter does not report it; watch it in configs/exporters.ts watchedSettings or drop it`);
     } else if (name === "huge_pages" || name === "huge_pages_status") {
       problems.push(`expectedSettings.${name}: comes from hugePages ("${input.hugePages}"); do not repeat it`);
-    } else if (typeof value === "number" ? !Number.isFinite(value) : !settingValue.test(value)) {
+    } else if (typeof value === "number" ? !Number.isFinite(value) : !plainSettingValue.test(value)) {
       problems.push(`expectedSettings.${name} ${JSON.stringify(value)} is not a plain setting value`);
     }
   }
@@ -347,7 +265,7 @@ class RuleBuilder {
       alert: name,
       expr,
       for: forDuration,
-      labels: { severity, stack: this.input.stack },
+      labels: { ...this.input.labels, severity, stack: this.input.stack },
       annotations: { summary, description, runbook_url: `${this.input.runbookBaseUrl}#${name.toLowerCase()}` },
     };
   }

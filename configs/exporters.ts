@@ -5,6 +5,7 @@
  */
 import yaml from "js-yaml";
 import { monitorRole, statsUser } from "./roles";
+import { quoteLiteral } from "./sql";
 
 /**
  * The PostgreSQL role postgres_exporter logs in as (a member of `pg_monitor`, nothing more) and the PgBouncer
@@ -107,7 +108,6 @@ export const watchedSettings: readonly string[] = [
   "work_mem",
 ];
 
-const sqlLiteral = (s: string): string => `'${s.replace(/'/g, "''")}'`;
 
 /**
  * The custom queries (`--extend.query-path`; deprecated in 0.17 but working). Each becomes `<name>_<column>` with a
@@ -134,7 +134,7 @@ export function postgresExporterQueries(): Readonly<Record<string, CustomQuery>>
         "  END AS value,",
         "  1 AS info",
         "FROM pg_settings",
-        `WHERE name IN (${watchedSettings.map(sqlLiteral).join(", ")})`,
+        `WHERE name IN (${watchedSettings.map(quoteLiteral).join(", ")})`,
       ].join("\n"),
       master: true,
       metrics: [
@@ -225,8 +225,8 @@ export function postgresExporterCommand(input: PostgresExporterInput): ExporterC
   return {
     args: [
       `--web.listen-address=${input.listenAddress ?? `:${postgresExporterPort}`}`,
-      ...collectors.map((c) => `--collector.${c}`),
       `--extend.query-path=${input.queriesPath}`,
+      ...collectors.map((c) => `--collector.${c}`),
       "--log.level=info",
     ],
     env: {

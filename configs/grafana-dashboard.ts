@@ -13,6 +13,7 @@
  * The data source and the stack are template variables, so one dashboard serves every stack in one Grafana; every
  * selector matches `stack="$stack"`, the label configs/scrape.ts puts on every target.
  */
+import { createHash } from "node:crypto";
 import { defaultAlertThresholds, diskMatchers, type AlertThresholds } from "./alerts";
 import { canaryExtraMetrics, canaryMetrics } from "./canary";
 import { postgresExporterQueries } from "./exporters";
@@ -43,7 +44,24 @@ export function customQueryMetricNames(): string[] {
   return names.sort();
 }
 
+/** The uid when no stack is given (a dashboard for every stack of one Prometheus). */
 export const grafanaDashboardUid = "pgstack-overview";
+
+/** Grafana's uid: at most 40 characters of letters, digits, - and _. */
+const uidLimit = 40;
+
+/**
+ * The dashboard's uid for one stack: unique per stack, so staging's and prod's dashboards can live in one Grafana
+ * (the uid is the dashboard's identity there; the same uid twice means one overwrites the other). A stack name that
+ * does not fit Grafana's uid alphabet or length keeps a readable prefix and a hash that tells it apart.
+ */
+export function grafanaDashboardUidFor(stack: string | undefined): string {
+  if (stack === undefined) return grafanaDashboardUid;
+  const plain = `pgstack-${stack}`;
+  if (/^[A-Za-z0-9_-]+$/.test(plain) && plain.length <= uidLimit) return plain;
+  const hash = createHash("sha256").update(stack, "utf8").digest("hex").slice(0, 8);
+  return `pgstack-${stack.replace(/[^A-Za-z0-9_-]/g, "-").slice(0, uidLimit - 17)}-${hash}`;
+}
 
 export interface GrafanaDashboardInput {
   /** Stack preselected in the `stack` variable. Defaults to none (Grafana picks the first). */
@@ -428,8 +446,9 @@ export function renderGrafanaDashboard(input: GrafanaDashboardInput = {}): Grafa
     y += Math.ceil(specs.length / 2) * height;
   }
   return {
-    uid: grafanaDashboardUid,
-    title: "pgvector-stack",
+    uid: grafanaDashboardUidFor(input.stack),
+    // Grafana requires titles to be unique within a folder, as uids are within an instance.
+    title: input.stack === undefined ? "pgvector-stack" : `pgvector-stack ${input.stack}`,
     description: "PostgreSQL + pgvector behind PgBouncer: pools, waits, throughput, the canary's latency, hit ratios, HNSW indexes, slow queries.",
     tags: ["pgvector-stack", "postgresql", "pgbouncer", "pgvector"],
     timezone: "utc",

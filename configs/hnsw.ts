@@ -2,6 +2,7 @@
  * The HNSW index plan: one entry per vector table, with pgvector parameters, operator class, stable names and DDL.
  * Pure data; `postdeploy/indexes.ts` applies it to a live database.
  */
+import { quoteIdent } from "./sql";
 
 export type VectorMetric = "cosine" | "l2" | "inner_product";
 export type VectorType = "vector" | "halfvec";
@@ -106,7 +107,7 @@ export function vectorStorage(bytes: number): VectorStorage {
 }
 
 /** PostgreSQL truncates identifiers to 63 bytes silently; a stable name must survive that, so long ones are refused. */
-const maxIdentifierBytes = 63;
+export const maxIdentifierBytes = 63;
 
 export function indexName(table: string, column: string): string {
   const name = `${table}_${column}_hnsw_idx`;
@@ -125,10 +126,6 @@ function planProblems(table: VectorTableSpec, m: number, efConstruction: number)
     problems.push(`${table.dimensions} dimensions exceed HNSW's ${hnswMaxDimensions[table.type]} for ${table.type}`);
   }
   return problems;
-}
-
-function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
 }
 
 export function planIndex(table: VectorTableSpec, build: IndexBuildSettings): IndexPlanEntry {

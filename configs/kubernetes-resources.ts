@@ -16,6 +16,7 @@
  * The share must still cover what PostgreSQL needs unconditionally; `postgresMemoryFloor` says what that is, and a
  * node too small for it is refused with the numbers.
  */
+import { hugePageBytes } from "./hugepages";
 import type { RenderedMemory } from "./rendered";
 import { bytes, humanBytes } from "./units";
 
@@ -36,7 +37,6 @@ export function k8sQuantity(value: number): string {
 
 /** Kubernetes' name for 2 MiB huge pages; `hugePages` in the memory plan counts pages of this size. */
 export const hugePages2Mi = "hugepages-2Mi";
-export const hugePageBytes = 2 * MiB;
 
 /**
  * Memory the kubelet keeps for the system (kube-reserved), GKE's published rule, which AKS used too before 1.29:
@@ -226,38 +226,72 @@ function withCpu(resources: ContainerResources, millis: number): ContainerResour
   return { requests: { cpu: `${millis}m`, ...resources.requests }, limits: resources.limits };
 }
 
-/** The pod's requests and limits; throws when the node cannot hold PostgreSQL's floor next to everything else. */
-export function podResources(input: SizingInput): PodResourcePlan {
+/** What the pod's memory is made of on a node: what the node keeps, the sidecars, and PostgreSQL's share. */
+interface MemoryShare {
+  readonly daemonSetBytes: number;
+  readonly hugePagesBytes: number;
+  readonly pgbouncerBytes: number;
+  readonly sidecarBytes: number;
+  readonly kubeReservedBytes: number;
+  readonly postgresBytes: number;
+  readonly maintenanceBytes: number;
+  readonly shmBytes: number;
+  readonly floor: number;
+}
+
+function memoryShare(input: SizingInput): MemoryShare {
   const { memory } = input;
-  if (!Number.isInteger(memory.hugePages) || memory.hugePages < 0) {
-    throw new Error(`memory.hugePages is ${memory.hugePages}; it must be a whole number of 2 MiB pages, 0 or more`);
-  }
   const daemonSetBytes = input.daemonSetMemoryBytes ?? defaultDaemonSetMemoryBytes;
-  const daemonSetCpu = input.daemonSetCpuMillis ?? defaultDaemonSetCpuMillis;
   const hugePagesBytes = memory.hugePages * hugePageBytes;
   const pgbouncerBytes = pgbouncerMemoryBytes(input.maxClientConn);
   const sidecarBytes = pgbouncerBytes + postgresExporterMemoryBytes + pgbouncerExporterMemoryBytes + nodeExporterMemoryBytes + mtailMemoryBytes;
   const kubeReservedBytes = kubeReservedMemory(memory.nodeMemoryBytes);
   // The kubelet subtracts pre-allocated huge pages from the node's allocatable memory.
   const share = memory.nodeMemoryBytes - kubeReservedBytes - evictionThresholdBytes - daemonSetBytes - hugePagesBytes - sidecarBytes;
-  const postgresBytes = Math.floor(share / MiB) * MiB;
   const maintenanceBytes = Math.max(memory.maintenanceWorkMemBytes, input.buildMemoryBytes ?? 0);
-  const shmBytes = shmSizeBytes(maintenanceBytes);
-  const floor = postgresMemoryFloor(memory, input.maxConnections, maintenanceBytes);
-  if (postgresBytes < floor) {
-    const needs = [
-      `/dev/shm ${humanBytes(shmBytes)} for parallel index builds`,
-      `maintenance_work_mem ${humanBytes(maintenanceBytes)}`,
-      `${input.maxConnections} connections × ${humanBytes(backendBaselineBytes)}`,
-      ...(memory.hugePages > 0 ? [] : [`shared memory ${humanBytes(memory.sharedMemoryBytes)} (huge_pages = off)`]),
-    ];
-    throw new Error(
-      `node.memory ${humanBytes(memory.nodeMemoryBytes)} leaves PostgreSQL ${humanBytes(Math.max(0, postgresBytes))} on Kubernetes ` +
-        `(after ${humanBytes(kubeReservedBytes)} kube-reserved, ${humanBytes(evictionThresholdBytes)} eviction threshold, ` +
-        `${humanBytes(daemonSetBytes)} for DaemonSets, ${humanBytes(hugePagesBytes)} of huge pages and ${humanBytes(sidecarBytes)} for the sidecars), ` +
-        `below the ${humanBytes(floor)} it needs (${needs.join(", ")}); use a larger node or lower maintenance_work_mem or max_connections`,
-    );
-  }
+  return {
+    daemonSetBytes,
+    hugePagesBytes,
+    pgbouncerBytes,
+    sidecarBytes,
+    kubeReservedBytes,
+    postgresBytes: Math.floor(share / MiB) * MiB,
+    maintenanceBytes,
+    shmBytes: shmSizeBytes(maintenanceBytes),
+    floor: postgresMemoryFloor(memory, input.maxConnections, maintenanceBytes),
+  };
+}
+
+/**
+ * Why the node cannot hold PostgreSQL's floor next to everything else, in words naming node.memory; undefined when it
+ * can. configs/spec.ts asks this for every Kubernetes stack, so `podResources` never refuses an accepted stack.
+ */
+export function podResourcesProblem(input: SizingInput): string | undefined {
+  const { memory } = input;
+  if (!Number.isInteger(memory.hugePages) || memory.hugePages < 0) return `memory.hugePages is ${memory.hugePages}; it must be a whole number of 2 MiB pages, 0 or more`;
+  const m = memoryShare(input);
+  if (m.postgresBytes >= m.floor) return undefined;
+  const needs = [
+    `/dev/shm ${humanBytes(m.shmBytes)} for parallel index builds`,
+    `maintenance_work_mem ${humanBytes(m.maintenanceBytes)}`,
+    `${input.maxConnections} connections × ${humanBytes(backendBaselineBytes)}`,
+    ...(memory.hugePages > 0 ? [] : [`shared memory ${humanBytes(memory.sharedMemoryBytes)} (huge_pages = off)`]),
+  ];
+  return (
+    `node.memory ${humanBytes(memory.nodeMemoryBytes)} leaves PostgreSQL ${humanBytes(Math.max(0, m.postgresBytes))} on Kubernetes ` +
+    `(after ${humanBytes(m.kubeReservedBytes)} kube-reserved, ${humanBytes(evictionThresholdBytes)} eviction threshold, ` +
+    `${humanBytes(m.daemonSetBytes)} for DaemonSets, ${humanBytes(m.hugePagesBytes)} of huge pages and ${humanBytes(m.sidecarBytes)} for the sidecars), ` +
+    `below the ${humanBytes(m.floor)} it needs (${needs.join(", ")}); use a larger node or lower maintenance_work_mem or max_connections`
+  );
+}
+
+/** The pod's requests and limits; throws when the node cannot hold PostgreSQL's floor (`podResourcesProblem`). */
+export function podResources(input: SizingInput): PodResourcePlan {
+  const problem = podResourcesProblem(input);
+  if (problem !== undefined) throw new Error(problem);
+  const { memory } = input;
+  const daemonSetCpu = input.daemonSetCpuMillis ?? defaultDaemonSetCpuMillis;
+  const { hugePagesBytes, pgbouncerBytes, postgresBytes, shmBytes, kubeReservedBytes, daemonSetBytes, sidecarBytes, floor } = memoryShare(input);
   const sidecarCpu = Object.values(sidecarCpuMillis).reduce((a, b) => a + b, 0);
   const postgresCpuMillis = Math.max(minimumPostgresCpuMillis, input.cpus * 1000 - kubeReservedCpuMillis(input.cpus) - daemonSetCpu - sidecarCpu);
 

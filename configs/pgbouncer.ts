@@ -15,7 +15,7 @@
  *    sit in the auth_file after all (PGO's users.txt does exactly that), plus a SECURITY DEFINER lookup function.
  *  - Cost: a password change means re-rendering the userlist and reloading PgBouncer; the deploy does both.
  */
-import { statsUser } from "./roles";
+import { statsUser, superuser } from "./roles";
 import { isScramVerifier } from "./scram";
 import type { StackSpec } from "./stack-spec";
 
@@ -26,13 +26,17 @@ export const pgbouncerPort = 6432;
 export const pgbouncerAuthFile = "/etc/pgbouncer/userlist.txt";
 
 /** PgBouncer admin console user (PAUSE, RELOAD, SHOW): the database superuser, already an operator's identity. */
-export const pgbouncerAdminUser = "postgres";
+export const pgbouncerAdminUser = superuser;
 
 export interface PgBouncerIniOptions {
   /** The PostgreSQL PgBouncer pools. Defaults to 127.0.0.1:5432: the server in the same pod or network namespace. */
   readonly server?: { readonly host: string; readonly port: number };
   /** Path of the auth_file. Defaults to `pgbouncerAuthFile`. */
   readonly authFile?: string;
+  /** listen_addr. Defaults to "*" (clients come over the pod/container network); the perf cluster passes 127.0.0.1. */
+  readonly listenAddr?: string;
+  /** listen_port. Defaults to `pgbouncerPort`. */
+  readonly listenPort?: number;
 }
 
 export interface PgBouncerSetting {
@@ -46,13 +50,19 @@ export function pgbouncerSettings(spec: StackSpec, opts: PgBouncerIniOptions = {
   const pb = spec.pgbouncer;
   const { maintenance, monitoring } = spec.postgres.reservedConnections;
   const serverRoom = spec.postgres.maxConnections - maintenance - monitoring;
+  const listenAddr = opts.listenAddr ?? "*";
+  const listenPort = opts.listenPort ?? pgbouncerPort;
   return [
     {
       name: "listen_addr",
-      value: spec.target === "local" ? "127.0.0.1" : "*",
-      reason: spec.target === "local" ? "the perf cluster is reached on loopback only" : "clients reach the pooler on the pod/container network",
+      value: listenAddr,
+      reason: listenAddr === "*" ? "clients reach the pooler on the pod/container network" : "the perf cluster is reached on loopback only",
     },
-    { name: "listen_port", value: String(pgbouncerPort), reason: "the pooled port of every target" },
+    {
+      name: "listen_port",
+      value: String(listenPort),
+      reason: listenPort === pgbouncerPort ? "the pooled port of every target" : "the perf cluster's free loopback port for this run",
+    },
     { name: "unix_socket_dir", value: "", reason: "no Unix socket: clients and the exporter connect over TCP" },
     { name: "auth_type", value: "scram-sha-256", reason: "guide, Security: strong authentication (SCRAM-SHA-256)" },
     { name: "auth_file", value: opts.authFile ?? pgbouncerAuthFile, reason: "SCRAM verifiers, never passwords (see configs/pgbouncer.ts)" },

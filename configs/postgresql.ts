@@ -91,7 +91,7 @@ export function maxWalSize(spec: StackSpec): number {
 
 type Entry = readonly [name: string, value: string, reason: string];
 
-function stackSettings(spec: StackSpec, plan: MemoryPlan): readonly (readonly [section: string, entries: readonly Entry[]])[] {
+function stackSettings(spec: StackSpec, plan: MemoryPlan, port: number): readonly (readonly [section: string, entries: readonly Entry[]])[] {
   const m = plan.rendered;
   const shm = sharedMemorySettings(spec);
   const par = parallelism(spec);
@@ -103,7 +103,7 @@ function stackSettings(spec: StackSpec, plan: MemoryPlan): readonly (readonly [s
       "Connections",
       [
         ["listen_addresses", spec.target === "local" ? "127.0.0.1" : "*", spec.target === "local" ? "the perf cluster is reached on loopback only" : "reachable on the pod/container network; pg_hba.conf admits only the allowed networks, by SCRAM"],
-        ["port", String(postgresPort), "PgBouncer, the exporters and the Services are wired to 5432"],
+        ["port", String(port), port === postgresPort ? "PgBouncer, the exporters and the Services are wired to 5432" : "the perf cluster's loopback port for this run"],
         ["unix_socket_directories", unixSocketDirectory, "the image's socket directory, used by local maintenance (peer auth)"],
         ["max_connections", String(spec.postgres.maxConnections), "guide: max_connections 200 (pool + maintenance connections)"],
         ["superuser_reserved_connections", String(maintenance), "kept for superuser maintenance (the hook, admins) when the pool fills the rest"],
@@ -216,10 +216,10 @@ function stackSettings(spec: StackSpec, plan: MemoryPlan): readonly (readonly [s
 }
 
 /** Every setting the stack renders, in file order, users' last. */
-export function postgresqlSettings(spec: StackSpec, plan: MemoryPlan = memoryPlan(spec)): readonly PostgresSetting[] {
+export function postgresqlSettings(spec: StackSpec, plan: MemoryPlan = memoryPlan(spec), port = postgresPort): readonly PostgresSetting[] {
   const user = spec.postgres.settings;
   const settings: PostgresSetting[] = [];
-  for (const [section, entries] of stackSettings(spec, plan)) {
+  for (const [section, entries] of stackSettings(spec, plan, port)) {
     for (const [name, value, reason] of entries) {
       if (user[name] === undefined) settings.push({ name, value, reason, section, source: "stack" });
     }
@@ -256,9 +256,9 @@ function wrap(text: string, width: number, prefix: string): string[] {
   return lines;
 }
 
-/** The complete postgresql.conf. Same spec, same bytes. */
-export function renderPostgresqlConf(spec: StackSpec, plan: MemoryPlan = memoryPlan(spec)): string {
-  const settings = postgresqlSettings(spec, plan);
+/** The complete postgresql.conf, listening on `port` (the placement's; 5432 on every container target). */
+export function renderPostgresqlConf(spec: StackSpec, plan: MemoryPlan = memoryPlan(spec), port = postgresPort): string {
+  const settings = postgresqlSettings(spec, plan, port);
   const gib = (spec.node.memoryBytes / GiB).toFixed(spec.node.memoryBytes % GiB === 0 ? 0 : 1);
   const lines = [
     `# postgresql.conf for stack "${spec.stack}" (${spec.target}), rendered by pgvector-stack: do not edit, change the stack config.`,

@@ -1,53 +1,25 @@
 /**
- * StackSpec → Rendered: every file and number a target deploys, computed once, deterministic, without secrets.
+ * StackSpec (+ the target's Placement) → Rendered: every file, command line and number a target deploys, computed
+ * once, deterministic, without secrets. Targets consume Rendered as it is; none re-derives a value from the spec or
+ * re-parses a rendered file.
  */
-import { defaultScrapeJobNames, type ScrapeJobNames } from "./scrape";
+import yaml from "js-yaml";
 import { renderAlertRules, renderAlertRulesYaml, type AlertRulesInput } from "./alerts";
-import { pgbouncerExporterCommand, pgbouncerExporterPort, postgresExporterCommand, postgresExporterPort, postgresExporterQueriesYaml, watchedSettings } from "./exporters";
+import { postgresExporterQueriesYaml, watchedSettings } from "./exporters";
 import { renderGrafanaDashboardJson } from "./grafana-dashboard";
 import { planIndexes, renderIndexPlanSql } from "./hnsw";
-import { memoryPlan } from "./memory";
+import { renderLaunches, type Launches } from "./launches";
+import { memoryPlan, type MemoryPlan } from "./memory";
 import { renderMtailProgram } from "./mtail";
-import { renderPgBouncerIni } from "./pgbouncer";
+import { placementFor, placementProblems, promDuration, type Placement } from "./placement";
+import { pgbouncerUsers, renderPgBouncerIni } from "./pgbouncer";
 import { renderPgHba } from "./pg-hba";
 import { parallelism, postgresqlSettingValues, renderPostgresqlConf } from "./postgresql";
-import type { HookPlan, Rendered } from "./rendered";
-import type { StackSpec, Target } from "./stack-spec";
-import { parseBytes, parseDuration } from "./units";
-
-/** Where the custom queries file sits in every target (container mount, local scratch dir is told separately). */
-export const exporterQueriesPath = "/etc/pgstack/postgres-exporter-queries.yaml";
-
-/** Runbooks as people read them: alerts link here with the alert's anchor. */
-export const runbookBaseUrl = "https://github.com/pgvector-stack/pgvector-stack/blob/main/docs/runbooks.md";
-
-/**
- * Metric sources each target deploys. A source a target does not run has no rules there, rather than rules that
- * could never fire (or an absent-guard that always fires).
- */
-export function scrapeJobsFor(target: Target): ScrapeJobNames {
-  const all = defaultScrapeJobNames;
-  switch (target) {
-    case "local":
-      return all;
-    case "docker":
-    case "kubernetes":
-      // Every source runs on every target: node_exporter and mtail beside PostgreSQL, the canary on its own.
-      return all;
-  }
-}
-
-/**
- * Where both container targets mount the data volume (components/docker/layout.ts, components/kubernetes/layout.ts),
- * in the postgres container and, read-only, in node_exporter's and mtail's. The disk alert watches this mount only:
- * node_exporter in a container also sees /etc/hosts and the like, bind mounts from the machine's root disk.
- */
-export const containerDataMount = "/var/lib/postgresql/data";
-
-/** The filesystems the disk alert watches: the data volume on the container targets, every real one on the perf host. */
-export function diskMountpointsFor(target: Target): readonly string[] | undefined {
-  return target === "local" ? undefined : [containerDataMount];
-}
+import type { HookPlan, Rendered, RenderedFiles, RenderedMemory, RenderedRoles, ScrapeJob } from "./rendered";
+import { monitorRole, statsUser, superuser } from "./roles";
+import { defaultScrapeJobNames, jobSources, renderPrometheusConfigYaml } from "./scrape";
+import type { StackSpec } from "./stack-spec";
+import { bytes, humanBytes, parseBytes, parseDuration, pgMemory } from "./units";
 
 /** Rendered values as the alert rules compare them with pg_settings: memory in bytes, time in ms, the rest as text. */
 export function expectedSettingsFor(values: Readonly<Record<string, string>>): Record<string, number | string> {
@@ -65,13 +37,19 @@ export function expectedSettingsFor(values: Readonly<Record<string, string>>): R
   return out;
 }
 
-export function alertRulesInput(spec: StackSpec, settings: Readonly<Record<string, string>>, hugePages: "on" | "try" | "off"): AlertRulesInput {
+/**
+ * Every target runs every metric source (the exporters, node_exporter and mtail beside PostgreSQL, the canary), so
+ * every job is scraped and every rule of the policy is live everywhere; the disk rule watches the data volume's
+ * mount where there is one.
+ */
+export function alertRulesInput(spec: StackSpec, settings: Readonly<Record<string, string>>, hugePages: "on" | "try" | "off", placement: Placement = placementFor(spec.target)): AlertRulesInput {
   return {
     stack: spec.stack,
     thresholds: spec.alerts,
-    jobs: scrapeJobsFor(spec.target),
-    diskMountpoints: diskMountpointsFor(spec.target),
-    runbookBaseUrl,
+    jobs: defaultScrapeJobNames,
+    diskMountpoints: placement.dataVolumeMount === null ? undefined : [placement.dataVolumeMount],
+    runbookBaseUrl: spec.alerts.runbookBaseUrl,
+    labels: spec.alerts.labels,
     expectedSettings: expectedSettingsFor(settings),
     hugePages,
     pgbouncer: { maxClientConn: spec.pgbouncer.maxClientConn, defaultPoolSize: spec.pgbouncer.defaultPoolSize },
@@ -88,16 +66,93 @@ function sortedJson(value: unknown): string {
   return `${JSON.stringify(sort(value), null, 2)}\n`;
 }
 
-export function renderStack(spec: StackSpec): Rendered {
+function scrapeJobsOf(launches: Launches): ScrapeJob[] {
+  return Object.entries(jobSources).map(([job, source]) => ({ job: defaultScrapeJobNames[job as keyof typeof jobSources] ?? job, source, port: launches[source].port }));
+}
+
+/** prometheus.yml for a target that runs Prometheus in the programs' namespace: every job on loopback. */
+function prometheusYaml(spec: StackSpec, placement: Placement, jobs: readonly ScrapeJob[]): string {
+  const at = (source: string) => jobs.filter((j) => j.source === source).map((j) => `127.0.0.1:${j.port}`);
+  const { scrapeMs, evaluationMs } = placement.intervals;
+  return renderPrometheusConfigYaml({
+    stack: spec.stack,
+    targets: { postgres: at("postgresExporter"), pgbouncer: at("pgbouncerExporter"), node: at("nodeExporter"), canary: at("canary"), mtail: at("mtail") },
+    ruleFiles: [placement.paths.alertRules],
+    scrapeInterval: promDuration(scrapeMs),
+    evaluationInterval: promDuration(evaluationMs),
+    // Prometheus requires the timeout to be at most the interval: 80 % of it leaves room before the next scrape,
+    // and 10 s (Prometheus' default) is enough for postgres_exporter's slowest scrape.
+    scrapeTimeout: promDuration(Math.min(10_000, Math.round(scrapeMs * 0.8))),
+  });
+}
+
+/**
+ * The worst case of the memory plan, as one line: the detail (which settings, what would fit) is in
+ * memory-plan.yaml and postgresql.conf's header. Nothing when it fits, or when the stack acknowledged it.
+ */
+function memoryWarnings(spec: StackSpec, plan: MemoryPlan): string[] {
+  if (plan.warnings.length === 0 || spec.postgres.acceptWorstCaseMemory) return [];
+  return [
+    `memory worst case ${humanBytes(plan.worstCaseBytes)} exceeds node RAM ${humanBytes(plan.ramBytes)} (every connection using work_mem at once); ` +
+      `see memory-plan.yaml, and set postgres.acceptWorstCaseMemory: true once read`,
+  ];
+}
+
+/** memory-plan.yaml: the plan's numbers, one per line, and the worst-case explanation. */
+function memoryPlanYaml(spec: StackSpec, m: RenderedMemory, plan: MemoryPlan): string {
+  const auto = spec.node.memoryAuto ? `, memory: auto sized for a host of ${spec.node.memoryBytes / bytes.GiB}Gi / ${spec.node.cpus} cpus` : "";
+  const verdict = spec.postgres.acceptWorstCaseMemory ? "accepted (postgres.acceptWorstCaseMemory)" : "warning";
+  return [
+    `# Memory plan for stack "${spec.stack}" (${spec.target})${auto}`,
+    `node_memory: ${pgMemory(m.nodeMemoryBytes)}`,
+    `shared_buffers: ${pgMemory(m.sharedBuffersBytes)}`,
+    `effective_cache_size: ${pgMemory(m.effectiveCacheSizeBytes)}`,
+    `work_mem: ${pgMemory(m.workMemBytes)}`,
+    `maintenance_work_mem: ${pgMemory(m.maintenanceWorkMemBytes)}`,
+    `shared_memory_estimate: ${Math.ceil(m.sharedMemoryBytes / bytes.MiB)}MB`,
+    `huge_pages: ${m.hugePagesSetting}`,
+    `huge_pages_2MiB: ${m.hugePages}`,
+    `worst_case: ${pgMemory(Math.ceil(m.worstCaseBytes / bytes.MiB) * bytes.MiB)}`,
+    ...plan.warnings.map((w) => `# ${verdict}: ${w}`),
+    "",
+  ].join("\n");
+}
+
+function renderedMemory(spec: StackSpec, memory: MemoryPlan): RenderedMemory {
+  return {
+    nodeMemoryBytes: spec.node.memoryBytes,
+    sharedBuffersBytes: memory.sharedBuffersBytes,
+    effectiveCacheSizeBytes: memory.effectiveCacheSizeBytes,
+    workMemBytes: memory.workMemBytes,
+    maintenanceWorkMemBytes: memory.maintenanceWorkMemBytes,
+    sharedMemoryBytes: memory.sharedMemoryBytes,
+    hugePages: memory.hugePages,
+    hugePagesSetting: memory.hugePagesMode,
+    worstCaseBytes: memory.worstCaseBytes,
+  };
+}
+
+function renderedRoles(spec: StackSpec): RenderedRoles {
+  return { superuser, app: spec.postgres.appUser, monitor: monitorRole, stats: statsUser, pgbouncerUsers: pgbouncerUsers(spec) };
+}
+
+/**
+ * Everything one stack deploys, for its target's placement (the perf cluster passes the one of its run). Throws
+ * only on a placement that cannot work (a programming error of the caller): user input was checked by the spec.
+ */
+export function renderStack(spec: StackSpec, placement: Placement = placementFor(spec.target)): Rendered {
+  const problems = placementProblems(placement);
+  if (placement.target !== spec.target) problems.push(`placement is for target ${placement.target}, the stack's is ${spec.target}`);
+  if (problems.length > 0) throw new Error(`stack "${spec.stack}": unusable placement: ${problems.join("; ")}`);
   const memory = memoryPlan(spec);
   const settings = postgresqlSettingValues(spec, memory);
   const indexPlan = planIndexes(spec.vectorTables, {
     maintenanceWorkMem: memory.rendered.maintenance_work_mem,
     maxParallelMaintenanceWorkers: parallelism(spec).maxParallelMaintenanceWorkers,
   });
-  const rulesInput = alertRulesInput(spec, settings, memory.hugePagesMode);
-  const postgresExporter = postgresExporterCommand({ database: spec.postgres.database, queriesPath: exporterQueriesPath });
-  const pgbouncerExporter = pgbouncerExporterCommand();
+  const rulesInput = alertRulesInput(spec, settings, memory.hugePagesMode, placement);
+  const launches = renderLaunches(spec, placement);
+  const scrapeJobs = scrapeJobsOf(launches);
   const hookPlan: HookPlan = {
     stack: spec.stack,
     database: spec.postgres.database,
@@ -105,38 +160,36 @@ export function renderStack(spec: StackSpec): Rendered {
     indexPlan,
     benchmark: spec.benchmark,
   };
+  const rendered = renderedMemory(spec, memory);
+  const files: RenderedFiles = {
+    "postgresql.conf": renderPostgresqlConf(spec, memory, placement.ports.postgres),
+    "pg_hba.conf": renderPgHba(),
+    "pgbouncer.ini": renderPgBouncerIni(spec, {
+      server: { host: "127.0.0.1", port: placement.ports.postgres },
+      listenAddr: placement.pgbouncerListen,
+      listenPort: placement.ports.pgbouncer,
+      authFile: placement.paths.pgbouncerAuthFile,
+    }),
+    "postgres-exporter-queries.yaml": postgresExporterQueriesYaml(),
+    "alert-rules.yaml": renderAlertRulesYaml(rulesInput),
+    "hnsw-plan.sql": renderIndexPlanSql(indexPlan),
+    "plan.json": sortedJson(hookPlan),
+    "postgresql.mtail": renderMtailProgram(),
+    "grafana-dashboard.json": renderGrafanaDashboardJson({ stack: spec.stack, thresholds: spec.alerts, diskMountpoints: rulesInput.diskMountpoints }),
+    "memory-plan.yaml": memoryPlanYaml(spec, rendered, memory),
+    "launches.yaml": yaml.dump(launches, { sortKeys: true, lineWidth: -1, noRefs: true }),
+    ...(placement.runsPrometheus ? { "prometheus.yml": prometheusYaml(spec, placement, scrapeJobs) } : {}),
+  };
   return {
     spec,
-    memory: {
-      nodeMemoryBytes: spec.node.memoryBytes,
-      sharedBuffersBytes: memory.sharedBuffersBytes,
-      effectiveCacheSizeBytes: memory.effectiveCacheSizeBytes,
-      workMemBytes: memory.workMemBytes,
-      maintenanceWorkMemBytes: memory.maintenanceWorkMemBytes,
-      sharedMemoryBytes: memory.sharedMemoryBytes,
-      hugePages: memory.hugePages,
-      hugePagesSetting: memory.hugePagesMode,
-      worstCaseBytes: memory.worstCaseBytes,
-    },
-    files: {
-      "postgresql.conf": renderPostgresqlConf(spec, memory),
-      "pg_hba.conf": renderPgHba(),
-      "pgbouncer.ini": renderPgBouncerIni(spec),
-      "postgres-exporter-queries.yaml": postgresExporterQueriesYaml(),
-      "alert-rules.yaml": renderAlertRulesYaml(rulesInput),
-      "hnsw-plan.sql": renderIndexPlanSql(indexPlan),
-      "plan.json": sortedJson(hookPlan),
-      "postgresql.mtail": renderMtailProgram(),
-      "grafana-dashboard.json": renderGrafanaDashboardJson({ stack: spec.stack, thresholds: spec.alerts, diskMountpoints: diskMountpointsFor(spec.target) }),
-    },
+    placement,
+    memory: rendered,
+    files,
     indexPlan,
     alertRuleGroups: renderAlertRules(rulesInput),
-    exporters: {
-      postgresExporterArgs: postgresExporter.args.filter((a) => !a.startsWith("--web.listen-address")),
-      pgbouncerExporterArgs: pgbouncerExporter.args.filter((a) => !a.startsWith("--web.listen-address") && !a.startsWith("--pgBouncer.connectionString")),
-      postgresExporterPort,
-      pgbouncerExporterPort,
-    },
-    warnings: memory.warnings,
+    launches,
+    scrapeJobs,
+    roles: renderedRoles(spec),
+    warnings: memoryWarnings(spec, memory),
   };
 }

@@ -4,6 +4,9 @@
  */
 import type { BenchmarkSpec } from "./benchmark";
 import type { IndexPlanEntry } from "./hnsw";
+import type { Launches } from "./launches";
+import type { Placement } from "./placement";
+import type { MetricSource } from "./scrape";
 import type { StackSpec } from "./stack-spec";
 
 /** The files every target deploys, byte for byte. */
@@ -16,7 +19,14 @@ export type RenderedFileName =
   | "hnsw-plan.sql"
   | "plan.json"
   | "postgresql.mtail"
-  | "grafana-dashboard.json";
+  | "grafana-dashboard.json"
+  | "memory-plan.yaml"
+  | "launches.yaml";
+
+/** Rendered only where the target runs Prometheus itself (Docker, the perf cluster); Kubernetes has PodMonitors. */
+export type OptionalFileName = "prometheus.yml";
+
+export type RenderedFiles = Readonly<Record<RenderedFileName, string>> & Readonly<Partial<Record<OptionalFileName, string>>>;
 
 export interface RenderedMemory {
   readonly nodeMemoryBytes: number;
@@ -34,25 +44,43 @@ export interface RenderedMemory {
   readonly worstCaseBytes: number;
 }
 
-/** What a target needs to run the exporters with the rendered configuration. */
-export interface RenderedExporters {
-  /** postgres_exporter flags (without the listen address, which the target owns). */
-  readonly postgresExporterArgs: readonly string[];
-  /** pgbouncer_exporter flags (without the listen address and connection string). */
-  readonly pgbouncerExporterArgs: readonly string[];
-  readonly postgresExporterPort: number;
-  readonly pgbouncerExporterPort: number;
+/** The roles and users every target creates and wires, by what they are for. */
+export interface RenderedRoles {
+  /** initdb's superuser: the hook's index builds, admins; also PgBouncer's admin console user. */
+  readonly superuser: string;
+  /** The application's login role, owner of the application database. */
+  readonly app: string;
+  /** postgres_exporter's role (member of pg_monitor). */
+  readonly monitor: string;
+  /** pgbouncer_exporter's user on PgBouncer's admin console (stats_users). */
+  readonly stats: string;
+  /** Users PgBouncer's auth_file lists, sorted. */
+  readonly pgbouncerUsers: readonly string[];
+}
+
+/** One Prometheus scrape job: the job name the alert rules guard and the program it scrapes. */
+export interface ScrapeJob {
+  readonly job: string;
+  readonly source: MetricSource;
+  /** The port in the shared network namespace (the pod's container port on Kubernetes). */
+  readonly port: number;
 }
 
 export interface Rendered {
   readonly spec: StackSpec;
   readonly memory: RenderedMemory;
-  readonly files: Readonly<Record<RenderedFileName, string>>;
+  /** Where this target runs things: ports, binds, paths, intervals (configs/placement.ts). */
+  readonly placement: Placement;
+  readonly files: RenderedFiles;
   readonly indexPlan: readonly IndexPlanEntry[];
   /** The alert rule groups as a plain object: the `spec` of a PrometheusRule, the body of alert-rules.yaml. */
   readonly alertRuleGroups: { readonly groups: readonly unknown[] };
-  readonly exporters: RenderedExporters;
-  /** Things a person should read before deploying (e.g. worst-case memory above RAM). */
+  /** The programs beside PostgreSQL and PgBouncer, as every target runs them. */
+  readonly launches: Launches;
+  /** The metric sources Prometheus scrapes, each guarded by the alert rules' up/absent rules. */
+  readonly scrapeJobs: readonly ScrapeJob[];
+  readonly roles: RenderedRoles;
+  /** Things a person should read before deploying, one line each (e.g. worst-case memory above RAM). */
   readonly warnings: readonly string[];
 }
 

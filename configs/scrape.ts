@@ -5,6 +5,9 @@
  */
 import yaml from "js-yaml";
 
+/** Prometheus's own port (its UI and API); Docker publishes it as docker.ports.prometheus. */
+export const prometheusPort = 9090;
+
 /**
  * Scrape job names. The alert rules' `up`/`absent` guards name these jobs, so a target scraped under another job
  * name (a PodMonitor without `jobLabel`, say) is reported absent instead of silently unwatched.
@@ -75,6 +78,18 @@ export interface PrometheusConfig {
 
 const sources = ["postgres", "pgbouncer", "node", "canary", "mtail"] as const;
 type Source = (typeof sources)[number];
+
+/** The program behind each scrape job (configs/launches.ts names them so). */
+export type MetricSource = "postgresExporter" | "pgbouncerExporter" | "nodeExporter" | "canary" | "mtail";
+
+/** Which program each job scrapes. */
+export const jobSources: Readonly<Record<Source, MetricSource>> = {
+  postgres: "postgresExporter",
+  pgbouncer: "pgbouncerExporter",
+  node: "nodeExporter",
+  canary: "canary",
+  mtail: "mtail",
+};
 
 const promDuration = /^(\d+(ms|s|m|h|d|w|y))+$/;
 /** Prometheus label values are free text, but the stack name also ends up inside PromQL string literals. */

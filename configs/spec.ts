@@ -1,15 +1,34 @@
 /**
  * Stack config (the `pgvector-stack:*` keys of Pulumi.<stack>.yaml) → a validated, frozen StackSpec.
- * Every error is collected and reported at once, before anything is rendered.
+ *
+ * This is the one gate: `pulumi up` (program.ts) and every pgstack command pass through it, and whatever it accepts
+ * renders and deploys. A renderer or component that throws on user input is a check missing here, so the checks the
+ * renderers rely on (pgvector's limits on the real m and ef_construction, alert threshold ranges, identifier lengths,
+ * names that become Kubernetes labels, Docker names and Prometheus label values) are run here, on the user's keys.
+ * Every error is collected and reported at once, each naming the key, the value and what is allowed.
  */
-import { defaultAlertThresholds, type AlertThresholds } from "./alerts";
+import { alertThresholdProblems, defaultAlertThresholds, plainSettingValue } from "./alerts";
 import { defaultBenchmark, type BenchmarkSpec, type BenchmarkTargets } from "./benchmark";
-import { hnswMaxDimensions, type VectorMetric, type VectorTableSpec, type VectorType } from "./hnsw";
+import { monitoringVersions, watchedSettings } from "./exporters";
+import { podResourcesProblem } from "./kubernetes-resources";
+import { memoryPlan } from "./memory";
+import { guideParameters, hnswMaxDimensions, maxIdentifierBytes, type VectorMetric, type VectorTableSpec, type VectorType } from "./hnsw";
 import { ownedSettings } from "./owned-settings";
 import { pg17SettingNames } from "./pg17-settings";
-import { closest, show, SpecError, SpecReader } from "./spec-reader";
-import { monitoringVersions } from "./exporters";
-import type { DockerSpec, Images, KubernetesSpec, NodeSpec, PgBouncerSpec, PostgresSpec, StackSpec, Target } from "./stack-spec";
+import { ownRoles, reservedDatabases } from "./roles";
+import { closest, show, SpecError, SpecReader, type SpecIssue } from "./spec-reader";
+import type {
+  AlertsSpec,
+  AlertThresholds,
+  DockerSpec,
+  Images,
+  KubernetesSpec,
+  NodeSpec,
+  PgBouncerSpec,
+  PostgresSpec,
+  StackSpec,
+  Target,
+} from "./stack-spec";
 import { bytes } from "./units";
 
 export { SpecError } from "./spec-reader";
@@ -18,27 +37,28 @@ export type { StackSpec } from "./stack-spec";
 /** The Pulumi config namespace: keys are written `pgvector-stack:node` in stack files. */
 export const configNamespace = "pgvector-stack";
 
-/** Secret config keys: read by index.ts as Pulumi secrets, never part of the spec. */
+/** Secret config keys: read by program.ts as Pulumi secrets, never part of the spec. */
 export const secretConfigKeys = ["appPassword", "monitorPassword", "statsPassword", "superuserPassword"] as const;
 
-const topLevelKeys = [
-  "target",
-  "node",
-  "postgres",
-  "pgbouncer",
-  "vectorTables",
-  "benchmark",
-  "alerts",
-  "images",
-  "kubernetes",
-  "docker",
-  ...secretConfigKeys,
-];
+const specKeys = ["target", "node", "postgres", "pgbouncer", "vectorTables", "benchmark", "alerts", "images", "kubernetes", "docker"] as const;
 
-/** Where the stack runs the config: the host's own RAM and cores, for `memory: auto`. */
+/** Every key of the namespace: a stack file with any other is refused ("did you mean"). */
+export const topLevelKeys: readonly string[] = [...specKeys, ...secretConfigKeys];
+
+/** Where the stack runs the config: the host's own RAM and cores, for `memory: auto` (target local only). */
 export interface HostFacts {
   readonly memoryBytes: number;
   readonly cpus: number;
+}
+
+export interface SpecOptions {
+  /** The machine that runs a `target: local` stack, for `node.memory: auto` / `node.cpus: auto`. */
+  readonly host?: HostFacts;
+  /**
+   * Keys (without namespace) whose value the stack file holds encrypted (`pulumi config set --secret`). A secret key
+   * present but not among these is in plain text in the stack file, and refused. Defaults to none.
+   */
+  readonly secretKeys?: Iterable<string>;
 }
 
 /** Below 1 GiB the guide's fractions leave PostgreSQL too little to run HNSW builds at all. */
@@ -59,8 +79,26 @@ export const defaultImages: Images = {
   node: "node:20-bookworm-slim",
 };
 
+/** Where alerts link their runbook section: this repository's docs/runbooks.md, unless the stack names its own copy. */
+export const defaultRunbookBaseUrl = "https://github.com/pgvector-stack/pgvector-stack/blob/main/docs/runbooks.md";
+
 const identifier = /^[a-z_][a-z0-9_]{0,62}$/;
 const identifierText = "a lower-case SQL identifier (letters, digits, _; at most 63 characters)";
+
+/**
+ * The stack name becomes a Kubernetes label value (`pgvector-stack/stack`), part of Docker object names
+ * (`pgstack-<stack>-postgres`), the `stack` label every alert selects on, and the Grafana dashboard's uid: the
+ * strictest of those is the Kubernetes label value.
+ */
+const stackNamePattern = /^[A-Za-z0-9]([A-Za-z0-9_.-]{0,61}[A-Za-z0-9])?$/;
+
+/** Kubernetes label keys and values, as the API server checks them (apimachinery validation). */
+const labelName = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const dnsSubdomain = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+/** Prometheus label names; `__`-prefixed ones are Prometheus' own. */
+const promLabelName = /^[a-zA-Z_][a-zA-Z0-9_]*$/;
+/** Labels every alert already carries: a stack may not redefine them (routing and the rules' own selectors use them). */
+const ownAlertLabels = ["alertname", "severity", "stack"];
 
 type Obj = Readonly<Record<string, unknown>>;
 
@@ -68,21 +106,51 @@ function readTarget(r: SpecReader, config: Obj): Target {
   return r.oneOf(config, "target", "target", ["kubernetes", "docker", "local"] as const, "kubernetes");
 }
 
-function readNode(r: SpecReader, config: Obj, host: HostFacts | undefined): NodeSpec {
+function readNode(r: SpecReader, config: Obj, target: Target, host: HostFacts | undefined): NodeSpec {
   const node = r.section(config, "node", "node", ["memory", "cpus", "storage"]);
-  const auto = node.memory === "auto";
-  if (auto && !host) r.fail("node.memory", `node.memory is "auto" but no host facts were given to size it from`);
-  const memoryBytes = auto
-    ? (host?.memoryBytes ?? 16 * bytes.GiB)
-    : r.bytes(node, "memory", "node.memory", minimumNodeMemory, "1Gi", 16 * bytes.GiB);
-  if (node.memory === undefined) r.fail("node.memory", `node.memory is missing; write the node's RAM (e.g. 32Gi) or "auto"`);
+  const memoryAuto = node.memory === "auto";
   const cpusAuto = node.cpus === "auto";
+  // `auto` sizes the database from whichever machine runs the program: right for the perf cluster, which runs here;
+  // wrong for a pod or container, whose sizing would follow the CI runner and restart the database when it changes.
+  for (const [key, auto] of [["memory", memoryAuto], ["cpus", cpusAuto]] as const) {
+    if (!auto) continue;
+    if (target !== "local") {
+      r.fail(
+        `node.${key}`,
+        `node.${key} is "auto", which sizes the database from the machine that runs the program; it is for target: local only. ` +
+          `A ${target} stack must state its node (e.g. ${key === "memory" ? "node.memory: 32Gi" : "node.cpus: 8"})`,
+      );
+    } else if (!host) {
+      r.fail(`node.${key}`, `node.${key} is "auto" but no host facts were given to size it from`);
+    }
+  }
+  if (node.memory === undefined) r.fail("node.memory", `node.memory is missing; write the node's RAM (e.g. 32Gi)${target === "local" ? ` or "auto"` : ""}`);
   return {
-    memoryBytes,
-    memoryAuto: auto,
+    memoryBytes: memoryAuto ? (host?.memoryBytes ?? 16 * bytes.GiB) : r.bytes(node, "memory", "node.memory", minimumNodeMemory, "1Gi", 16 * bytes.GiB),
+    memoryAuto,
     cpus: cpusAuto ? (host?.cpus ?? 2) : r.integer(node, "cpus", "node.cpus", 1, 512, 4),
     storage: r.oneOf(node, "storage", "node.storage", ["ssd", "nvme", "hdd"] as const, "ssd"),
   };
+}
+
+/**
+ * Settings whose values the stack itself reads (the memory plan, the alert rules' expected values): a value that does
+ * not parse would be silently replaced by the default in the plan while postgresql.conf carries it as written.
+ */
+const memorySettings = ["work_mem", "maintenance_work_mem", "autovacuum_work_mem", "effective_cache_size", "temp_buffers", "max_wal_size", "min_wal_size"];
+const pgMemoryValue = /^\d+\s*(B|kB|MB|GB|TB)?$/;
+
+function settingValueProblem(name: string, value: string): string | undefined {
+  if (/[\n\r]/.test(value)) return "contains a line break; a postgresql.conf setting is one line";
+  if (memorySettings.includes(name) && !pgMemoryValue.test(value) && !(name === "autovacuum_work_mem" && value === "-1")) {
+    return `is not a PostgreSQL memory size; write a whole number with B, kB, MB, GB or TB (e.g. 256MB)`;
+  }
+  if (name === "hash_mem_multiplier" && !(/^\d+(\.\d+)?$/.test(value) && Number(value) >= 1 && Number(value) <= 1000)) {
+    return "is not a number from 1.0 to 1000.0";
+  }
+  // The settings-drift alert compares these with the live values as label values.
+  if (watchedSettings.includes(name) && !plainSettingValue.test(value)) return "is not a plain value (letters, digits, _ . , : - and spaces)";
+  return undefined;
 }
 
 function readPostgres(r: SpecReader, config: Obj): PostgresSpec {
@@ -95,6 +163,7 @@ function readPostgres(r: SpecReader, config: Obj): PostgresSpec {
     "database",
     "appUser",
     "settings",
+    "acceptWorstCaseMemory",
   ]);
   if (pg.version !== undefined && pg.version !== 17) {
     r.fail("postgres.version", `postgres.version is ${show(pg.version)}; only 17 is supported (the renderers and tests target PostgreSQL 17)`);
@@ -118,7 +187,23 @@ function readPostgres(r: SpecReader, config: Obj): PostgresSpec {
       r.fail(key, `${key} is ${show(value)}; it must be a string or number as written in postgresql.conf`);
       continue;
     }
+    const problem = settingValueProblem(name, String(value));
+    if (problem !== undefined) {
+      r.fail(key, `${key} ${show(value)} ${problem}`);
+      continue;
+    }
     settings[name] = String(value);
+  }
+  const database = r.string(pg, "database", "postgres.database", identifier, identifierText, "app");
+  const appUser = r.string(pg, "appUser", "postgres.appUser", identifier, identifierText, "app");
+  if (reservedDatabases.has(database)) {
+    r.fail("postgres.database", `postgres.database is ${show(database)}; ${reservedDatabases.get(database)}: choose another name`);
+  }
+  if (ownRoles.has(appUser) || appUser.startsWith("pg_")) {
+    r.fail(
+      "postgres.appUser",
+      `postgres.appUser is ${show(appUser)}; ${ownRoles.get(appUser) ?? "PostgreSQL reserves role names starting with pg_"}: choose another name`,
+    );
   }
   return {
     version: 17,
@@ -129,9 +214,10 @@ function readPostgres(r: SpecReader, config: Obj): PostgresSpec {
       maintenance: r.integer(reserved, "maintenance", "postgres.reservedConnections.maintenance", 3, 100, 10),
       monitoring: r.integer(reserved, "monitoring", "postgres.reservedConnections.monitoring", 1, 50, 5),
     },
-    database: r.string(pg, "database", "postgres.database", identifier, identifierText, "app"),
-    appUser: r.string(pg, "appUser", "postgres.appUser", identifier, identifierText, "app"),
+    database,
+    appUser,
     settings,
+    acceptWorstCaseMemory: r.boolean(pg, "acceptWorstCaseMemory", "postgres.acceptWorstCaseMemory", false),
   };
 }
 
@@ -178,6 +264,44 @@ function readPgBouncer(r: SpecReader, config: Obj, postgres: PostgresSpec): PgBo
 
 const vectorTableKeys = ["table", "column", "dimensions", "metric", "type", "filterColumns", "m", "efConstruction", "efSearch", "createTable"];
 
+/** Columns the stack's own CREATE TABLE defines besides the vector and filter columns (configs/hnsw.ts). */
+const ownTableColumns = ["id", "created_at"];
+
+/**
+ * pgvector's limits on the parameters the index is really built with: the user's m and ef_construction, or the
+ * tuning guide's for the dimension where the stack file leaves them out (1,536 dimensions → m 48, so an
+ * ef_construction of 50 is below 2 × m although it is above 2 × 16).
+ */
+function checkHnswParameters(r: SpecReader, path: string, dimensions: number, m: number | undefined, efConstruction: number | undefined): void {
+  const guide = guideParameters(dimensions);
+  const effectiveM = m ?? guide.m;
+  const effectiveEf = efConstruction ?? guide.efConstruction;
+  if (effectiveEf >= 2 * effectiveM) return;
+  if (efConstruction !== undefined) {
+    const mFrom = m === undefined ? ` (m ${effectiveM} is the tuning guide's for ${dimensions} dimensions)` : "";
+    r.fail(`${path}.efConstruction`, `${path}.efConstruction is ${efConstruction}; pgvector requires at least 2 × m = ${2 * effectiveM}${mFrom}`);
+  } else {
+    r.fail(
+      `${path}.m`,
+      `${path}.m is ${effectiveM}, but the tuning guide's ef_construction for ${dimensions} dimensions is ${effectiveEf}, below pgvector's minimum 2 × m = ${2 * effectiveM}; ` +
+        `set ${path}.efConstruction to at least ${2 * effectiveM} or lower m`,
+    );
+  }
+}
+
+/** Names the plan derives from table and column names: PostgreSQL would truncate one over 63 bytes silently. */
+function checkDerivedNames(r: SpecReader, path: string, table: string, column: string, filterColumns: readonly string[]): void {
+  const derived: [string, string][] = [
+    [`${table}_${column}_hnsw_idx`, `${path}.table/column`],
+    ...filterColumns.map((f, j): [string, string] => [`${table}_${f}_btree_idx`, `${path}.filterColumns[${j}]`]),
+  ];
+  for (const [name, key] of derived) {
+    if (Buffer.byteLength(name) > maxIdentifierBytes) {
+      r.fail(key, `${key}: the index name ${name} would be ${Buffer.byteLength(name)} bytes, over PostgreSQL's ${maxIdentifierBytes}; shorten the table or column name`);
+    }
+  }
+}
+
 function readVectorTables(r: SpecReader, config: Obj, target: Target): VectorTableSpec[] {
   const list = r.list(config, "vectorTables", "vectorTables") ?? [{}];
   const tables: VectorTableSpec[] = [];
@@ -198,21 +322,31 @@ function readVectorTables(r: SpecReader, config: Obj, target: Target): VectorTab
           (type === "vector" && dimensions <= hnswMaxDimensions.halfvec ? ` (set ${path}.type: halfvec)` : ""),
       );
     }
+    const issuesBefore = r.issues.length;
     const m = t.m === undefined ? undefined : r.integer(t, "m", `${path}.m`, 2, 100, 16);
     const efConstruction = t.efConstruction === undefined ? undefined : r.integer(t, "efConstruction", `${path}.efConstruction`, 4, 1000, 64);
-    const effectiveM = m ?? 16;
-    if (efConstruction !== undefined && efConstruction < 2 * effectiveM) {
-      r.fail(`${path}.efConstruction`, `${path}.efConstruction is ${efConstruction}; pgvector requires at least 2 × m = ${2 * effectiveM}`);
-    }
+    if (r.issues.length === issuesBefore) checkHnswParameters(r, path, dimensions, m, efConstruction);
+    const createTable = r.boolean(t, "createTable", `${path}.createTable`, target !== "kubernetes");
+    const table = r.string(t, "table", `${path}.table`, identifier, identifierText, "memories");
+    const column = r.string(t, "column", `${path}.column`, identifier, identifierText, "embedding");
     const filters = r.list(t, "filterColumns", `${path}.filterColumns`) ?? ["tier"];
     const filterColumns: string[] = [];
     filters.forEach((f, j) => {
-      if (typeof f === "string" && identifier.test(f)) filterColumns.push(f);
-      else r.fail(`${path}.filterColumns[${j}]`, `${path}.filterColumns[${j}] is ${show(f)}; it must be ${identifierText}`);
+      const key = `${path}.filterColumns[${j}]`;
+      if (typeof f !== "string" || !identifier.test(f)) r.fail(key, `${key} is ${show(f)}; it must be ${identifierText}`);
+      else if (filterColumns.includes(f)) r.fail(key, `${key} ${show(f)} is listed twice`);
+      else if (f === column) r.fail(key, `${key} ${show(f)} is the vector column itself`);
+      else if (createTable && ownTableColumns.includes(f)) {
+        r.fail(key, `${key} ${show(f)} is a column the stack's own table already has (${ownTableColumns.join(", ")}); name the filter column otherwise`);
+      } else filterColumns.push(f);
     });
+    if (createTable && ownTableColumns.includes(column)) {
+      r.fail(`${path}.column`, `${path}.column ${show(column)} is a column the stack's own table already has (${ownTableColumns.join(", ")})`);
+    }
+    checkDerivedNames(r, path, table, column, filterColumns);
     tables.push({
-      table: r.string(t, "table", `${path}.table`, identifier, identifierText, "memories"),
-      column: r.string(t, "column", `${path}.column`, identifier, identifierText, "embedding"),
+      table,
+      column,
       dimensions,
       metric: r.oneOf<VectorMetric>(t, "metric", `${path}.metric`, ["cosine", "l2", "inner_product"], "cosine"),
       type,
@@ -220,7 +354,7 @@ function readVectorTables(r: SpecReader, config: Obj, target: Target): VectorTab
       ...(m === undefined ? {} : { m }),
       ...(efConstruction === undefined ? {} : { efConstruction }),
       efSearch: r.integer(t, "efSearch", `${path}.efSearch`, 1, 1000, 40),
-      createTable: r.boolean(t, "createTable", `${path}.createTable`, target !== "kubernetes"),
+      createTable,
     });
   });
   const seen = new Set<string>();
@@ -266,13 +400,42 @@ function readBenchmark(r: SpecReader, config: Obj, pgbouncer: PgBouncerSpec): Be
   };
 }
 
-function readAlerts(r: SpecReader, config: Obj): AlertThresholds {
-  const a = r.section(config, "alerts", "alerts", Object.keys(defaultAlertThresholds));
-  return Object.fromEntries(
+function readAlertLabels(r: SpecReader, a: Obj): Record<string, string> {
+  const labels = r.mapping(a, "labels", "alerts.labels", "Prometheus label names as keys, e.g. team: search");
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(labels)) {
+    const key = `alerts.labels.${name}`;
+    if (!promLabelName.test(name) || name.startsWith("__")) {
+      r.fail(key, `${key}: ${show(name)} is not a Prometheus label name (letters, digits, _; not starting with a digit or __)`);
+    } else if (ownAlertLabels.includes(name)) {
+      r.fail(key, `${key}: every alert already sets ${name} (${ownAlertLabels.join(", ")} are the stack's own); choose another label name`);
+    } else if (typeof value !== "string" || value === "" || /[\u0000-\u001f]/.test(value)) {
+      r.fail(key, `${key} is ${show(value)}; it must be a non-empty string on one line`);
+    } else out[name] = value;
+  }
+  return out;
+}
+
+function readAlerts(r: SpecReader, config: Obj): AlertsSpec {
+  const a = r.section(config, "alerts", "alerts", [...Object.keys(defaultAlertThresholds), "runbookBaseUrl", "labels"]);
+  const issuesBefore = r.issues.length;
+  const thresholds = Object.fromEntries(
     Object.entries(defaultAlertThresholds).map(([k, v]) =>
-      typeof v === "number" ? [k, r.number(a, k, `alerts.${k}`, 0, 1e12, v)] : [k, r.string(a, k, `alerts.${k}`, /^\d+[smhd]$/, "a Prometheus duration such as 5m", v as string)],
+      typeof v === "number"
+        ? [k, r.number(a, k, `alerts.${k}`, 0, 1e12, v)]
+        : [k, r.string(a, k, `alerts.${k}`, /^[1-9]\d*[smhd]$/, "a Prometheus duration of whole units such as 5m", v as string)],
     ),
   ) as unknown as AlertThresholds;
+  // Ranges and orderings the rule builder relies on (a ratio is a fraction, a warning below its critical…), on the
+  // values as read; skipped when a value was already refused, since its fallback would be judged instead.
+  if (r.issues.length === issuesBefore) {
+    for (const problem of alertThresholdProblems(thresholds)) r.fail(/^(alerts\.\w+)/.exec(problem)?.[1] ?? "alerts", problem);
+  }
+  return {
+    ...thresholds,
+    runbookBaseUrl: r.string(a, "runbookBaseUrl", "alerts.runbookBaseUrl", /^https?:\/\/[^\s#]+$/, "an http(s) URL without a #fragment (each alert adds its own)", defaultRunbookBaseUrl),
+    labels: readAlertLabels(r, a),
+  };
 }
 
 const imageRef = /^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]+|@sha256:[a-f0-9]{64})$/;
@@ -284,29 +447,135 @@ function readImages(r: SpecReader, config: Obj): Images {
   ) as unknown as Images;
 }
 
+/** A `matchLabels` mapping as the API server validates it; null when absent and there is no default. */
+function readLabels(r: SpecReader, obj: Obj, key: string, path: string): Record<string, string> | null {
+  if (obj[key] === undefined || obj[key] === null) return null;
+  const labels = r.mapping(obj, key, path, "label keys and values, e.g. release: kube-prometheus-stack");
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(labels)) {
+    const where = `${path}.${name}`;
+    const slash = name.lastIndexOf("/");
+    const prefix = slash >= 0 ? name.slice(0, slash) : undefined;
+    const base = slash >= 0 ? name.slice(slash + 1) : name;
+    if (!labelName.test(base) || (prefix !== undefined && (prefix.length > 253 || !dnsSubdomain.test(prefix)))) {
+      r.fail(where, `${where}: ${show(name)} is not a Kubernetes label key ([prefix/]name; name: at most 63 letters, digits, - _ ., starting and ending alphanumeric)`);
+    } else if (typeof value !== "string" || (value !== "" && !labelName.test(value))) {
+      r.fail(where, `${where} is ${show(value)}; a label value is at most 63 letters, digits, - _ ., starting and ending alphanumeric (quote numbers and booleans)`);
+    } else out[name] = value;
+  }
+  return out;
+}
+
 function readKubernetes(r: SpecReader, config: Obj): KubernetesSpec {
-  const k = r.section(config, "kubernetes", "kubernetes", ["namespace", "storageSize", "storageClassName", "prometheusOperator", "grafanaDashboard"]);
+  const k = r.section(config, "kubernetes", "kubernetes", [
+    "namespace",
+    "storageSize",
+    "storageClassName",
+    "storageResizedFrom",
+    "prometheusOperator",
+    "grafanaDashboard",
+    "monitoringLabels",
+    "clientNamespaceSelector",
+    "clientPodSelector",
+    "prometheusNamespaceSelector",
+    "prometheusPodSelector",
+  ]);
+  const storageSizeBytes = r.bytes(k, "storageSize", "kubernetes.storageSize", bytes.GiB, "1Gi", 100 * bytes.GiB);
+  const storageResizedFromBytes = k.storageResizedFrom === undefined ? null : r.bytes(k, "storageResizedFrom", "kubernetes.storageResizedFrom", bytes.GiB, "1Gi", 0);
+  if (storageResizedFromBytes !== null && storageResizedFromBytes >= storageSizeBytes) {
+    r.fail(
+      "kubernetes.storageResizedFrom",
+      `kubernetes.storageResizedFrom ${show(k.storageResizedFrom)} is not below kubernetes.storageSize ${show(k.storageSize ?? "100Gi")}; it records the size before a volume was grown, so it must be smaller`,
+    );
+  }
   return {
     namespace: r.string(k, "namespace", "kubernetes.namespace", /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/, "a DNS label (lower-case letters, digits, -)", "pgvector"),
-    storageSizeBytes: r.bytes(k, "storageSize", "kubernetes.storageSize", bytes.GiB, "1Gi", 100 * bytes.GiB),
+    storageSizeBytes,
     storageClassName: k.storageClassName === undefined ? null : r.string(k, "storageClassName", "kubernetes.storageClassName", /^[a-z0-9.-]+$/, "a StorageClass name", ""),
+    storageResizedFromBytes,
     prometheusOperator: r.boolean(k, "prometheusOperator", "kubernetes.prometheusOperator", true),
     grafanaDashboard: r.boolean(k, "grafanaDashboard", "kubernetes.grafanaDashboard", true),
+    monitoringLabels: readLabels(r, k, "monitoringLabels", "kubernetes.monitoringLabels") ?? {},
+    clientNamespaceSelector: readLabels(r, k, "clientNamespaceSelector", "kubernetes.clientNamespaceSelector"),
+    clientPodSelector: readLabels(r, k, "clientPodSelector", "kubernetes.clientPodSelector") ?? {},
+    prometheusNamespaceSelector: readLabels(r, k, "prometheusNamespaceSelector", "kubernetes.prometheusNamespaceSelector") ?? {
+      "kubernetes.io/metadata.name": "monitoring",
+    },
+    prometheusPodSelector: readLabels(r, k, "prometheusPodSelector", "kubernetes.prometheusPodSelector") ?? { "app.kubernetes.io/name": "prometheus" },
   };
 }
 
 function readDocker(r: SpecReader, config: Obj): DockerSpec {
   const d = r.section(config, "docker", "docker", ["hostHugePages", "publishAddress", "ports"]);
   const p = r.section(d, "ports", "docker.ports", ["postgres", "pgbouncer", "prometheus"]);
+  const ports = {
+    postgres: r.integer(p, "postgres", "docker.ports.postgres", 1, 65535, 5432),
+    pgbouncer: r.integer(p, "pgbouncer", "docker.ports.pgbouncer", 1, 65535, 6432),
+    prometheus: r.integer(p, "prometheus", "docker.ports.prometheus", 1, 65535, 9090),
+  };
+  const names = Object.keys(ports) as (keyof typeof ports)[];
+  names.forEach((a, i) =>
+    names.slice(i + 1).forEach((b) => {
+      if (ports[a] === ports[b]) r.fail(`docker.ports.${b}`, `docker.ports.${a} and docker.ports.${b} are both ${ports[a]}; each published port needs its own number`);
+    }),
+  );
   return {
     hostHugePages: r.boolean(d, "hostHugePages", "docker.hostHugePages", false),
     publishAddress: r.string(d, "publishAddress", "docker.publishAddress", /^\d{1,3}(\.\d{1,3}){3}$/, "an IPv4 address such as 127.0.0.1", "127.0.0.1"),
-    ports: {
-      postgres: r.integer(p, "postgres", "docker.ports.postgres", 1, 65535, 5432),
-      pgbouncer: r.integer(p, "pgbouncer", "docker.ports.pgbouncer", 1, 65535, 6432),
-      prometheus: r.integer(p, "prometheus", "docker.ports.prometheus", 1, 65535, 9090),
-    },
+    ports,
   };
+}
+
+function checkStackName(r: SpecReader, stack: string): void {
+  if (!stackNamePattern.test(stack)) {
+    r.fail(
+      "stack",
+      `stack name ${show(stack)} must be 1–63 letters, digits, _ . - starting and ending with a letter or digit: it becomes a Kubernetes label value, ` +
+        `part of Docker names and the stack label of every alert`,
+    );
+  }
+}
+
+/**
+ * Secrets belong in the stack file encrypted (`pulumi config set --secret`): a plain-text one would sit in the
+ * repository and in every rendered diff. Refused with the command that stores it properly; its value is never shown.
+ */
+function checkSecrets(r: SpecReader, config: Obj, secretKeys: ReadonlySet<string>): void {
+  for (const key of secretConfigKeys) {
+    if (config[key] === undefined || secretKeys.has(key)) continue;
+    r.fail(
+      key,
+      `${key} is in plain text in the stack file; remove it and store it encrypted: pulumi config set --secret ${configNamespace}:${key} <value> ` +
+        `(or leave it unset and the stack generates one)`,
+    );
+  }
+}
+
+/**
+ * Checks on what the keys add up to, run once every key is valid: a Kubernetes node too small for PostgreSQL's floor
+ * next to the sidecars and the huge pages the stack reserves (configs/kubernetes-resources.ts) would otherwise stop
+ * the component at `pulumi up`.
+ */
+function checkDerived(r: SpecReader, spec: StackSpec): void {
+  if (spec.target !== "kubernetes") return;
+  const plan = memoryPlan(spec);
+  const problem = podResourcesProblem({
+    memory: {
+      nodeMemoryBytes: spec.node.memoryBytes,
+      sharedBuffersBytes: plan.sharedBuffersBytes,
+      effectiveCacheSizeBytes: plan.effectiveCacheSizeBytes,
+      workMemBytes: plan.workMemBytes,
+      maintenanceWorkMemBytes: plan.maintenanceWorkMemBytes,
+      sharedMemoryBytes: plan.sharedMemoryBytes,
+      hugePages: plan.hugePages,
+      hugePagesSetting: plan.hugePagesMode,
+      worstCaseBytes: plan.worstCaseBytes,
+    },
+    cpus: spec.node.cpus,
+    maxConnections: spec.postgres.maxConnections,
+    maxClientConn: spec.pgbouncer.maxClientConn,
+  });
+  if (problem !== undefined) r.fail("node.memory", problem);
 }
 
 function deepFreeze<T>(value: T): T {
@@ -321,11 +590,13 @@ function deepFreeze<T>(value: T): T {
  * Validate a stack's config (keys without the `pgvector-stack:` namespace) and fill defaults.
  * Throws SpecError listing every problem found.
  */
-export function parseStackSpec(stack: string, config: Obj, host?: HostFacts): StackSpec {
+export function parseStackSpec(stack: string, config: Obj, options: SpecOptions = {}): StackSpec {
   const r = new SpecReader();
   r.unknownKeys(config, "", topLevelKeys);
+  checkStackName(r, stack);
+  checkSecrets(r, config, new Set(options.secretKeys ?? []));
   const target = readTarget(r, config);
-  const node = readNode(r, config, host);
+  const node = readNode(r, config, target, options.host);
   const postgres = readPostgres(r, config);
   const pgbouncer = readPgBouncer(r, config, postgres);
   const spec: StackSpec = {
@@ -341,11 +612,12 @@ export function parseStackSpec(stack: string, config: Obj, host?: HostFacts): St
     kubernetes: readKubernetes(r, config),
     docker: readDocker(r, config),
   };
+  if (r.issues.length === 0) checkDerived(r, spec);
   if (r.issues.length > 0) throw new SpecError(stack, r.issues);
   return deepFreeze(spec);
 }
 
-/** Strip the `pgvector-stack:` namespace from a stack file's `config:` mapping. */
+/** Strip the `pgvector-stack:` namespace from a stack file's `config:` mapping (other namespaces are other tools'). */
 export function stackConfigFromFile(fileConfig: Obj): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(fileConfig ?? {})) {
@@ -354,3 +626,5 @@ export function stackConfigFromFile(fileConfig: Obj): Record<string, unknown> {
   }
   return out;
 }
+
+export type { SpecIssue };

@@ -87,11 +87,6 @@ export function pgDuration(ms: number): string {
   return `${ms}ms`;
 }
 
-/** Bytes as a Kubernetes quantity in Mi (exact, since memory plans are whole MiB): 16826Mi. */
-export function k8sMi(value: number): string {
-  return `${Math.ceil(value / MiB)}Mi`;
-}
-
 /** Bytes for people: 8 GiB, 188 MiB. */
 export function humanBytes(value: number): string {
   if (value >= GiB) return `${Number((value / GiB).toFixed(1))} GiB`;

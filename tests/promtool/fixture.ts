@@ -6,7 +6,7 @@
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { defaultAlertThresholds, renderAlertRulesYaml, type AlertRulesInput } from "../../configs/alerts";
-import { containerDataMount } from "../../configs/render";
+import { containerDataMount } from "../../configs/placement";
 import { defaultScrapeJobNames } from "../../configs/scrape";
 
 export const promtoolRulesFile = "rules.yml";

@@ -28,13 +28,13 @@ describe("postgres_exporter", () => {
   it("turns on every collector the rules and runbooks need by name, default-on ones too", () => {
     expect(command.args).toEqual([
       "--web.listen-address=:9187",
+      "--extend.query-path=/etc/pgstack/queries.yaml",
       "--collector.database",
       "--collector.long_running_transactions",
       "--collector.postmaster",
       "--collector.stat_database",
       "--collector.stat_statements",
       "--collector.statio_user_tables",
-      "--extend.query-path=/etc/pgstack/queries.yaml",
       "--log.level=info",
     ]);
     expect(Object.keys(postgresExporterCollectors).length).toBe(6);

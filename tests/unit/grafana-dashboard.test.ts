@@ -12,6 +12,7 @@ import {
   dashboardOnlyExporterMetrics,
   dashboardQueries,
   grafanaDashboardUid,
+  grafanaDashboardUidFor,
   renderGrafanaDashboard,
   renderGrafanaDashboardJson,
   type GrafanaPanel,
@@ -56,8 +57,18 @@ describe("Grafana dashboard JSON", () => {
   });
 
   it("has a stable uid and a schema version Grafana 10/11 reads", () => {
-    expect(parsed.uid).toBe(grafanaDashboardUid);
+    expect(parsed.uid).toBe("pgstack-staging");
+    expect(renderGrafanaDashboard().uid).toBe(grafanaDashboardUid);
     expect(parsed.schemaVersion).toBe(39);
+  });
+
+  it("has a uid and title of its own per stack, so staging and prod can share one Grafana", () => {
+    const stacks = ["staging", "prod", "dev", "perf", "a.b", "a-b", "x".repeat(63), `${"x".repeat(62)}y`];
+    const uids = stacks.map(grafanaDashboardUidFor);
+    expect(new Set(uids).size).toBe(stacks.length);
+    for (const uid of uids) expect(uid).toMatch(/^[A-Za-z0-9_-]{1,40}$/);
+    expect(renderGrafanaDashboard({ stack: "prod" }).title).toBe("pgvector-stack prod");
+    expect(renderGrafanaDashboard({ stack: "staging" }).title).not.toBe(renderGrafanaDashboard({ stack: "prod" }).title);
   });
 
   it("templates the data source and the stack", () => {

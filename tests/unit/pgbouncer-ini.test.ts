@@ -3,11 +3,11 @@ import { memoryPlan } from "../../configs/memory";
 import { renderPgHba } from "../../configs/pg-hba";
 import {
   pgbouncerAuthFile,
-  pgbouncerSettings,
   pgbouncerUserlist,
   pgbouncerUsers,
   renderPgBouncerIni,
 } from "../../configs/pgbouncer";
+import { renderStack } from "../../configs/render";
 import { renderPostgresqlConf } from "../../configs/postgresql";
 import { statsUser } from "../../configs/roles";
 import { scramVerifier } from "../../configs/scram";
@@ -67,9 +67,9 @@ describe("pgbouncer.ini", () => {
     expect(other.get("pgbouncer")!.get("auth_file")).toBe("/x/users.txt");
   });
 
-  it("follows pgbouncer.* from the spec", () => {
+  it("follows pgbouncer.* from the spec, and the perf cluster's placement for where it listens", () => {
     const spec = specFor({ target: "local", pgbouncer: { poolMode: "session", defaultPoolSize: 20, maxPreparedStatements: 0 } });
-    const values = new Map(pgbouncerSettings(spec).map((s) => [s.name, s.value]));
+    const values = new Map(parseIni(renderStack(spec).files["pgbouncer.ini"]).get("pgbouncer"));
     expect([values.get("pool_mode"), values.get("default_pool_size"), values.get("max_prepared_statements"), values.get("listen_addr")]).toEqual([
       "session",
       "20",

@@ -2,7 +2,7 @@ import { describe, expect, it } from "vitest";
 import { parseStackSpec, SpecError } from "../../configs/spec";
 import { bytes } from "../../configs/units";
 
-const host = { memoryBytes: 24 * bytes.GiB, cpus: 2 };
+const host = { host: { memoryBytes: 24 * bytes.GiB, cpus: 2 } };
 const base = { target: "kubernetes", node: { memory: "32Gi", cpus: 8, storage: "ssd" } };
 
 function errorsOf(config: Record<string, unknown>): string[] {
