@@ -26,8 +26,9 @@ import {
   type CanarySettings,
   type CanaryTarget,
 } from "../configs/canary";
+import { maskSecrets, maskUrl, urlPasswords } from "../configs/secrets";
 import { encodeVector } from "../postdeploy/vector-binary";
-import { maskSecrets, maskUrl, OperationRunner, settingStatements, statementName, type WireValue } from "../postdeploy/smoke-pg";
+import { OperationRunner, settingStatements, statementName, type WireValue } from "../postdeploy/smoke-pg";
 import { createRng, filterValues, normalize, type Rng } from "../postdeploy/vectors";
 import { DeadlineError, describeError as describe, destroyClient, openReadyConnection, probeConnection, withDeadline } from "./connect";
 import { CanaryMetrics } from "./metrics";
@@ -67,6 +68,8 @@ export class Canary {
   readonly metrics: CanaryMetrics;
   readonly sql: CanarySql;
   private readonly targets: readonly { readonly target: CanaryTarget; readonly url: string }[];
+  /** The targets' passwords, masked in every log line. */
+  private readonly secrets: readonly string[];
   private readonly rng: Rng;
   private tableReady = false;
   private server: http.Server | null = null;
@@ -84,6 +87,7 @@ export class Canary {
       { target: "pgbouncer", url: options.pooledUrl },
       ...(options.directUrl ? [{ target: "postgres" as const, url: options.directUrl }] : []),
     ];
+    this.secrets = urlPasswords(this.targets.map((t) => t.url));
     this.metrics = new CanaryMetrics(this.targets.map((t) => t.target));
     this.rng = createRng(Date.now() >>> 0);
   }
@@ -93,7 +97,7 @@ export class Canary {
   }
 
   private log(line: string): void {
-    this.options.log?.(maskSecrets(line, this.targets.map((t) => t.url)));
+    this.options.log?.(maskSecrets(line, this.secrets));
   }
 
   /** Logs `state` for `subject` when it differs from the last one logged. */

@@ -3,8 +3,9 @@
  * waiting for a server that does not come, a hung PostgreSQL) must show as a failure after the timeout, never as
  * a canary that silently stops reporting.
  */
-import { Client } from "pg";
-import { maskSecrets } from "../postdeploy/smoke-pg";
+import type { Client } from "pg";
+import { maskSecrets, urlPasswords } from "../configs/secrets";
+import { newClient } from "../pgclient/connect";
 
 export class DeadlineError extends Error {
   override readonly name = "DeadlineError";
@@ -58,9 +59,8 @@ export function withDeadline<T>(work: Promise<T>, ms: number, what: string, onEx
  * Resolves to the open client; on failure the client is closed and the error's message carries no password.
  */
 export async function openReadyConnection(url: string, applicationName: string, timeoutMs: number): Promise<Client> {
-  const client = new Client({ connectionString: url, application_name: applicationName, connectionTimeoutMillis: timeoutMs });
-  // A server that goes away later emits 'error' on the client; the next query fails and is counted there.
-  client.on("error", () => undefined);
+  // A server that goes away later fails the next query, which is counted there (newClient listens for 'error').
+  const client = newClient({ connectionString: url, connectionTimeoutMillis: timeoutMs }, applicationName);
   try {
     await withDeadline(
       (async () => {
@@ -74,7 +74,7 @@ export async function openReadyConnection(url: string, applicationName: string, 
     return client;
   } catch (error) {
     destroyClient(client);
-    throw new Error(maskSecrets(describeError(error), [url]));
+    throw new Error(maskSecrets(describeError(error), urlPasswords([url])));
   }
 }
 

@@ -5,7 +5,8 @@
  */
 import type { CanaryScenario, CanarySettings } from "../configs/canary";
 import { planIndex, type IndexPlanEntry } from "../configs/hnsw";
-import { benchTable, efSearchSetting, hybridSql, insertSql, quoteIdent, searchSql, toNodeSql, type BenchTable, type ParamName, type SqlTemplate } from "../postdeploy/smoke-sql";
+import { quoteIdent } from "../configs/sql";
+import { benchTable, efSearchSetting, hybridSql, insertSql, searchSql, toNodeSql, type BenchTable, type ParamName, type SqlTemplate } from "../postdeploy/smoke-sql";
 import { filterValues } from "../postdeploy/vectors";
 
 /** The filter column hybrid queries use; five values, so a filter keeps about a fifth of the rows. */

@@ -1,10 +1,12 @@
 /**
  * Connection input for live drift: a postgresql:// URL, the password from the URL or PGPASSWORD. The password is
- * never printed: every message that could hold it passes through `maskSecrets`, and URLs are shown without it.
+ * never printed: every message that could hold it passes through `maskSecrets` (configs/secrets.ts), and URLs are
+ * shown without it.
  * Bad input and failed connections become one-line errors for people (`ConnectionError`), never a stack trace.
  */
 import * as os from "node:os";
 import type { ClientConfig } from "pg";
+import { maskSecrets, maskUrl, urlPasswords } from "../configs/secrets";
 
 /** Bad connection input or a connection that failed: the message is complete and holds no password. */
 export class ConnectionError extends Error {
@@ -21,21 +23,6 @@ export interface ConnectionTarget {
   readonly ssl: ClientConfig["ssl"];
   /** The URL without the password, for messages and reports. */
   readonly display: string;
-}
-
-const mask = "***";
-
-/** Every occurrence of each secret (as written and URL-encoded) replaced by ***. */
-export function maskSecrets(text: string, secrets: readonly (string | undefined)[]): string {
-  let out = text;
-  const forms = secrets
-    .filter((s): s is string => typeof s === "string" && s.length > 0)
-    .flatMap((s) => [s, encodeURIComponent(s)])
-    .sort((a, b) => b.length - a.length);
-  for (const form of forms) out = out.split(form).join(mask);
-  // A URL with a password we were not told about still loses it.
-  // Greedy to the last @ of the word: a password may hold an unencoded @.
-  return out.replace(/(postgres(?:ql)?:\/\/[^:/@\s]*:)\S*@/g, `$1${mask}@`);
 }
 
 const sslModes: Readonly<Record<string, ClientConfig["ssl"]>> = {
@@ -56,9 +43,9 @@ export function parseConnectionUrl(text: string, envPassword: string | undefined
   try {
     url = new URL(text);
   } catch {
-    throw new ConnectionError(`${what} ${maskSecrets(JSON.stringify(text), [])} is not a URL; write postgresql://user@host:port/database`);
+    throw new ConnectionError(`${what} ${maskSecrets(JSON.stringify(text), urlPasswords([text]))} is not a URL; write postgresql://user@host:port/database`);
   }
-  const shown = () => maskSecrets(text, [decodeURIComponent(url.password)]);
+  const shown = () => maskUrl(text);
   if (url.protocol !== "postgresql:" && url.protocol !== "postgres:") {
     throw new ConnectionError(`${what} ${shown()} is not a postgresql:// URL; write postgresql://user@host:port/database`);
   }
@@ -93,7 +80,8 @@ export function withDatabase(target: ConnectionTarget, database: string): Connec
   return next;
 }
 
-export function clientConfig(target: ConnectionTarget, applicationName: string): ClientConfig {
+/** Where and how to connect; application_name is the shared client's to set (pgclient/connect.ts). */
+export function clientConfig(target: ConnectionTarget): ClientConfig {
   return {
     host: target.host,
     port: target.port,
@@ -101,7 +89,6 @@ export function clientConfig(target: ConnectionTarget, applicationName: string):
     database: target.database,
     password: target.password,
     ssl: target.ssl,
-    application_name: applicationName,
     connectionTimeoutMillis: 10_000,
     query_timeout: 60_000,
   };

@@ -3,25 +3,18 @@
  * extensions and HNSW indexes in the stack's database, and PgBouncer's SHOW CONFIG / SHOW DATABASES.
  * Read-only: nothing here changes the server.
  */
-import { Client } from "pg";
+import type { Client } from "pg";
 import { indexCatalogColumns, observedIndexOf, type IndexCatalogRow } from "../postdeploy/index-catalog";
 import { truncateIdentifier, type ObservedIndex } from "../postdeploy/index-decisions";
+import { connect } from "../pgclient/connect";
 import { clientConfig, ConnectionError, connectionErrorMessage, withDatabase, type ConnectionTarget } from "./connection";
 import type { DesiredState, FileSetting, LiveExtension, LivePgBouncer, LivePostgres, LiveSetting, RoleDatabaseSetting } from "./live";
 
 const applicationName = "pgstack drift --live";
 
-async function connect(target: ConnectionTarget, what: string): Promise<Client> {
-  const client = new Client(clientConfig(target, applicationName));
-  // An error event after connect (server gone) must not crash the process; the failing query reports it.
-  client.on("error", () => undefined);
-  try {
-    await client.connect();
-    return client;
-  } catch (e) {
-    await client.end().catch(() => undefined);
-    throw new ConnectionError(connectionErrorMessage(e, target, what));
-  }
+/** A connection with drift's TLS mode and timeouts; a failure is one line for people, naming `what` failed. */
+function connectTo(target: ConnectionTarget, what: string): Promise<Client> {
+  return connect(clientConfig(target), applicationName, (e) => new ConnectionError(connectionErrorMessage(e, target, what)));
 }
 
 async function settingsOf(client: Client): Promise<LiveSetting[]> {
@@ -125,7 +118,7 @@ function queryFailure(e: unknown, target: ConnectionTarget, what: string): never
 
 /** Everything drift/live.ts needs from PostgreSQL. Settings come from `target`; extensions and indexes from the stack's database. */
 export async function readPostgres(target: ConnectionTarget, desired: DesiredState): Promise<LivePostgres> {
-  const client = await connect(target, "PostgreSQL at");
+  const client = await connectTo(target, "PostgreSQL at");
   let app: Client | undefined;
   try {
     const version = (await client.query<{ v: string }>("SELECT current_setting('server_version') AS v")).rows[0].v;
@@ -138,7 +131,7 @@ export async function readPostgres(target: ConnectionTarget, desired: DesiredSta
     let missingTables: string[] = [];
     if (exists) {
       const appTarget = withDatabase(target, desired.database);
-      app = target.database === desired.database ? client : await connect(appTarget, "PostgreSQL at");
+      app = target.database === desired.database ? client : await connectTo(appTarget, "PostgreSQL at");
       extensions = await extensionsOf(app, desired.extensions);
       indexes = await indexesOf(app, desired.indexPlan.map((e) => truncateIdentifier(e.indexName)));
       missingTables = await missingTablesOf(app, [...new Set(desired.indexPlan.map((e) => e.table))]);
@@ -157,7 +150,7 @@ export async function readPgBouncer(target: ConnectionTarget): Promise<LivePgBou
   if (target.database !== "pgbouncer") {
     throw new ConnectionError(`--pgbouncer-url ${target.display} must name PgBouncer's admin database: …/pgbouncer`);
   }
-  const client = await connect(target, "PgBouncer at");
+  const client = await connectTo(target, "PgBouncer at");
   try {
     const config = await client.query<{ key: string; value: string }>("SHOW CONFIG");
     const databases = await client.query<{ name: string }>("SHOW DATABASES");

@@ -10,16 +10,17 @@
  *   4. postdeploy/report.ts writes JSON, Markdown and HTML with the machine, settings, huge pages and build time.
  */
 import * as os from "node:os";
-import { Client } from "pg";
 import type { IndexPlanEntry } from "../configs/hnsw";
 import type { Progress } from "../configs/progress";
+import { quoteIdent } from "../configs/sql";
 import { humanBytes } from "../configs/units";
+import { connect } from "../pgclient/connect";
 import { ensureIndexes, type EnsureIndexesReport, type IndexResult } from "../postdeploy/indexes";
-import { copyRows, vectorRows, type LoadResult } from "../postdeploy/load";
+import { loadBenchmarkRows, type LoadResult } from "../postdeploy/load";
 import { writeReport, type ReportInput, type WrittenReport } from "../postdeploy/report";
 import type { PgbenchComparison } from "../postdeploy/pgbench-scripts";
 import { runSmoke, SmokeSession, smokeExitCode, type SmokeResult } from "../postdeploy/smoke";
-import { benchmarkRows, ClusteredVectors } from "../postdeploy/vectors";
+import { ClusteredVectors } from "../postdeploy/vectors";
 import type { LocalCluster } from "./cluster";
 import { describeHugePages } from "./hugepages";
 import { compareWithPgbench } from "./pgbench";
@@ -163,9 +164,7 @@ async function createAndLoad(
   benchmark: { readonly rows: number; readonly seed: number },
   progress: Progress,
 ): Promise<LoadResult> {
-  const client = new Client({ connectionString: directUrl, application_name: "pgstack-local-perf-load" });
-  client.on("error", () => undefined);
-  await client.connect();
+  const client = await connect(directUrl, "pgstack-local-perf-load");
   try {
     for (const sql of entry.createTableSql ?? []) await client.query(sql);
     const empty = (await client.query(`SELECT 1 FROM ${quoteIdent(entry.table)} LIMIT 1`)).rowCount === 0;
@@ -180,21 +179,11 @@ async function createAndLoad(
       `loading ${benchmark.rows} rows of ${entry.type}(${entry.dimensions}) into ${entry.table} (binary COPY, seed ${benchmark.seed}, ` +
         `${humanBytes(benchmark.rows * entry.vectorBytes)} of vectors)`,
     );
-    const load = await copyRows(
-      client,
-      { table: entry.table, columns: [...entry.filterColumns, entry.column] },
-      vectorRows(entry.type, benchmarkRows(vectors, benchmark.rows, entry.filterColumns.length)),
-      benchmark.rows,
-      progress,
-    );
+    const load = await loadBenchmarkRows(client, entry, vectors, benchmark.rows, progress);
     progress.step(`loaded ${load.rows} rows in ${load.seconds.toFixed(1)} s (${Math.round(load.rowsPerSec)} rows/s)`);
     await client.query(`ANALYZE ${quoteIdent(entry.table)}`);
     return load;
   } finally {
     await client.end().catch(() => undefined);
   }
-}
-
-function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
 }

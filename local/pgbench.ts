@@ -4,6 +4,7 @@
  * other on the same table, Node first so both run on a warmed-up server.
  */
 import { silentProgress, type Progress } from "../configs/progress";
+import { maskSecrets, urlPasswords } from "../configs/secrets";
 import {
   comparisonRow,
   parsePgbenchOutput,
@@ -13,7 +14,6 @@ import {
   type PgbenchScripts,
   type PgbenchSummary,
 } from "../postdeploy/pgbench-scripts";
-import { maskSecrets } from "../postdeploy/smoke-pg";
 import type { ScenarioName, ScenarioResult, SmokeSession } from "../postdeploy/smoke";
 import type { Runtime } from "./runtime";
 
@@ -59,7 +59,7 @@ export async function runPgbench(opts: PgbenchOptions): Promise<PgbenchRun> {
       env: { PGPASSWORD: decodeURIComponent(url.password), PGAPPNAME: "pgstack-pgbench" },
       timeoutMs: (opts.seconds + 120) * 1000,
     });
-    const output = maskSecrets(`${result.stdout}\n${result.stderr}`, [opts.url]);
+    const output = maskSecrets(`${result.stdout}\n${result.stderr}`, urlPasswords([opts.url]));
     if (result.code !== 0) throw new Error(`pgbench exited with ${result.code ?? result.signal}:\n${output.slice(-2000)}`);
     return { ...parsePgbenchOutput(output), command: `pgbench ${args.join(" ")}` };
   } finally {

@@ -4,6 +4,7 @@
  * out, so each rule is unit-tested without a server; `postdeploy/indexes.ts` does the I/O.
  */
 import type { IndexPlanEntry, VectorStorage } from "../configs/hnsw";
+import { quoteIdent } from "../configs/sql";
 
 /** pgvector's HNSW defaults, used when an index carries no reloptions (pgvector README: m 16, ef_construction 64). */
 export const hnswDefaults = { m: 16, efConstruction: 64 } as const;
@@ -13,14 +14,6 @@ const maxIdentifierBytes = 63;
 
 /** Suffix of the index built beside a mismatched one before the swap. Fixed, so a later run finds a leftover. */
 const rebuildSuffix = "_rebuild";
-
-export function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
-}
-
-export function quoteLiteral(value: string): string {
-  return `'${value.replace(/'/g, "''")}'`;
-}
 
 /** The name as PostgreSQL stores it: cut to 63 bytes on a character boundary. */
 export function truncateIdentifier(name: string): string {

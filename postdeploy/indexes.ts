@@ -7,9 +7,11 @@
  * left behind: an INVALID index from a failed or cancelled build, or the spare index of an interrupted rebuild.
  */
 import { performance } from "node:perf_hooks";
-import { Client, DatabaseError } from "pg";
+import { DatabaseError, type Client } from "pg";
 import type { IndexPlanEntry, VectorStorage } from "../configs/hnsw";
 import type { Progress } from "../configs/progress";
+import { quoteIdent, quoteLiteral } from "../configs/sql";
+import { connect } from "../pgclient/connect";
 import { indexCatalogColumns, observedIndexOf, type IndexCatalogRow } from "./index-catalog";
 import {
   type AppliedStorage,
@@ -20,8 +22,6 @@ import {
   indexDifferences,
   parseBuildNotice,
   parseReloptions,
-  quoteIdent,
-  quoteLiteral,
   rebuildIndexName,
   storageDecision,
   truncateIdentifier,
@@ -212,14 +212,6 @@ export async function ensureIndexes(plan: readonly IndexPlanEntry[], opts: Ensur
   } finally {
     await Promise.allSettled([sessionClient.end(), monitor?.end()]);
   }
-}
-
-async function connect(url: string, applicationName: string): Promise<Client> {
-  const client = new Client({ connectionString: url, application_name: applicationName });
-  // A connection lost while idle must not crash the hook; the next query on it fails and is reported.
-  client.on("error", () => undefined);
-  await client.connect();
-  return client;
 }
 
 function throwIfAborted(signal: AbortSignal | undefined, entry: IndexPlanEntry): void {

@@ -12,8 +12,9 @@ import type { Client } from "pg";
 import { from as copyFrom } from "pg-copy-streams";
 import type { Progress } from "../configs/progress";
 import type { VectorType } from "../configs/hnsw";
+import { quoteIdent } from "../configs/sql";
 import { encodeVectorParam } from "./vector-binary";
-import { quoteIdent } from "./smoke-sql";
+import { benchmarkRows, type ClusteredVectors } from "./vectors";
 
 const signature = Buffer.from("PGCOPY\n\xff\r\n\0", "latin1");
 
@@ -109,8 +110,28 @@ export async function copyRows(
   return { rows: count, seconds, rowsPerSec: seconds > 0 ? count / seconds : 0 };
 }
 
+/** A vector table's layout, as the plan (IndexPlanEntry) and the benchmark's table (BenchTable) both give it. */
+export interface VectorTableLayout {
+  readonly table: string;
+  readonly column: string;
+  readonly type: VectorType;
+  readonly filterColumns: readonly string[];
+}
+
+/** `rows` of the generator's benchmark rows (filter values, then the vector) into `layout.table`. */
+export function loadBenchmarkRows(
+  client: Client,
+  layout: VectorTableLayout,
+  vectors: ClusteredVectors,
+  rows: number,
+  progress?: Progress,
+): Promise<LoadResult> {
+  const source = benchmarkRows(vectors, rows, layout.filterColumns.length);
+  return copyRows(client, { table: layout.table, columns: [...layout.filterColumns, layout.column] }, vectorRows(layout.type, source), rows, progress);
+}
+
 /** Rows for `copyRows`: filter values then the binary vector. */
-export function* vectorRows(
+function* vectorRows(
   type: VectorType,
   source: Iterable<{ filters: string[]; vector: Float32Array }>,
 ): Generator<(Buffer | string)[]> {

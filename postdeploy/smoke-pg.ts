@@ -9,11 +9,8 @@
  *   corked write ending in a single Sync — the extended protocol's pipelining, which pgbench does with
  *   `\startpipeline` and PgBouncer passes through. It is a node-postgres `Submittable` and uses only the connection's
  *   parse/bind/execute/sync, the same calls node-postgres' own Query makes.
- *
- * Passwords never leave this module in an error: `maskSecrets` removes them from every message.
  */
-import { Client } from "pg";
-import type { Connection } from "pg";
+import type { Client, Connection } from "pg";
 
 /** A parameter as it goes on the wire: a Buffer goes binary (format 1), a string as text, null as NULL. */
 export type WireValue = Buffer | string | null;
@@ -193,58 +190,4 @@ export class OperationRunner {
     if (transaction) await this.client.query("COMMIT");
     return result.rows;
   }
-}
-
-/** Opens a client and turns its asynchronous errors (server gone) into a flag instead of an unhandled event. */
-export async function connect(url: string, applicationName: string): Promise<Client> {
-  const client = new Client({ connectionString: url, application_name: applicationName });
-  client.on("error", () => undefined);
-  try {
-    await client.connect();
-  } catch (error) {
-    throw maskedError(error, [url], `cannot connect to ${maskUrl(url)}`);
-  }
-  return client;
-}
-
-/** `postgres://user:***@host:port/db`: safe to print. */
-export function maskUrl(url: string): string {
-  try {
-    const u = new URL(url);
-    if (u.password) u.password = "***";
-    return u.toString();
-  } catch {
-    return url.replace(/(\/\/[^:/@]*:)[^@]*@/, "$1***@");
-  }
-}
-
-/** Replaces every password found in `urls` (raw and URL-encoded) in `text` with ***. */
-export function maskSecrets(text: string, urls: readonly string[]): string {
-  let out = text;
-  for (const url of urls) {
-    let password = "";
-    try {
-      password = new URL(url).password;
-    } catch {
-      password = /\/\/[^:/@]*:([^@]*)@/.exec(url)?.[1] ?? "";
-    }
-    if (!password) continue;
-    const forms = new Set([password]);
-    try {
-      forms.add(decodeURIComponent(password));
-    } catch {
-      // not valid percent-encoding: the raw form is all there is
-    }
-    for (const form of forms) if (form) out = out.split(form).join("***");
-  }
-  return out;
-}
-
-export function errorMessage(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
-}
-
-export function maskedError(error: unknown, urls: readonly string[], context?: string): Error {
-  const message = maskSecrets(errorMessage(error), urls);
-  return new Error(context ? `${context}: ${message}` : message);
 }

@@ -9,6 +9,7 @@
  * transaction pooling (facts §7).
  */
 import type { IndexPlanEntry, VectorType } from "../configs/hnsw";
+import { quoteIdent } from "../configs/sql";
 import { filterValues } from "./vectors";
 
 /** The vector table a run works on: the plan's table, or a scratch table of the same layout. */
@@ -38,10 +39,6 @@ export function benchTable(plan: IndexPlanEntry, scratchTable?: string): BenchTa
     efSearch: plan.efSearch,
     poolTable: `${table}_pool`,
   };
-}
-
-export function quoteIdent(name: string): string {
-  return `"${name.replace(/"/g, '""')}"`;
 }
 
 /**

@@ -10,33 +10,19 @@
  * `runSmoke` is the whole run; `SmokeSession` lets a caller (the pgbench comparison) run scenarios one by one on one
  * prepared table.
  */
-import * as os from "os";
 import type { Client } from "pg";
 import pgvector from "pgvector";
 import type { BenchmarkSpec } from "../configs/benchmark";
-import type { IndexPlanEntry } from "../configs/hnsw";
-import { silentProgress, type Progress } from "../configs/progress";
+import { errorMessage, maskedError, maskSecrets } from "../configs/secrets";
+import { connect } from "../pgclient/connect";
 import { LatencyRecorder, roundTo } from "./latency";
-import { copyRows, vectorRows, type LoadResult } from "./load";
+import { OperationRunner, settingStatements, statementName, type Statement, type TextRows, type WireValue } from "./smoke-pg";
+import { resolveSmokeOptions, type Machine, type ResolvedSmokeOptions, type SmokeOptions } from "./smoke-options";
 import {
-  connect,
-  errorMessage,
-  maskSecrets,
-  maskedError,
-  OperationRunner,
-  settingStatements,
-  statementName,
-  type Statement,
-  type TextRows,
-  type WireValue,
-} from "./smoke-pg";
-import {
-  benchTable,
   exactSql,
   hybridSql,
   insertSql,
   planShape,
-  quoteIdent,
   recallK,
   searchSql,
   toNodeSql,
@@ -48,68 +34,14 @@ import {
   type SqlTemplate,
   type VectorSource,
 } from "./smoke-sql";
-import {
-  judgeScenario,
-  meanRecall,
-  recallAtK,
-  scenarioNames,
-  targetFor,
-  type Neighbour,
-  type ScenarioName,
-  type ScenarioTarget,
-} from "./smoke-judge";
-import { benchmarkRows, ClusteredVectors, createRng, filterValues, streamSeed, streams, type Rng } from "./vectors";
+import { judgeScenario, meanRecall, recallAtK, targetFor, type Neighbour, type ScenarioName, type ScenarioTarget } from "./smoke-judge";
+import { dropRunTables, prepareTable, type PreparedTable } from "./smoke-table";
+import { ClusteredVectors, createRng, filterValues, streamSeed, streams, type Rng } from "./vectors";
 import { encodeVectorParam } from "./vector-binary";
 
 export type { ScenarioName } from "./smoke-judge";
+export type { Machine, ResolvedSmokeOptions, SmokeOptions, VectorEncoding } from "./smoke-options";
 export type { VectorSource } from "./smoke-sql";
-
-/** How vectors travel as parameters: binary (default, +17 % q/s measured) or pgvector's text `toSql`, to compare. */
-export type VectorEncoding = "binary" | "text";
-
-export interface SmokeOptions {
-  /** Through PgBouncer (transaction pooling); user and password included. */
-  readonly pooledUrl: string;
-  /** Straight to PostgreSQL, for loading, DDL, EXPLAIN and recall. */
-  readonly directUrl: string;
-  readonly plan: IndexPlanEntry;
-  readonly spec: BenchmarkSpec;
-  /** Defaults to silentProgress. */
-  readonly progress?: Progress;
-  /**
-   * Run on a scratch table of this name with the plan's layout: created, loaded with `spec.rows` rows, indexed, and
-   * dropped afterwards. Defaults to none: the plan's table as it is.
-   */
-  readonly scratchTable?: string;
-  /** Create the plan's table when missing (its `createTableSql`) and load `spec.rows` rows when it is empty. Defaults to false. */
-  readonly createTables?: boolean;
-  /** Keep the scratch table (and the pool table) after the run. Defaults to false. */
-  readonly keepTables?: boolean;
-  /** Defaults to all five, in the guide's order. */
-  readonly scenarios?: readonly ScenarioName[];
-  /** Defaults to "generated" (vectors as parameters, as an application sends them). */
-  readonly vectorSource?: VectorSource;
-  /** Defaults to "binary". */
-  readonly vectorEncoding?: VectorEncoding;
-  /** One round trip per operation (see smoke-pg.ts). Defaults to true. */
-  readonly pipeline?: boolean;
-  /**
-   * Protocol-level named prepared statements (+10 % q/s). Turn off for a pooler that cannot track them
-   * (PgBouncer < 1.21 or max_prepared_statements = 0). Defaults to true.
-   */
-  readonly namedStatements?: boolean;
-  /** The database machine, when it is not this one (a post-deploy hook runs elsewhere). Defaults to this host. */
-  readonly machine?: Machine;
-  /** Query vectors cycled through by the search scenarios; the first `spec.recallQueries` measure recall. Defaults to 1,000. */
-  readonly queryPoolSize?: number;
-  /** Fresh vectors for inserts and updates. Defaults to 10,000. */
-  readonly insertPoolSize?: number;
-}
-
-export interface Machine {
-  readonly cores: number;
-  readonly memoryBytes: number;
-}
 
 export interface ScenarioResult {
   readonly name: ScenarioName;
@@ -158,17 +90,9 @@ export interface SmokeResult {
   readonly load: { readonly rows: number; readonly rowsPerSec: number; readonly seconds: number };
   /** Seconds the HNSW build took when this run built the index, else null. */
   readonly indexBuildSeconds: number | null;
-  readonly run: {
-    readonly concurrency: number;
-    readonly durationSeconds: number;
-    readonly warmupSeconds: number;
-    readonly sustainedSeconds: number;
-    readonly seed: number;
-    readonly vectorSource: VectorSource;
-    readonly vectorEncoding: VectorEncoding;
-    readonly pipeline: boolean;
-    readonly namedStatements: boolean;
-  };
+  /** How the run ran: the spec's load shape and the client's choices. */
+  readonly run: Pick<BenchmarkSpec, "concurrency" | "durationSeconds" | "warmupSeconds" | "sustainedSeconds" | "seed"> &
+    Pick<ResolvedSmokeOptions, "vectorSource" | "vectorEncoding" | "pipeline" | "namedStatements">;
   readonly scenarios: ScenarioResult[];
   /** Scenarios that could not run here, with the reason (hybrid needs a filter column). */
   readonly skipped: { readonly name: ScenarioName; readonly reason: string }[];
@@ -184,7 +108,7 @@ export async function runSmoke(options: SmokeOptions): Promise<SmokeResult> {
   const session = await SmokeSession.open(options);
   try {
     const results: ScenarioResult[] = [];
-    for (const name of options.scenarios ?? scenarioNames) {
+    for (const name of session.options.scenarios) {
       const r = await session.runScenario(name);
       if (r) results.push(r);
     }
@@ -223,230 +147,122 @@ export interface ScenarioOverrides {
   readonly measureRecall?: boolean;
 }
 
+/** The vectors a run sends, generated once from the seed: as Float32Arrays and as wire parameters. */
+interface VectorPools {
+  /** The generator, which also makes the rows a run loads. */
+  readonly vectors: ClusteredVectors;
+  /** Cycled through by searches; the first `spec.recallQueries` measure recall. */
+  readonly queries: readonly Float32Array[];
+  /** Fresh vectors for inserts and updates. */
+  readonly inserts: readonly Float32Array[];
+  readonly queryParams: readonly WireValue[];
+  readonly insertParams: readonly WireValue[];
+}
+
+function vectorPools(options: ResolvedSmokeOptions): VectorPools {
+  const { spec, table: t, vectorEncoding, progress } = options;
+  const vectors = new ClusteredVectors({ seed: spec.seed, dimensions: t.dimensions });
+  progress.step(`smoke: generating ${options.queryPoolSize} query and ${options.insertPoolSize} insert vectors`);
+  const queries = vectors.take(streams.queries, options.queryPoolSize);
+  const inserts = vectors.take(streams.inserts, options.insertPoolSize);
+  const encode = (v: Float32Array): WireValue =>
+    vectorEncoding === "binary" ? encodeVectorParam(t.type, v) : (pgvector.toSql(Array.from(v)) as string);
+  return { vectors, queries, inserts, queryParams: queries.map(encode), insertParams: inserts.map(encode) };
+}
+
+/** Worker `w`'s connection through the pooler. */
+async function openRunner(options: ResolvedSmokeOptions, w: number): Promise<OperationRunner> {
+  return new OperationRunner(await connect(options.pooledUrl, `pgstack-smoke-${w}`), options.pipeline, options.namedStatements);
+}
+
+/** The clock of one scenario: warm-up from `started`, measured from `measureFrom` until `deadline` (performance.now()). */
+interface ScenarioClock {
+  readonly started: number;
+  readonly measureFrom: number;
+  readonly deadline: number;
+}
+
+/** What the workers of one scenario count between them. */
+class Tally {
+  readonly latency = new LatencyRecorder();
+  readonly operations: Partial<Record<OpKind, number>> = {};
+  /** The first few distinct error messages, passwords masked. */
+  readonly errorSamples: string[] = [];
+  errors = 0;
+  /** Every operation started, warm-up included: the client CPU per operation divides by it. */
+  allOps = 0;
+  /**
+   * The end of the measured time: the deadline, or later when an operation that started before it ended after it
+   * (its latency is counted, so its time must be too).
+   */
+  lastEnd: number;
+
+  constructor(clock: ScenarioClock) {
+    this.lastEnd = clock.deadline;
+  }
+}
+
+/** One scenario's raw numbers, before rounding and judging. */
+interface Measurement {
+  readonly latency: LatencyRecorder;
+  readonly seconds: number;
+  readonly errors: number;
+  readonly errorSamples: string[];
+  readonly operations: Partial<Record<OpKind, number>>;
+  readonly cpuMsPerOp: number;
+  readonly cpuCores: number;
+}
+
 export class SmokeSession {
-  private readonly urls: string[];
-  private readonly progress: Progress;
-  readonly pipeline: boolean;
-  private readonly encoding: VectorEncoding;
-  private readonly defaultSource: VectorSource;
-  private queryParams: WireValue[] = [];
-  private insertParams: WireValue[] = [];
-  private queryVectors: Float32Array[] = [];
+  /** Position in the insert vectors, shared by all workers: each insert takes the next one, cycling at the end. */
   private insertCursor = 0;
-  /** Filter values the hybrid query and inserts use: the generator's tiers, or the values a given table holds. */
-  private filters: readonly string[] = filterValues;
-  private idRange: { min: number; max: number } = { min: 1, max: 1 };
-  private startRows = 0;
-  private load: LoadResult = { rows: 0, seconds: 0, rowsPerSec: 0 };
-  private indexBuildSeconds: number | null = null;
-  private hasPool = false;
-  private runners: OperationRunner[] = [];
   private readonly skipped: { name: ScenarioName; reason: string }[] = [];
 
   private constructor(
-    readonly options: SmokeOptions,
-    readonly table: BenchTable,
+    /** Every option, resolved once (resolveSmokeOptions); the session reads nothing else of the caller's. */
+    readonly options: ResolvedSmokeOptions,
     private readonly direct: Client,
-  ) {
-    this.urls = [options.pooledUrl, options.directUrl];
-    this.progress = options.progress ?? silentProgress;
-    this.pipeline = options.pipeline ?? true;
-    this.encoding = options.vectorEncoding ?? "binary";
-    this.defaultSource = options.vectorSource ?? "generated";
-  }
+    private readonly pools: VectorPools,
+    private readonly prepared: PreparedTable,
+    /** One per worker; a runner whose operation failed is replaced in place. */
+    private readonly runners: OperationRunner[],
+  ) {}
 
+  get table(): BenchTable {
+    return this.options.table;
+  }
+  get pipeline(): boolean {
+    return this.options.pipeline;
+  }
   get queryPoolSize(): number {
-    return this.queryParams.length;
+    return this.pools.queryParams.length;
   }
   get insertPoolSize(): number {
-    return this.insertParams.length;
+    return this.pools.insertParams.length;
   }
   /** Ids of the rows present before the run: updates and pgbench pick from this range. */
   get rowIds(): { min: number; max: number } {
-    return this.idRange;
-  }
-
-  static async open(options: SmokeOptions): Promise<SmokeSession> {
-    validate(options);
-    const direct = await connect(options.directUrl, "pgstack-smoke-direct");
-    const session = new SmokeSession(options, benchTable(options.plan, options.scratchTable), direct);
-    try {
-      await session.prepare();
-    } catch (error) {
-      await session.close();
-      throw maskedError(error, session.urls);
-    }
-    return session;
-  }
-
-  private async prepare(): Promise<void> {
-    const { options, table: t } = this;
-    const spec = options.spec;
-    const vectors = new ClusteredVectors({ seed: spec.seed, dimensions: t.dimensions });
-    const queryCount = Math.max(options.queryPoolSize ?? 1000, spec.recallQueries);
-    this.progress.step(`smoke: generating ${queryCount} query and ${options.insertPoolSize ?? 10_000} insert vectors`);
-    this.queryVectors = vectors.take(streams.queries, queryCount);
-    const insertVectors = vectors.take(streams.inserts, options.insertPoolSize ?? 10_000);
-    const encode = (v: Float32Array): WireValue =>
-      this.encoding === "binary" ? encodeVectorParam(t.type, v) : (pgvector.toSql(Array.from(v)) as string);
-    this.queryParams = this.queryVectors.map(encode);
-    this.insertParams = insertVectors.map(encode);
-
-    if (options.scratchTable) await this.createScratch(vectors);
-    else if (options.createTables) await this.createPlanTable(vectors);
-    else {
-      await this.checkGivenTable();
-      this.filters = await this.filterValuesInUse();
-    }
-
-    if (options.scratchTable || options.createTables) {
-      await this.createPool([...this.queryVectors, ...insertVectors]);
-      this.hasPool = true;
-    }
-    const range = await this.direct.query<{ min: string | null; max: string | null }>(
-      `SELECT min(id)::text AS min, max(id)::text AS max FROM ${quoteIdent(t.table)}`,
-    );
-    const min = Number(range.rows[0].min ?? 1);
-    const max = Number(range.rows[0].max ?? 1);
-    this.idRange = { min, max };
-    if (this.startRows === 0) {
-      const estimate = await this.direct.query<{ n: string }>(
-        `SELECT greatest(reltuples, 0)::bigint::text AS n FROM pg_class WHERE oid = $1::regclass`,
-        [quoteIdent(t.table)],
-      );
-      this.startRows = Number(estimate.rows[0]?.n ?? 0);
-    }
-    const concurrency = spec.concurrency;
-    this.progress.step(`smoke: opening ${concurrency} connections through the pooler`);
-    for (let i = 0; i < concurrency; i++) {
-      this.runners.push(new OperationRunner(await connect(options.pooledUrl, `pgstack-smoke-${i}`), this.pipeline, options.namedStatements ?? true));
-    }
-  }
-
-  private async createScratch(vectors: ClusteredVectors): Promise<void> {
-    const { table: t, options } = this;
-    const plan = options.plan;
-    const q = quoteIdent;
-    this.progress.step(`smoke: creating scratch table ${t.table}`);
-    await this.direct.query(`DROP TABLE IF EXISTS ${q(t.table)}, ${q(t.poolTable)}`);
-    const filters = t.filterColumns.map((f) => `${q(f)} text NOT NULL, `).join("");
-    await this.direct.query(
-      `CREATE TABLE ${q(t.table)} (id bigserial PRIMARY KEY, ${filters}${q(t.column)} ${t.type}(${t.dimensions}) NOT NULL, created_at timestamptz NOT NULL DEFAULT now())`,
-    );
-    // The plan's storage choice, so the scratch table builds and plans like the real one (configs/hnsw.ts).
-    if (plan.storage === "plain") await this.direct.query(`ALTER TABLE ${q(t.table)} ALTER COLUMN ${q(t.column)} SET STORAGE PLAIN`);
-    if (plan.storage === "parallel-workers-reloption") {
-      await this.direct.query(`ALTER TABLE ${q(t.table)} SET (parallel_workers = ${plan.build.maxParallelMaintenanceWorkers})`);
-    }
-    await this.loadRows(vectors);
-    for (const f of t.filterColumns) {
-      await this.direct.query(`CREATE INDEX ${q(`${t.table}_${f}_btree_idx`)} ON ${q(t.table)} (${q(f)})`);
-    }
-    await this.buildIndex(
-      `CREATE INDEX ${q(t.indexName)} ON ${q(t.table)} USING hnsw (${q(t.column)} ${plan.opclass}) WITH (m = ${plan.m}, ef_construction = ${plan.efConstruction})`,
-    );
-  }
-
-  private async createPlanTable(vectors: ClusteredVectors): Promise<void> {
-    const { table: t, options } = this;
-    const plan = options.plan;
-    if (!plan.createTableSql) {
-      throw new Error(`createTables is set but ${plan.table} is owned by the application (its plan has no createTableSql); use scratchTable instead`);
-    }
-    this.progress.step(`smoke: creating ${t.table} when missing`);
-    for (const sql of plan.createTableSql) await this.direct.query(sql);
-    const empty = await this.direct.query(`SELECT 1 FROM ${quoteIdent(t.table)} LIMIT 1`);
-    if (empty.rowCount === 0) {
-      if (plan.storageSql) await this.direct.query(plan.storageSql);
-      await this.loadRows(vectors);
-    }
-    const existing = await this.direct.query(`SELECT 1 FROM pg_indexes WHERE indexname = $1`, [t.indexName]);
-    if (existing.rowCount === 0) await this.buildIndex(plan.createIndexSql);
-    else await this.direct.query(`ANALYZE ${quoteIdent(t.table)}`);
-  }
-
-  private async checkGivenTable(): Promise<void> {
-    const { table: t } = this;
-    const found = await this.direct.query(`SELECT 1 FROM pg_indexes WHERE tablename = $1 AND indexname = $2`, [t.table, t.indexName]);
-    if (found.rowCount === 0) {
-      throw new Error(
-        `table ${t.table} has no index ${t.indexName}: build the plan's indexes first, or pass scratchTable / createTables`,
-      );
-    }
+    return { ...this.prepared.rowIds };
   }
 
   /**
-   * A filter value the table does not hold would make every hybrid query an unsatisfiable filter, which an iterative
-   * scan walks to hnsw.max_scan_tuples (pgvector-facts §2: 183 ms instead of 5 ms). So for a table the run did not
-   * fill, filter on its most common values (the planner's statistics; a sample when there are none).
+   * Resolves `userOptions` (throwing every problem before anything connects), prepares the table and opens one
+   * pooler connection per worker. On failure everything opened or created so far is closed or dropped.
    */
-  private async filterValuesInUse(): Promise<readonly string[]> {
-    const { table: t } = this;
-    if (t.filterColumns.length === 0) return filterValues;
-    const column = t.filterColumns[0];
-    const stats = await this.direct.query<{ values: string[] | null }>(
-      `SELECT most_common_vals::text::text[] AS values FROM pg_stats WHERE tablename = $1 AND attname = $2 LIMIT 1`,
-      [t.table, column],
-    );
-    const common = stats.rows[0]?.values ?? [];
-    if (common.length > 0) return common.slice(0, filterValues.length);
-    const sample = await this.direct.query<{ v: string }>(
-      `SELECT DISTINCT ${quoteIdent(column)}::text AS v FROM (SELECT ${quoteIdent(column)} FROM ${quoteIdent(t.table)} LIMIT 10000) s WHERE ${quoteIdent(column)} IS NOT NULL ORDER BY 1 LIMIT ${filterValues.length}`,
-    );
-    if (sample.rows.length === 0) {
-      this.progress.warn(`smoke: ${t.table}.${column} holds no values; hybrid queries filter on the generator's tiers and may find nothing`);
-      return filterValues;
+  static async open(userOptions: SmokeOptions): Promise<SmokeSession> {
+    const options = resolveSmokeOptions(userOptions);
+    const direct = await connect(options.directUrl, "pgstack-smoke-direct");
+    const runners: OperationRunner[] = [];
+    try {
+      const pools = vectorPools(options);
+      const prepared = await prepareTable(direct, options, pools.vectors, [...pools.queries, ...pools.inserts]);
+      options.progress.step(`smoke: opening ${options.spec.concurrency} connections through the pooler`);
+      for (let w = 0; w < options.spec.concurrency; w++) runners.push(await openRunner(options, w));
+      return new SmokeSession(options, direct, pools, prepared, runners);
+    } catch (error) {
+      await release(options, direct, runners);
+      throw maskedError(error, options.secrets);
     }
-    return sample.rows.map((r) => r.v);
-  }
-
-  private async loadRows(vectors: ClusteredVectors): Promise<void> {
-    const { table: t, options } = this;
-    const rows = options.spec.rows;
-    this.progress.step(`smoke: loading ${rows} rows into ${t.table} (binary COPY, direct connection)`);
-    this.load = await copyRows(
-      this.direct,
-      { table: t.table, columns: [...t.filterColumns, t.column] },
-      vectorRows(t.type, benchmarkRows(vectors, rows, t.filterColumns.length)),
-      rows,
-      this.progress,
-    );
-    this.startRows = this.load.rows;
-  }
-
-  private async buildIndex(createIndexSql: string): Promise<void> {
-    const { table: t, options } = this;
-    const build = options.plan.build;
-    // Session settings on the direct connection, as the index manager does (pgvector-facts §3–4).
-    if (!/^\d+\s*(kB|MB|GB|TB)?$/.test(build.maintenanceWorkMem)) {
-      throw new Error(`maintenance_work_mem "${build.maintenanceWorkMem}" is not a PostgreSQL memory size such as 2GB`);
-    }
-    await this.direct.query(`SET maintenance_work_mem = '${build.maintenanceWorkMem}'`);
-    await this.direct.query(`SET max_parallel_maintenance_workers = ${Math.trunc(build.maxParallelMaintenanceWorkers)}`);
-    this.progress.step(`smoke: building ${t.indexName}`);
-    const started = performance.now();
-    await this.direct.query(createIndexSql);
-    this.indexBuildSeconds = (performance.now() - started) / 1000;
-    await this.direct.query("RESET maintenance_work_mem");
-    await this.direct.query("RESET max_parallel_maintenance_workers");
-    await this.direct.query(`ANALYZE ${quoteIdent(t.table)}`);
-  }
-
-  private async createPool(all: Float32Array[]): Promise<void> {
-    const { table: t } = this;
-    const q = quoteIdent;
-    await this.direct.query(`DROP TABLE IF EXISTS ${q(t.poolTable)}`);
-    await this.direct.query(`CREATE TABLE ${q(t.poolTable)} (id integer PRIMARY KEY, ${q(t.column)} ${t.type}(${t.dimensions}) NOT NULL)`);
-    await this.direct.query(`ALTER TABLE ${q(t.poolTable)} ALTER COLUMN ${q(t.column)} SET STORAGE PLAIN`);
-    const rows = function* () {
-      for (let i = 0; i < all.length; i++) {
-        const id = Buffer.allocUnsafe(4);
-        id.writeInt32BE(i + 1, 0);
-        yield [id, encodeVectorParam(t.type, all[i])];
-      }
-    };
-    await copyRows(this.direct, { table: t.poolTable, columns: ["id", t.column] }, rows(), all.length);
-    await this.direct.query(`ANALYZE ${q(t.poolTable)}`);
   }
 
   /** The statements a scenario runs, or the reason it cannot run here. */
@@ -469,20 +285,22 @@ export class SmokeSession {
 
   /** One parameter value; ids in the stored form are 1-based like pgbench's random(1, n). */
   private param(name: ParamName, kind: OpKind, rng: Rng): WireValue {
+    const { queryParams, insertParams } = this.pools;
+    const { filters, rowIds } = this.prepared;
     switch (name) {
       case "vector":
-        if (kind === "search" || kind === "hybrid") return this.queryParams[rng.int(this.queryParams.length)];
-        return this.insertParams[this.insertCursor++ % this.insertParams.length];
+        if (kind === "search" || kind === "hybrid") return queryParams[rng.int(queryParams.length)];
+        return insertParams[this.insertCursor++ % insertParams.length];
       case "filter":
-        return this.filters[rng.int(this.filters.length)];
+        return filters[rng.int(filters.length)];
       case "qid":
-        return String(1 + rng.int(this.queryParams.length));
+        return String(1 + rng.int(queryParams.length));
       case "tier":
         return String(1 + rng.int(filterValues.length));
       case "pool_id":
-        return String(this.queryParams.length + 1 + rng.int(this.insertParams.length));
+        return String(queryParams.length + 1 + rng.int(insertParams.length));
       case "row_id":
-        return String(this.idRange.min + rng.int(this.idRange.max - this.idRange.min + 1));
+        return String(rowIds.min + rng.int(rowIds.max - rowIds.min + 1));
     }
   }
 
@@ -491,160 +309,109 @@ export class SmokeSession {
     try {
       return await this.runScenarioUnmasked(name, overrides);
     } catch (error) {
-      throw maskedError(error, this.urls, `smoke scenario ${name}`);
+      throw maskedError(error, this.options.secrets, `smoke scenario ${name}`);
     }
   }
 
   private async runScenarioUnmasked(name: ScenarioName, overrides: ScenarioOverrides): Promise<ScenarioResult | null> {
     const spec = this.options.spec;
-    const source = overrides.vectorSource ?? this.defaultSource;
-    if (source === "stored" && !this.hasPool) {
+    const source = overrides.vectorSource ?? this.options.vectorSource;
+    if (source === "stored" && !this.options.hasPool) {
       throw new Error(`vectorSource "stored" needs the pool table, which only a run with scratchTable or createTables creates`);
     }
     const ops = this.operations(name, source);
     if (typeof ops === "string") {
       this.skipped.push({ name, reason: ops });
-      this.progress.warn(`smoke: ${name} skipped: ${ops}`);
+      this.options.progress.warn(`smoke: ${name} skipped: ${ops}`);
       return null;
     }
     const seconds = overrides.durationSeconds ?? (name === "sustained" ? spec.sustainedSeconds : spec.durationSeconds);
     const warmup = overrides.warmupSeconds ?? spec.warmupSeconds;
-    const choose = chooser(name, ops);
-    this.progress.step(`smoke: ${name} for ${seconds} s (+${warmup} s warm-up) at concurrency ${this.runners.length}`);
-    const measured = await this.drive(choose, warmup * 1000, seconds * 1000, name);
+    this.options.progress.step(`smoke: ${name} for ${seconds} s (+${warmup} s warm-up) at concurrency ${this.runners.length}`);
+    const measured = await this.drive(chooser(name, ops), warmup * 1000, seconds * 1000, name);
+    const quality = overrides.measureRecall === false ? {} : await this.quality(name);
+    return scenarioResult(name, source, measured, quality, targetFor(name, spec.targets), this.table.indexName);
+  }
 
-    let recallAt10: number | undefined;
-    let plan: PlanCheck | undefined;
-    if ((name === "search" || name === "hybrid") && overrides.measureRecall !== false) {
-      const template = name === "search" ? searchSql(this.table, "generated") : hybridSql(this.table, "generated");
-      if (template) {
-        plan = await this.checkPlan(template);
-        recallAt10 = await this.recall(template);
-      }
-    }
-    const target = targetFor(name, spec.targets);
-    const latency = measured.latency.summary();
-    const opsPerSec = measured.seconds > 0 ? measured.latency.count / measured.seconds : 0;
-    const judgement = judgeScenario(
-      { opsPerSec, p99Ms: latency.p99Ms, errors: measured.errors, usesIndex: plan?.usesIndex, indexName: this.table.indexName },
-      target,
-    );
-    return {
-      name,
-      seconds: roundTo(measured.seconds, 3),
-      ops: measured.latency.count,
-      opsPerSec: roundTo(opsPerSec, 1),
-      target,
-      p50Ms: latency.p50Ms,
-      p95Ms: latency.p95Ms,
-      p99Ms: latency.p99Ms,
-      maxMs: latency.maxMs,
-      meanMs: latency.meanMs,
-      errors: measured.errors,
-      errorSamples: measured.errorSamples,
-      operations: measured.operations,
-      ...(recallAt10 === undefined ? {} : { recallAt10: roundTo(recallAt10, 4) }),
-      ...(plan === undefined ? {} : { plan }),
-      clientCpuMsPerOp: roundTo(measured.cpuMsPerOp, 4),
-      clientCpuCores: roundTo(measured.cpuCores, 3),
-      vectorSource: source,
-      pass: judgement.pass,
-      failures: judgement.failures,
-    };
+  /** Recall@10 and the plan check of search and hybrid, on the direct connection with generated query vectors. */
+  private async quality(name: ScenarioName): Promise<Quality> {
+    if (name !== "search" && name !== "hybrid") return {};
+    const template = name === "search" ? searchSql(this.table, "generated") : hybridSql(this.table, "generated");
+    if (!template) return {};
+    const plan = await this.checkPlan(template);
+    return { plan, recallAt10: await this.recall(template) };
   }
 
   /** Closed-loop workers, one per pooler connection, for warm-up + measured time. */
-  private async drive(
-    choose: (rng: Rng) => PreparedOp,
-    warmupMs: number,
-    durationMs: number,
-    label: string,
-  ): Promise<{
-    latency: LatencyRecorder;
-    seconds: number;
-    errors: number;
-    errorSamples: string[];
-    operations: Partial<Record<OpKind, number>>;
-    cpuMsPerOp: number;
-    cpuCores: number;
-  }> {
+  private async drive(choose: (rng: Rng) => PreparedOp, warmupMs: number, durationMs: number, label: string): Promise<Measurement> {
     const cpuBefore = process.cpuUsage();
-    let allOps = 0;
     const started = performance.now();
-    const measureFrom = started + warmupMs;
-    const deadline = measureFrom + durationMs;
-    const latency = new LatencyRecorder();
-    const operations: Partial<Record<OpKind, number>> = {};
-    const errorSamples: string[] = [];
-    let errors = 0;
-    let lastEnd = deadline;
+    const clock: ScenarioClock = { started, measureFrom: started + warmupMs, deadline: started + warmupMs + durationMs };
+    const tally = new Tally(clock);
+    const progress = this.options.progress;
     const ticker = setInterval(() => {
       const now = performance.now();
-      const fraction = Math.min(1, Math.max(0, (now - started) / (deadline - started)));
-      this.progress.advance(fraction, now < measureFrom ? "warming up" : `${label}: ${latency.count} ops`);
+      const fraction = Math.min(1, Math.max(0, (now - started) / (clock.deadline - started)));
+      progress.advance(fraction, now < clock.measureFrom ? "warming up" : `${label}: ${tally.latency.count} ops`);
     }, 1000);
-    const worker = async (w: number): Promise<void> => {
-      // Each worker has its own stream: reproducible choices whatever the interleaving.
-      const rng = createRng(streamSeed(this.options.spec.seed, streams.workerBase + w));
-      for (;;) {
-        const start = performance.now();
-        if (start >= deadline) return;
-        const op = choose(rng);
-        const values = op.params.map((p) => this.param(p, op.kind, rng));
-        const runner = this.runners[w];
-        allOps++;
-        try {
-          await runner.run(op.setLocal, op.statement, values);
-          const end = performance.now();
-          if (start >= measureFrom) {
-            latency.recordMs(end - start);
-            operations[op.kind] = (operations[op.kind] ?? 0) + 1;
-            if (end > lastEnd) lastEnd = end;
-          }
-        } catch (error) {
-          if (start >= measureFrom) {
-            errors++;
-            const message = maskSecrets(errorMessage(error), this.urls);
-            if (errorSamples.length < 5 && !errorSamples.includes(message)) errorSamples.push(message);
-          }
-          await this.replaceRunner(w);
-        }
-      }
-    };
     try {
-      await Promise.all(this.runners.map((_, w) => worker(w)));
+      await Promise.all(this.runners.map((_, w) => this.work(w, choose, clock, tally)));
     } finally {
       clearInterval(ticker);
     }
     const cpu = process.cpuUsage(cpuBefore);
     const cpuMs = (cpu.user + cpu.system) / 1000;
     const wallMs = performance.now() - started;
-    this.progress.advance(1, `${label}: ${latency.count} ops`);
+    progress.advance(1, `${label}: ${tally.latency.count} ops`);
     return {
-      latency,
-      seconds: (lastEnd - measureFrom) / 1000,
-      errors,
-      errorSamples,
-      operations,
-      cpuMsPerOp: allOps > 0 ? cpuMs / allOps : 0,
+      latency: tally.latency,
+      seconds: (tally.lastEnd - clock.measureFrom) / 1000,
+      errors: tally.errors,
+      errorSamples: tally.errorSamples,
+      operations: tally.operations,
+      cpuMsPerOp: tally.allOps > 0 ? cpuMs / tally.allOps : 0,
       cpuCores: wallMs > 0 ? cpuMs / wallMs : 0,
     };
   }
 
+  /** Worker `w`'s closed loop until the deadline; only operations that start after the warm-up are counted. */
+  private async work(w: number, choose: (rng: Rng) => PreparedOp, clock: ScenarioClock, tally: Tally): Promise<void> {
+    // Each worker has its own stream: reproducible choices whatever the interleaving.
+    const rng = createRng(streamSeed(this.options.spec.seed, streams.workerBase + w));
+    for (;;) {
+      const start = performance.now();
+      if (start >= clock.deadline) return;
+      const op = choose(rng);
+      const values = op.params.map((p) => this.param(p, op.kind, rng));
+      tally.allOps++;
+      try {
+        await this.runners[w].run(op.setLocal, op.statement, values);
+        const end = performance.now();
+        if (start >= clock.measureFrom) {
+          tally.latency.recordMs(end - start);
+          tally.operations[op.kind] = (tally.operations[op.kind] ?? 0) + 1;
+          if (end > tally.lastEnd) tally.lastEnd = end;
+        }
+      } catch (error) {
+        if (start >= clock.measureFrom) {
+          tally.errors++;
+          const message = maskSecrets(errorMessage(error), this.options.secrets);
+          if (tally.errorSamples.length < 5 && !tally.errorSamples.includes(message)) tally.errorSamples.push(message);
+        }
+        await this.replaceRunner(w);
+      }
+    }
+  }
+
   /** A failed operation may leave its connection inside an aborted transaction: start over with a new one. */
   private async replaceRunner(w: number): Promise<void> {
-    const old = this.runners[w];
-    await old.client.end().catch(() => undefined);
+    await this.runners[w].client.end().catch(() => undefined);
     for (let attempt = 0; ; attempt++) {
       try {
-        this.runners[w] = new OperationRunner(
-          await connect(this.options.pooledUrl, `pgstack-smoke-${w}`),
-          this.pipeline,
-          this.options.namedStatements ?? true,
-        );
+        this.runners[w] = await openRunner(this.options, w);
         return;
       } catch (error) {
-        if (attempt >= 4) throw maskedError(error, this.urls);
+        if (attempt >= 4) throw maskedError(error, this.options.secrets);
         await new Promise((r) => setTimeout(r, 200 * (attempt + 1)));
       }
     }
@@ -653,9 +420,8 @@ export class SmokeSession {
   /** Runs `template` on the direct connection for query vector `i` (filter value by i too), in its transaction. */
   private async queryOnce(template: SqlTemplate, i: number, setLocal = template.setLocal): Promise<TextRows> {
     const { text, params } = toNodeSql(template.template);
-    const values = params.map((p) =>
-      p === "vector" ? encodeVectorParam(this.table.type, this.queryVectors[i]) : this.filters[i % this.filters.length],
-    );
+    const filters = this.prepared.filters;
+    const values = params.map((p) => (p === "vector" ? encodeVectorParam(this.table.type, this.pools.queries[i]) : filters[i % filters.length]));
     await this.direct.query(["BEGIN", ...setLocal].join("; "));
     try {
       const result = await this.direct.query<(string | null)[]>({ text, values, rowMode: "array" });
@@ -703,7 +469,7 @@ export class SmokeSession {
     if (exactPlan.usesIndex) {
       throw new Error(`the ground-truth query still uses ${this.table.indexName} (${exactPlan.shape}); recall would be meaningless`);
     }
-    const n = Math.min(this.options.spec.recallQueries, this.queryVectors.length);
+    const n = Math.min(this.options.spec.recallQueries, this.pools.queries.length);
     const recalls: number[] = [];
     for (let i = 0; i < n; i++) {
       const found = neighbours(await this.queryOnce(template, i));
@@ -714,10 +480,10 @@ export class SmokeSession {
   }
 
   result(scenarios: ScenarioResult[]): SmokeResult {
-    const { options, table: t } = this;
-    const spec = options.spec;
+    const { options, prepared, table: t } = this;
+    const { spec } = options;
     return {
-      machine: options.machine ?? { cores: os.cpus().length, memoryBytes: os.totalmem() },
+      machine: options.machine,
       table: {
         name: t.table,
         column: t.column,
@@ -726,21 +492,21 @@ export class SmokeSession {
         metric: options.plan.metric,
         indexName: t.indexName,
         efSearch: t.efSearch,
-        rows: this.startRows,
-        scratch: options.scratchTable !== undefined,
+        rows: prepared.startRows,
+        scratch: options.tableSource === "scratch",
       },
-      load: { rows: this.load.rows, rowsPerSec: roundTo(this.load.rowsPerSec, 1), seconds: roundTo(this.load.seconds, 3) },
-      indexBuildSeconds: this.indexBuildSeconds === null ? null : roundTo(this.indexBuildSeconds, 3),
+      load: { rows: prepared.load.rows, rowsPerSec: roundTo(prepared.load.rowsPerSec, 1), seconds: roundTo(prepared.load.seconds, 3) },
+      indexBuildSeconds: prepared.indexBuildSeconds === null ? null : roundTo(prepared.indexBuildSeconds, 3),
       run: {
         concurrency: spec.concurrency,
         durationSeconds: spec.durationSeconds,
         warmupSeconds: spec.warmupSeconds,
         sustainedSeconds: spec.sustainedSeconds,
         seed: spec.seed,
-        vectorSource: this.defaultSource,
-        vectorEncoding: this.encoding,
-        pipeline: this.pipeline,
-        namedStatements: options.namedStatements ?? true,
+        vectorSource: options.vectorSource,
+        vectorEncoding: options.vectorEncoding,
+        pipeline: options.pipeline,
+        namedStatements: options.namedStatements,
       },
       scenarios,
       skipped: [...this.skipped],
@@ -750,40 +516,61 @@ export class SmokeSession {
 
   /** Closes every connection and drops what the run created (unless `keepTables`). */
   async close(): Promise<void> {
-    await Promise.all(this.runners.map((r) => r.client.end().catch(() => undefined)));
-    this.runners = [];
-    try {
-      const q = quoteIdent;
-      if (this.options.scratchTable && !this.options.keepTables) {
-        await this.direct.query(`DROP TABLE IF EXISTS ${q(this.table.table)}, ${q(this.table.poolTable)}`);
-      } else if (this.hasPool && !this.options.keepTables) {
-        await this.direct.query(`DROP TABLE IF EXISTS ${q(this.table.poolTable)}`);
-      }
-    } finally {
-      await this.direct.end().catch(() => undefined);
-    }
+    await release(this.options, this.direct, this.runners);
   }
 }
 
-function validate(options: SmokeOptions): void {
-  const { spec, plan } = options;
-  if (options.scratchTable !== undefined && options.createTables) {
-    throw new Error(`scratchTable "${options.scratchTable}" and createTables both given: a run uses a scratch table or creates the plan's table, not both`);
+/** Ends the pooler connections, drops the run's tables (smoke-table.ts) and ends the direct connection, whatever fails. */
+async function release(options: ResolvedSmokeOptions, direct: Client, runners: OperationRunner[]): Promise<void> {
+  await Promise.all(runners.map((r) => r.client.end().catch(() => undefined)));
+  runners.length = 0;
+  try {
+    await dropRunTables(direct, options);
+  } finally {
+    await direct.end().catch(() => undefined);
   }
-  if (options.scratchTable !== undefined && options.scratchTable === plan.table) {
-    throw new Error(`scratchTable "${options.scratchTable}" is the plan's own table; a scratch table is dropped after the run, so give it another name`);
-  }
-  if (!Number.isInteger(spec.concurrency) || spec.concurrency < 1) {
-    throw new Error(`benchmark concurrency ${spec.concurrency} must be a positive integer`);
-  }
-  for (const [key, value] of Object.entries({
-    durationSeconds: spec.durationSeconds,
-    warmupSeconds: spec.warmupSeconds,
-    sustainedSeconds: spec.sustainedSeconds,
-  })) {
-    if (!(value >= 0)) throw new Error(`benchmark ${key} ${value} must be ≥ 0`);
-  }
-  if (plan.dimensions > 16_000) throw new Error(`${plan.table}.${plan.column}: ${plan.dimensions} dimensions exceed pgvector's 16,000`);
+}
+
+/** Recall and plan of a search or hybrid scenario; empty for the others or when not measured. */
+interface Quality {
+  readonly recallAt10?: number;
+  readonly plan?: PlanCheck;
+}
+
+/** One scenario's numbers, rounded for the report, and the verdict against its target. */
+function scenarioResult(
+  name: ScenarioName,
+  source: VectorSource,
+  measured: Measurement,
+  { recallAt10, plan }: Quality,
+  target: ScenarioTarget,
+  indexName: string,
+): ScenarioResult {
+  const latency = measured.latency.summary();
+  const opsPerSec = measured.seconds > 0 ? measured.latency.count / measured.seconds : 0;
+  const judgement = judgeScenario({ opsPerSec, p99Ms: latency.p99Ms, errors: measured.errors, usesIndex: plan?.usesIndex, indexName }, target);
+  return {
+    name,
+    seconds: roundTo(measured.seconds, 3),
+    ops: measured.latency.count,
+    opsPerSec: roundTo(opsPerSec, 1),
+    target,
+    p50Ms: latency.p50Ms,
+    p95Ms: latency.p95Ms,
+    p99Ms: latency.p99Ms,
+    maxMs: latency.maxMs,
+    meanMs: latency.meanMs,
+    errors: measured.errors,
+    errorSamples: measured.errorSamples,
+    operations: measured.operations,
+    ...(recallAt10 === undefined ? {} : { recallAt10: roundTo(recallAt10, 4) }),
+    ...(plan === undefined ? {} : { plan }),
+    clientCpuMsPerOp: roundTo(measured.cpuMsPerOp, 4),
+    clientCpuCores: roundTo(measured.cpuCores, 3),
+    vectorSource: source,
+    pass: judgement.pass,
+    failures: judgement.failures,
+  };
 }
 
 /** The scenario's operation mix. Mixed and sustained draw 40/50/10 per operation; the others run one statement. */

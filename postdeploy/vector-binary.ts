@@ -79,10 +79,6 @@ export function encodeVectorParam(type: VectorType, values: ArrayLike<number>): 
   return type === "halfvec" ? encodeHalfvec(values) : encodeVector(values);
 }
 
-export function decodeVectorParam(type: VectorType, buffer: Buffer): Float32Array {
-  return type === "halfvec" ? decodeHalfvec(buffer) : decodeVector(buffer);
-}
-
 function readHeader(buffer: Buffer, type: VectorType, bytesPerElement: number): number {
   if (buffer.length < 4) throw new Error(`a binary ${type} needs at least 4 bytes; got ${buffer.length}`);
   const d = buffer.readInt16BE(0);

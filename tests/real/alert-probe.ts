@@ -2,9 +2,11 @@
  * Reading alerts from a real Prometheus for the alert-firing tests: wait until an alert is quiet, wait until it fires
  * because of a cause that began at a given time, and check the labels and annotations every rendered alert carries.
  */
-import { Client } from "pg";
 import { expect } from "vitest";
 import { httpGet } from "../../local/runtime";
+
+/** The alert tests open their sessions the way the product does (error listener, application_name, masked failures). */
+export { connect } from "../../pgclient/connect";
 
 export interface Alert {
   readonly labels: Record<string, string>;
@@ -91,11 +93,4 @@ export class AlertProbe {
     // Templates were expanded by Prometheus, not shipped raw.
     expect(`${alert.annotations.summary} ${alert.annotations.description}`).not.toContain("{{");
   }
-}
-
-export async function connect(url: string, applicationName: string): Promise<Client> {
-  const client = new Client({ connectionString: url, application_name: applicationName });
-  client.on("error", () => undefined);
-  await client.connect();
-  return client;
 }

@@ -6,7 +6,7 @@ import { describe, expect, it } from "vitest";
 import { planIndexes } from "../../configs/hnsw";
 import { renderStack } from "../../configs/render";
 import { renderedFiles } from "../../cli/render";
-import { ConnectionError, connectionErrorMessage, maskSecrets, parseConnectionUrl } from "../../drift/connection";
+import { ConnectionError, connectionErrorMessage, parseConnectionUrl } from "../../drift/connection";
 import { bootstrapExtensions, desiredFromFiles } from "../../drift/desired";
 import { compareLive, settingQuantity, showSetting, sourceLabel, type DesiredState, type LivePostgres, type LiveSetting } from "../../drift/live";
 import { formatLiveDrift, type LiveDrift } from "../../drift/live-report";
@@ -294,8 +294,6 @@ describe("connection input: parsed once, the password never shown", () => {
     }
     expect(message).toContain("postgresql://app:***@host:port/db");
     expect(message).not.toContain("Sup3r-S3cret");
-    expect(maskSecrets("a postgresql://u:p@ss@w0rd@h/db b", [])).toBe("a postgresql://u:***@h/db b");
-    expect(maskSecrets("failed with hunter2 and hunter%232", ["hunter2", "hunter#2"])).toBe("failed with *** and ***");
   });
 
   it("turns driver errors into one line: refused, unknown host, wrong password, no password", () => {

@@ -10,7 +10,6 @@ import {
   indexDifferences,
   parseBuildNotice,
   parseReloptions,
-  quoteLiteral,
   rebuildIndexName,
   storageDecision,
   truncateIdentifier,
@@ -242,11 +241,6 @@ describe("names and quoting", () => {
       `CREATE INDEX CONCURRENTLY IF NOT EXISTS "memories_embedding_hnsw_idx_rebuild" ON "memories" USING hnsw ("embedding" vector_cosine_ops) WITH (m = 16, ef_construction = 128)`,
     );
     expect(() => createIndexSqlNamed({ ...e, createIndexSql: "CREATE INDEX x ON y" }, "z")).toThrow(/does not contain the index name/);
-  });
-
-  it("quotes literals", () => {
-    expect(quoteLiteral("2GB")).toBe("'2GB'");
-    expect(quoteLiteral("a'b")).toBe("'a''b'");
   });
 
   it.each([
