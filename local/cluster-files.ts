@@ -1,22 +1,21 @@
 /**
- * What the local perf cluster derives from a stack's Rendered files for THIS run: passwords and their SCRAM verifiers,
- * the role bootstrap, PgBouncer's ini pointed at this cluster's PostgreSQL, its userlist, the command lines of the
- * exporters, mtail and the canary, and the Prometheus config. Plain functions of plain data (only `generatePasswords`
- * draws randomness), so the wiring is unit-tested without starting anything. The rendered postgresql.conf,
- * pg_hba.conf, exporter queries, alert rules and mtail program are used as they are; nothing here edits them.
+ * What the local perf cluster adds to a stack's Rendered for THIS run, and nothing Rendered already says: the
+ * placement it renders with (its free loopback ports, its scratch directories as the programs see them), the
+ * generated passwords and their SCRAM verifiers, the role bootstrap, PgBouncer's userlist, the secrets its launches
+ * name, and the connection URLs it hands out. Every port, path, command line and config file comes from Rendered
+ * (configs/render.ts, rendered for that placement); nothing here rebuilds one. Plain functions of plain data (only
+ * `generatePasswords` and the default salt draw randomness), so the wiring is unit-tested without starting anything.
  */
 import { randomBytes } from "node:crypto";
-import { directUrlEnv, pooledUrlEnv } from "../configs/canary";
-import { monitoringSetupSql, pgbouncerExporterCommand, postgresExporterCommand } from "../configs/exporters";
-import { pgbouncerAdminUser, pgbouncerUserlist, pgbouncerUsers, renderPgBouncerIni } from "../configs/pgbouncer";
-import type { Rendered } from "../configs/rendered";
-import { bootstrapSql, monitorRole, statsUser } from "../configs/roles";
+import { monitoringSetupSql } from "../configs/exporters";
+import type { Launch, SecretInput } from "../configs/launches";
+import { localPlacement, type MonitoringIntervals, type Placement, type PlacementPaths, type PlacementPorts } from "../configs/placement";
+import { pgbouncerUserlist } from "../configs/pgbouncer";
+import { renderStack } from "../configs/render";
+import type { Rendered, RenderedRoles } from "../configs/rendered";
+import { bootstrapSql } from "../configs/roles";
 import { scramSaltBytes, scramVerifier } from "../configs/scram";
-import { renderPrometheusConfigYaml } from "../configs/scrape";
-import type { StackSpec } from "../configs/stack-spec";
-
-/** The superuser the rig's initdb creates. */
-export const superuser = "postgres";
+import { quoteIdent, quoteLiteral } from "../configs/sql";
 
 /** Every password the cluster uses, generated per run; never written anywhere but the 0600 state file. */
 export interface ClusterPasswords {
@@ -37,28 +36,107 @@ export function passwordList(p: ClusterPasswords): string[] {
   return [p.superuser, p.app, p.monitor, p.stats];
 }
 
-/** Replaces every password in `text` with ***. */
-export function maskPasswords(text: string, passwords: readonly string[]): string {
-  let out = text;
-  for (const pw of passwords) {
-    if (pw === "") continue;
-    out = out.split(pw).join("***").split(encodeURIComponent(pw)).join("***");
-  }
-  return out;
+/** The one masker (configs/secrets.ts) under its old name, for tests/unit/local-cluster-files.test.ts only. */
+export { maskSecrets as maskPasswords } from "../configs/secrets";
+
+// ---- placement -------------------------------------------------------------------------------------------------
+
+/**
+ * The cluster's scratch directories as the programs see them (ScratchDir.path: inside the rootfs under chroot), one
+ * per server that reads a rendered file there; each server's log goes into its own directory too.
+ */
+export interface ClusterDirPaths {
+  readonly postgres: string;
+  readonly pgbouncer: string;
+  readonly postgresExporter: string;
+  readonly mtail: string;
+  readonly prometheus: string;
 }
+
+/** Names inside those directories; PGDATA's is the rig's (local/runtime/postgres.ts `postgresDataEntry`). */
+export const clusterEntries = {
+  queries: "postgres-exporter-queries.yaml",
+  mtailPrograms: "progs",
+  userlist: "userlist.txt",
+  prometheusConfig: "prometheus.yml",
+  alertRules: "alert-rules.yaml",
+  prometheusData: "data",
+} as const;
+
+/**
+ * Where this run puts things, over the perf cluster's reference placement (configs/placement.ts): its own ports, and
+ * every path inside its scratch directories. `pgdataEntry` is the data directory's name in the postgres directory.
+ */
+export function clusterPlacement(input: {
+  readonly ports: PlacementPorts;
+  readonly dirs: ClusterDirPaths;
+  readonly pgdataEntry: string;
+  readonly intervals?: Partial<MonitoringIntervals>;
+}): Placement {
+  const { dirs } = input;
+  const paths: PlacementPaths = {
+    pgdata: `${dirs.postgres}/${input.pgdataEntry}`,
+    postgresExporterQueries: `${dirs.postgresExporter}/${clusterEntries.queries}`,
+    mtailPrograms: `${dirs.mtail}/${clusterEntries.mtailPrograms}`,
+    pgbouncerAuthFile: `${dirs.pgbouncer}/${clusterEntries.userlist}`,
+    prometheusConfig: `${dirs.prometheus}/${clusterEntries.prometheusConfig}`,
+    alertRules: `${dirs.prometheus}/${clusterEntries.alertRules}`,
+    prometheusData: `${dirs.prometheus}/${clusterEntries.prometheusData}`,
+  };
+  return localPlacement({ ports: input.ports, paths, intervals: input.intervals });
+}
+
+/** A placement change: a server moved to another port, PGDATA to a fresh directory. */
+export interface PlacementChange {
+  readonly ports?: Partial<PlacementPorts>;
+  readonly paths?: Partial<PlacementPaths>;
+}
+
+/**
+ * The stack rendered again with one change to where things are. Only what reads the changed port or path differs;
+ * the cluster re-renders when a server had to move, before anything that reads it has started.
+ */
+export function renderedWith(rendered: Rendered, change: PlacementChange): Rendered {
+  const p = rendered.placement;
+  return renderStack(
+    rendered.spec,
+    localPlacement({ ports: { ...p.ports, ...change.ports }, paths: { ...p.paths, ...change.paths }, intervals: p.intervals }),
+  );
+}
+
+/**
+ * The name of `placed` inside the directory `dir` (both as the programs see them), for writing a rendered file
+ * exactly where the placement says through the ScratchDir that owns it. Throws when the placement put it elsewhere.
+ */
+export function entryIn(dir: string, placed: string): string {
+  const prefix = dir.endsWith("/") ? dir : `${dir}/`;
+  const entry = placed.startsWith(prefix) ? placed.slice(prefix.length) : "";
+  if (entry === "" || entry.split("/").some((part) => part === "" || part === "." || part === "..")) {
+    throw new Error(`${placed} is not inside ${dir}; the cluster writes rendered files only into its scratch directories`);
+  }
+  return entry;
+}
+
+// ---- roles, verifiers, bootstrap -------------------------------------------------------------------------------
 
 /** Role → SCRAM verifier. Each gets a fresh random salt: the cluster lives for one run, nothing needs stable verifiers. */
 export function clusterVerifiers(
-  spec: StackSpec,
+  roles: RenderedRoles,
   passwords: ClusterPasswords,
   salt: () => Buffer = () => randomBytes(scramSaltBytes),
 ): Readonly<Record<string, string>> {
   return {
-    [superuser]: scramVerifier(passwords.superuser, salt()),
-    [spec.postgres.appUser]: scramVerifier(passwords.app, salt()),
-    [monitorRole]: scramVerifier(passwords.monitor, salt()),
-    [statsUser]: scramVerifier(passwords.stats, salt()),
+    [roles.superuser]: scramVerifier(passwords.superuser, salt()),
+    [roles.app]: scramVerifier(passwords.app, salt()),
+    [roles.monitor]: scramVerifier(passwords.monitor, salt()),
+    [roles.stats]: scramVerifier(passwords.stats, salt()),
   };
+}
+
+function verifierOf(verifiers: Readonly<Record<string, string>>, user: string, what: string): string {
+  const verifier = verifiers[user];
+  if (verifier === undefined) throw new Error(`${what} needs a verifier for "${user}", but the cluster has no password for it`);
+  return verifier;
 }
 
 /**
@@ -67,168 +145,71 @@ export function clusterVerifiers(
  * in the app database. The superuser's password is set to the verifier PgBouncer also holds, so its SCRAM
  * pass-through works for the admin user too.
  */
-export function clusterBootstrapSql(spec: StackSpec, verifiers: Readonly<Record<string, string>>): string {
-  const { database, appUser } = spec.postgres;
-  const app = verifiers[appUser];
-  const monitor = verifiers[monitorRole];
-  const admin = verifiers[superuser];
-  if (app === undefined || monitor === undefined || admin === undefined) {
-    throw new Error(`verifiers for ${appUser}, ${monitorRole} and ${superuser} are needed to bootstrap the cluster`);
-  }
+export function clusterBootstrapSql(rendered: Rendered, verifiers: Readonly<Record<string, string>>): string {
+  const { roles } = rendered;
+  const what = "the cluster's bootstrap";
+  const admin = verifierOf(verifiers, roles.superuser, what);
+  const app = verifierOf(verifiers, roles.app, what);
+  const monitor = verifierOf(verifiers, roles.monitor, what);
   return [
-    `ALTER ROLE ${superuser} PASSWORD '${admin}';`,
-    bootstrapSql(database, appUser, { app, monitor }).trimEnd(),
+    `ALTER ROLE ${quoteIdent(roles.superuser)} PASSWORD ${quoteLiteral(admin)};`,
+    bootstrapSql(rendered.spec.postgres.database, roles.app, { app, monitor }).trimEnd(),
     ...monitoringSetupSql().map((s) => `${s};`),
     "",
   ].join("\n");
 }
 
-/** PgBouncer's auth_file: a verifier for every user PgBouncer must know (configs/pgbouncer.ts `pgbouncerUsers`). */
-export function clusterUserlist(spec: StackSpec, verifiers: Readonly<Record<string, string>>): string {
-  return pgbouncerUserlist(
-    pgbouncerUsers(spec).map((user) => {
-      const verifier = verifiers[user];
-      if (verifier === undefined) throw new Error(`PgBouncer's auth_file needs user "${user}", but the cluster has no password for it`);
-      return { user, verifier };
-    }),
-  );
+/** PgBouncer's auth_file: a verifier for every user Rendered says PgBouncer must know. */
+export function clusterUserlist(roles: RenderedRoles, verifiers: Readonly<Record<string, string>>): string {
+  return pgbouncerUserlist(roles.pgbouncerUsers.map((user) => ({ user, verifier: verifierOf(verifiers, user, "PgBouncer's auth_file") })));
 }
 
-/** The stack's pgbouncer.ini, rendered by configs/ with this cluster's PostgreSQL as its server. */
-export function clusterPgBouncerIni(spec: StackSpec, postgresPort: number): string {
-  return renderPgBouncerIni(spec, { server: { host: "127.0.0.1", port: postgresPort } });
-}
-
-const listenFlag = /^--web\.listen-address(=|$)/;
-
-export interface ExporterLaunch {
-  /** Flags without the listen address, which the rig sets to a free loopback port. */
-  readonly args: readonly string[];
-  readonly env: Readonly<Record<string, string>>;
-}
-
-/**
- * postgres_exporter as configs/exporters.ts renders it, pointed at this cluster, as the monitor role. The rig passes
- * the connection as DATA_SOURCE_NAME (environment, not the command line), built from the rendered DATA_SOURCE_URI.
- */
-export function postgresExporterLaunch(
-  spec: StackSpec,
-  opts: { readonly postgresPort: number; readonly queriesPath: string; readonly monitorPassword: string },
-): ExporterLaunch & { readonly dataSourceName: string } {
-  const command = postgresExporterCommand({ port: opts.postgresPort, database: spec.postgres.database, queriesPath: opts.queriesPath });
-  const { DATA_SOURCE_URI: uri, DATA_SOURCE_USER: user } = command.env;
-  if (uri === undefined || user === undefined) throw new Error("postgresExporterCommand no longer renders DATA_SOURCE_URI and DATA_SOURCE_USER");
-  return {
-    args: command.args.filter((a) => !listenFlag.test(a)),
-    env: {},
-    dataSourceName: `postgresql://${encodeURIComponent(user)}:${encodeURIComponent(opts.monitorPassword)}@${uri}`,
-  };
-}
-
-/** pgbouncer_exporter as rendered, on this cluster's PgBouncer; the stats user's password goes in PGPASSWORD. */
-export function pgbouncerExporterLaunch(opts: { readonly pgbouncerPort: number; readonly statsPassword: string }): ExporterLaunch {
-  const command = pgbouncerExporterCommand({ port: opts.pgbouncerPort });
-  return { args: command.args.filter((a) => !listenFlag.test(a)), env: { [command.passwordEnv]: opts.statsPassword } };
-}
-
-/** The rendered alert rules are written under this name next to prometheus.yml. */
-export const alertRulesFile = "alert-rules.yaml";
-
-/** How often the cluster's monitoring looks, in milliseconds. */
-export interface MonitoringIntervals {
-  /** Prometheus's scrape interval; each scrape may take 80 % of it. */
-  readonly scrapeMs: number;
-  /** Prometheus's rule evaluation interval. */
-  readonly evaluationMs: number;
-  /** How often the canary runs its scenarios (`pgstack canary --interval`). */
-  readonly canaryMs: number;
-}
-
-/**
- * Scrape and evaluate every 5 s rather than the production 15 s: a perf run lasts minutes, and its graphs and
- * `up` checks should not wait a quarter of a minute for the first sample. The canary keeps its own default of 10 s
- * (configs/canary.ts): the rules' 5-minute windows see 30 rounds, as in production.
- */
-export const localMonitoring: MonitoringIntervals = { scrapeMs: 5_000, evaluationMs: 5_000, canaryMs: 10_000 };
-
-/** Milliseconds as a Prometheus (and `pgstack canary`) duration: whole seconds as `5s`, anything else as `1500ms`. */
-export function promDuration(ms: number): string {
-  if (!Number.isInteger(ms) || ms < 1) throw new Error(`interval ${ms} ms must be a whole number of milliseconds ≥ 1`);
-  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
-}
-
-/** Problems with intervals, each naming the key and value; empty when usable. */
-export function monitoringProblems(m: MonitoringIntervals): string[] {
-  const problems: string[] = [];
-  // Below 1 s postgres_exporter's scrape (dozens of queries) overlaps the next one on a small host.
-  if (!Number.isInteger(m.scrapeMs) || m.scrapeMs < 1_000) problems.push(`monitoring.scrapeMs ${m.scrapeMs} must be a whole number ≥ 1000`);
-  if (!Number.isInteger(m.evaluationMs) || m.evaluationMs < 100) problems.push(`monitoring.evaluationMs ${m.evaluationMs} must be a whole number ≥ 100`);
-  // configs/canary.ts accepts intervals from 100 ms.
-  if (!Number.isInteger(m.canaryMs) || m.canaryMs < 100) problems.push(`monitoring.canaryMs ${m.canaryMs} must be a whole number ≥ 100`);
-  return problems;
-}
-
-export interface ScrapePorts {
-  readonly postgresExporter: number;
-  readonly pgbouncerExporter: number;
-  readonly nodeExporter: number;
-  readonly canary: number;
-  readonly mtail: number;
-}
-
-/**
- * prometheus.yml: one job per metric source — the three exporters, the canary and mtail, the jobs the rendered rules
- * of a `local` stack guard (configs/render.ts `scrapeJobsFor`) — each target labelled `stack="<stack>"` as the rules
- * select.
- */
-export function clusterPrometheusYaml(spec: StackSpec, ports: ScrapePorts, intervals: MonitoringIntervals = localMonitoring): string {
-  return renderPrometheusConfigYaml({
-    stack: spec.stack,
-    targets: {
-      postgres: [`127.0.0.1:${ports.postgresExporter}`],
-      pgbouncer: [`127.0.0.1:${ports.pgbouncerExporter}`],
-      node: [`127.0.0.1:${ports.nodeExporter}`],
-      canary: [`127.0.0.1:${ports.canary}`],
-      mtail: [`127.0.0.1:${ports.mtail}`],
-    },
-    ruleFiles: [alertRulesFile],
-    scrapeInterval: promDuration(intervals.scrapeMs),
-    evaluationInterval: promDuration(intervals.evaluationMs),
-    // Prometheus requires the timeout to be at most the interval; 80 % leaves room before the next scrape.
-    scrapeTimeout: promDuration(Math.round(intervals.scrapeMs * 0.8)),
-  });
-}
-
-export interface CanaryLaunchInput {
-  /** The canary's /metrics port on 127.0.0.1. */
-  readonly port: number;
-  /** The app user through this cluster's PgBouncer. */
-  readonly pooledUrl: string;
-  /** The app user straight to this cluster's PostgreSQL: its logins are probed too (target `postgres`). */
-  readonly directUrl: string;
-  /** How often the scenarios run. */
-  readonly intervalMs: number;
-}
-
-/**
- * `pgstack canary` as the cluster runs it (after the program, `bin/pgstack.js`): arguments without any password;
- * the URLs, which carry the app user's password, go in its environment (cli/canary.ts reads them from there only).
- */
-export function canaryLaunch(input: CanaryLaunchInput): ExporterLaunch {
-  return {
-    args: ["canary", "--listen", `127.0.0.1:${input.port}`, "--interval", promDuration(input.intervalMs)],
-    env: { [pooledUrlEnv]: input.pooledUrl, [directUrlEnv]: input.directUrl },
-  };
-}
-
-/** Names of the rule groups in the rendered rules, to check Prometheus loaded all of them. */
-export function alertRuleGroupNames(rendered: Rendered): string[] {
-  return rendered.alertRuleGroups.groups.map((g) => String((g as { name?: unknown }).name)).sort();
-}
+// ---- URLs and secrets ------------------------------------------------------------------------------------------
 
 /** `postgresql://user:pw@127.0.0.1:port/db` with the parts percent-encoded. */
 export function connectionUrl(user: string, password: string, port: number, database: string): string {
   return `postgresql://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
 }
 
-export { pgbouncerAdminUser, monitorRole, statsUser };
+/** The cluster's addresses, at the rendered placement's ports. The database URLs carry passwords. */
+export interface ClusterUrls {
+  /** The app user through PgBouncer (transaction pooling). */
+  readonly pooled: string;
+  /** The app user straight to PostgreSQL. */
+  readonly direct: string;
+  /** The superuser in the maintenance database `postgres`. */
+  readonly superuser: string;
+  /** The stats user on PgBouncer's admin console (database `pgbouncer`), as pgbouncer_exporter logs in. */
+  readonly stats: string;
+  readonly prometheus: string;
+}
+
+/** Every program of the placement shares this host's loopback (Placement.ports): so do its clients here. */
+export function clusterUrls(rendered: Rendered, passwords: ClusterPasswords): ClusterUrls {
+  const { ports } = rendered.placement;
+  const { roles } = rendered;
+  const database = rendered.spec.postgres.database;
+  return {
+    pooled: connectionUrl(roles.app, passwords.app, ports.pgbouncer, database),
+    direct: connectionUrl(roles.app, passwords.app, ports.postgres, database),
+    superuser: connectionUrl(roles.superuser, passwords.superuser, ports.postgres, "postgres"),
+    stats: connectionUrl(roles.stats, passwords.stats, ports.pgbouncer, "pgbouncer"),
+    prometheus: `http://127.0.0.1:${ports.prometheus}`,
+  };
+}
+
+/** What each secret a launch names holds on this cluster (configs/launches.ts SecretInput). */
+export function secretInputs(rendered: Rendered, passwords: ClusterPasswords): Readonly<Record<SecretInput, string>> {
+  const urls = clusterUrls(rendered, passwords);
+  return { monitorPassword: passwords.monitor, statsPassword: passwords.stats, pooledUrl: urls.pooled, directUrl: urls.direct };
+}
+
+/** A launch's secret environment variables, filled: variable → value. */
+export function filledSecretEnv(launch: Launch, inputs: Readonly<Record<SecretInput, string>>): Readonly<Record<string, string>> {
+  return Object.fromEntries(Object.entries(launch.secretEnv).map(([variable, input]) => [variable, inputs[input]]));
+}
+
+/** Names of the rule groups in the rendered rules, to check Prometheus loaded all of them. */
+export function alertRuleGroupNames(rendered: Rendered): string[] {
+  return rendered.alertRuleGroups.groups.map((g) => String((g as { name?: unknown }).name)).sort();
+}

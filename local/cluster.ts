@@ -1,70 +1,81 @@
 /**
- * The ephemeral perf cluster: a stack's rendered files run as real processes on this host, on free loopback ports —
- * PostgreSQL 17 + pgvector (the rendered postgresql.conf and pg_hba.conf as they are), PgBouncer in front of it
- * (SCRAM, the rendered ini), postgres_exporter, pgbouncer_exporter, node_exporter, mtail following PostgreSQL's log
- * with the rendered program, the synthetic canary (`pgstack canary`) through PgBouncer, and Prometheus scraping all
- * five with the rendered alert rules loaded: every scrape job those rules guard is there, so a quiet cluster has no
- * ScrapeJobAbsent or ScrapeTargetDown alert.
+ * The ephemeral perf cluster: a stack rendered for this run's placement, run as real processes on this host, on free
+ * loopback ports — PostgreSQL 17 + pgvector (the rendered postgresql.conf and pg_hba.conf as they are), PgBouncer in
+ * front of it (SCRAM, the rendered pgbouncer.ini), and the rendered launches: postgres_exporter, pgbouncer_exporter,
+ * node_exporter, mtail following PostgreSQL's log with the rendered program, the synthetic canary (`pgstack canary`)
+ * through PgBouncer, and Prometheus with the rendered prometheus.yml and alert rules. Every scrape job those rules
+ * guard is there, so a quiet cluster has no ScrapeJobAbsent or ScrapeTargetDown alert.
  *
- *   const cluster = new LocalCluster({ name, rendered, progress });
+ *   const cluster = new LocalCluster({ name, spec, progress });
  *   try { await cluster.start(); … cluster.info … } finally { await cluster.stop(); }
+ *
+ * Rendered is the only input of every port, path and command line: the cluster chooses its ports and scratch
+ * directories (`clusterPlacement`), renders the stack for them (configs/render.ts) and runs what comes back as it is.
+ * It adds only what is this run's: passwords and their verifiers, the bootstrap, the URLs it hands out.
+ *
+ * A start is an ordered list of steps (`clusterSteps`) that one loop runs: each step reads the context earlier steps
+ * built and returns what it adds (frozen); the loop records each step in the state file, checks for a stop request
+ * between steps, honours `failAfter`, and on failure unwinds — stops every server started so far, newest first.
  *
  * `stop()` may be called at any moment, also while `start()` runs (Ctrl-C): it stops what is running, makes the start
  * fail at its next step, and lets no server start afterwards. Everything started is written to the cluster's state
  * file the moment it exists, so `pgstack local down` can end it from another process if this one dies.
  * The processes come from the rig (local/runtime); this file only wires them together.
  */
-import { Client } from "pg";
 import { hugePageBytes } from "../configs/hugepages";
+import type { Launch, SecretInput } from "../configs/launches";
+import { mtailProgramFile } from "../configs/mtail";
+import { localPlacement, placementProblems, type MonitoringIntervals, type PlacementPorts } from "../configs/placement";
 import { silentProgress, type Progress } from "../configs/progress";
-import type { Rendered } from "../configs/rendered";
-import { nodeExporterArgs } from "../configs/exporters";
-import { mtailArgs, mtailProgramFile } from "../configs/mtail";
+import { renderStack } from "../configs/render";
+import type { Rendered, RenderedMemory } from "../configs/rendered";
+import { maskSecrets } from "../configs/secrets";
+import type { StackSpec } from "../configs/stack-spec";
 import { humanBytes, pgMemory } from "../configs/units";
-import { startCanaryProcess } from "./canary-process";
+import { connect, newClient } from "../pgclient/connect";
+import { startCanaryProcess, type CanaryProcess } from "./canary-process";
 import {
   alertRuleGroupNames,
-  alertRulesFile,
   clusterBootstrapSql,
-  clusterPgBouncerIni,
-  clusterPrometheusYaml,
+  clusterPlacement,
+  clusterUrls,
   clusterUserlist,
   clusterVerifiers,
   connectionUrl,
+  entryIn,
+  filledSecretEnv,
   generatePasswords,
-  localMonitoring,
-  maskPasswords,
-  monitoringProblems,
   passwordList,
-  pgbouncerExporterLaunch,
-  postgresExporterLaunch,
-  statsUser,
-  superuser,
+  renderedWith,
+  secretInputs,
   type ClusterPasswords,
-  type MonitoringIntervals,
 } from "./cluster-files";
 import {
   describeHugePages,
   hugePagesIntent,
   kernelHugePages,
   reserveHugePages,
+  type HugePagesIntent,
   type HugePagesPool,
   type HugePagesStatus,
 } from "./hugepages";
 import {
+  freeLoopbackPort,
   getRuntime,
   httpGet,
-  startNodeExporter,
   startPgBouncer,
   startPostgres,
-  startPostgresExporter,
-  startPrometheus,
+  type HttpServer,
+  type PgBouncerServer,
   type PostgresServer,
+  type ProgramName,
   type Runtime,
   type ScratchDir,
   type ServerProcess,
 } from "./runtime";
 import { startHttpServer } from "./runtime/httpServer";
+import { PortInUseError } from "./runtime/ports";
+import { postgresDataEntry } from "./runtime/postgres";
 import { killTree } from "./runtime/processes";
 import {
   createState,
@@ -78,12 +89,9 @@ import {
   writeState,
   type ClusterOwnerKind,
   type ClusterState,
+  type RecordedHugePages,
 } from "./state";
 import { giveBackRecordedHugePages, giveBackRecordedHugePagesSync, removeScratchDirs } from "./teardown";
-
-/** The steps of a start, in order; `failAfter` (or PGSTACK_LOCAL_FAIL_AFTER) makes the start throw after one. */
-export const clusterSteps = ["huge-pages", "postgres", "bootstrap", "pgbouncer", "exporters", "prometheus"] as const;
-export type ClusterStep = (typeof clusterSteps)[number];
 
 /**
  * For tests of the teardown: `PGSTACK_LOCAL_FAIL_AFTER=bootstrap pgstack local up` fails right after that step, as a
@@ -94,8 +102,11 @@ export const failAfterEnv = "PGSTACK_LOCAL_FAIL_AFTER";
 export interface StartClusterOptions {
   /** Cluster name: the state directory and `--name` of `local down`. */
   readonly name: string;
-  /** The stack rendered for this host (configs/render.ts). */
-  readonly rendered: Rendered;
+  /**
+   * The stack to run, sized for this host (cli/local.ts `clusterSpec`); its target must be `local`. The cluster
+   * renders it for its own placement: this run's ports and scratch directories.
+   */
+  readonly spec: StackSpec;
   /** Defaults to silentProgress. */
   readonly progress?: Progress;
   /** Defaults to `getRuntime()`: native programs or the Debian 13 rootfs. */
@@ -107,26 +118,19 @@ export interface StartClusterOptions {
   /** Recorded in the state file; `local down` signals only owners that are pgstack commands. Defaults to "library". */
   readonly owner?: ClusterOwnerKind;
   /** Throw after this step (teardown tests). Defaults to the PGSTACK_LOCAL_FAIL_AFTER environment variable. */
-  readonly failAfter?: ClusterStep;
+  readonly failAfter?: ClusterStepName;
   /** The huge page pool (tests pass a fake kernel). Defaults to the kernel's. */
   readonly hugePagesPool?: HugePagesPool;
   /**
    * Scrape, rule evaluation and canary intervals; the alert tests shorten them (with the stack's `alerts:` `for`
-   * durations and rateWindow) so an alert fires within seconds. Defaults to localMonitoring (5 s, 5 s, 10 s).
+   * durations and rateWindow) so an alert fires within seconds. Defaults to the perf cluster's placement
+   * (configs/placement.ts localIntervals: 5 s, 5 s, 10 s).
    */
   readonly monitoring?: Partial<MonitoringIntervals>;
 }
 
-export interface ClusterPorts {
-  readonly postgres: number;
-  readonly pgbouncer: number;
-  readonly postgresExporter: number;
-  readonly pgbouncerExporter: number;
-  readonly nodeExporter: number;
-  readonly mtail: number;
-  readonly canary: number;
-  readonly prometheus: number;
-}
+/** The cluster's ports, by server: its placement's. */
+export type ClusterPorts = PlacementPorts;
 
 /** What a running cluster offers. URLs carry passwords: print them only where a person asked for them. */
 export interface ClusterInfo {
@@ -183,14 +187,483 @@ class StopRequested extends Error {
   override readonly name = "StopRequested";
 }
 
+// ---- what a start builds ------------------------------------------------------------------------------------------
+
+/** A scratch directory per server, created before anything starts so the placement can name paths inside them. */
+interface ClusterDirs {
+  readonly postgres: ScratchDir;
+  readonly pgbouncer: ScratchDir;
+  readonly postgresExporter: ScratchDir;
+  readonly pgbouncerExporter: ScratchDir;
+  readonly nodeExporter: ScratchDir;
+  readonly mtail: ScratchDir;
+  readonly canary: ScratchDir;
+  readonly prometheus: ScratchDir;
+}
+
+/**
+ * Everything a start builds, each field added by one step (a later step may replace `rendered`, `dirs` or
+ * `hugePages` with what it learnt). A step's context is what the steps before it added, frozen.
+ */
+interface Built {
+  /** Before the first step: the rig, recording every server and scratch directory in the state file as it appears. */
+  readonly runtime: Runtime;
+  /** placement */
+  readonly dirs: ClusterDirs;
+  /** placement: the stack rendered for this run; replaced by a step whose server had to move. */
+  readonly rendered: Rendered;
+  /** huge-pages */
+  readonly hugePagesIntent: HugePagesIntent;
+  /** postgres (what was reserved), completed by bootstrap (what the running server reports). */
+  readonly hugePages: HugePagesStatus;
+  /** postgres */
+  readonly postgres: PostgresServer;
+  /** bootstrap */
+  readonly verifiers: Readonly<Record<string, string>>;
+  /** pgbouncer */
+  readonly pgbouncer: PgBouncerServer;
+  /** exporters */
+  readonly postgresExporter: HttpServer;
+  /** exporters */
+  readonly pgbouncerExporter: HttpServer;
+  /** exporters */
+  readonly nodeExporter: HttpServer;
+  /** mtail */
+  readonly mtail: HttpServer;
+  /** canary */
+  readonly canary: CanaryProcess;
+  /** prometheus */
+  readonly prometheus: HttpServer;
+}
+
+/** The servers, by the name Placement.ports gives each. */
+const serverKeys = ["postgres", "pgbouncer", "postgresExporter", "pgbouncerExporter", "nodeExporter", "mtail", "canary", "prometheus"] as const satisfies readonly (keyof PlacementPorts & keyof Built)[];
+
+/** What the cluster lends its steps: its settings, its passwords and its state file. */
+interface StepHost {
+  readonly spec: StackSpec;
+  readonly progress: Progress;
+  readonly passwords: ClusterPasswords;
+  readonly secrets: readonly string[];
+  readonly monitoring: Partial<MonitoringIntervals> | undefined;
+  /** False with `--no-huge-pages`. */
+  readonly hugePagesWanted: boolean;
+  readonly pool: HugePagesPool;
+  /** Throws once `stop()` was called: a start never goes on past it. */
+  checkpoint(): void;
+  /** Pages this cluster has added to the pool so far (all given back at teardown). */
+  recordedHugePages(): number;
+  /** Writes the pages added to the state file at once, before anything else can happen. */
+  recordHugePages(pages: RecordedHugePages): void;
+  /** Records a server the rig did not spawn (the canary) the moment it exists, as the rig's are. */
+  track(server: ServerProcess, stopSignal: NodeJS.Signals): void;
+}
+
+interface ClusterStep<Name extends string = string> {
+  readonly name: Name;
+  readonly run: (ctx: Readonly<Partial<Built>>, host: StepHost) => Promise<Readonly<Partial<Built>>>;
+}
+
+/** The fields `keys` of the context, which earlier steps must have added. */
+function picked<K extends keyof Built>(ctx: Readonly<Partial<Built>>, keys: readonly K[], who: string): Pick<Built, K> {
+  const missing = keys.filter((k) => ctx[k] === undefined);
+  if (missing.length > 0) throw new Error(`${who} needs ${missing.join(", ")}, which no earlier step added (a bug in the step order of local/cluster.ts)`);
+  return ctx as Pick<Built, K>;
+}
+
+/** A step that reads `needs` from the context (checked when it runs) and returns what it adds. */
+function step<const Name extends string, N extends keyof Built, A extends keyof Built>(
+  name: Name,
+  needs: readonly N[],
+  // NoInfer: `needs` alone says what the step reads, and a run that reads more does not compile.
+  run: (ctx: Pick<Built, NoInfer<N>>, host: StepHost) => Promise<Pick<Built, A>>,
+): ClusterStep<Name> {
+  return { name, run: (ctx, host) => run(picked(ctx, needs, `step ${name}`), host) };
+}
+
+// ---- the steps ----------------------------------------------------------------------------------------------------
+
+/** How often a server is moved to another port before its start counts as failed (as the rig's onFreePort tries). */
+const portAttempts = 5;
+
+/**
+ * Starts one server at the port its placement gives it. Between choosing a free port and the server binding it another
+ * process may take it (local/runtime/ports.ts); then the server moves to a new free port, the stack is rendered again
+ * and the start tried again. Servers only reference servers started before them (PgBouncer its PostgreSQL, each
+ * exporter its server, Prometheus every metric source), so nothing running reads the port that moved.
+ */
+export async function onPlacedPort<T>(
+  rendered: Rendered,
+  server: keyof PlacementPorts,
+  start: (rendered: Rendered) => Promise<T>,
+): Promise<{ readonly started: T; readonly rendered: Rendered }> {
+  let current = rendered;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return { started: await start(current), rendered: current };
+    } catch (error) {
+      if (!(error instanceof PortInUseError) || attempt >= portAttempts) throw error;
+      current = renderedWith(current, { ports: { [server]: await freeLoopbackPort() } });
+    }
+  }
+}
+
+/** Writes a rendered file exactly where the placement says, through the scratch directory that holds that path. */
+function writePlaced(dir: ScratchDir, placed: string, text: string, mode?: number): void {
+  dir.writeFile(entryIn(dir.path, placed), text, mode);
+}
+
+/**
+ * A rendered launch as a rig server (local/runtime/httpServer.ts): program, arguments (listen address included) and
+ * environment exactly as rendered, the secrets it names filled in, on the launch's port. The rig adds only what makes
+ * it one of its servers: a clean base environment (PATH, HOME, LANG), the postgres user, the chroot, a log file in
+ * `scratch`, and the readiness probe on `readyPath`.
+ */
+function startLaunch(
+  runtime: Runtime,
+  launch: Launch,
+  scratch: ScratchDir,
+  secrets: Readonly<Record<SecretInput, string>>,
+  readyPath = "/metrics",
+): Promise<HttpServer> {
+  const { program } = launch;
+  if (program === "pgstack") throw new Error("`pgstack canary` runs on this host, not in the rig: startCanaryProcess starts it");
+  return startHttpServer({
+    runtime,
+    program,
+    scratch,
+    port: launch.port,
+    args: () => launch.args,
+    env: { ...launch.env, ...filledSecretEnv(launch, secrets) },
+    readyPath,
+  });
+}
+
+/** `runtime` whose spawn of `program` first awaits `before` and appends the options it returns. */
+function beforeSpawning(runtime: Runtime, program: ProgramName, before: () => Promise<readonly string[]>): Runtime {
+  return {
+    ...runtime,
+    spawn: async (p, args, opts) => (p === program ? runtime.spawn(p, [...args, ...(await before())], opts) : runtime.spawn(p, args, opts)),
+  };
+}
+
+/**
+ * 1. Where this run puts things: a scratch directory per server and a free loopback port per server, the stack
+ * rendered for them. Every later step runs what this rendering (or one after a server moved) says.
+ */
+async function placement(ctx: Pick<Built, "runtime">, host: StepHost): Promise<Pick<Built, "dirs" | "rendered">> {
+  const dir = (label: string): ScratchDir => ctx.runtime.scratchDir(label);
+  const dirs: ClusterDirs = {
+    postgres: dir("postgres"),
+    pgbouncer: dir("pgbouncer"),
+    postgresExporter: dir("postgres-exporter"),
+    pgbouncerExporter: dir("pgbouncer-exporter"),
+    nodeExporter: dir("node-exporter"),
+    mtail: dir("mtail"),
+    canary: dir("canary"),
+    prometheus: dir("prometheus"),
+  };
+  const port = freeLoopbackPort;
+  const ports: PlacementPorts = {
+    postgres: await port(),
+    pgbouncer: await port(),
+    postgresExporter: await port(),
+    pgbouncerExporter: await port(),
+    nodeExporter: await port(),
+    mtail: await port(),
+    canary: await port(),
+    prometheus: await port(),
+  };
+  const placed = clusterPlacement({
+    ports,
+    // As the programs see them: inside the rootfs under chroot.
+    dirs: { postgres: dirs.postgres.path, pgbouncer: dirs.pgbouncer.path, postgresExporter: dirs.postgresExporter.path, mtail: dirs.mtail.path, prometheus: dirs.prometheus.path },
+    pgdataEntry: postgresDataEntry,
+    intervals: host.monitoring,
+  });
+  return { dirs, rendered: renderStack(host.spec, placed) };
+}
+
+/**
+ * 2. Whether to reserve huge pages at all (root, the kernel's page size, --no-huge-pages). The pages themselves are
+ * reserved by the postgres step, from inside its spawn, right before PostgreSQL maps its shared memory.
+ */
+async function decideHugePages(ctx: Pick<Built, "rendered">, host: StepHost): Promise<Pick<Built, "hugePagesIntent">> {
+  const { memory } = ctx.rendered;
+  let hostPageBytes: number | undefined;
+  try {
+    hostPageBytes = host.pool.meminfo().pageBytes;
+  } catch {
+    hostPageBytes = undefined;
+  }
+  const intent = hugePagesIntent({
+    setting: memory.hugePagesSetting,
+    pages: memory.hugePages,
+    disabled: !host.hugePagesWanted,
+    uid: process.getuid?.() ?? -1,
+    hostPageBytes,
+  });
+  return { hugePagesIntent: intent };
+}
+
+/**
+ * Huge pages for one PostgreSQL start, decided and reserved when postgres is spawned (after initdb, milliseconds
+ * before it maps its shared memory): any other PostgreSQL on this host runs with huge_pages = try by default and takes
+ * free pages it finds, so the window between reserving and mapping is kept that short. Where they cannot be used,
+ * postgres gets `-c huge_pages=off` and the reason is kept for the report; where they are reserved and the file says
+ * `try`, it gets `-c huge_pages=on`, so a missing page is a start failure rather than a quiet 4 kB start.
+ */
+function hugePagesAtSpawn(host: StepHost, memory: RenderedMemory, intent: HugePagesIntent) {
+  let status: HugePagesStatus | undefined;
+  let reserveAgain = false;
+  let overrides: string[] = [];
+  const off = (reason: string): void => {
+    overrides = memory.hugePagesSetting === "off" ? [] : ["-c", "huge_pages=off"];
+    status = { used: false, requested: memory.hugePages, reserved: host.recordedHugePages(), reason, serverStatus: null, serverPages: null };
+    host.progress.warn(`huge pages: ${describeHugePages(status)}`);
+  };
+  return {
+    /** The `-c` options postgres gets after the rig's own, reserving the pages first when that is the plan. */
+    async beforeSpawn(): Promise<readonly string[]> {
+      host.checkpoint();
+      if (status !== undefined && !reserveAgain) return overrides;
+      const again = reserveAgain;
+      reserveAgain = false;
+      if (!intent.reserve) {
+        off(intent.reason);
+        return overrides;
+      }
+      const pages = memory.hugePages;
+      const before = host.recordedHugePages();
+      host.progress.step(`huge pages: reserving ${pages} pages (${humanBytes(pages * hugePageBytes)}) on top of the ${host.pool.readNr()} already in the pool`);
+      const result = await reserveHugePages(pages, (added) => host.recordHugePages({ requested: pages, added: before + added, released: false }), host.pool);
+      if (!result.ok) {
+        off(again ? `another process took the pages reserved first, and then ${result.reason}` : result.reason);
+      } else {
+        overrides = memory.hugePagesSetting === "on" ? [] : ["-c", "huge_pages=on"];
+        status = { used: true, requested: pages, reserved: before + result.added, reason: null, serverStatus: null, serverPages: null };
+      }
+      return overrides;
+    },
+    /** The decision, once postgres was spawned. */
+    status(): HugePagesStatus {
+      if (status === undefined) throw new Error("PostgreSQL started without the huge pages decision (a bug in local/cluster.ts)");
+      return status;
+    },
+    /** Whether a start failed because another process took the reserved pages between reserving and mapping. */
+    takenBy(error: unknown): boolean {
+      return status?.used === true && /could not map anonymous shared memory/.test((error as Error).message ?? "");
+    },
+    /** The next spawn reserves again (the pages reserved so far stay recorded and are given back at teardown). */
+    again(): void {
+      reserveAgain = true;
+    },
+  };
+}
+
+/**
+ * 3. PostgreSQL with the rendered postgresql.conf and pg_hba.conf as they are, its data directory where the
+ * placement says. Started once more (in a fresh directory: initdb cannot run twice in one) when another process took
+ * its port, or took the huge pages reserved for it.
+ */
+async function postgres(
+  ctx: Pick<Built, "runtime" | "rendered" | "dirs" | "hugePagesIntent">,
+  host: StepHost,
+): Promise<Pick<Built, "postgres" | "hugePages" | "rendered" | "dirs">> {
+  const { spec, memory } = ctx.rendered;
+  host.progress.step(
+    `PostgreSQL ${ctx.runtime.versions.postgres}: initdb and start for ${humanBytes(spec.node.memoryBytes)} RAM (shared_buffers ${pgMemory(memory.sharedBuffersBytes)}, ` +
+      `${humanBytes(memory.sharedMemoryBytes)} of shared memory, ${memory.hugePages} huge pages planned)`,
+  );
+  const pages = hugePagesAtSpawn(host, memory, ctx.hugePagesIntent);
+  const runtime = beforeSpawning(ctx.runtime, "postgres", () => pages.beforeSpawn());
+  let rendered = ctx.rendered;
+  let dir = ctx.dirs.postgres;
+  let pagesRetried = false;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      const server = await startPostgres({
+        runtime,
+        scratch: dir,
+        port: rendered.placement.ports.postgres,
+        postgresqlConf: rendered.files["postgresql.conf"],
+        pgHbaConf: rendered.files["pg_hba.conf"],
+        superuserPassword: host.passwords.superuser,
+      });
+      return { postgres: server, hugePages: pages.status(), rendered, dirs: { ...ctx.dirs, postgres: dir } };
+    } catch (error) {
+      const portTaken = error instanceof PortInUseError;
+      const pagesTaken = !portTaken && !pagesRetried && pages.takenBy(error);
+      if (!(portTaken || pagesTaken) || attempt >= portAttempts) throw error;
+      if (pagesTaken) {
+        const now = host.pool.meminfo();
+        host.progress.warn(
+          `huge pages: PostgreSQL could not map the ${pages.status().reserved} pages reserved for it — another process took them first ` +
+            `(now HugePages_Free ${now.free}, HugePages_Rsvd ${now.reserved}; a PostgreSQL with huge_pages = try elsewhere on this host ` +
+            `takes any free page). Reserving again and starting once more`,
+        );
+        pagesRetried = true;
+        pages.again();
+      }
+      dir = ctx.runtime.scratchDir("postgres");
+      rendered = renderedWith(rendered, {
+        ports: portTaken ? { postgres: await freeLoopbackPort() } : {},
+        paths: { pgdata: dir.pathOf(postgresDataEntry) },
+      });
+    }
+  }
+}
+
+/** 4. Roles, the app database, CREATE EXTENSION vector; then a check that huge pages really are in use. */
+async function bootstrap(ctx: Pick<Built, "rendered" | "postgres" | "hugePages">, host: StepHost): Promise<Pick<Built, "verifiers" | "hugePages">> {
+  const { rendered } = ctx;
+  const { roles } = rendered;
+  host.progress.step(`PostgreSQL on 127.0.0.1:${ctx.postgres.port}: roles ${roles.app}, ${roles.monitor}; database ${rendered.spec.postgres.database} with CREATE EXTENSION vector`);
+  const verifiers = clusterVerifiers(roles, host.passwords);
+  await ctx.postgres.psql(clusterBootstrapSql(rendered, verifiers));
+  const server = await checkHugePages(clusterUrls(rendered, host.passwords).superuser, ctx.hugePages, host.progress);
+  return { verifiers, hugePages: { ...ctx.hugePages, ...server } };
+}
+
+/** 5. PgBouncer with the rendered pgbouncer.ini; its auth_file, where the ini says, holds verifiers only. */
+async function pgbouncer(ctx: Pick<Built, "runtime" | "rendered" | "dirs" | "verifiers">, host: StepHost): Promise<Pick<Built, "pgbouncer" | "rendered">> {
+  const dir = ctx.dirs.pgbouncer;
+  const placed = await onPlacedPort(ctx.rendered, "pgbouncer", (rendered) => {
+    writePlaced(dir, rendered.placement.paths.pgbouncerAuthFile, clusterUserlist(rendered.roles, ctx.verifiers));
+    // `placed`: the rig keeps the ini's listen_addr, listen_port and auth_file, and sets only its own socket
+    // directory, log (stderr) and pid file (none, in the foreground): those are how the rig runs any PgBouncer.
+    return startPgBouncer({ runtime: ctx.runtime, scratch: dir, ini: rendered.files["pgbouncer.ini"], port: rendered.placement.ports.pgbouncer, placed: true });
+  });
+  const { rendered } = placed;
+  const urls = clusterUrls(rendered, host.passwords);
+  host.progress.step(`PgBouncer ${ctx.runtime.versions.pgbouncer} on 127.0.0.1:${placed.started.port} (${rendered.spec.pgbouncer.poolMode} pooling, SCRAM)`);
+  // pgbouncer_exporter 0.10 exits when it cannot log in at start-up: log in as it will before starting it.
+  await checkLogin(urls.pooled, "SELECT 1", `${rendered.roles.app} through PgBouncer`, host);
+  await checkLogin(urls.stats, "SHOW VERSION", `${rendered.roles.stats} on PgBouncer's admin console`, host);
+  return { pgbouncer: placed.started, rendered };
+}
+
+/** 6. postgres_exporter (its queries file where the placement says), pgbouncer_exporter and node_exporter. */
+async function exporters(
+  ctx: Pick<Built, "runtime" | "rendered" | "dirs">,
+  host: StepHost,
+): Promise<Pick<Built, "postgresExporter" | "pgbouncerExporter" | "nodeExporter" | "rendered">> {
+  const { runtime, dirs } = ctx;
+  let rendered = ctx.rendered;
+  const place = async (server: "postgresExporter" | "pgbouncerExporter" | "nodeExporter", start: (r: Rendered) => Promise<HttpServer>) => {
+    const placed = await onPlacedPort(rendered, server, start);
+    rendered = placed.rendered;
+    return placed.started;
+  };
+  const secrets = (r: Rendered) => secretInputs(r, host.passwords);
+  const postgresExporter = await place("postgresExporter", (r) => {
+    writePlaced(dirs.postgresExporter, r.placement.paths.postgresExporterQueries, r.files["postgres-exporter-queries.yaml"], 0o644);
+    return startLaunch(runtime, r.launches.postgresExporter, dirs.postgresExporter, secrets(r));
+  });
+  const pgbouncerExporter = await place("pgbouncerExporter", (r) => startLaunch(runtime, r.launches.pgbouncerExporter, dirs.pgbouncerExporter, secrets(r)));
+  const nodeExporter = await place("nodeExporter", (r) => startLaunch(runtime, r.launches.nodeExporter, dirs.nodeExporter, secrets(r)));
+  host.progress.step(
+    `exporters: postgres_exporter :${postgresExporter.port}, pgbouncer_exporter :${pgbouncerExporter.port}, node_exporter :${nodeExporter.port}`,
+  );
+  return { postgresExporter, pgbouncerExporter, nodeExporter, rendered };
+}
+
+/**
+ * 7. mtail, as the rig's postgres user, following the logging collector's files in PGDATA with the rendered program
+ * and flags, as on the container targets: the metric source the exporters lack (docs/runbooks.md, "Metric sources").
+ */
+async function mtail(ctx: Pick<Built, "runtime" | "rendered" | "dirs">, host: StepHost): Promise<Pick<Built, "mtail" | "rendered">> {
+  const dir = ctx.dirs.mtail;
+  const placed = await onPlacedPort(ctx.rendered, "mtail", (rendered) => {
+    writePlaced(dir, `${rendered.placement.paths.mtailPrograms}/${mtailProgramFile}`, rendered.files["postgresql.mtail"], 0o644);
+    return startLaunch(ctx.runtime, rendered.launches.mtail, dir, secretInputs(rendered, host.passwords));
+  });
+  host.progress.step(`mtail ${ctx.runtime.versions.mtail} :${placed.started.port} following PostgreSQL's log`);
+  return { mtail: placed.started, rendered: placed.rendered };
+}
+
+/** 8. The canary: a process of this host (Node, not the rootfs), recorded like the rig's servers the moment it exists. */
+async function canary(ctx: Pick<Built, "rendered" | "dirs">, host: StepHost): Promise<Pick<Built, "canary" | "rendered">> {
+  const placed = await onPlacedPort(ctx.rendered, "canary", (rendered) =>
+    startCanaryProcess({
+      scratch: ctx.dirs.canary,
+      launch: rendered.launches.canary,
+      secretEnv: filledSecretEnv(rendered.launches.canary, secretInputs(rendered, host.passwords)),
+      onSpawn: (server) => {
+        host.track(server, "SIGTERM");
+        // As for the rig's servers: a stop that came meanwhile has stopped the others; this one goes with them.
+        host.checkpoint();
+      },
+    }),
+  );
+  host.progress.step(
+    `canary :${placed.started.port} (search, hybrid, insert through PgBouncer every ${placed.rendered.placement.intervals.canaryMs / 1000} s)`,
+  );
+  return { canary: placed.started, rendered: placed.rendered };
+}
+
+/** 9. Prometheus with the rendered prometheus.yml and alert rules where the placement says; every target up. */
+async function prometheus(ctx: Pick<Built, "runtime" | "rendered" | "dirs">, host: StepHost): Promise<Pick<Built, "prometheus" | "rendered">> {
+  const dir = ctx.dirs.prometheus;
+  const placed = await onPlacedPort(ctx.rendered, "prometheus", (rendered) => {
+    const launch = rendered.launches.prometheus;
+    const config = rendered.files["prometheus.yml"];
+    if (launch === null || config === undefined) throw new Error(`the perf cluster's placement runs Prometheus, but stack ${rendered.spec.stack} rendered none`);
+    writePlaced(dir, rendered.placement.paths.prometheusConfig, config, 0o644);
+    writePlaced(dir, rendered.placement.paths.alertRules, rendered.files["alert-rules.yaml"], 0o644);
+    return startLaunch(ctx.runtime, launch, dir, secretInputs(rendered, host.passwords), "/-/ready");
+  });
+  const { rendered } = placed;
+  host.progress.step(`Prometheus ${ctx.runtime.versions.prometheus} on ${placed.started.url}: waiting for the first scrape of every target and the alert rules`);
+  await checkPrometheus(placed.started.url, rendered.scrapeJobs.length, alertRuleGroupNames(rendered), host);
+  return { prometheus: placed.started, rendered };
+}
+
+/** The steps of a start, in order. */
+const steps = [
+  step("placement", ["runtime"], placement),
+  step("huge-pages", ["rendered"], decideHugePages),
+  step("postgres", ["runtime", "rendered", "dirs", "hugePagesIntent"], postgres),
+  step("bootstrap", ["rendered", "postgres", "hugePages"], bootstrap),
+  step("pgbouncer", ["runtime", "rendered", "dirs", "verifiers"], pgbouncer),
+  step("exporters", ["runtime", "rendered", "dirs"], exporters),
+  step("mtail", ["runtime", "rendered", "dirs"], mtail),
+  step("canary", ["rendered", "dirs"], canary),
+  step("prometheus", ["runtime", "rendered", "dirs"], prometheus),
+] as const;
+
+export type ClusterStepName = (typeof steps)[number]["name"];
+
+/** The names of the steps, in order; `failAfter` (or PGSTACK_LOCAL_FAIL_AFTER) makes the start throw after one. */
+export const clusterSteps: readonly ClusterStepName[] = steps.map((s) => s.name);
+
+/** The ports of the servers started so far, and the URLs that reach them, for the state file. */
+function startedFacts(ctx: Readonly<Partial<Built>>, passwords: ClusterPasswords): { ports: Record<string, number>; urls: Record<string, string> } {
+  const ports: Record<string, number> = {};
+  for (const server of serverKeys) {
+    const started = ctx[server];
+    if (started !== undefined) ports[server] = started.port;
+  }
+  const urls = ctx.rendered === undefined ? undefined : clusterUrls(ctx.rendered, passwords);
+  return {
+    ports,
+    urls: {
+      ...(urls !== undefined && ctx.pgbouncer !== undefined ? { pooled: urls.pooled, direct: urls.direct } : {}),
+      ...(urls !== undefined && ctx.prometheus !== undefined ? { prometheus: urls.prometheus } : {}),
+    },
+  };
+}
+
+// ---- the cluster --------------------------------------------------------------------------------------------------
+
 export class LocalCluster {
   readonly name: string;
-  readonly rendered: Rendered;
+  readonly spec: StackSpec;
   private readonly progress: Progress;
   private readonly root: string;
   private readonly pool: HugePagesPool;
-  private readonly monitoring: MonitoringIntervals;
   private readonly passwords: ClusterPasswords = generatePasswords();
+  /** Every server started, in start order, recorded by the runtime's spawn the moment it exists: what a stop ends. */
   private readonly servers: ServerProcess[] = [];
   /** Servers ended on purpose by `stopServer` (an outage drill): their exit is not unexpected. */
   private readonly drilled = new Set<ServerProcess>();
@@ -199,7 +672,10 @@ export class LocalCluster {
   private startPromise: Promise<ClusterInfo> | undefined;
   private stopPromise: Promise<ClusterStopReport> | undefined;
   private stopRequested = false;
-  private clusterInfo: ClusterInfo | undefined;
+  /** What a finished start built, frozen. */
+  private up: Readonly<{ info: ClusterInfo; rendered: Rendered }> | undefined;
+  /** What the steps may use of the cluster. */
+  private readonly host: StepHost;
   private reportExit: (message: string) => void = () => undefined;
   /**
    * Settles with a message when one of the cluster's servers exits on its own (a crash, an OOM kill), never when
@@ -208,31 +684,50 @@ export class LocalCluster {
   readonly unexpectedExit: Promise<string> = new Promise((resolve) => {
     this.reportExit = resolve;
   });
-  /** The huge pages decision, made when postgres is spawned. */
-  private hugePages: HugePagesStatus | undefined;
-  private reserveAgain = false;
-  /** `-c name=value` options the rig's postgres gets after its own (huge_pages when it must differ from the file). */
-  private postgresOverrides: string[] = [];
 
   constructor(private readonly options: StartClusterOptions) {
     this.name = options.name;
-    this.rendered = options.rendered;
+    this.spec = options.spec;
     this.progress = options.progress ?? silentProgress;
     this.root = options.stateRoot ?? defaultStateRoot;
     this.pool = options.hugePagesPool ?? kernelHugePages();
-    this.monitoring = { ...localMonitoring, ...options.monitoring };
-    const problems = monitoringProblems(this.monitoring);
+    if (this.spec.target !== "local") {
+      throw new Error(
+        `stack ${this.spec.stack} targets ${this.spec.target}; the perf cluster runs stacks of target: local, which it renders for its own placement ` +
+          `(ports and directories of this run)`,
+      );
+    }
+    const problems = placementProblems(localPlacement({ intervals: options.monitoring }));
     if (problems.length > 0) throw new Error(`cluster ${options.name}: ${problems.join("; ")}`);
     const failAfter = options.failAfter ?? process.env[failAfterEnv];
     if (failAfter !== undefined && failAfter !== "" && !(clusterSteps as readonly string[]).includes(failAfter)) {
       throw new Error(`${failAfterEnv}="${failAfter}" is not a step; use one of ${clusterSteps.join(", ")}`);
     }
+    this.host = {
+      spec: this.spec,
+      progress: this.progress,
+      passwords: this.passwords,
+      secrets: passwordList(this.passwords),
+      monitoring: options.monitoring,
+      hugePagesWanted: options.hugePages !== false,
+      pool: this.pool,
+      checkpoint: () => this.checkpoint(),
+      recordedHugePages: () => this.recordedHugePages(),
+      recordHugePages: (pages) => this.record({ hugePages: pages }),
+      track: (server, stopSignal) => this.track(server, stopSignal),
+    };
   }
 
   /** Everything about the running cluster; throws before `start()` has finished. */
   get info(): ClusterInfo {
-    if (this.clusterInfo === undefined) throw new Error(`cluster ${this.name} is not up`);
-    return this.clusterInfo;
+    if (this.up === undefined) throw new Error(`cluster ${this.name} is not up`);
+    return this.up.info;
+  }
+
+  /** The stack as rendered for this run's placement (its ports and paths); throws before `start()` has finished. */
+  get rendered(): Rendered {
+    if (this.up === undefined) throw new Error(`cluster ${this.name} is not up`);
+    return this.up.rendered;
   }
 
   get stateFile(): string {
@@ -254,9 +749,10 @@ export class LocalCluster {
       // After a stop request the start fails however it happens to (a server killed under its readiness check…).
       const reason = this.stopRequested ? new StopRequested(`cluster ${this.name}: start interrupted by a stop`) : error;
       if (reason instanceof Error) {
-        reason.message = maskPasswords(reason.message, this.secrets);
-        reason.stack = maskPasswords(reason.stack ?? "", this.secrets);
+        reason.message = maskSecrets(reason.message, this.secrets);
+        reason.stack = maskSecrets(reason.stack ?? "", this.secrets);
       }
+      // The unwinding: every server started so far, newest first, then directories and huge pages.
       await this.stop().catch((stopError: Error) => {
         if (reason instanceof Error) reason.message += `\nand the teardown after it failed too: ${stopError.message}`;
       });
@@ -273,10 +769,9 @@ export class LocalCluster {
 
   /** Current values of `reportedSettings` from the running server, plus pgvector's version in the app database. */
   async settings(): Promise<Record<string, string>> {
-    const url = connectionUrl(superuser, this.passwords.superuser, this.info.ports.postgres, this.rendered.spec.postgres.database);
-    const client = new Client({ connectionString: url, application_name: "pgstack-local" });
-    client.on("error", () => undefined);
-    await client.connect();
+    const { rendered } = this;
+    const url = connectionUrl(rendered.roles.superuser, this.passwords.superuser, rendered.placement.ports.postgres, rendered.spec.postgres.database);
+    const client = await connect(url, "pgstack-local");
     try {
       const rows = await client.query<{ name: string; value: string }>(
         "SELECT name, current_setting(name) AS value FROM unnest($1::text[]) AS name",
@@ -297,7 +792,7 @@ export class LocalCluster {
    * does not report it; `stop()` still ends everything else.
    */
   async stopServer(name: string): Promise<void> {
-    if (this.clusterInfo === undefined || this.stopRequested) throw new Error(`cluster ${this.name} is not up`);
+    if (this.up === undefined || this.stopRequested) throw new Error(`cluster ${this.name} is not up`);
     const server = this.servers.find((s) => s.name === name);
     if (server === undefined) {
       throw new Error(`cluster ${this.name} has no running server "${name}"; it runs ${this.servers.map((s) => s.name).join(", ")}`);
@@ -310,17 +805,20 @@ export class LocalCluster {
 
   // ---- start ----------------------------------------------------------------------------------------------------
 
+  /**
+   * The loop: runs each step on the context the steps before it built, freezes what it adds into the next context,
+   * records the step in the state file and stops when asked to. A failing step throws out of here; `start()` unwinds.
+   */
   private async run(): Promise<ClusterInfo> {
-    const { rendered, progress } = this;
-    const spec = rendered.spec;
-    const me = ownIdentity();
+    const { progress } = this;
     const initial: ClusterState = {
       version: 1,
       name: this.name,
-      stack: spec.stack,
+      stack: this.spec.stack,
       createdAt: new Date().toISOString(),
-      owner: { ...me, kind: this.options.owner ?? "library" },
+      owner: { ...ownIdentity(), kind: this.options.owner ?? "library" },
       phase: "starting",
+      steps: [],
       servers: [],
       scratchDirs: [],
       hugePages: null,
@@ -339,155 +837,53 @@ export class LocalCluster {
       `cluster ${this.name}: ${base.kind === "chroot" ? "Debian 13 rootfs (chroot)" : "native programs"} — PostgreSQL ${v.postgres}, pgvector ${v.pgvector}, ` +
         `PgBouncer ${v.pgbouncer}, postgres_exporter ${v.postgres_exporter}, pgbouncer_exporter ${v.pgbouncer_exporter}, node_exporter ${v.node_exporter}, Prometheus ${v.prometheus}`,
     );
-    const runtime = this.recordingRuntime(base);
 
-    // 1–2. PostgreSQL with the rendered files as they are; the rig sets only port, listen address and socket. Huge
-    // pages are reserved from inside the spawn, after initdb and right before postgres maps its shared memory: any
-    // other PostgreSQL on this host runs with huge_pages = try by default and takes free pages it finds, so the
-    // window between reserving and mapping is kept to milliseconds.
-    const m = rendered.memory;
-    progress.step(
-      `PostgreSQL ${v.postgres}: initdb and start for ${humanBytes(spec.node.memoryBytes)} RAM (shared_buffers ${pgMemory(m.sharedBuffersBytes)}, ` +
-        `${humanBytes(m.sharedMemoryBytes)} of shared memory, ${m.hugePages} huge pages planned)`,
-    );
-    const pg = await this.startPostgres(runtime);
-    const hugePages = this.hugePages;
-    if (hugePages === undefined) throw new Error("PostgreSQL started without the huge pages decision (a bug in local/cluster.ts)");
-    this.record({ ports: { postgres: pg.port } });
-    this.failIfAsked("postgres");
+    let ctx: Readonly<Partial<Built>> = Object.freeze({ runtime: this.recordingRuntime(base) });
+    for (const { name, run } of steps) {
+      this.checkpoint();
+      const added = Object.freeze(await run(ctx, this.host));
+      ctx = Object.freeze({ ...ctx, ...added });
+      this.record({ step: name, ...startedFacts(ctx, this.passwords) });
+      this.failIfAsked(name);
+    }
 
-    // 3. Roles, the app database, CREATE EXTENSION vector; then check huge pages really are in use.
-    const { database, appUser } = spec.postgres;
-    progress.step(`PostgreSQL on 127.0.0.1:${pg.port}: roles ${appUser}, pgstack_monitor; database ${database} with CREATE EXTENSION vector`);
-    const verifiers = clusterVerifiers(spec, this.passwords);
-    await pg.psql(clusterBootstrapSql(spec, verifiers));
-    const superuserUrl = connectionUrl(superuser, this.passwords.superuser, pg.port, "postgres");
-    const directUrl = connectionUrl(appUser, this.passwords.app, pg.port, database);
-    const serverHugePages = await this.checkHugePages(superuserUrl, hugePages);
-    this.failIfAsked("bootstrap");
+    const built = picked(ctx, ["rendered", "hugePages", ...serverKeys], "the cluster's info");
+    const info = this.clusterInfo(base, built);
+    this.up = Object.freeze({ info, rendered: built.rendered });
+    this.record({ phase: "up" });
+    return info;
+  }
 
-    // 4. PgBouncer: the rendered ini with this cluster's server; the userlist holds verifiers only.
-    const bouncer = await startPgBouncer({
-      runtime,
-      ini: clusterPgBouncerIni(spec, pg.port),
-      userlist: clusterUserlist(spec, verifiers),
-    });
-    const pooledUrl = connectionUrl(appUser, this.passwords.app, bouncer.port, database);
-    progress.step(`PgBouncer ${v.pgbouncer} on 127.0.0.1:${bouncer.port} (${spec.pgbouncer.poolMode} pooling, SCRAM)`);
-    this.record({ ports: { pgbouncer: bouncer.port }, urls: { pooled: pooledUrl, direct: directUrl } });
-    // pgbouncer_exporter 0.10 exits when it cannot log in at start-up: log in as it will before starting it.
-    await this.checkLogin(pooledUrl, "SELECT 1", `${appUser} through PgBouncer`);
-    await this.checkLogin(connectionUrl(statsUser, this.passwords.stats, bouncer.port, "pgbouncer"), "SHOW VERSION", `${statsUser} on PgBouncer's admin console`);
-    this.failIfAsked("pgbouncer");
-
-    // 5. Exporters, with the rendered flags and queries; passwords in their environment.
-    const files = runtime.scratchDir("files");
-    const queriesPath = files.writeFile("postgres-exporter-queries.yaml", rendered.files["postgres-exporter-queries.yaml"], 0o644);
-    const pgLaunch = postgresExporterLaunch(spec, { postgresPort: pg.port, queriesPath, monitorPassword: this.passwords.monitor });
-    const postgresExporter = await startPostgresExporter({ runtime, dataSourceName: pgLaunch.dataSourceName, args: pgLaunch.args, env: pgLaunch.env });
-    const bouncerLaunch = pgbouncerExporterLaunch({ pgbouncerPort: bouncer.port, statsPassword: this.passwords.stats });
-    // The rig's startPgbouncerExporter takes the password inside the connection string (visible in `ps`); its
-    // building block takes an environment, where lib/pq reads PGPASSWORD.
-    const pgbouncerExporter = await startHttpServer({
-      runtime,
-      program: "pgbouncer_exporter",
-      scratch: runtime.scratchDir("pgbouncer-exporter"),
-      args: (port) => [`--web.listen-address=127.0.0.1:${port}`, ...bouncerLaunch.args],
-      env: bouncerLaunch.env,
-      readyPath: "/metrics",
-    });
-    const nodeExporter = await startNodeExporter({ runtime, args: nodeExporterArgs() });
-    progress.step(
-      `exporters: postgres_exporter :${postgresExporter.port}, pgbouncer_exporter :${pgbouncerExporter.port}, node_exporter :${nodeExporter.port}`,
-    );
-    this.record({
-      ports: { postgresExporter: postgresExporter.port, pgbouncerExporter: pgbouncerExporter.port, nodeExporter: nodeExporter.port },
-    });
-
-    // The metric sources the exporters lack (docs/runbooks.md, "Metric sources"). mtail, as the postgres user of the
-    // rig, follows the logging collector's files in PGDATA with the same flags as on the container targets.
-    const mtailDir = runtime.scratchDir("mtail");
-    mtailDir.writeFile(mtailProgramFile, rendered.files["postgresql.mtail"], 0o644);
-    const mtailFlags = mtailArgs({ programsDir: mtailDir.path, pgdata: pg.scratch.pathOf("data") });
-    const mtail = await startHttpServer({
-      runtime,
-      program: "mtail",
-      scratch: mtailDir,
-      args: (port) => ["--address", "127.0.0.1", "--port", String(port), ...mtailFlags],
-      readyPath: "/metrics",
-    });
-    // The canary runs on this host (Node, not the rootfs); recorded like the rig's servers the moment it exists.
-    const canary = await startCanaryProcess({
-      scratch: runtime.scratchDir("canary"),
-      pooledUrl,
-      directUrl,
-      intervalMs: this.monitoring.canaryMs,
-      onSpawn: (server) => {
-        this.track(server, "SIGTERM");
-        // As for the rig's servers: a stop that came meanwhile has stopped the others; this one goes with them.
-        this.checkpoint();
-      },
-    });
-    progress.step(
-      `mtail ${v.mtail} :${mtail.port} following PostgreSQL's log; canary :${canary.port} (search, hybrid, insert through PgBouncer ` +
-        `every ${this.monitoring.canaryMs / 1000} s)`,
-    );
-    this.record({ ports: { mtail: mtail.port, canary: canary.port } });
-    this.failIfAsked("exporters");
-
-    // 6. Prometheus scraping all five with `stack` labels, the rendered rules loaded.
-    const scrapePorts = {
-      postgresExporter: postgresExporter.port,
-      pgbouncerExporter: pgbouncerExporter.port,
-      nodeExporter: nodeExporter.port,
-      canary: canary.port,
-      mtail: mtail.port,
-    };
-    const prometheus = await startPrometheus({
-      runtime,
-      configYaml: clusterPrometheusYaml(spec, scrapePorts, this.monitoring),
-      ruleFiles: { [alertRulesFile]: rendered.files["alert-rules.yaml"] },
-    });
-    this.record({ ports: { prometheus: prometheus.port }, urls: { prometheus: prometheus.url } });
-    progress.step(`Prometheus ${v.prometheus} on ${prometheus.url}: waiting for the first scrape of every target and the alert rules`);
-    await this.checkPrometheus(prometheus.url, Object.keys(scrapePorts).length);
-    this.failIfAsked("prometheus");
-
-    const ports: ClusterPorts = {
-      postgres: pg.port,
-      pgbouncer: bouncer.port,
-      postgresExporter: postgresExporter.port,
-      pgbouncerExporter: pgbouncerExporter.port,
-      nodeExporter: nodeExporter.port,
-      mtail: mtail.port,
-      canary: canary.port,
-      prometheus: prometheus.port,
-    };
-    this.clusterInfo = {
+  private clusterInfo(base: Runtime, built: Pick<Built, "rendered" | "hugePages" | (typeof serverKeys)[number]>): ClusterInfo {
+    const { rendered } = built;
+    const ports = rendered.placement.ports;
+    // Each server was started from the rendering it is placed in, and a moved one re-rendered before the next started.
+    const astray = serverKeys.filter((s) => built[s].port !== ports[s]);
+    if (astray.length > 0) throw new Error(`servers off their placement (a bug in local/cluster.ts): ${astray.map((s) => `${s} on ${built[s].port}, placed on ${ports[s]}`).join("; ")}`);
+    const urls = clusterUrls(rendered, this.passwords);
+    return Object.freeze({
       name: this.name,
-      stack: spec.stack,
+      stack: rendered.spec.stack,
       runtime: { kind: base.kind, versions: base.versions },
-      pooledUrl,
-      directUrl,
-      superuserUrl,
-      prometheusUrl: prometheus.url,
+      pooledUrl: urls.pooled,
+      directUrl: urls.direct,
+      superuserUrl: urls.superuser,
+      prometheusUrl: urls.prometheus,
       ports,
-      hugePages: { ...hugePages, ...serverHugePages },
+      hugePages: built.hugePages,
       stateFile: this.stateFile,
       logs: {
-        postgres: pg.logFile,
-        postgres_log_dir: pg.logDir,
-        pgbouncer: bouncer.logFile,
-        postgres_exporter: postgresExporter.logFile,
-        pgbouncer_exporter: pgbouncerExporter.logFile,
-        node_exporter: nodeExporter.logFile,
-        mtail: mtail.logFile,
-        canary: canary.logFile,
-        prometheus: prometheus.logFile,
+        postgres: built.postgres.logFile,
+        postgres_log_dir: built.postgres.logDir,
+        pgbouncer: built.pgbouncer.logFile,
+        postgres_exporter: built.postgresExporter.logFile,
+        pgbouncer_exporter: built.pgbouncerExporter.logFile,
+        node_exporter: built.nodeExporter.logFile,
+        mtail: built.mtail.logFile,
+        canary: built.canary.logFile,
+        prometheus: built.prometheus.logFile,
       },
-    };
-    this.record({ phase: "up" });
-    return this.clusterInfo;
+    });
   }
 
   /** A runtime that records every server and scratch directory in the state file the moment it exists. */
@@ -503,10 +899,7 @@ export class LocalCluster {
       },
       spawn: async (program, args, opts) => {
         this.checkpoint();
-        if (program === "postgres") await this.prepareHugePages();
-        this.checkpoint();
-        const extra = program === "postgres" ? this.postgresOverrides : [];
-        const server = await base.spawn(program, [...args, ...extra], opts);
+        const server = await base.spawn(program, args, opts);
         this.track(server, opts.stopSignal ?? "SIGTERM");
         // A stop that came while this server was being spawned has already stopped the others; end this one too.
         this.checkpoint();
@@ -524,87 +917,10 @@ export class LocalCluster {
     });
     void server.exited.then((exit) => {
       // During the start, a server that dies fails the start itself (its readiness check, the huge pages retry).
-      if (this.stopRequested || this.clusterInfo === undefined || this.drilled.has(server)) return;
+      if (this.stopRequested || this.up === undefined || this.drilled.has(server)) return;
       const how = exit.code !== null ? `with code ${exit.code}` : `by ${exit.signal}`;
       this.reportExit(`${server.name} (pid ${server.pid}) exited ${how}; last lines of ${server.logFile}:\n${server.logTail(15)}`);
     });
-  }
-
-  /** startPostgres, once more when another process took the reserved huge pages between reserving and mapping. */
-  private async startPostgres(runtime: Runtime): Promise<PostgresServer> {
-    const start = () =>
-      startPostgres({
-        runtime,
-        postgresqlConf: this.rendered.files["postgresql.conf"],
-        pgHbaConf: this.rendered.files["pg_hba.conf"],
-        superuserPassword: this.passwords.superuser,
-      });
-    try {
-      return await start();
-    } catch (error) {
-      const status = this.hugePages;
-      if (!status?.used || !/could not map anonymous shared memory/.test((error as Error).message ?? "")) throw error;
-      const now = this.pool.meminfo();
-      this.progress.warn(
-        `huge pages: PostgreSQL could not map the ${status.reserved} pages reserved for it — another process took them first ` +
-          `(now HugePages_Free ${now.free}, HugePages_Rsvd ${now.reserved}; a PostgreSQL with huge_pages = try elsewhere on this host ` +
-          `takes any free page). Reserving again and starting once more`,
-      );
-      this.reserveAgain = true;
-      return await start();
-    }
-  }
-
-  /**
-   * Decides and reserves huge pages (called by the spawn of postgres, see `recordingRuntime`). Where they cannot be
-   * used, postgres gets `-c huge_pages=off` and the reason is kept for the report; where they are reserved and the
-   * file says `try`, it gets `-c huge_pages=on`, so a missing page is a start failure rather than a quiet 4 kB start.
-   */
-  private async prepareHugePages(): Promise<void> {
-    if (this.hugePages !== undefined && !this.reserveAgain) return;
-    const { memory } = this.rendered;
-    const off = (reason: string): void => {
-      if (memory.hugePagesSetting !== "off") this.postgresOverrides = ["-c", "huge_pages=off"];
-      this.hugePages = { used: false, requested: memory.hugePages, reserved: this.recordedHugePages(), reason, serverStatus: null, serverPages: null };
-      this.progress.warn(`huge pages: ${describeHugePages(this.hugePages)}`);
-    };
-    const again = this.reserveAgain;
-    this.reserveAgain = false;
-    if (!again) {
-      let hostPageBytes: number | undefined;
-      try {
-        hostPageBytes = this.pool.meminfo().pageBytes;
-      } catch {
-        hostPageBytes = undefined;
-      }
-      const intent = hugePagesIntent({
-        setting: memory.hugePagesSetting,
-        pages: memory.hugePages,
-        disabled: this.options.hugePages === false,
-        uid: process.getuid?.() ?? -1,
-        hostPageBytes,
-      });
-      if (!intent.reserve) {
-        off(intent.reason);
-        this.failIfAsked("huge-pages");
-        return;
-      }
-    }
-    const pages = memory.hugePages;
-    const before = this.recordedHugePages();
-    this.progress.step(`huge pages: reserving ${pages} pages (${humanBytes(pages * hugePageBytes)}) on top of the ${this.pool.readNr()} already in the pool`);
-    const result = await reserveHugePages(
-      pages,
-      (added) => this.record({ hugePages: { requested: pages, added: before + added, released: false } }),
-      this.pool,
-    );
-    if (!result.ok) {
-      off(again ? `another process took the pages reserved first, and then ${result.reason}` : result.reason);
-    } else {
-      if (memory.hugePagesSetting !== "on") this.postgresOverrides = ["-c", "huge_pages=on"];
-      this.hugePages = { used: true, requested: pages, reserved: before + result.added, reason: null, serverStatus: null, serverPages: null };
-    }
-    this.failIfAsked("huge-pages");
   }
 
   /** Pages this cluster has added to the pool so far (all given back at teardown). */
@@ -613,84 +929,7 @@ export class LocalCluster {
     return recorded && !recorded.released ? recorded.added : 0;
   }
 
-  /** SHOW huge_pages_status must say on when pages were reserved (pgvector-stack never trusts `try`). */
-  private async checkHugePages(superuserUrl: string, planned: HugePagesStatus): Promise<Pick<HugePagesStatus, "serverStatus" | "serverPages">> {
-    const client = new Client({ connectionString: superuserUrl, application_name: "pgstack-local" });
-    client.on("error", () => undefined);
-    await client.connect();
-    try {
-      const row = (
-        await client.query<{ status: string; pages: string }>(
-          "SELECT current_setting('huge_pages_status') AS status, current_setting('shared_memory_size_in_huge_pages') AS pages",
-        )
-      ).rows[0];
-      const serverPages = Number(row.pages);
-      if (planned.used && row.status !== "on") {
-        throw new Error(`huge pages were reserved but PostgreSQL reports huge_pages_status = ${row.status}`);
-      }
-      if (!planned.used && row.status === "on") {
-        throw new Error(`huge pages were not reserved (${planned.reason}) yet PostgreSQL reports huge_pages_status = on`);
-      }
-      if (planned.used) {
-        this.progress.step(`huge pages: huge_pages_status = on; PostgreSQL needs ${serverPages} of the ${planned.reserved} pages reserved`);
-      }
-      return { serverStatus: row.status, serverPages: Number.isFinite(serverPages) ? serverPages : null };
-    } finally {
-      await client.end().catch(() => undefined);
-    }
-  }
-
-  private async checkLogin(url: string, sql: string, who: string): Promise<void> {
-    const deadline = Date.now() + 15_000;
-    for (;;) {
-      const client = new Client({ connectionString: url, application_name: "pgstack-local" });
-      client.on("error", () => undefined);
-      try {
-        await client.connect();
-        await client.query(sql);
-        return;
-      } catch (error) {
-        if (Date.now() > deadline) throw new Error(`${who} cannot log in: ${maskPasswords((error as Error).message, this.secrets)}`);
-      } finally {
-        await client.end().catch(() => undefined);
-      }
-      this.checkpoint();
-      await delay(200);
-    }
-  }
-
-  /** Every scrape target up and every rendered rule group loaded; names the target and its error when not. */
-  private async checkPrometheus(url: string, expectedTargets: number): Promise<void> {
-    const expectedGroups = alertRuleGroupNames(this.rendered);
-    const deadline = Date.now() + 60_000;
-    let problem = "no answer yet";
-    while (Date.now() < deadline) {
-      this.checkpoint();
-      try {
-        const targets = JSON.parse((await httpGet(`${url}/api/v1/targets?state=active`)).body) as {
-          data: { activeTargets: { labels: Record<string, string>; health: string; lastError: string }[] };
-        };
-        const rules = JSON.parse((await httpGet(`${url}/api/v1/rules`)).body) as { data: { groups: { name: string }[] } };
-        const active = targets.data.activeTargets;
-        const down = active.filter((t) => t.health !== "up");
-        const loaded = new Set(rules.data.groups.map((g) => g.name));
-        const missing = expectedGroups.filter((g) => !loaded.has(g));
-        if (active.length === expectedTargets && down.length === 0 && missing.length === 0) return;
-        problem =
-          missing.length > 0
-            ? `rule groups not loaded: ${missing.join(", ")}`
-            : down.length > 0
-              ? down.map((t) => `${t.labels.job} ${t.health}${t.lastError ? ` (${t.lastError})` : ""}`).join("; ")
-              : `${active.length} of ${expectedTargets} targets known`;
-      } catch (error) {
-        problem = (error as Error).message;
-      }
-      await delay(500);
-    }
-    throw new Error(`Prometheus at ${url} is not scraping every metric source after 60 s: ${problem}`);
-  }
-
-  private failIfAsked(step: ClusterStep): void {
+  private failIfAsked(step: ClusterStepName): void {
     this.checkpoint();
     const failAfter = this.options.failAfter ?? process.env[failAfterEnv];
     if (failAfter === step) throw new Error(`failing after step "${step}" as ${this.options.failAfter ? "failAfter" : failAfterEnv} asks (a test of the teardown)`);
@@ -702,6 +941,7 @@ export class LocalCluster {
 
   /** Updates the state file (synchronously, so nothing started can be missing from it). */
   private record(change: {
+    step?: string;
     ports?: Record<string, number>;
     urls?: Record<string, string>;
     server?: ClusterState["servers"][number];
@@ -713,6 +953,7 @@ export class LocalCluster {
     if (s === undefined) return;
     this.state = {
       ...s,
+      steps: change.step ? [...s.steps, change.step] : s.steps,
       ports: { ...s.ports, ...change.ports },
       urls: { ...s.urls, ...change.urls },
       servers: change.server ? [...s.servers, change.server] : s.servers,
@@ -807,6 +1048,81 @@ export class LocalCluster {
       }
     }
   }
+}
+
+// ---- checks -------------------------------------------------------------------------------------------------------
+
+/** SHOW huge_pages_status must say on when pages were reserved (pgvector-stack never trusts `try`). */
+async function checkHugePages(superuserUrl: string, planned: HugePagesStatus, progress: Progress): Promise<Pick<HugePagesStatus, "serverStatus" | "serverPages">> {
+  const client = await connect(superuserUrl, "pgstack-local");
+  try {
+    const row = (
+      await client.query<{ status: string; pages: string }>(
+        "SELECT current_setting('huge_pages_status') AS status, current_setting('shared_memory_size_in_huge_pages') AS pages",
+      )
+    ).rows[0];
+    const serverPages = Number(row.pages);
+    if (planned.used && row.status !== "on") {
+      throw new Error(`huge pages were reserved but PostgreSQL reports huge_pages_status = ${row.status}`);
+    }
+    if (!planned.used && row.status === "on") {
+      throw new Error(`huge pages were not reserved (${planned.reason}) yet PostgreSQL reports huge_pages_status = on`);
+    }
+    if (planned.used) {
+      progress.step(`huge pages: huge_pages_status = on; PostgreSQL needs ${serverPages} of the ${planned.reserved} pages reserved`);
+    }
+    return { serverStatus: row.status, serverPages: Number.isFinite(serverPages) ? serverPages : null };
+  } finally {
+    await client.end().catch(() => undefined);
+  }
+}
+
+async function checkLogin(url: string, sql: string, who: string, host: StepHost): Promise<void> {
+  const deadline = Date.now() + 15_000;
+  for (;;) {
+    const client = newClient(url, "pgstack-local");
+    try {
+      await client.connect();
+      await client.query(sql);
+      return;
+    } catch (error) {
+      if (Date.now() > deadline) throw new Error(`${who} cannot log in: ${maskSecrets((error as Error).message, host.secrets)}`);
+    } finally {
+      await client.end().catch(() => undefined);
+    }
+    host.checkpoint();
+    await delay(200);
+  }
+}
+
+/** Every scrape target up and every rendered rule group loaded; names the target and its error when not. */
+async function checkPrometheus(url: string, expectedTargets: number, expectedGroups: readonly string[], host: StepHost): Promise<void> {
+  const deadline = Date.now() + 60_000;
+  let problem = "no answer yet";
+  while (Date.now() < deadline) {
+    host.checkpoint();
+    try {
+      const targets = JSON.parse((await httpGet(`${url}/api/v1/targets?state=active`)).body) as {
+        data: { activeTargets: { labels: Record<string, string>; health: string; lastError: string }[] };
+      };
+      const rules = JSON.parse((await httpGet(`${url}/api/v1/rules`)).body) as { data: { groups: { name: string }[] } };
+      const active = targets.data.activeTargets;
+      const down = active.filter((t) => t.health !== "up");
+      const loaded = new Set(rules.data.groups.map((g) => g.name));
+      const missing = expectedGroups.filter((g) => !loaded.has(g));
+      if (active.length === expectedTargets && down.length === 0 && missing.length === 0) return;
+      problem =
+        missing.length > 0
+          ? `rule groups not loaded: ${missing.join(", ")}`
+          : down.length > 0
+            ? down.map((t) => `${t.labels.job} ${t.health}${t.lastError ? ` (${t.lastError})` : ""}`).join("; ")
+            : `${active.length} of ${expectedTargets} targets known`;
+    } catch (error) {
+      problem = (error as Error).message;
+    }
+    await delay(500);
+  }
+  throw new Error(`Prometheus at ${url} is not scraping every metric source after 60 s: ${problem}`);
 }
 
 function delay(ms: number): Promise<void> {

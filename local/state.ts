@@ -56,6 +56,8 @@ export interface ClusterState {
   readonly createdAt: string;
   readonly owner: ProcessIdentity & { readonly kind: ClusterOwnerKind };
   readonly phase: "starting" | "up" | "stopping";
+  /** The start's steps that finished, in order (local/cluster.ts `clusterSteps`): how far a start got. */
+  readonly steps: readonly string[];
   /** Servers in start order (teardown goes newest first), the canary among them: every process the cluster runs. */
   readonly servers: readonly RecordedServer[];
   /** Host paths of the rig's scratch directories (data directory, configs, logs, TSDB). */

@@ -10,10 +10,20 @@ export interface PgBouncerOptions {
   readonly ini: string;
   /** Content of the auth_file (`"user" "SCRAM-SHA-256$…"` lines). Defaults to none: the ini's own auth_file. */
   readonly userlist?: string;
-  /** TCP port on 127.0.0.1. Defaults to a free one. */
+  /** TCP port on 127.0.0.1. Defaults to a free one; required when `placed`. */
   readonly port?: number;
   /** Defaults to 30 s. */
   readonly startTimeoutMs?: number;
+  /** The scratch directory for the ini, the log and the Unix socket. Defaults to a fresh one. */
+  readonly scratch?: ScratchDir;
+  /**
+   * True when the ini already says where PgBouncer listens and which auth_file it reads, as a target's placement
+   * rendered them (the perf cluster): the rig then keeps listen_addr, listen_port and auth_file as given — `port`
+   * must be that listen_port, for the readiness probe — and sets only what is its own (socket directory, log to
+   * stderr, no pid file). Defaults to false: the rig listens on `port` (or a free one) and writes `userlist` as the
+   * auth_file, whatever the ini says.
+   */
+  readonly placed?: boolean;
 }
 
 export interface PgBouncerServer {
@@ -39,15 +49,17 @@ export interface PgBouncerServer {
  */
 export async function startPgBouncer(opts: PgBouncerOptions): Promise<PgBouncerServer> {
   const { runtime } = opts;
-  const scratch = runtime.scratchDir("pgbouncer");
+  if (opts.placed === true && (opts.port === undefined || opts.userlist !== undefined)) {
+    throw new Error("startPgBouncer: a placed ini needs `port` (its listen_port) and takes no `userlist` (its auth_file is already written)");
+  }
+  const scratch = opts.scratch ?? runtime.scratchDir("pgbouncer");
   scratch.writeFile("stack.ini", opts.ini);
   const authFile = opts.userlist === undefined ? undefined : scratch.writeFile("userlist.txt", opts.userlist);
   const logFile = scratch.hostPathOf("pgbouncer.log");
 
   return onFreePort(opts.port, async (port) => {
     const rigKeys: Record<string, string> = {
-      listen_addr: "127.0.0.1",
-      listen_port: String(port),
+      ...(opts.placed === true ? {} : { listen_addr: "127.0.0.1", listen_port: String(port) }),
       unix_socket_dir: scratch.path,
       // Empty: log to stderr, which the rig captures; no pid file for a foreground process.
       logfile: "",

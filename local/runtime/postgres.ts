@@ -22,7 +22,16 @@ export interface PostgresOptions {
   readonly extraEnv?: Readonly<Record<string, string>>;
   /** How long startup (crash recovery, huge shared_buffers) may take. Defaults to 120 s. */
   readonly startTimeoutMs?: number;
+  /**
+   * The scratch directory to run in: its `postgresDataEntry` becomes the data directory (initdb creates it, so it must
+   * not exist yet). A caller that has to name PGDATA before the start (the perf cluster renders it into mtail's
+   * command line) creates it first. Defaults to a fresh one.
+   */
+  readonly scratch?: ScratchDir;
 }
+
+/** The data directory's name inside the server's scratch directory. */
+export const postgresDataEntry = "data";
 
 export interface PostgresServer {
   readonly host: "127.0.0.1";
@@ -61,8 +70,8 @@ export interface PostgresServer {
 export async function startPostgres(opts: PostgresOptions): Promise<PostgresServer> {
   const { runtime } = opts;
   const password = opts.superuserPassword ?? randomBytes(18).toString("base64url");
-  const scratch = runtime.scratchDir("postgres");
-  const dataPath = scratch.pathOf("data");
+  const scratch = opts.scratch ?? runtime.scratchDir("postgres");
+  const dataPath = scratch.pathOf(postgresDataEntry);
 
   // The password reaches initdb through a file, never the command line; SCRAM from the first start, no trust.
   const passwordFile = scratch.writeFile("superuser-password", `${password}\n`);
@@ -83,11 +92,11 @@ export async function startPostgres(opts: PostgresOptions): Promise<PostgresServ
         `${initdb.stdout}${initdb.stderr}`.trim(),
     );
   }
-  scratch.writeFile("data/postgresql.conf", opts.postgresqlConf);
-  scratch.writeFile("data/pg_hba.conf", opts.pgHbaConf);
+  scratch.writeFile(`${postgresDataEntry}/postgresql.conf`, opts.postgresqlConf);
+  scratch.writeFile(`${postgresDataEntry}/pg_hba.conf`, opts.pgHbaConf);
   const logFile = scratch.hostPathOf("postgres.log");
   // The stack owns log_directory ('log', PostgreSQL's default too), relative to the data directory.
-  const logDir = path.join(scratch.hostPathOf("data"), postgresLogDirectory);
+  const logDir = path.join(scratch.hostPathOf(postgresDataEntry), postgresLogDirectory);
 
   return onFreePort(opts.port, async (port) => {
     const server = await runtime.spawn(
@@ -115,7 +124,7 @@ export async function startPostgres(opts: PostgresOptions): Promise<PostgresServ
       port,
       superuser: "postgres",
       password,
-      dataDir: scratch.hostPathOf("data"),
+      dataDir: scratch.hostPathOf(postgresDataEntry),
       logFile,
       logDir,
       logText: () => serverLogText(logFile, logDir),

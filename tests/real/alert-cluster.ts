@@ -8,11 +8,9 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { clusterSpec, parseClusterFlags } from "../../cli/local";
 import { readStackConfig } from "../../cli/stack-file";
-import { renderStack } from "../../configs/render";
-import type { Rendered } from "../../configs/rendered";
+import type { MonitoringIntervals } from "../../configs/placement";
 import type { StackSpec } from "../../configs/stack-spec";
 import { LocalCluster } from "../../local/cluster";
-import type { MonitoringIntervals } from "../../local/cluster-files";
 import type { HugePagesPool } from "../../local/hugepages";
 import { teardownFromState } from "../../local/teardown";
 
@@ -29,8 +27,8 @@ export interface AlertClusterOptions {
 
 export interface AlertCluster {
   readonly cluster: LocalCluster;
+  /** The stack the cluster runs; what it rendered for its placement is `cluster.rendered`, once it is up. */
   readonly spec: StackSpec;
-  readonly rendered: Rendered;
   /** Date.now() when the test file began. */
   readonly started: number;
   /** Stops the cluster, ends what a failed stop left, removes the state directory and prints `timings`. */
@@ -44,12 +42,10 @@ export function alertCluster(label: string, options: AlertClusterOptions): Alert
   const perf = readStackConfig("perf");
   const config = { ...perf, postgres: { ...(perf.postgres as object), ...options.postgres }, pgbouncer: options.pgbouncer, alerts: options.alerts };
   const { spec } = clusterSpec(parseClusterFlags(["--memory", "1Gi"]).flags, {}, config);
-  const rendered = renderStack(spec);
-  const cluster = new LocalCluster({ name, rendered, stateRoot, monitoring, hugePagesPool: options.hugePagesPool?.(stateRoot) });
+  const cluster = new LocalCluster({ name, spec, stateRoot, monitoring, hugePagesPool: options.hugePagesPool?.(stateRoot) });
   return {
     cluster,
     spec,
-    rendered,
     started,
     async stop(timings) {
       try {

@@ -57,7 +57,7 @@ const noHugePages = (stateRoot: string): HugePagesPool => ({
   meminfo: () => ({ total: 0, free: 0, reserved: 0, surplus: 0, pageBytes: 2 * bytes.MiB }),
   lockFile: path.join(stateRoot, "hugepages.lock"),
 });
-const { cluster, spec, rendered, started, stop } = alertCluster("alerts-fire-state", {
+const { cluster, spec, started, stop } = alertCluster("alerts-fire-state", {
   pgbouncer,
   alerts,
   postgres: { hugePages: "try", maxConnections },
@@ -137,7 +137,7 @@ describe("the rest of the rendered alerts fire on a local perf cluster", () => {
     // The data directory's postgresql.conf is the rendered file the rig wrote (log_directory, owned, is 'log' inside
     // it); an operator's hand edit, undone at the end.
     const conf = path.join(path.dirname(info.logs.postgres_log_dir), "postgresql.conf");
-    expect(fs.readFileSync(conf, "utf8")).toBe(rendered.files["postgresql.conf"]);
+    expect(fs.readFileSync(conf, "utf8")).toBe(cluster.rendered.files["postgresql.conf"]);
     const since = Date.now();
     fs.appendFileSync(conf, "work_mem = '7MB'\nshared_buffers = '200MB'\n");
     const reload = (): Promise<unknown> => withClient(info.superuserUrl, "alerts-fire-reload", (c) => c.query("SELECT pg_reload_conf()"));
@@ -145,7 +145,7 @@ describe("the rest of the rendered alerts fire on a local perf cluster", () => {
       await reload();
       const drift = await probe.waitForFiring("PostgresSettingsDrift", since, (l) => l.name === "work_mem", ['pgstack_settings_info{name="work_mem"}']);
       probe.expectWellFormed(drift, "warning");
-      expect(drift.labels).toMatchObject({ value: String(7 * bytes.MiB), expected: String(rendered.memory.workMemBytes) });
+      expect(drift.labels).toMatchObject({ value: String(7 * bytes.MiB), expected: String(cluster.rendered.memory.workMemBytes) });
       // The rig's own -c port and socket options also read as pending after a reload; shared_buffers must be there.
       const waiting = await withClient(info.superuserUrl, "alerts-fire-pending", (c) => c.query("SELECT name FROM pg_settings WHERE pending_restart"));
       expect(waiting.rows.map((r) => r.name)).toContain("shared_buffers");
@@ -153,7 +153,7 @@ describe("the rest of the rendered alerts fire on a local perf cluster", () => {
       probe.expectWellFormed(pending, "warning");
       expect(Number(pending.value)).toBeGreaterThanOrEqual(1);
     } finally {
-      fs.writeFileSync(conf, rendered.files["postgresql.conf"]);
+      fs.writeFileSync(conf, cluster.rendered.files["postgresql.conf"]);
       await reload();
     }
   });

@@ -19,7 +19,9 @@ import { teardownFromState } from "../../local/teardown";
 
 const isRoot = process.getuid?.() === 0;
 const stateRoot = fs.mkdtempSync(path.join(os.tmpdir(), "pgstack-hugepages-"));
-const rendered = renderStack(clusterSpec(parseClusterFlags(["--memory", "1Gi"]).flags).spec);
+const spec = clusterSpec(parseClusterFlags(["--memory", "1Gi"]).flags).spec;
+// The memory plan does not depend on where the cluster runs: the reference placement's rendering has the cluster's.
+const rendered = renderStack(spec);
 const clusters: LocalCluster[] = [];
 const nrHugePages = (): number => kernelHugePages().readNr();
 
@@ -57,7 +59,7 @@ describe("huge pages for a local cluster", () => {
   });
 
   it(isRoot ? "as root: reserves exactly the computed pages, runs on them, gives them back" : "not root: says plainly why huge pages are not used", async () => {
-    const cluster = new LocalCluster({ name: `hp-${process.pid}`, rendered, stateRoot });
+    const cluster = new LocalCluster({ name: `hp-${process.pid}`, spec, stateRoot });
     clusters.push(cluster);
     const info = await cluster.start();
     const server = await show(info.superuserUrl, "huge_pages", "huge_pages_status", "shared_memory_size_in_huge_pages");
@@ -89,7 +91,7 @@ describe("huge pages for a local cluster", () => {
       meminfo: () => ({ total: nr, free: nr, reserved: 0, surplus: 0, pageBytes: 2 * bytes.MiB }),
       lockFile: path.join(stateRoot, "hugepages.lock"),
     };
-    const cluster = new LocalCluster({ name: `hp-${process.pid}-short`, rendered, stateRoot, hugePagesPool: stingy });
+    const cluster = new LocalCluster({ name: `hp-${process.pid}-short`, spec, stateRoot, hugePagesPool: stingy });
     clusters.push(cluster);
     const info = await cluster.start();
     const text = describeHugePages(info.hugePages);

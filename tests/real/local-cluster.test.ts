@@ -4,16 +4,22 @@
  * canary and mtail — with `stack` labels, the rendered rules loaded and no scrape guard pending or firing), and `pgstack local down` run from another process removes one cluster completely — processes, scratch
  * directories, state file, huge pages — while the other keeps working; then the other.
  * Nodes are sized 2Gi (--memory) so two clusters stay light on a 2-core CI runner.
+ * Then one cluster through the library, to hold it against its own Rendered: every process runs its launch's
+ * arguments and environment exactly, and every rendered file is where the placement says, byte for byte.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
+import * as os from "node:os";
 import * as path from "node:path";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clusterSpec, parseClusterFlags } from "../../cli/local";
+import type { Launches, SecretInput } from "../../configs/launches";
+import { mtailProgramFile } from "../../configs/mtail";
 import { renderStack } from "../../configs/render";
+import { LocalCluster } from "../../local/cluster";
 import { alertRuleGroupNames } from "../../local/cluster-files";
-import { httpGet } from "../../local/runtime";
+import { getRuntime, httpGet } from "../../local/runtime";
 import { defaultStateRoot, isRunning, readState, type ClusterState } from "../../local/state";
 import { teardownFromState } from "../../local/teardown";
 
@@ -240,5 +246,96 @@ describe("pgstack local up / down", () => {
     const again = await run(["local", "down", "--name", names[1]]);
     expect(again.code).toBe(0);
     expect(again.stdout).toMatch(/no cluster named/);
+  });
+});
+
+/** argv of a running process; under chroot the program replaced chroot, so argv[0] is the program itself. */
+function cmdline(pid: number): string[] {
+  return fs.readFileSync(`/proc/${pid}/cmdline`, "utf8").split("\0").slice(0, -1);
+}
+
+function environ(pid: number): Record<string, string> {
+  const entries = fs.readFileSync(`/proc/${pid}/environ`, "utf8").split("\0").filter(Boolean);
+  return Object.fromEntries(entries.map((kv) => [kv.slice(0, kv.indexOf("=")), kv.slice(kv.indexOf("=") + 1)]));
+}
+
+describe("the cluster runs what the stack rendered for its placement", () => {
+  it("every launch's arguments and environment exactly, every file where the placement puts it", async () => {
+    const stateRoot = fs.mkdtempSync(path.join(os.tmpdir(), "pgstack-lc-launches-"));
+    const name = `lc-${process.pid}-lib`;
+    const { spec } = clusterSpec(parseClusterFlags(["--memory", "1Gi"]).flags);
+    const cluster = new LocalCluster({ name, spec, stateRoot, hugePages: false });
+    try {
+      const info = await cluster.start();
+      const { rendered } = cluster;
+      const { placement } = rendered;
+      const runtime = await getRuntime();
+      const state = readState(stateRoot, name) as ClusterState;
+      expect(info.ports).toEqual(placement.ports);
+      expect(state.steps.length).toBeGreaterThan(0);
+      const pidOf = (server: string): number => {
+        const running = state.servers.filter((s) => s.name === server && isRunning(s));
+        expect(running.map((s) => s.name), `one running ${server}`).toEqual([server]);
+        return running[0].pid;
+      };
+
+      // The secrets each launch names, as this run's passwords and URLs give them.
+      const secrets: Record<SecretInput, string> = {
+        monitorPassword: state.passwords.monitor,
+        statsPassword: state.passwords.stats,
+        pooledUrl: info.pooledUrl,
+        directUrl: info.directUrl,
+      };
+      const launched: [keyof Launches, string][] = [
+        ["postgresExporter", "postgres_exporter"],
+        ["pgbouncerExporter", "pgbouncer_exporter"],
+        ["nodeExporter", "node_exporter"],
+        ["mtail", "mtail"],
+        ["canary", "canary"],
+        ["prometheus", "prometheus"],
+      ];
+      for (const [key, server] of launched) {
+        const launch = rendered.launches[key];
+        if (launch === null) throw new Error(`the perf cluster's placement renders no ${key}`);
+        const pid = pidOf(server);
+        // The canary is `node bin/pgstack.js canary …`: its arguments follow Node's and the script's.
+        expect(cmdline(pid).slice(key === "canary" ? 2 : 1), server).toEqual(launch.args);
+        const env = environ(pid);
+        expect(env, server).toMatchObject(launch.env);
+        for (const [variable, input] of Object.entries(launch.secretEnv)) expect(env[variable], `${server} ${variable}`).toBe(secrets[input]);
+        expect(env.DATA_SOURCE_NAME, server).toBeUndefined();
+      }
+
+      // The exporters logged in with what their launches carry (DATA_SOURCE_URI/USER/PASS, PGPASSWORD).
+      const metric = async (port: number, line: RegExp): Promise<boolean> => line.test((await httpGet(`http://127.0.0.1:${port}/metrics`)).body);
+      expect(await metric(info.ports.postgresExporter, /^pg_up 1$/m)).toBe(true);
+      expect(await metric(info.ports.pgbouncerExporter, /^pgbouncer_up 1$/m)).toBe(true);
+
+      // PostgreSQL in the placement's PGDATA on its port; every rendered file where the placement says.
+      const postgresArgs = cmdline(pidOf("postgres"));
+      expect(postgresArgs.slice(1, 3)).toEqual(["-D", placement.paths.pgdata]);
+      expect(postgresArgs).toContain(`port=${placement.ports.postgres}`);
+      const read = (placed: string): string => fs.readFileSync(runtime.hostPath(placed), "utf8");
+      expect(read(`${placement.paths.pgdata}/postgresql.conf`)).toBe(rendered.files["postgresql.conf"]);
+      expect(read(`${placement.paths.pgdata}/pg_hba.conf`)).toBe(rendered.files["pg_hba.conf"]);
+      expect(read(placement.paths.postgresExporterQueries)).toBe(rendered.files["postgres-exporter-queries.yaml"]);
+      expect(read(`${placement.paths.mtailPrograms}/${mtailProgramFile}`)).toBe(rendered.files["postgresql.mtail"]);
+      expect(read(placement.paths.prometheusConfig)).toBe(rendered.files["prometheus.yml"]);
+      expect(read(placement.paths.alertRules)).toBe(rendered.files["alert-rules.yaml"]);
+      const userlist = read(placement.paths.pgbouncerAuthFile);
+      expect([...userlist.matchAll(/^"([^"]+)" "SCRAM-SHA-256\$/gm)].map((m) => m[1])).toEqual(rendered.roles.pgbouncerUsers);
+      for (const pw of Object.values(state.passwords)) expect(userlist).not.toContain(pw);
+
+      // PgBouncer reads the rendered ini; the rig changed only its own keys (socket directory, log, pid file).
+      const ini = read(cmdline(pidOf("pgbouncer"))[1]);
+      const settings = (text: string): string[] => text.split("\n").filter((l) => /^\s*[a-z_]+\s*=/.test(l));
+      const rigKeys = /^(unix_socket_dir|logfile|pidfile) =/;
+      expect(settings(ini).filter((l) => !rigKeys.test(l))).toEqual(settings(rendered.files["pgbouncer.ini"]).filter((l) => !rigKeys.test(l)));
+      expect(settings(ini).filter((l) => rigKeys.test(l)).map((l) => l.split(" =")[0]).sort()).toEqual(["logfile", "pidfile", "unix_socket_dir"]);
+    } finally {
+      await cluster.stop().catch(() => undefined);
+      await teardownFromState(stateRoot, name).catch(() => undefined);
+      fs.rmSync(stateRoot, { recursive: true, force: true });
+    }
   });
 });

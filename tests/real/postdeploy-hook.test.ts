@@ -26,7 +26,7 @@ const spec = parseStackSpec(
     vectorTables: [{ table: "memories", column: "embedding", dimensions: 768, filterColumns: ["tier"], createTable: true }],
     benchmark: { rows: 2000, duration: "1s", warmup: "0s", sustained: "1s", concurrency: 2, recallQueries: 10 },
   },
-  host,
+  { host },
 );
 const rendered = renderStack(spec);
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pgstack-hook-"));
@@ -54,7 +54,7 @@ async function query(sql: string): Promise<Record<string, unknown>[]> {
 beforeAll(async () => {
   fs.writeFileSync(path.join(dir, "pgstack.js"), buildHookBundle());
   fs.writeFileSync(path.join(dir, "plan.json"), rendered.files["plan.json"]);
-  cluster = new LocalCluster({ name: `hook-${process.pid}`, rendered, hugePages: false });
+  cluster = new LocalCluster({ name: `hook-${process.pid}`, spec, hugePages: false });
   await cluster.start();
 });
 

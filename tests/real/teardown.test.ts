@@ -11,8 +11,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { clusterSpec, parseClusterFlags } from "../../cli/local";
-import { renderStack } from "../../configs/render";
-import { LocalCluster } from "../../local/cluster";
+import { clusterSteps, LocalCluster } from "../../local/cluster";
 import { defaultStateRoot, isRunning, readState, type ClusterState, type RecordedServer } from "../../local/state";
 import { teardownFromState } from "../../local/teardown";
 
@@ -28,6 +27,7 @@ function watchState(stateRoot: string, name: string) {
   usedNames.push({ root: stateRoot, name });
   const servers = new Map<number, RecordedServer>();
   const dirs = new Set<string>();
+  let steps: readonly string[] = [];
   let hugePagesAdded = 0;
   const look = () => {
     let state: ClusterState | undefined;
@@ -38,11 +38,12 @@ function watchState(stateRoot: string, name: string) {
     }
     for (const s of state?.servers ?? []) servers.set(s.pid, s);
     for (const d of state?.scratchDirs ?? []) dirs.add(d);
+    if ((state?.steps.length ?? 0) > steps.length) steps = state?.steps ?? steps;
     hugePagesAdded = Math.max(hugePagesAdded, state?.hugePages?.added ?? 0);
   };
   const timer = setInterval(look, 20);
   return {
-    seen: () => ({ servers: [...servers.values()], dirs: [...dirs], hugePagesAdded }),
+    seen: () => ({ servers: [...servers.values()], dirs: [...dirs], steps, hugePagesAdded }),
     stop: () => {
       look();
       clearInterval(timer);
@@ -123,6 +124,8 @@ describe("teardown of a local cluster", () => {
     expect(run.output().stderr).toContain('failing after step "pgbouncer"');
     const seen = watch.seen();
     expect(seen.servers.map((s) => s.name)).toEqual(["postgres", "pgbouncer"]);
+    // The loop recorded each step as it finished, up to the one that failed.
+    expect(seen.steps).toEqual(clusterSteps.slice(0, clusterSteps.indexOf("pgbouncer") + 1));
     expect(leftovers(defaultStateRoot, name, seen)).toEqual([]);
     expect(nrHugePages()).toBe(hugePagesBefore);
   });
@@ -131,12 +134,13 @@ describe("teardown of a local cluster", () => {
     const stateRoot = fs.mkdtempSync(path.join(os.tmpdir(), "pgstack-teardown-"));
     const name = `${tag}-lib`;
     const watch = watchState(stateRoot, name);
-    const rendered = renderStack(clusterSpec(parseClusterFlags(["--memory", "1Gi"]).flags).spec);
-    const cluster = new LocalCluster({ name, rendered, stateRoot, failAfter: "prometheus" });
+    const { spec } = clusterSpec(parseClusterFlags(["--memory", "1Gi"]).flags);
+    const cluster = new LocalCluster({ name, spec, stateRoot, failAfter: "prometheus" });
     await expect(cluster.start()).rejects.toThrow(/failing after step "prometheus"/);
     watch.stop();
     const seen = watch.seen();
     expect(seen.servers.map((s) => s.name)).toEqual(allServers);
+    expect(seen.steps).toEqual(clusterSteps);
     expect(leftovers(stateRoot, name, seen)).toEqual([]);
     expect(nrHugePages()).toBe(hugePagesBefore);
     fs.rmSync(stateRoot, { recursive: true, force: true });

@@ -1,38 +1,61 @@
 /**
- * The local cluster's wiring as plain data: passwords never leak into a file or a command line, PgBouncer points at
- * this cluster's PostgreSQL, Prometheus scrapes every job the rendered rules guard (the exporters, the canary and
- * mtail) and labels every target with the stack the rules select on.
+ * What the local cluster adds to Rendered for one run, as plain data: its placement puts every path inside its own
+ * scratch directories and every server on its own port, the stack rendered for it points PgBouncer, the exporters and
+ * Prometheus at exactly those; passwords never leak into a file, a command line or a rendered file; the secrets a
+ * launch names are filled from this run's passwords and ports.
  */
 import yaml from "js-yaml";
 import { describe, expect, it } from "vitest";
+import { localCommand } from "../../cli/local";
+import { placementFor, type PlacementPorts } from "../../configs/placement";
 import { renderStack } from "../../configs/render";
+import type { Rendered } from "../../configs/rendered";
 import { monitorRole, statsUser } from "../../configs/roles";
 import { isScramVerifier } from "../../configs/scram";
 import { parseStackSpec } from "../../configs/spec";
 import {
   alertRuleGroupNames,
-  alertRulesFile,
-  canaryLaunch,
   clusterBootstrapSql,
-  clusterPgBouncerIni,
-  clusterPrometheusYaml,
+  clusterEntries,
+  clusterPlacement,
+  clusterUrls,
   clusterUserlist,
   clusterVerifiers,
   connectionUrl,
+  entryIn,
+  filledSecretEnv,
   generatePasswords,
-  localMonitoring,
   maskPasswords,
-  monitoringProblems,
   passwordList,
-  pgbouncerExporterLaunch,
-  postgresExporterLaunch,
-  promDuration,
+  renderedWith,
+  secretInputs,
 } from "../../local/cluster-files";
+import { clusterSteps, onPlacedPort } from "../../local/cluster";
+import { PortInUseError } from "../../local/runtime/ports";
 
 const spec = parseStackSpec("perf", { target: "local", node: { memory: "2Gi", cpus: 2 }, postgres: { hugePages: "on" } });
-const rendered = renderStack(spec);
+const ports: PlacementPorts = {
+  postgres: 41001,
+  pgbouncer: 41002,
+  postgresExporter: 41003,
+  pgbouncerExporter: 41004,
+  nodeExporter: 41005,
+  mtail: 41006,
+  canary: 41007,
+  prometheus: 41008,
+};
+/** Scratch directories as programs in the rootfs see them (local/runtime/scratch.ts). */
+const dirs = {
+  postgres: "/tmp/pgstack/perf-postgres-aaaaaa",
+  pgbouncer: "/tmp/pgstack/perf-pgbouncer-bbbbbb",
+  postgresExporter: "/tmp/pgstack/perf-postgres-exporter-cccccc",
+  mtail: "/tmp/pgstack/perf-mtail-dddddd",
+  prometheus: "/tmp/pgstack/perf-prometheus-eeeeee",
+};
+const placement = clusterPlacement({ ports, dirs, pgdataEntry: "data" });
+const rendered = renderStack(spec, placement);
 const passwords = generatePasswords();
-const verifiers = clusterVerifiers(spec, passwords);
+const verifiers = clusterVerifiers(rendered.roles, passwords);
 
 describe("generated passwords", () => {
   it("are 32 URL-safe characters, all different, new every time", () => {
@@ -49,132 +72,204 @@ describe("generated passwords", () => {
   });
 });
 
+describe("the cluster's placement", () => {
+  it("puts every path inside the scratch directory of the server that reads it, and keeps the perf cluster's binds", () => {
+    expect(placement.paths).toEqual({
+      pgdata: `${dirs.postgres}/data`,
+      postgresExporterQueries: `${dirs.postgresExporter}/${clusterEntries.queries}`,
+      mtailPrograms: `${dirs.mtail}/progs`,
+      pgbouncerAuthFile: `${dirs.pgbouncer}/userlist.txt`,
+      prometheusConfig: `${dirs.prometheus}/prometheus.yml`,
+      alertRules: `${dirs.prometheus}/alert-rules.yaml`,
+      prometheusData: `${dirs.prometheus}/data`,
+    });
+    expect(placement.ports).toEqual(ports);
+    const reference = placementFor("local");
+    expect({ ...placement, ports: reference.ports, paths: reference.paths }).toEqual(reference);
+  });
+
+  it("takes the alert tests' intervals over the perf cluster's, and the rendering refuses unusable ones", () => {
+    const fast = clusterPlacement({ ports, dirs, pgdataEntry: "data", intervals: { scrapeMs: 2_000, evaluationMs: 1_000, canaryMs: 1_000 } });
+    expect(fast.intervals).toEqual({ scrapeMs: 2_000, evaluationMs: 1_000, canaryMs: 1_000 });
+    expect(clusterPlacement({ ports, dirs, pgdataEntry: "data" }).intervals).toEqual(placementFor("local").intervals);
+    const tooFast = clusterPlacement({ ports, dirs, pgdataEntry: "data", intervals: { scrapeMs: 500 } });
+    expect(() => renderStack(spec, tooFast)).toThrow(/intervals\.scrapeMs 500 must be a whole number ≥ 1000/);
+  });
+
+  it("renders PgBouncer, every launch and Prometheus at this run's ports and paths", () => {
+    const ini = rendered.files["pgbouncer.ini"];
+    expect(ini).toContain("app = host=127.0.0.1 port=41001 dbname=app");
+    expect(ini).toMatch(/^listen_addr = 127\.0\.0\.1$/m);
+    expect(ini).toMatch(/^listen_port = 41002$/m);
+    expect(ini).toContain(`auth_file = ${dirs.pgbouncer}/userlist.txt`);
+    const { launches } = rendered;
+    expect(launches.postgresExporter.args).toContain("--web.listen-address=127.0.0.1:41003");
+    expect(launches.postgresExporter.args).toContain(`--extend.query-path=${dirs.postgresExporter}/postgres-exporter-queries.yaml`);
+    expect(launches.postgresExporter.env.DATA_SOURCE_URI).toMatch(/^127\.0\.0\.1:41001\/app\?/);
+    expect(launches.pgbouncerExporter.args.join(" ")).toContain("@127.0.0.1:41002/pgbouncer");
+    expect(launches.mtail.args.join(" ")).toContain(`${dirs.postgres}/data/log/postgresql-*.log`);
+    expect(launches.mtail.args.join(" ")).toContain(`--progs ${dirs.mtail}/progs`);
+    expect(launches.canary.args).toEqual(["canary", "--listen", "127.0.0.1:41007"]);
+    expect(launches.prometheus?.args).toEqual([
+      `--config.file=${dirs.prometheus}/prometheus.yml`,
+      `--storage.tsdb.path=${dirs.prometheus}/data`,
+      "--web.listen-address=127.0.0.1:41008",
+    ]);
+    const config = yaml.load(rendered.files["prometheus.yml"] ?? "") as { rule_files: string[]; scrape_configs: { static_configs: { targets: string[] }[] }[] };
+    expect(config.rule_files).toEqual([`${dirs.prometheus}/alert-rules.yaml`]);
+    expect(config.scrape_configs.flatMap((c) => c.static_configs[0].targets).sort()).toEqual(
+      ["127.0.0.1:41003", "127.0.0.1:41004", "127.0.0.1:41005", "127.0.0.1:41006", "127.0.0.1:41007"].sort(),
+    );
+  });
+
+  it("renders again with a server moved, changing only what reads that port", () => {
+    const moved = renderedWith(rendered, { ports: { pgbouncer: 42002 } });
+    expect(moved.placement.ports).toEqual({ ...ports, pgbouncer: 42002 });
+    expect(moved.files["pgbouncer.ini"]).toMatch(/^listen_port = 42002$/m);
+    expect(moved.launches.pgbouncerExporter.args.join(" ")).toContain("@127.0.0.1:42002/pgbouncer");
+    expect(moved.launches.postgresExporter).toEqual(rendered.launches.postgresExporter);
+    expect(moved.files["postgresql.conf"]).toBe(rendered.files["postgresql.conf"]);
+    // PostgreSQL in a fresh directory (after initdb could not run twice in one): mtail follows it there.
+    const fresh = renderedWith(rendered, { paths: { pgdata: "/tmp/pgstack/perf-postgres-ffffff/data" } });
+    expect(fresh.launches.mtail.args.join(" ")).toContain("/tmp/pgstack/perf-postgres-ffffff/data/log/");
+    expect(fresh.placement.intervals).toEqual(rendered.placement.intervals);
+  });
+
+  it.each([
+    [dirs.pgbouncer, `${dirs.pgbouncer}/userlist.txt`, "userlist.txt"],
+    [dirs.mtail, `${dirs.mtail}/progs/postgresql.mtail`, "progs/postgresql.mtail"],
+    [`${dirs.mtail}/`, `${dirs.mtail}/progs/x`, "progs/x"],
+  ])("finds %s's entry for %s", (dir, placed, entry) => {
+    expect(entryIn(dir, placed)).toBe(entry);
+  });
+
+  it.each([
+    [dirs.pgbouncer, "/etc/pgbouncer/userlist.txt"],
+    [dirs.pgbouncer, `${dirs.pgbouncer}-other/userlist.txt`],
+    [dirs.pgbouncer, `${dirs.pgbouncer}/../escape`],
+    [dirs.pgbouncer, dirs.pgbouncer],
+  ])("refuses to write %s's file at %s", (dir, placed) => {
+    expect(() => entryIn(dir, placed)).toThrow(/is not inside/);
+  });
+});
+
 describe("verifiers, bootstrap and userlist", () => {
   it("give every role a SCRAM verifier and hold no password", () => {
     expect(Object.keys(verifiers).sort()).toEqual(["app", monitorRole, "postgres", statsUser].sort());
     for (const v of Object.values(verifiers)) expect(isScramVerifier(v)).toBe(true);
-    const texts = [clusterBootstrapSql(spec, verifiers), clusterUserlist(spec, verifiers)];
+    const texts = [clusterBootstrapSql(rendered, verifiers), clusterUserlist(rendered.roles, verifiers), ...Object.values(rendered.files)];
     for (const text of texts) for (const pw of passwordList(passwords)) expect(text).not.toContain(pw);
   });
 
   it("bootstrap creates the roles and the app database with pgvector, and aligns the superuser's verifier with PgBouncer's", () => {
-    const sql = clusterBootstrapSql(spec, verifiers);
-    expect(sql).toContain(`ALTER ROLE postgres PASSWORD '${verifiers.postgres}';`);
+    const sql = clusterBootstrapSql(rendered, verifiers);
+    expect(sql).toContain(`ALTER ROLE "postgres" PASSWORD '${verifiers.postgres}';`);
     expect(sql).toContain(`ALTER ROLE "app" WITH LOGIN PASSWORD '${verifiers.app}';`);
     expect(sql).toMatch(/\\connect app\nCREATE EXTENSION IF NOT EXISTS vector;/);
     expect(sql).toContain(`GRANT pg_monitor TO`);
   });
 
-  it("userlist lists the app, stats and admin users with the same verifiers PostgreSQL gets", () => {
-    const lines = clusterUserlist(spec, verifiers).trim().split("\n");
-    expect(lines).toEqual([
-      `"app" "${verifiers.app}"`,
-      `"${statsUser}" "${verifiers[statsUser]}"`,
-      `"postgres" "${verifiers.postgres}"`,
-    ]);
+  it("userlist lists the users Rendered says PgBouncer knows, with the same verifiers PostgreSQL gets", () => {
+    expect(rendered.roles.pgbouncerUsers).toEqual(["app", statsUser, "postgres"]);
+    const lines = clusterUserlist(rendered.roles, verifiers).trim().split("\n");
+    expect(lines).toEqual([`"app" "${verifiers.app}"`, `"${statsUser}" "${verifiers[statsUser]}"`, `"postgres" "${verifiers.postgres}"`]);
+  });
+
+  it("names the role a verifier is missing for", () => {
+    const { [statsUser]: _left, ...withoutStats } = verifiers;
+    expect(() => clusterUserlist(rendered.roles, withoutStats)).toThrow(`PgBouncer's auth_file needs a verifier for "${statsUser}"`);
   });
 });
 
-describe("PgBouncer ini", () => {
-  it("is the stack's rendered ini with this cluster's PostgreSQL as the server", () => {
-    const ini = clusterPgBouncerIni(spec, 41234);
-    expect(ini).toContain("app = host=127.0.0.1 port=41234 dbname=app");
-    // Everything else is exactly what configs/ renders for the stack.
-    expect(ini.replace("port=41234", "port=5432")).toBe(rendered.files["pgbouncer.ini"]);
+describe("URLs and the launches' secrets", () => {
+  const urls = clusterUrls(rendered, passwords);
+
+  it("reach this run's PostgreSQL, PgBouncer and Prometheus as the rendered roles", () => {
+    expect(urls).toEqual({
+      pooled: `postgresql://app:${passwords.app}@127.0.0.1:41002/app`,
+      direct: `postgresql://app:${passwords.app}@127.0.0.1:41001/app`,
+      superuser: `postgresql://postgres:${passwords.superuser}@127.0.0.1:41001/postgres`,
+      stats: `postgresql://${statsUser}:${passwords.stats}@127.0.0.1:41002/pgbouncer`,
+      prometheus: "http://127.0.0.1:41008",
+    });
+  });
+
+  it("fill exactly the variables each launch names, and no other", () => {
+    const inputs = secretInputs(rendered, passwords);
+    const { launches } = rendered;
+    expect(filledSecretEnv(launches.postgresExporter, inputs)).toEqual({ DATA_SOURCE_PASS: passwords.monitor });
+    expect(filledSecretEnv(launches.pgbouncerExporter, inputs)).toEqual({ PGPASSWORD: passwords.stats });
+    expect(filledSecretEnv(launches.canary, inputs)).toEqual({ PGSTACK_POOLED_URL: urls.pooled, PGSTACK_DIRECT_URL: urls.direct });
+    expect(filledSecretEnv(launches.nodeExporter, inputs)).toEqual({});
+    expect(filledSecretEnv(launches.mtail, inputs)).toEqual({});
+    // Nothing secret is in the rendered arguments or plain environment.
+    for (const launch of Object.values(launches)) {
+      const plain = JSON.stringify([launch?.args, launch?.env]);
+      for (const pw of passwordList(passwords)) expect(plain).not.toContain(pw);
+    }
+  });
+
+  it("follow a server that moved", () => {
+    const moved = renderedWith(rendered, { ports: { postgres: 42001 } });
+    expect(secretInputs(moved, passwords).directUrl).toBe(`postgresql://app:${passwords.app}@127.0.0.1:42001/app`);
   });
 });
 
-describe("exporters", () => {
-  it("postgres_exporter: rendered flags with the real queries path, no listen address, the password only in DATA_SOURCE_NAME", () => {
-    const launch = postgresExporterLaunch(spec, { postgresPort: 40001, queriesPath: "/tmp/pgstack/x/q.yaml", monitorPassword: passwords.monitor });
-    expect(launch.args).toContain("--extend.query-path=/tmp/pgstack/x/q.yaml");
-    expect(launch.args.some((a) => a.startsWith("--web.listen-address"))).toBe(false);
-    expect(launch.args.join(" ")).not.toContain(passwords.monitor);
-    expect(launch.args).toEqual(
-      rendered.exporters.postgresExporterArgs.map((a) => (a.startsWith("--extend.query-path=") ? "--extend.query-path=/tmp/pgstack/x/q.yaml" : a)),
-    );
-    expect(launch.dataSourceName).toBe(
-      `postgresql://${monitorRole}:${passwords.monitor}@127.0.0.1:40001/app?sslmode=disable&application_name=pgstack-postgres-exporter`,
-    );
-  });
-
-  it("pgbouncer_exporter: the stats user on this PgBouncer's admin console, password in PGPASSWORD, not on the command line", () => {
-    const launch = pgbouncerExporterLaunch({ pgbouncerPort: 40002, statsPassword: passwords.stats });
-    expect(launch.args).toContain(
-      `--pgBouncer.connectionString=postgres://${statsUser}@127.0.0.1:40002/pgbouncer?sslmode=disable&application_name=pgstack-pgbouncer-exporter`,
-    );
-    expect(launch.args.join(" ")).not.toContain(passwords.stats);
-    expect(launch.args.some((a) => a.startsWith("--web.listen-address"))).toBe(false);
-    expect(launch.env).toEqual({ PGPASSWORD: passwords.stats });
-  });
-});
-
-describe("the canary", () => {
-  it("canary: `pgstack canary` on its loopback port, the URLs (with the app password) only in its environment", () => {
-    const pooledUrl = connectionUrl("app", passwords.app, 40003, "app");
-    const directUrl = connectionUrl("app", passwords.app, 40001, "app");
-    const launch = canaryLaunch({ port: 40005, pooledUrl, directUrl, intervalMs: 10_000 });
-    expect(launch.args).toEqual(["canary", "--listen", "127.0.0.1:40005", "--interval", "10s"]);
-    expect(launch.env).toEqual({ PGSTACK_POOLED_URL: pooledUrl, PGSTACK_DIRECT_URL: directUrl });
-    expect(canaryLaunch({ port: 1, pooledUrl, directUrl, intervalMs: 1_500 }).args).toContain("1500ms");
-  });
-});
-
-describe("Prometheus config", () => {
-  const ports = { postgresExporter: 1, pgbouncerExporter: 2, nodeExporter: 3, canary: 4, mtail: 5 };
-  const config = yaml.load(clusterPrometheusYaml(spec, ports)) as PrometheusYaml;
-  interface PrometheusYaml {
-    global: Record<string, string>;
-    rule_files: string[];
-    scrape_configs: { job_name: string; static_configs: { targets: string[]; labels: Record<string, string> }[] }[];
-  }
-
-  it("scrapes every job the rendered rules guard, each with the stack label the rules select on", () => {
-    expect(config.scrape_configs.map((c) => [c.job_name, c.static_configs[0].targets, c.static_configs[0].labels])).toEqual([
-      ["postgres", ["127.0.0.1:1"], { stack: "perf" }],
-      ["pgbouncer", ["127.0.0.1:2"], { stack: "perf" }],
-      ["node", ["127.0.0.1:3"], { stack: "perf" }],
-      ["canary", ["127.0.0.1:4"], { stack: "perf" }],
-      ["mtail", ["127.0.0.1:5"], { stack: "perf" }],
-    ]);
-    expect(rendered.files["alert-rules.yaml"]).toContain('stack="perf"');
-    // The absent-job guards of a local stack name exactly these jobs.
-    const absent = [...rendered.files["alert-rules.yaml"].matchAll(/absent\(up\{job="([a-z]+)"/g)].map((m) => m[1]).sort();
-    expect(absent).toEqual(config.scrape_configs.map((c) => c.job_name).sort());
-  });
-
-  it("loads the rendered rules file and scrapes every 5 s", () => {
-    expect(config.rule_files).toEqual([alertRulesFile]);
-    expect(config.global).toEqual({ scrape_interval: "5s", evaluation_interval: "5s", scrape_timeout: "4s" });
-  });
-
-  it("takes shorter intervals for the alert tests, the scrape timeout 80 % of the interval", () => {
-    const fast = yaml.load(clusterPrometheusYaml(spec, ports, { scrapeMs: 2_000, evaluationMs: 1_000, canaryMs: 1_000 })) as PrometheusYaml;
-    expect(fast.global).toEqual({ scrape_interval: "2s", evaluation_interval: "1s", scrape_timeout: "1600ms" });
-  });
-
-  it.each([
-    [5_000, "5s"],
-    [60_000, "60s"],
-    [1_500, "1500ms"],
-    [250, "250ms"],
-  ])("renders %i ms as %s", (ms, text) => {
-    expect(promDuration(ms)).toBe(text);
-  });
-
-  it("refuses intervals that are not whole milliseconds or too short, naming each", () => {
-    expect(monitoringProblems(localMonitoring)).toEqual([]);
-    expect(monitoringProblems({ scrapeMs: 500, evaluationMs: 0.5, canaryMs: 50 })).toEqual([
-      "monitoring.scrapeMs 500 must be a whole number ≥ 1000",
-      "monitoring.evaluationMs 0.5 must be a whole number ≥ 100",
-      "monitoring.canaryMs 50 must be a whole number ≥ 100",
-    ]);
-    expect(() => promDuration(0)).toThrow(/whole number of milliseconds/);
-  });
-
+describe("Prometheus's checks", () => {
   it("knows the rule groups Prometheus must report loaded", () => {
     const names = alertRuleGroupNames(rendered);
     expect(names.length).toBeGreaterThan(3);
     for (const name of names) expect(rendered.files["alert-rules.yaml"]).toContain(`name: ${name}`);
+  });
+
+  it("expects one target per scrape job, the jobs the rules' absent guards name", () => {
+    const absent = [...rendered.files["alert-rules.yaml"].matchAll(/absent\(up\{job="([a-z]+)"/g)].map((m) => m[1]).sort();
+    expect(rendered.scrapeJobs.map((j) => j.job).sort()).toEqual(absent);
+  });
+});
+
+describe("a start's steps (local/cluster.ts)", () => {
+  it("run in this order, each named in `pgstack local --help` for PGSTACK_LOCAL_FAIL_AFTER", () => {
+    expect(clusterSteps).toEqual(["placement", "huge-pages", "postgres", "bootstrap", "pgbouncer", "exporters", "mtail", "canary", "prometheus"]);
+    const help = localCommand.help.replace(/\s+/g, " ");
+    const named = /PGSTACK_LOCAL_FAIL_AFTER=STEP for teardown tests: fail right after (.*?), with everything/.exec(help)?.[1] ?? "";
+    expect(named.split(/,? (?:or )?/).sort()).toEqual([...clusterSteps].sort());
+  });
+});
+
+describe("a server whose port another process took (onPlacedPort)", () => {
+  it("moves to a new free port, renders again and starts from that rendering; nothing else moves", async () => {
+    const seen: Rendered[] = [];
+    const placed = await onPlacedPort(rendered, "pgbouncer", async (r) => {
+      seen.push(r);
+      if (seen.length < 3) throw new PortInUseError(`127.0.0.1:${r.placement.ports.pgbouncer} is taken`);
+      return r.placement.ports.pgbouncer;
+    });
+    expect(seen[0]).toBe(rendered);
+    const tried = seen.map((r) => r.placement.ports.pgbouncer);
+    expect(new Set(tried).size).toBe(3);
+    expect(placed.started).toBe(tried[2]);
+    expect(placed.rendered).toBe(seen[2]);
+    expect(placed.rendered.files["pgbouncer.ini"]).toMatch(new RegExp(`^listen_port = ${tried[2]}$`, "m"));
+    expect({ ...placed.rendered.placement.ports, pgbouncer: ports.pgbouncer }).toEqual(ports);
+  });
+
+  it("gives up after five ports, and never retries another failure", async () => {
+    let attempts = 0;
+    await expect(
+      onPlacedPort(rendered, "mtail", async () => {
+        attempts++;
+        throw new PortInUseError("taken");
+      }),
+    ).rejects.toThrow("taken");
+    expect(attempts).toBe(5);
+    attempts = 0;
+    await expect(
+      onPlacedPort(rendered, "mtail", async () => {
+        attempts++;
+        throw new Error("mtail exited (code 1) before it was ready");
+      }),
+    ).rejects.toThrow(/exited/);
+    expect(attempts).toBe(1);
   });
 });

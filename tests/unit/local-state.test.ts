@@ -37,6 +37,7 @@ function state(name: string, owner = ownIdentity()): ClusterState {
     createdAt: "2026-01-01T00:00:00.000Z",
     owner: { ...owner, kind: "local up" },
     phase: "starting",
+    steps: [],
     servers: [],
     scratchDirs: [],
     hugePages: null,
