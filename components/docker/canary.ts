@@ -5,12 +5,11 @@
  */
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
-import { directUrlEnv, pooledUrlEnv } from "../../configs/canary";
 import type { Rendered } from "../../configs/rendered";
-import { canaryCommand, type DockerNames, paths, sha256, sortedLabels } from "./layout";
+import { containerCommand, containerEnvs, type DockerNames, paths, sha256, sortedLabels } from "./layout";
 
 export interface DockerCanaryArgs {
-  /** The rendered stack: the node image and the stack name. Required; no default. */
+  /** The rendered stack: the canary's launch, the node image and the stack name. Required; no default. */
   readonly rendered: Rendered;
   /** Docker object names of this stack (see `dockerNames`). Required; no default. */
   readonly names: DockerNames;
@@ -18,9 +17,9 @@ export interface DockerCanaryArgs {
   readonly namespaceOwnerId: pulumi.Input<string>;
   /** The bundled pgstack CLI (one CommonJS file), run as /hook/pgstack.js. Required; no default. */
   readonly hookBundle: string;
-  /** The application role's URL through PgBouncer on loopback (PGSTACK_POOLED_URL), a secret. Required; no default. */
+  /** The application role's URL through PgBouncer on loopback (the launch's `pooledUrl`), a secret. Required; no default. */
   readonly pooledUrl: pulumi.Input<string>;
-  /** The application role's URL of PostgreSQL on loopback (PGSTACK_DIRECT_URL), a secret. Required; no default. */
+  /** The application role's URL of PostgreSQL on loopback (the launch's `directUrl`), a secret. Required; no default. */
   readonly directUrl: pulumi.Input<string>;
   /** Resources to create first (the database, PgBouncer). Defaults to none. */
   readonly startAfter?: pulumi.Input<pulumi.Resource>[];
@@ -33,6 +32,8 @@ export class DockerCanary extends pulumi.ComponentResource {
     // Args carry connection URLs with passwords: keep them out of the component's recorded inputs.
     super("pgvector-stack:docker:DockerCanary", name, {}, opts);
     const { rendered } = args;
+    const launch = rendered.launches.canary;
+    const urls = { directUrl: args.directUrl, pooledUrl: args.pooledUrl };
 
     const image = new docker.RemoteImage(`${name}-image`, { name: rendered.spec.images.node, keepLocally: true }, { parent: this });
 
@@ -41,11 +42,11 @@ export class DockerCanary extends pulumi.ComponentResource {
       {
         name: args.names.canary,
         image: image.imageId,
-        command: canaryCommand(),
+        command: containerCommand(launch),
         uploads: [{ file: paths.hookBundle, content: args.hookBundle }],
         // The environment, not arguments (a process list shows arguments); as for the other containers, env is
         // visible to `docker inspect` on this host (the dev trade-off).
-        envs: [pulumi.interpolate`${directUrlEnv}=${args.directUrl}`, pulumi.interpolate`${pooledUrlEnv}=${args.pooledUrl}`],
+        envs: pulumi.secret(pulumi.output(urls).apply((values) => containerEnvs(launch, values))),
         user: "node",
         networkMode: pulumi.interpolate`container:${args.namespaceOwnerId}`,
         // It keeps running while the database is down (that is what it measures); Docker restarts it after a crash

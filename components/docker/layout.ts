@@ -1,60 +1,49 @@
 /**
- * How the rendered stack is laid out on one Docker host: paths inside the images, published ports, container names,
- * /dev/shm and memlock sizes, exporter and mtail command lines, the post-deploy hook's re-run trigger. Plain data in,
- * plain data out; the components in this folder only wire resources from it, and tests check it without Pulumi.
+ * How the rendered stack is laid out on one Docker host: object names, paths inside the images that the placement
+ * does not decide, the uid mtail runs as, published ports, /dev/shm and memlock sizes, the health check, the
+ * post-deploy hook's re-run trigger, and how a rendered launch becomes a container's command and environment.
+ * Ports, placement paths, command lines and role names come from Rendered as they are; nothing here re-derives them.
+ * Plain data in, plain data out; the components in this folder only wire resources from it, and tests check it
+ * without Pulumi.
  */
 import { createHash } from "node:crypto";
-import { canaryPort } from "../../configs/canary";
-import { nodeExporterArgs, nodeExporterPort, pgbouncerExporterCommand, postgresExporterCommand } from "../../configs/exporters";
-import type { IndexPlanEntry } from "../../configs/hnsw";
-import { mtailArgs, mtailPort, mtailProgramFile } from "../../configs/mtail";
-import { pgbouncerAuthFile, pgbouncerPort } from "../../configs/pgbouncer";
-import { exporterQueriesPath } from "../../configs/render";
-import { monitorRole, statsUser } from "../../configs/roles";
-import type { Rendered, RenderedExporters, RenderedMemory } from "../../configs/rendered";
-import { type ScrapeTargets, renderPrometheusConfigYaml } from "../../configs/scrape";
-import type { DockerSpec, StackSpec } from "../../configs/stack-spec";
-import { bytes, parseBytes } from "../../configs/units";
-import { confSetting, iniSetting } from "../../configs/file-settings";
+import path from "node:path";
+import { shmSizeBytes } from "../../configs/kubernetes-resources";
+import { hugePageBytes } from "../../configs/hugepages";
+import type { Launch, SecretInput } from "../../configs/launches";
+import { mtailProgramFile } from "../../configs/mtail";
+import type { Placement } from "../../configs/placement";
+import type { Rendered, RenderedMemory } from "../../configs/rendered";
+import { quoteIdent, quoteLiteral } from "../../configs/sql";
+import type { DockerSpec } from "../../configs/stack-spec";
+import { bytes } from "../../configs/units";
 
 const { MiB } = bytes;
-
-/** PostgreSQL's port inside the shared network namespace (`port` is an owned setting: always 5432). */
-export const postgresPort = 5432;
-/** Prometheus' own port inside the namespace; published as docker.ports.prometheus. */
-export const prometheusPort = 9090;
-/** The superuser the postgres image's entrypoint creates (POSTGRES_USER unset). */
-export const superuser = "postgres";
 
 /** Names the database container answers to on the stack's network; PgBouncer listens in the same namespace. */
 export const networkAliases = { postgres: "postgres", pgbouncer: "pgbouncer" } as const;
 
-/** Where each file goes inside its image. */
+/** Where files go inside the images, where the placement does not say (it says the rest: configs/placement.ts). */
 export const paths = {
   postgresConf: "/etc/postgresql/postgresql.conf",
-  /** Used unless the rendered postgresql.conf names its own hba_file. */
   pgHbaConf: "/etc/postgresql/pg_hba.conf",
   /** The postgres image runs *.sql here once, when it initialises an empty data directory. */
   bootstrapSql: "/docker-entrypoint-initdb.d/10-pgstack-roles.sql",
   /**
-   * The postgres image's PGDATA, where the data volume is mounted. node_exporter and mtail mount the same volume at
-   * the same path: the disk alert selects this mountpoint (configs/render.ts containerDataMount), and mtail follows
-   * the log under it.
+   * The postgres image's PGDATA (its Dockerfile's ENV). The container does not override it, so the placement's pgdata
+   * must be this path (stackProblems).
    */
-  dataDirectory: "/var/lib/postgresql/data",
+  imagePgdata: "/var/lib/postgresql/data",
   /** The edoburu/pgbouncer entrypoint leaves an existing pgbouncer.ini alone and runs `pgbouncer` on this path. */
   pgbouncerIni: "/etc/pgbouncer/pgbouncer.ini",
-  prometheusConfig: "/etc/prometheus/prometheus.yml",
-  alertRules: "/etc/prometheus/rules/alert-rules.yaml",
-  prometheusData: "/prometheus",
   hookBundle: "/hook/pgstack.js",
   hookPlan: "/etc/pgstack/plan.json",
-  /** mtail's --progs directory: it loads every program in it, and exports the file name as the `prog` label. */
-  mtailPrograms: "/etc/mtail",
 } as const;
 
-/** The rendered postgresql.mtail, uploaded into mtail's programs directory. */
-export const mtailProgramPath = `${paths.mtailPrograms}/${mtailProgramFile}`;
+/** The rendered postgresql.mtail, uploaded into mtail's programs directory (mtail exports the name as `prog`). */
+export function mtailProgramPath(placement: Placement): string {
+  return path.posix.join(placement.paths.mtailPrograms, mtailProgramFile);
+}
 
 /**
  * uid:gid of the postgres image's `postgres` user (the Debian-based images create it as 999:999), which owns PGDATA
@@ -123,18 +112,12 @@ export function sortedLabels(labels: Readonly<Record<string, string>>): { label:
 /**
  * /dev/shm for the database container, in MiB (the unit of docker's `shmSize`). A parallel HNSW build keeps its graph
  * in dynamic shared memory of up to maintenance_work_mem (posix DSM lives in /dev/shm); Docker's 64 MiB default fails
- * such a build with "could not resize shared memory segment … No space left on device" (pgvector #453). The hook may
- * SET a larger maintenance_work_mem per build than the server default, so the largest of those counts. 64 MiB on top
- * keeps Docker's default room for parallel queries' own segments while a build runs.
+ * such a build with "could not resize shared memory segment … No space left on device" (pgvector #453). Every index
+ * build of the plan runs with the server's maintenance_work_mem, so that is the size; the Kubernetes pod sizes its
+ * memory-backed /dev/shm by the same rule (configs/kubernetes-resources.ts shmSizeBytes).
  */
-export function shmSizeMiB(memory: RenderedMemory, indexPlan: readonly IndexPlanEntry[]): number {
-  const builds = indexPlan.map((e) => {
-    const parsed = parseBytes(e.build.maintenanceWorkMem);
-    if (!parsed.ok) throw new Error(`index plan ${e.indexName}: build.maintenanceWorkMem "${e.build.maintenanceWorkMem}" ${parsed.error}`);
-    return parsed.value;
-  });
-  const largest = Math.max(memory.maintenanceWorkMemBytes, ...builds);
-  return Math.ceil(largest / MiB) + 64;
+export function shmSizeMiB(memory: RenderedMemory): number {
+  return shmSizeBytes(memory.maintenanceWorkMemBytes) / MiB;
 }
 
 /**
@@ -146,7 +129,7 @@ export function shmSizeMiB(memory: RenderedMemory, indexPlan: readonly IndexPlan
  */
 export function memlockUlimit(memory: RenderedMemory): { name: string; soft: number; hard: number } | null {
   if (memory.hugePagesSetting === "off" || memory.hugePages === 0) return null;
-  const limit = memory.hugePages * 2 * MiB;
+  const limit = memory.hugePages * hugePageBytes;
   return { name: "memlock", soft: limit, hard: limit };
 }
 
@@ -175,12 +158,17 @@ export function hugePagesDecision(rendered: Rendered): HugePagesDecision {
   };
 }
 
-/** Published ports: all on the database container, which owns the shared network namespace, bound to publishAddress. */
-export function publishedPorts(docker: DockerSpec, pgbouncerListenPort: number): { internal: number; external: number; ip: string; protocol: string }[] {
+/**
+ * Published ports: all on the database container, which owns the shared network namespace, bound to publishAddress:
+ * PostgreSQL, PgBouncer and Prometheus at their ports in the namespace (the placement's), on docker.ports outside.
+ */
+export function publishedPorts(rendered: Rendered): { internal: number; external: number; ip: string; protocol: string }[] {
+  const inside = rendered.placement.ports;
+  const { ports: outside, publishAddress } = rendered.spec.docker;
   return [
-    { internal: postgresPort, external: docker.ports.postgres, ip: docker.publishAddress, protocol: "tcp" },
-    { internal: pgbouncerListenPort, external: docker.ports.pgbouncer, ip: docker.publishAddress, protocol: "tcp" },
-    { internal: prometheusPort, external: docker.ports.prometheus, ip: docker.publishAddress, protocol: "tcp" },
+    { internal: inside.postgres, external: outside.postgres, ip: publishAddress, protocol: "tcp" },
+    { internal: inside.pgbouncer, external: outside.pgbouncer, ip: publishAddress, protocol: "tcp" },
+    { internal: inside.prometheus, external: outside.prometheus, ip: publishAddress, protocol: "tcp" },
   ];
 }
 
@@ -211,153 +199,61 @@ export function connectionUrl(user: string, password: string, hostPort: string, 
   return `postgresql://${encodeURIComponent(user)}:${encodeURIComponent(password)}@${hostPort}/${encodeURIComponent(database)}?sslmode=disable`;
 }
 
-export interface PostgresLaunch {
-  readonly command: string[];
-  /** Where pg_hba.conf is uploaded: the rendered hba_file if postgresql.conf sets one. */
-  readonly hbaPath: string;
+/**
+ * The server's command line: the rendered postgresql.conf as config_file, pg_hba.conf beside it (hba_file is a
+ * setting the stack owns, so the rendered file never names another). The image's entrypoint passes the same
+ * arguments to the temporary server it runs the /docker-entrypoint-initdb.d scripts with, so bootstrap already runs
+ * under the rendered pg_hba.conf.
+ */
+export const postgresCommand: readonly string[] = ["postgres", "-c", `config_file=${paths.postgresConf}`, "-c", `hba_file=${paths.pgHbaConf}`];
+
+/**
+ * A rendered launch as a container's command. Each exporter's, mtail's and Prometheus' image has its program as
+ * ENTRYPOINT, so the command is the launch's arguments; `pgstack` is the bundled CLI, which the node image runs as
+ * `node /hook/pgstack.js`.
+ */
+export function containerCommand(launch: Launch): string[] {
+  return launch.program === "pgstack" ? ["node", paths.hookBundle, ...launch.args] : [...launch.args];
 }
 
 /**
- * The server's command line: the rendered postgresql.conf as config_file. The image's entrypoint passes the same
- * arguments to the temporary server it runs the /docker-entrypoint-initdb.d scripts with, so bootstrap already
- * runs under the rendered pg_hba.conf.
+ * A launch's environment as Docker's `KEY=value` list: the non-secret variables, then the secret ones filled from
+ * `secrets`, each group in name order so a preview never shows a reordering. Throws when the launch needs a secret
+ * the caller does not hold (a programming error: every container is given what its launch names).
  */
-export function postgresLaunch(postgresqlConf: string): PostgresLaunch {
-  const hbaFile = confSetting(postgresqlConf, "hba_file");
-  const command = ["postgres", "-c", `config_file=${paths.postgresConf}`];
-  if (hbaFile === undefined) command.push("-c", `hba_file=${paths.pgHbaConf}`);
-  return { command, hbaPath: hbaFile ?? paths.pgHbaConf };
+export function containerEnvs(launch: Launch, secrets: Readonly<Partial<Record<SecretInput, string>>>): string[] {
+  const plain = Object.keys(launch.env)
+    .sort()
+    .map((name) => `${name}=${launch.env[name]}`);
+  const secret = Object.keys(launch.secretEnv)
+    .sort()
+    .map((name) => {
+      const input = launch.secretEnv[name];
+      const value = secrets[input];
+      if (value === undefined) throw new Error(`${launch.program} needs ${input} in ${name}, but its container is not given it`);
+      return `${name}=${value}`;
+    });
+  return [...plain, ...secret];
 }
 
-export interface PgBouncerLayout {
-  readonly listenPort: number;
-  readonly userlistPath: string;
-}
-
-export function pgbouncerLayout(pgbouncerIni: string): PgBouncerLayout {
-  const port = iniSetting(pgbouncerIni, "pgbouncer", "listen_port");
-  const listenPort = port === undefined ? pgbouncerPort : Number(port);
-  if (!Number.isInteger(listenPort) || listenPort < 1 || listenPort > 65535) {
-    throw new Error(`pgbouncer.ini listen_port "${port}" is not a port number (1–65535)`);
-  }
-  const authFile = iniSetting(pgbouncerIni, "pgbouncer", "auth_file");
-  return { listenPort, userlistPath: authFile ?? pgbouncerAuthFile };
-}
-
-/** Flags the target owns: a rendered flag of the same name is dropped in favour of the target's. */
-function withoutFlags(args: readonly string[], owned: readonly string[]): string[] {
-  return args.filter((a) => !owned.some((flag) => a === flag || a.startsWith(`${flag}=`)));
-}
-
-function flagValue(args: readonly string[], flag: string): string | undefined {
-  const found = args.find((a) => a.startsWith(`${flag}=`));
-  return found?.slice(flag.length + 1);
-}
-
-export interface ExporterLaunch {
-  readonly args: string[];
-  /** Non-secret environment. */
-  readonly env: Readonly<Record<string, string>>;
-  /** The variable the component fills from the secret password. */
-  readonly passwordEnv: string;
-}
-
-/**
- * postgres_exporter in the database's namespace: listens on loopback only (Prometheus shares the namespace; nothing
- * publishes the port), reaches PostgreSQL on 127.0.0.1:5432, loads the rendered custom queries from where the
- * rendered flags say.
- */
-export function postgresExporterLaunch(spec: StackSpec, exporters: RenderedExporters): ExporterLaunch & { queriesPath: string } {
-  const queriesPath = flagValue(exporters.postgresExporterArgs, "--extend.query-path") ?? exporterQueriesPath;
-  const base = postgresExporterCommand({ database: spec.postgres.database, queriesPath, host: "127.0.0.1", port: postgresPort });
-  const rest = withoutFlags(exporters.postgresExporterArgs, ["--web.listen-address", "--extend.query-path"]);
-  return {
-    args: [`--web.listen-address=127.0.0.1:${exporters.postgresExporterPort}`, `--extend.query-path=${queriesPath}`, ...rest],
-    env: base.env,
-    passwordEnv: base.passwordEnv,
-    queriesPath,
-  };
-}
-
-/** pgbouncer_exporter in the same namespace: PgBouncer's admin console on loopback; the password comes from env. */
-export function pgbouncerExporterLaunch(exporters: RenderedExporters, pgbouncerListenPort: number): ExporterLaunch {
-  const owned = ["--web.listen-address", "--pgBouncer.connectionString"];
-  const base = pgbouncerExporterCommand({ host: "127.0.0.1", port: pgbouncerListenPort, listenAddress: `127.0.0.1:${exporters.pgbouncerExporterPort}` });
-  const targetFlags = base.args.filter((a) => owned.some((flag) => a.startsWith(`${flag}=`)));
-  return {
-    args: [...targetFlags, ...withoutFlags(exporters.pgbouncerExporterArgs, owned)],
-    env: base.env,
-    passwordEnv: base.passwordEnv,
-  };
-}
-
-/**
- * node_exporter in the database's namespace, on loopback only like the other exporters. It needs no host mounts,
- * host PID or host network: /proc/stat and /proc/meminfo are the machine's in any container, and the filesystem it
- * reports is the data volume mounted into it (see `metricSourceVolumes`).
- */
-export function nodeExporterCommand(): string[] {
-  return [...nodeExporterArgs(), `--web.listen-address=127.0.0.1:${nodeExporterPort}`];
-}
-
-/**
- * mtail in the database's namespace, on loopback only: the program from `paths.mtailPrograms`, the collector's log
- * files under PGDATA as mounted into it (read-only, at the postgres container's own path).
- */
-export function mtailCommand(): string[] {
-  return [...mtailArgs({ programsDir: paths.mtailPrograms, pgdata: paths.dataDirectory }), "--address", "127.0.0.1", "--port", String(mtailPort)];
+/** Where the programs in the database's namespace reach PgBouncer and PostgreSQL: loopback, at the placement's ports. */
+export function loopbackAddresses(placement: Placement): { readonly pooled: string; readonly direct: string } {
+  return { pooled: `127.0.0.1:${placement.ports.pgbouncer}`, direct: `127.0.0.1:${placement.ports.postgres}` };
 }
 
 /**
  * The data volume as node_exporter and mtail mount it: read-only (neither writes; a bug in either cannot touch the
- * database's files) and at PGDATA's own path, so node_exporter reports it under the mountpoint the disk alert
+ * database's files) and where PostgreSQL has it, so node_exporter reports it under the mountpoint the disk alert
  * selects and mtail reads the log where PostgreSQL writes it.
  */
-export function metricSourceVolumes(dataVolumeName: string): { volumeName: string; containerPath: string; readOnly: boolean }[] {
-  return [{ volumeName: dataVolumeName, containerPath: paths.dataDirectory, readOnly: true }];
-}
-
-/**
- * The canary in the database's namespace: /metrics on loopback only, like the exporters (Prometheus shares the
- * namespace; nothing publishes the port). Interval, timeouts and table are configs/canary.ts' defaults.
- */
-export function canaryCommand(): string[] {
-  return ["node", paths.hookBundle, "canary", "--listen", `127.0.0.1:${canaryPort}`];
-}
-
-/** Where the canary connects, from inside the database's namespace: PgBouncer and PostgreSQL on loopback. */
-export function canaryConnectAddresses(pgbouncerListenPort: number): { readonly pooled: string; readonly direct: string } {
-  return { pooled: `127.0.0.1:${pgbouncerListenPort}`, direct: `127.0.0.1:${postgresPort}` };
-}
-
-/**
- * Scrape targets: the exporters, mtail and the canary on loopback, since Prometheus runs in the database container's
- * namespace too. Every source here has its rules in the rendered alert-rules.yaml (configs/render.ts scrapeJobsFor),
- * and every source with rules is here.
- */
-export function scrapeTargets(exporters: RenderedExporters): ScrapeTargets {
-  return {
-    postgres: [`127.0.0.1:${exporters.postgresExporterPort}`],
-    pgbouncer: [`127.0.0.1:${exporters.pgbouncerExporterPort}`],
-    node: [`127.0.0.1:${nodeExporterPort}`],
-    canary: [`127.0.0.1:${canaryPort}`],
-    mtail: [`127.0.0.1:${mtailPort}`],
-  };
-}
-
-/** prometheus.yml for this host: every metric source, the rendered alert rules, the stack label on every target. */
-export function prometheusConfigYaml(rendered: Rendered): string {
-  return renderPrometheusConfigYaml({
-    stack: rendered.spec.stack,
-    targets: scrapeTargets(rendered.exporters),
-    ruleFiles: [paths.alertRules],
-  });
+export function metricSourceVolumes(dataVolumeName: string, mount: string): { volumeName: string; containerPath: string; readOnly: boolean }[] {
+  return [{ volumeName: dataVolumeName, containerPath: mount, readOnly: true }];
 }
 
 /** Health check: ready on TCP, which the entrypoint's temporary init server (socket only) never is. */
-export function postgresHealthcheck(): { tests: string[]; interval: string; timeout: string; retries: number; startPeriod: string } {
+export function postgresHealthcheck(rendered: Rendered): { tests: string[]; interval: string; timeout: string; retries: number; startPeriod: string } {
   return {
-    tests: ["CMD", "pg_isready", "--host=127.0.0.1", `--port=${postgresPort}`, `--username=${superuser}`],
+    tests: ["CMD", "pg_isready", "--host=127.0.0.1", `--port=${rendered.placement.ports.postgres}`, `--username=${rendered.roles.superuser}`],
     // Durations as Go prints them ("2m0s", not "120s"): the provider reads them back that way, and any other
     // spelling would show as a change, which replaces the container, on every run.
     interval: "5s",
@@ -368,66 +264,36 @@ export function postgresHealthcheck(): { tests: string[]; interval: string; time
   };
 }
 
-/** What makes a Rendered undeployable on Docker, in words a person can act on; empty when all is well. */
+function isWithin(child: string, parent: string): boolean {
+  const relative = path.posix.relative(parent, child);
+  return relative === "" || (!relative.startsWith("..") && !path.posix.isAbsolute(relative));
+}
+
+/**
+ * What this layout cannot deploy from a Rendered, in words a person can act on; empty when all is well. Only what
+ * ties Rendered to this target: user input was checked by the spec, the placement by renderStack. None of these can
+ * follow from a stack file the spec accepts (tests/unit/components/docker-layout.test.ts renders a range of them).
+ */
 export function stackProblems(rendered: Rendered): string[] {
-  const { spec, memory, exporters } = rendered;
+  const { spec, placement } = rendered;
   const problems: string[] = [];
-  if ([superuser, monitorRole, statsUser].includes(spec.postgres.appUser)) {
-    problems.push(`postgres.appUser "${spec.postgres.appUser}" is one of the stack's own roles (${superuser}, ${monitorRole}, ${statsUser}); choose another name`);
-  }
   if (spec.target !== "docker") problems.push(`target is "${spec.target}"; the Docker components deploy stacks with target: docker`);
-  if (spec.docker.hostHugePages && spec.postgres.hugePages === "try" && memory.hugePagesSetting !== "on") {
-    problems.push(`docker.hostHugePages is true but the rendered huge_pages is ${memory.hugePagesSetting}, not on; render the stack again`);
+  if (rendered.launches.prometheus === null || rendered.files["prometheus.yml"] === undefined) {
+    problems.push(`Rendered has no Prometheus launch or prometheus.yml (placement.runsPrometheus is false); the Docker target runs Prometheus itself`);
   }
-  const peer = superuserSocketMethod(rendered.files["pg_hba.conf"]);
-  if (peer !== "peer") {
-    problems.push(
-      `pg_hba.conf admits the superuser on the socket by ${peer ?? "no line at all"}, not peer: the postgres image runs the role bootstrap as the OS user postgres on the socket, and POSTGRES_PASSWORD carries a verifier, which cannot be sent as a password`,
-    );
+  const mount = placement.dataVolumeMount;
+  if (mount === null) {
+    problems.push(`placement.dataVolumeMount is null; the Docker target mounts the data volume there, and node_exporter and mtail read it there`);
+  } else if (!isWithin(placement.paths.pgdata, mount)) {
+    problems.push(`placement.paths.pgdata ${placement.paths.pgdata} is not on the data volume (mounted at ${mount}); the data would be lost with the container`);
   }
-  const inside: [string, number][] = [
-    ["PostgreSQL", postgresPort],
-    ["PgBouncer (pgbouncer.ini listen_port)", pgbouncerLayout(rendered.files["pgbouncer.ini"]).listenPort],
-    ["Prometheus", prometheusPort],
-    ["postgres_exporter", exporters.postgresExporterPort],
-    ["pgbouncer_exporter", exporters.pgbouncerExporterPort],
-    ["node_exporter", nodeExporterPort],
-    ["mtail", mtailPort],
-    ["the canary", canaryPort],
-  ];
-  const published: [string, number][] = [
-    ["docker.ports.postgres", spec.docker.ports.postgres],
-    ["docker.ports.pgbouncer", spec.docker.ports.pgbouncer],
-    ["docker.ports.prometheus", spec.docker.ports.prometheus],
-  ];
-  for (const [what, ports] of [
-    ["share the database container's network namespace", inside],
-    ["are published on the same address", published],
-  ] as const) {
-    for (let i = 0; i < ports.length; i++) {
-      for (let j = i + 1; j < ports.length; j++) {
-        if (ports[i][1] === ports[j][1]) problems.push(`${ports[i][0]} and ${ports[j][0]} both use port ${ports[i][1]}, and they ${what}`);
-      }
-    }
+  if (placement.paths.pgdata !== paths.imagePgdata) {
+    problems.push(`placement.paths.pgdata is ${placement.paths.pgdata}, but the postgres image keeps PGDATA at ${paths.imagePgdata} and the container does not override it`);
   }
   return problems;
 }
 
-/** The method of the first pg_hba.conf `local` line that matches user postgres on every database, or undefined. */
-export function superuserSocketMethod(pgHba: string): string | undefined {
-  for (const raw of pgHba.split(/\r?\n/)) {
-    const fields = raw.replace(/#.*$/, "").trim().split(/\s+/);
-    if (fields[0] !== "local" || fields.length < 4) continue;
-    const [, databases, users, method] = fields;
-    const matches = (list: string, name: string) => list.split(",").some((item) => item === "all" || item === name);
-    if (matches(databases, "postgres") && matches(users, superuser)) return method;
-  }
-  return undefined;
-}
-
 /** Sets the superuser's verifier, as initdb did from POSTGRES_PASSWORD; appended to the role bootstrap. */
-export function superuserPasswordSql(verifier: string): string {
-  return `ALTER ROLE "${superuser}" WITH PASSWORD '${verifier.replace(/'/g, "''")}';\n`;
+export function superuserPasswordSql(superuser: string, verifier: string): string {
+  return `ALTER ROLE ${quoteIdent(superuser)} WITH PASSWORD ${quoteLiteral(verifier)};\n`;
 }
-
-export { confSetting, iniSetting };

@@ -1,29 +1,26 @@
 /**
  * postgres_exporter, pgbouncer_exporter, node_exporter, mtail and Prometheus, all in the database container's network
- * namespace: the metric sources listen on loopback only and Prometheus scrapes them there; Prometheus' own port is
- * published by the database container.
+ * namespace, each run as its rendered launch says (rendered.launches): the metric sources listen on loopback only and
+ * Prometheus scrapes them there with the rendered prometheus.yml; Prometheus' own port is published by the database
+ * container.
  */
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
+import type { Launch, SecretInput } from "../../configs/launches";
 import type { Rendered } from "../../configs/rendered";
 import {
+  containerCommand,
+  containerEnvs,
   type DockerNames,
   metricSourceVolumes,
-  mtailCommand,
   mtailProgramPath,
-  nodeExporterCommand,
-  paths,
-  pgbouncerExporterLaunch,
-  postgresExporterLaunch,
   postgresOwner,
-  prometheusConfigYaml,
-  prometheusPort,
   sha256,
   sortedLabels,
 } from "./layout";
 
 export interface DockerMonitoringArgs {
-  /** The rendered stack: exporter flags and queries, alert rules, images. Required; no default. */
+  /** The rendered stack: launches, placement, exporter queries, prometheus.yml, alert rules, images. Required; no default. */
   readonly rendered: Rendered;
   /** Docker object names of this stack (see `dockerNames`). Required; no default. */
   readonly names: DockerNames;
@@ -31,8 +28,6 @@ export interface DockerMonitoringArgs {
   readonly namespaceOwnerId: pulumi.Input<string>;
   /** Name of the stack's data volume, which node_exporter and mtail mount read-only. Required; no default. */
   readonly dataVolumeName: pulumi.Input<string>;
-  /** PgBouncer's port inside that namespace. Required; no default. */
-  readonly pgbouncerPort: number;
   /** Password of the `pgstack_monitor` role postgres_exporter logs in as. Required; no default. */
   readonly monitorPassword: pulumi.Input<string>;
   /** Password of PgBouncer's stats user pgbouncer_exporter logs in as. Required; no default. */
@@ -52,6 +47,7 @@ export class DockerMonitoring extends pulumi.ComponentResource {
     // Args carry the exporters' passwords: keep them out of the component's recorded inputs.
     super("pgvector-stack:docker:DockerMonitoring", name, {}, opts);
     const { rendered, names } = args;
+    const { launches, placement } = rendered;
     const stack = rendered.spec.stack;
     const networkMode = pulumi.interpolate`container:${args.namespaceOwnerId}`;
     const childOpts = { parent: this, deleteBeforeReplace: true, dependsOn: args.startAfter ?? [] };
@@ -71,38 +67,41 @@ export class DockerMonitoring extends pulumi.ComponentResource {
       return new docker.Container(`${name}-${role}`, container, childOpts);
     };
     const images = rendered.spec.images;
-
     // The passwords go in as env, which `docker inspect` shows to whoever may use Docker on this host (the accepted
     // dev trade-off, as for the superuser). An upload would hold the same plaintext, readable with `docker cp`.
-    const pg = postgresExporterLaunch(rendered.spec, rendered.exporters);
+    const secrets: Partial<Record<SecretInput, pulumi.Input<string>>> = { monitorPassword: args.monitorPassword, statsPassword: args.statsPassword };
+    const envs = (launch: Launch) => pulumi.secret(pulumi.output(secrets).apply((values) => containerEnvs(launch, values)));
+
     const queries = rendered.files["postgres-exporter-queries.yaml"];
     this.postgresExporter = inNamespace(
       "postgres-exporter",
       names.postgresExporter,
       images.postgresExporter,
       {
-        command: pg.args,
-        envs: [...envList(pg.env), pulumi.interpolate`${pg.passwordEnv}=${args.monitorPassword}`],
-        uploads: [{ file: pg.queriesPath, content: queries }],
+        command: containerCommand(launches.postgresExporter),
+        envs: envs(launches.postgresExporter),
+        uploads: [{ file: placement.paths.postgresExporterQueries, content: queries }],
       },
       { "postgres-exporter-queries": queries },
     );
 
     // pgbouncer_exporter 0.10 exits at start-up while PgBouncer does not answer yet (#140, #216): the restart policy
     // makes Docker start it again (with back-off) until PgBouncer is up.
-    const pgb = pgbouncerExporterLaunch(rendered.exporters, args.pgbouncerPort);
     this.pgbouncerExporter = inNamespace("pgbouncer-exporter", names.pgbouncerExporter, images.pgbouncerExporter, {
-      command: pgb.args,
-      envs: [...envList(pgb.env), pulumi.interpolate`${pgb.passwordEnv}=${args.statsPassword}`],
+      command: containerCommand(launches.pgbouncerExporter),
+      envs: envs(launches.pgbouncerExporter),
     });
 
-    const dataVolume = pulumi.output(args.dataVolumeName).apply(metricSourceVolumes);
+    const dataMount = placement.dataVolumeMount;
+    // stackProblems refuses a placement without one before any resource exists.
+    if (dataMount === null) throw new Error(`DockerMonitoring ${name}: rendered.placement.dataVolumeMount is null`);
+    const dataVolume = pulumi.output(args.dataVolumeName).apply((volume) => metricSourceVolumes(volume, dataMount));
 
     // CPU and memory come from /proc, which is the machine's in any container; the data volume's filesystem from the
     // volume mounted into it. So no host mounts of /, /proc or /sys, no host PID or network: the container sees no
     // more of the host than the other exporters do. The image runs as nobody, which may statfs the mountpoint
     // without reading the 0700 directory.
-    this.nodeExporter = inNamespace("node-exporter", names.nodeExporter, images.nodeExporter, { command: nodeExporterCommand(), volumes: dataVolume });
+    this.nodeExporter = inNamespace("node-exporter", names.nodeExporter, images.nodeExporter, { command: containerCommand(launches.nodeExporter), volumes: dataVolume });
 
     // PostgreSQL's collector writes its log 0600 into the 0700 PGDATA: mtail reads it as the files' owner, from the
     // volume mounted read-only. The program is uploaded like the other files; its hash label shows a changed program
@@ -112,23 +111,31 @@ export class DockerMonitoring extends pulumi.ComponentResource {
       "mtail",
       names.mtail,
       images.mtail,
-      { command: mtailCommand(), user: postgresOwner, uploads: [{ file: mtailProgramPath, content: program }], volumes: dataVolume },
+      {
+        command: containerCommand(launches.mtail),
+        user: postgresOwner,
+        uploads: [{ file: mtailProgramPath(placement), content: program }],
+        volumes: dataVolume,
+      },
       { "mtail-program": program },
     );
 
-    const config = prometheusConfigYaml(rendered);
+    // stackProblems refuses a Rendered without these before any resource exists.
+    const prometheus = launches.prometheus;
+    const config = rendered.files["prometheus.yml"];
+    if (prometheus === null || config === undefined) throw new Error(`DockerMonitoring ${name}: Rendered has no Prometheus launch or prometheus.yml`);
     const rules = rendered.files["alert-rules.yaml"];
     this.prometheus = inNamespace(
       "prometheus",
       names.prometheus,
       images.prometheus,
       {
-        // The image's entrypoint is the prometheus binary; these replace its default flags. The TSDB lives in the
-        // container: a developer's stack keeps no metrics history across replacements.
-        command: [`--config.file=${paths.prometheusConfig}`, `--storage.tsdb.path=${paths.prometheusData}`, `--web.listen-address=:${prometheusPort}`],
+        // These replace the image's default flags (its CMD). The TSDB lives in the container: a developer's stack
+        // keeps no metrics history across replacements.
+        command: containerCommand(prometheus),
         uploads: [
-          { file: paths.prometheusConfig, content: config },
-          { file: paths.alertRules, content: rules },
+          { file: placement.paths.prometheusConfig, content: config },
+          { file: placement.paths.alertRules, content: rules },
         ],
       },
       { "prometheus-yml": config, "alert-rules": rules },
@@ -142,11 +149,4 @@ export class DockerMonitoring extends pulumi.ComponentResource {
       prometheus: this.prometheus,
     });
   }
-}
-
-/** `KEY=value` pairs in key order. */
-function envList(env: Readonly<Record<string, string>>): string[] {
-  return Object.keys(env)
-    .sort()
-    .map((k) => `${k}=${env[k]}`);
 }

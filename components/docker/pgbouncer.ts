@@ -1,14 +1,15 @@
 /**
- * PgBouncer in the database container's network namespace: it reaches PostgreSQL on 127.0.0.1:5432, and its
- * listen port is published by the database container (a container in another's namespace cannot publish ports).
+ * PgBouncer in the database container's network namespace: it reaches PostgreSQL on loopback, as the rendered
+ * pgbouncer.ini says, and its listen port is published by the database container (a container in another's
+ * namespace cannot publish ports).
  */
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { Rendered } from "../../configs/rendered";
-import { type DockerNames, paths, pgbouncerLayout, sha256, sortedLabels } from "./layout";
+import { type DockerNames, paths, sha256, sortedLabels } from "./layout";
 
 export interface DockerPgBouncerArgs {
-  /** The rendered stack: pgbouncer.ini and the image (pinned by tag). Required; no default. */
+  /** The rendered stack: pgbouncer.ini, the auth_file's path (placement) and the image (pinned by tag). Required; no default. */
   readonly rendered: Rendered;
   /** Docker object names of this stack (see `dockerNames`). Required; no default. */
   readonly names: DockerNames;
@@ -20,15 +21,11 @@ export interface DockerPgBouncerArgs {
 
 export class DockerPgBouncer extends pulumi.ComponentResource {
   public readonly container: docker.Container;
-  /** PgBouncer's port inside the shared namespace (listen_port of the rendered pgbouncer.ini). */
-  public readonly listenPort: number;
 
   constructor(name: string, args: DockerPgBouncerArgs, opts?: pulumi.ComponentResourceOptions) {
     super("pgvector-stack:docker:DockerPgBouncer", name, {}, opts);
     const { rendered } = args;
     const ini = rendered.files["pgbouncer.ini"];
-    const layout = pgbouncerLayout(ini);
-    this.listenPort = layout.listenPort;
 
     const image = new docker.RemoteImage(`${name}-image`, { name: rendered.spec.images.pgbouncer, keepLocally: true }, { parent: this });
 
@@ -41,7 +38,7 @@ export class DockerPgBouncer extends pulumi.ComponentResource {
         // `pgbouncer /etc/pgbouncer/pgbouncer.ini`: with the rendered file uploaded there, it runs exactly that.
         uploads: [
           { file: paths.pgbouncerIni, content: ini },
-          { file: layout.userlistPath, content: args.userlist },
+          { file: rendered.placement.paths.pgbouncerAuthFile, content: args.userlist },
         ],
         networkMode: pulumi.interpolate`container:${args.namespaceOwnerId}`,
         restart: "unless-stopped",
@@ -54,6 +51,6 @@ export class DockerPgBouncer extends pulumi.ComponentResource {
       { parent: this, deleteBeforeReplace: true },
     );
 
-    this.registerOutputs({ container: this.container, listenPort: this.listenPort });
+    this.registerOutputs({ container: this.container });
   }
 }

@@ -9,6 +9,7 @@
  */
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
+import { directUrlEnv, pooledUrlEnv } from "../../configs/canary";
 import type { Rendered } from "../../configs/rendered";
 import { type DockerNames, hookTrigger, paths, sortedLabels } from "./layout";
 
@@ -63,7 +64,7 @@ export class DockerPostDeployHook extends pulumi.ComponentResource {
           { file: paths.hookPlan, content: plan },
         ],
         // As for the other containers, env is visible to `docker inspect` on this host (the dev trade-off).
-        envs: [pulumi.interpolate`PGSTACK_DIRECT_URL=${args.directUrl}`, pulumi.interpolate`PGSTACK_POOLED_URL=${args.pooledUrl}`],
+        envs: [pulumi.interpolate`${directUrlEnv}=${args.directUrl}`, pulumi.interpolate`${pooledUrlEnv}=${args.pooledUrl}`],
         user: "node",
         networksAdvanced: [{ name: args.networkName }],
         // Run once and wait: attach until it exits, keep its output. mustRun false: an exited hook is its normal

@@ -10,9 +10,8 @@ import {
   memlockUlimit,
   networkAliases,
   paths,
-  pgbouncerLayout,
+  postgresCommand,
   postgresHealthcheck,
-  postgresLaunch,
   publishedPorts,
   sha256,
   shmSizeMiB,
@@ -20,13 +19,13 @@ import {
 } from "./layout";
 
 export interface DockerPostgresArgs {
-  /** The rendered stack: postgresql.conf, pg_hba.conf, memory and index plans, image, ports. Required; no default. */
+  /** The rendered stack: postgresql.conf, pg_hba.conf, memory plan, placement, roles, image, ports. Required; no default. */
   readonly rendered: Rendered;
   /** Docker object names of this stack (see `dockerNames`). Required; no default. */
   readonly names: DockerNames;
   /** The stack's Docker network; the container answers there as `postgres` and `pgbouncer`. Required; no default. */
   readonly networkName: pulumi.Input<string>;
-  /** SCRAM verifier of the `postgres` superuser's password, which initdb stores as it is. Required; no default. */
+  /** SCRAM verifier of the superuser's (rendered.roles.superuser) password, which initdb stores as it is. Required; no default. */
   readonly superuserVerifier: pulumi.Input<string>;
   /** Role bootstrap SQL holding SCRAM verifiers only (configs/roles.ts `bootstrapSql`). Required; no default. */
   readonly bootstrapSql: pulumi.Input<string>;
@@ -44,9 +43,10 @@ export class DockerPostgres extends pulumi.ComponentResource {
     super("pgvector-stack:docker:DockerPostgres", name, {}, opts);
     const { rendered, names } = args;
     const files = rendered.files;
-    const launch = postgresLaunch(files["postgresql.conf"]);
-    const pgbouncer = pgbouncerLayout(files["pgbouncer.ini"]);
-    this.shmSizeMiB = shmSizeMiB(rendered.memory, rendered.indexPlan);
+    const dataMount = rendered.placement.dataVolumeMount;
+    // stackProblems refuses a placement without one before any resource exists.
+    if (dataMount === null) throw new Error(`DockerPostgres ${name}: rendered.placement.dataVolumeMount is null`);
+    this.shmSizeMiB = shmSizeMiB(rendered.memory);
     const memlock = memlockUlimit(rendered.memory);
 
     const image = new docker.RemoteImage(`${name}-image`, { name: rendered.spec.images.postgres, keepLocally: true }, { parent: this });
@@ -64,24 +64,24 @@ export class DockerPostgres extends pulumi.ComponentResource {
       {
         name: names.postgres,
         image: image.imageId,
-        command: launch.command,
+        command: [...postgresCommand],
         // Not the password: its SCRAM verifier. The entrypoint hands POSTGRES_PASSWORD to initdb, whose
         // `ALTER USER postgres PASSWORD '…'` stores a verifier as it is (as for any role), and runs its init scripts
         // as the OS user postgres on the socket, which the rendered pg_hba.conf admits by peer, so no password is
-        // ever sent (stackProblems checks that line). Docker env is readable by anyone who may `docker inspect` on
+        // ever sent (configs/pg-hba.ts renders that line; the Docker layout test holds it to it). Docker env is readable by anyone who may `docker inspect` on
         // this host; what they read is a verifier, which cannot log in. POSTGRES_PASSWORD_FILE would only move the
         // same string into an upload.
         envs: [pulumi.interpolate`POSTGRES_PASSWORD=${args.superuserVerifier}`],
         uploads: [
           { file: paths.postgresConf, content: files["postgresql.conf"] },
-          { file: launch.hbaPath, content: files["pg_hba.conf"] },
+          { file: paths.pgHbaConf, content: files["pg_hba.conf"] },
           // Runs once, when the entrypoint initialises the empty data volume (see DockerVectorStack on passwords).
           { file: paths.bootstrapSql, content: args.bootstrapSql },
         ],
-        volumes: [{ volumeName: this.dataVolume.name, containerPath: paths.dataDirectory }],
+        volumes: [{ volumeName: this.dataVolume.name, containerPath: dataMount }],
         shmSize: this.shmSizeMiB,
         ulimits: memlock ? [memlock] : [],
-        healthcheck: postgresHealthcheck(),
+        healthcheck: postgresHealthcheck(rendered),
         // Sidecars start only once PostgreSQL accepts TCP connections.
         wait: true,
         waitTimeout: 300,
@@ -90,7 +90,7 @@ export class DockerPostgres extends pulumi.ComponentResource {
         stopTimeout: 60,
         destroyGraceSeconds: 60,
         networksAdvanced: [{ name: args.networkName, aliases: [networkAliases.postgres, networkAliases.pgbouncer] }],
-        ports: publishedPorts(rendered.spec.docker, pgbouncer.listenPort),
+        ports: publishedPorts(rendered),
         // Hashes of the non-secret files: uploads are secret as a whole (the bootstrap SQL holds verifiers), so a
         // preview shows a changed configuration through these labels.
         labels: sortedLabels({

@@ -6,22 +6,20 @@
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import * as docker from "@pulumi/docker";
-import { pgbouncerUserlist, pgbouncerUsers } from "../../configs/pgbouncer";
+import { pgbouncerUserlist } from "../../configs/pgbouncer";
 import type { Rendered, RenderedMemory } from "../../configs/rendered";
-import { bootstrapSql, monitorRole, statsUser } from "../../configs/roles";
+import { bootstrapSql } from "../../configs/roles";
 import {
   type Endpoints,
   type HugePagesDecision,
-  canaryConnectAddresses,
   connectionUrl,
   dockerNames,
   endpoints,
   hugePagesDecision,
+  loopbackAddresses,
   networkAliases,
-  postgresPort,
   sortedLabels,
   stackProblems,
-  superuser,
   superuserPasswordSql,
 } from "./layout";
 import { DockerCanary } from "./canary";
@@ -36,13 +34,13 @@ export interface DockerVectorStackArgs {
   readonly rendered: Rendered;
   /** The bundled pgstack CLI (one CommonJS file) the post-deploy hook and the canary run. Required; no default. */
   readonly hookBundle: string;
-  /** Password of the `postgres` superuser. Defaults to a generated 32-character password. */
+  /** Password of the superuser (rendered.roles.superuser). Defaults to a generated 32-character password. */
   readonly superuserPassword?: pulumi.Input<string>;
-  /** Password of the application role (spec.postgres.appUser). Defaults to a generated 32-character password. */
+  /** Password of the application role (rendered.roles.app). Defaults to a generated 32-character password. */
   readonly appPassword?: pulumi.Input<string>;
-  /** Password of the `pgstack_monitor` role (postgres_exporter). Defaults to a generated 32-character password. */
+  /** Password of the monitoring role (rendered.roles.monitor, postgres_exporter). Defaults to a generated 32-character password. */
   readonly monitorPassword?: pulumi.Input<string>;
-  /** Password of PgBouncer's `pgstack_stats` user (pgbouncer_exporter). Defaults to a generated 32-character password. */
+  /** Password of PgBouncer's stats user (rendered.roles.stats, pgbouncer_exporter). Defaults to a generated 32-character password. */
   readonly statsPassword?: pulumi.Input<string>;
   /** Prefix of every Docker object name (containers, network, volume). Defaults to `pgstack-<stack>`. */
   readonly namePrefix?: string;
@@ -74,9 +72,10 @@ export class DockerVectorStack extends pulumi.ComponentResource {
     // Args carry passwords: what super() receives is recorded in state, so it gets nothing.
     super("pgvector-stack:docker:DockerVectorStack", name, {}, opts);
     const { rendered, hookBundle } = args;
-    const spec = rendered.spec;
+    const { spec, roles, placement } = rendered;
     const names = dockerNames(args.namePrefix ?? `pgstack-${spec.stack}`);
-    const { database, appUser } = spec.postgres;
+    const { database } = spec.postgres;
+    const appUser = roles.app;
 
     // Generated passwords are letters and digits: they go into URLs and env, where nothing then needs escaping.
     const password = (role: string, given: pulumi.Input<string> | undefined): pulumi.Output<string> =>
@@ -92,20 +91,20 @@ export class DockerVectorStack extends pulumi.ComponentResource {
     // the same verifier on every run and nothing is replaced until a password changes.
     const verifier = (role: string, pw: pulumi.Output<string>): pulumi.Output<string> =>
       pw.apply((p) => roleVerifier(spec.stack, role, p));
-    const superuserVerifier = verifier(superuser, superuserPassword);
+    const superuserVerifier = verifier(roles.superuser, superuserPassword);
     const appVerifier = verifier(appUser, appPassword);
-    const monitorVerifier = verifier(monitorRole, monitorPassword);
-    const statsVerifier = verifier(statsUser, statsPassword);
-    // PgBouncer's auth_file lists the users configs/pgbouncer.ts names (application, stats, admin), each with the very
-    // verifier PostgreSQL holds, which SCRAM pass-through needs.
+    const monitorVerifier = verifier(roles.monitor, monitorPassword);
+    const statsVerifier = verifier(roles.stats, statsPassword);
+    // PgBouncer's auth_file lists the users Rendered names (application, stats, admin), each with the very verifier
+    // PostgreSQL holds, which SCRAM pass-through needs.
     const userlistVerifiers: Readonly<Record<string, pulumi.Output<string>>> = {
       [appUser]: appVerifier,
-      [statsUser]: statsVerifier,
-      [superuser]: superuserVerifier,
+      [roles.stats]: statsVerifier,
+      [roles.superuser]: superuserVerifier,
     };
     const userlist = pulumi
       .all(
-        pgbouncerUsers(spec).map((user) => {
+        roles.pgbouncerUsers.map((user) => {
           const v = userlistVerifiers[user];
           if (v === undefined) throw new Error(`DockerVectorStack ${name}: PgBouncer's auth_file needs user "${user}", whose password this stack does not hold`);
           return v.apply((verifier) => ({ user, verifier }));
@@ -125,7 +124,7 @@ export class DockerVectorStack extends pulumi.ComponentResource {
     // The superuser's line repeats what initdb set, so that command covers a new superuser password too.
     const bootstrap = pulumi
       .all([appVerifier, monitorVerifier, superuserVerifier])
-      .apply(([app, monitor, su]) => `${bootstrapSql(database, appUser, { app, monitor })}${superuserPasswordSql(su)}`);
+      .apply(([app, monitor, su]) => `${bootstrapSql(database, appUser, { app, monitor })}${superuserPasswordSql(roles.superuser, su)}`);
     const postgres = new DockerPostgres(
       `${name}-postgres`,
       {
@@ -156,7 +155,6 @@ export class DockerVectorStack extends pulumi.ComponentResource {
         names,
         namespaceOwnerId: postgres.container.id,
         dataVolumeName: postgres.dataVolume.name,
-        pgbouncerPort: pgbouncer.listenPort,
         monitorPassword,
         statsPassword,
         startAfter: [pgbouncer.container],
@@ -165,7 +163,7 @@ export class DockerVectorStack extends pulumi.ComponentResource {
     );
 
     // The application's role, as an application connects; on loopback, from inside the database's namespace.
-    const canaryAt = canaryConnectAddresses(pgbouncer.listenPort);
+    const canaryAt = loopbackAddresses(placement);
     new DockerCanary(
       `${name}-canary`,
       {
@@ -187,8 +185,8 @@ export class DockerVectorStack extends pulumi.ComponentResource {
         names,
         networkName: network.name,
         hookBundle,
-        directUrl: appPassword.apply((p) => connectionUrl(appUser, p, `${networkAliases.postgres}:${postgresPort}`, database)),
-        pooledUrl: appPassword.apply((p) => connectionUrl(appUser, p, `${networkAliases.pgbouncer}:${pgbouncer.listenPort}`, database)),
+        directUrl: appPassword.apply((p) => connectionUrl(appUser, p, `${networkAliases.postgres}:${placement.ports.postgres}`, database)),
+        pooledUrl: appPassword.apply((p) => connectionUrl(appUser, p, `${networkAliases.pgbouncer}:${placement.ports.pgbouncer}`, database)),
         startAfter: [postgres.container, pgbouncer.container],
       },
       { parent: this },
@@ -197,7 +195,7 @@ export class DockerVectorStack extends pulumi.ComponentResource {
     this.endpoints = endpoints(spec.docker);
     this.connectionString = appPassword.apply((p) => connectionUrl(appUser, p, this.endpoints.pooled, database));
     this.directConnectionString = appPassword.apply((p) => connectionUrl(appUser, p, this.endpoints.direct, database));
-    this.superuserConnectionString = superuserPassword.apply((p) => connectionUrl(superuser, p, this.endpoints.direct, database));
+    this.superuserConnectionString = superuserPassword.apply((p) => connectionUrl(roles.superuser, p, this.endpoints.direct, database));
     this.memoryPlan = { ...rendered.memory, shmSizeBytes: postgres.shmSizeMiB * 1024 * 1024 };
     this.hugePages = hugePagesDecision(rendered);
     this.hookReport = hook.report;

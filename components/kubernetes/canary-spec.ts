@@ -1,13 +1,14 @@
 /**
- * The synthetic canary as a Kubernetes Deployment: the bundled pgstack CLI from its own ConfigMap, run as
- * `pgstack canary`, its URLs from the hook's Secret. Plain data in, plain data out.
+ * The synthetic canary as a Kubernetes Deployment: the bundled pgstack CLI from its own ConfigMap, run as its
+ * rendered launch says (`pgstack canary`, rendered.launches.canary), its URLs from the hook's Secret. Plain data in,
+ * plain data out.
  */
 import type * as k8s from "@pulumi/kubernetes";
 import path from "node:path";
-import { canaryPort, directUrlEnv, pooledUrlEnv } from "../../configs/canary";
 import { k8sQuantity } from "../../configs/kubernetes-resources";
+import type { Launch } from "../../configs/launches";
 import { bytes } from "../../configs/units";
-import { containerNames, nodeUid, paths, portNames, secretKeys, sha256, sortedRecord } from "./layout";
+import { containerEnv, containerLaunch, containerNames, nodeUid, paths, portNames, sha256, sortedRecord, urlSecretRefs } from "./layout";
 import { restrictedPodSecurityContext, restrictedSecurityContext } from "./pod-template";
 
 const bundleFile = path.posix.basename(paths.hookBundle);
@@ -24,15 +25,12 @@ export function canaryConfigData(hookBundle: string): Record<string, string> {
   return { [bundleFile]: hookBundle };
 }
 
-/**
- * The canary's command line: /metrics on every pod address (Prometheus scrapes the pod IP); interval, timeouts and
- * table are configs/canary.ts' defaults, which the alert rules' windows were chosen against.
- */
-export function canaryCommand(): string[] {
-  return ["node", paths.hookBundle, "canary", "--listen", `0.0.0.0:${canaryPort}`];
-}
-
 export interface CanaryDeploymentInput {
+  /**
+   * `pgstack canary` as rendered (rendered.launches.canary): /metrics on every pod address, since Prometheus scrapes
+   * the pod IP; the interval the placement says, timeouts and table configs/canary.ts' defaults.
+   */
+  readonly launch: Launch;
   /** The node image that runs the bundle (spec.images.node). */
   readonly image: string;
   /** The ConfigMap holding the bundle (canaryConfigData). */
@@ -50,7 +48,6 @@ export interface CanaryDeploymentInput {
 /** The Deployment's spec. Deterministic: the same input gives the same object, key order included. */
 export function canaryDeploymentSpec(input: CanaryDeploymentInput): k8s.types.input.apps.v1.DeploymentSpec {
   const memory = k8sQuantity(canaryMemoryBytes);
-  const secret = (name: string, key: string) => ({ name, valueFrom: { secretKeyRef: { key, name: input.credentialsSecret } } });
   // Served from memory without touching the database, so both probes pass while the database is down: the canary
   // keeps running and reporting exactly then, which is what it is for.
   const metrics = { httpGet: { path: "/metrics", port: portNames.canaryMetrics }, timeoutSeconds: 5 };
@@ -76,11 +73,11 @@ export function canaryDeploymentSpec(input: CanaryDeploymentInput): k8s.types.in
           {
             name: containerNames.canary,
             image: input.image,
-            command: canaryCommand(),
+            ...containerLaunch(input.launch),
             // The environment, not arguments: a process list shows arguments. Read at start: after a password
             // change (ALTER ROLE, then the Secret), `kubectl rollout restart` the canary, or it reports failures.
-            env: [secret(directUrlEnv, secretKeys.hookDirectUrl), secret(pooledUrlEnv, secretKeys.hookPooledUrl)],
-            ports: [{ containerPort: canaryPort, name: portNames.canaryMetrics, protocol: "TCP" }],
+            env: containerEnv(input.launch, urlSecretRefs(input.credentialsSecret)),
+            ports: [{ containerPort: input.launch.port, name: portNames.canaryMetrics, protocol: "TCP" }],
             readinessProbe: { ...metrics, failureThreshold: 3, periodSeconds: 10 },
             livenessProbe: { ...metrics, failureThreshold: 6, periodSeconds: 20 },
             // No CPU limit: CFS throttling would land in the very latencies the canary measures.

@@ -1,14 +1,16 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
-import { canaryPort } from "../../configs/canary";
 import type { Rendered } from "../../configs/rendered";
 import { canaryConfigData, canaryDeploymentSpec } from "./canary-spec";
 import { assertHookFits } from "./hook-job-spec";
-import { kubernetesNames, objectLabels, selectorLabels } from "./layout";
-import { canaryNetworkPolicySpec, defaultPrometheusNamespaces, defaultPrometheusPods, type Labels } from "./network";
+import { canaryScrapeJobs, kubernetesNames, objectLabels, selectorLabels } from "./layout";
+import { canaryNetworkPolicySpec } from "./network";
 
 export interface VectorCanaryArgs {
-  /** The rendered stack: the node image, stack name, namespace. Required; no default. */
+  /**
+   * The rendered stack: the canary's launch and scrape job, the node image, stack name, namespace, and the Prometheus
+   * selectors (spec.kubernetes) its NetworkPolicy admits. Required; no default.
+   */
   readonly rendered: Rendered;
   /** The bundled pgstack CLI (one esbuild JS file), which carries `pgstack canary`. Required; no default. */
   readonly hookBundle: string;
@@ -20,10 +22,6 @@ export interface VectorCanaryArgs {
   readonly objectPrefix?: string;
   /** Namespace of the objects (the database's). Defaults to rendered.spec.kubernetes.namespace. */
   readonly namespace?: pulumi.Input<string>;
-  /** Labels of the namespaces Prometheus runs in. Defaults to `{"kubernetes.io/metadata.name": "monitoring"}`. */
-  readonly prometheusNamespaceSelector?: Labels;
-  /** Labels of the Prometheus pods. Defaults to `{"app.kubernetes.io/name": "prometheus"}`. */
-  readonly prometheusPodSelector?: Labels;
 }
 
 /**
@@ -54,10 +52,11 @@ export class VectorCanary extends pulumi.ComponentResource {
       `${name}-network-policy`,
       {
         metadata,
-        spec: canaryNetworkPolicySpec(selector, canaryPort, {
-          namespaces: args.prometheusNamespaceSelector ?? defaultPrometheusNamespaces,
-          pods: args.prometheusPodSelector ?? defaultPrometheusPods,
-        }),
+        spec: canaryNetworkPolicySpec(
+          selector,
+          canaryScrapeJobs(rendered).map((job) => job.port),
+          { namespaces: spec.kubernetes.prometheusNamespaceSelector, pods: spec.kubernetes.prometheusPodSelector },
+        ),
       },
       { parent: this },
     );
@@ -68,6 +67,7 @@ export class VectorCanary extends pulumi.ComponentResource {
         metadata,
         spec: pulumi.output(args.credentialsSecret).apply((credentialsSecret) =>
           canaryDeploymentSpec({
+            launch: rendered.launches.canary,
             image: spec.images.node,
             configMapName: names.canary,
             hookBundle,

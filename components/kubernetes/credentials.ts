@@ -1,13 +1,12 @@
 /**
  * What the Secrets hold, computed from passwords: SCRAM verifiers for the roles and PgBouncer, the bootstrap SQL,
  * the connection URLs. Plain strings in, plain strings out; the components call these inside `apply` on secret
- * outputs and put the results into Kubernetes Secrets only.
+ * outputs and put the results into Kubernetes Secrets only. Role names are Rendered's (rendered.roles).
  */
-import { pgbouncerUserlist, pgbouncerUsers } from "../../configs/pgbouncer";
-import { bootstrapSql, monitorRole, statsUser } from "../../configs/roles";
+import { pgbouncerUserlist } from "../../configs/pgbouncer";
+import type { RenderedRoles } from "../../configs/rendered";
+import { bootstrapSql } from "../../configs/roles";
 import { roleVerifier } from "../../configs/scram";
-import type { StackSpec } from "../../configs/stack-spec";
-import { superuser } from "./layout";
 
 export { roleSalt as scramSalt, roleVerifier } from "../../configs/scram";
 
@@ -19,24 +18,24 @@ export interface StackPasswords {
 }
 
 /** Role → verifier for every role the stack logs in as, keyed by role name. */
-export function stackVerifiers(stack: string, appUser: string, passwords: StackPasswords): Record<string, string> {
+export function stackVerifiers(stack: string, roles: RenderedRoles, passwords: StackPasswords): Record<string, string> {
   return {
-    [superuser]: roleVerifier(stack, superuser, passwords.superuser),
-    [appUser]: roleVerifier(stack, appUser, passwords.app),
-    [monitorRole]: roleVerifier(stack, monitorRole, passwords.monitor),
-    [statsUser]: roleVerifier(stack, statsUser, passwords.stats),
+    [roles.superuser]: roleVerifier(stack, roles.superuser, passwords.superuser),
+    [roles.app]: roleVerifier(stack, roles.app, passwords.app),
+    [roles.monitor]: roleVerifier(stack, roles.monitor, passwords.monitor),
+    [roles.stats]: roleVerifier(stack, roles.stats, passwords.stats),
   };
 }
 
 /** The /docker-entrypoint-initdb.d script: roles with their verifiers (configs/roles.ts), never a password. */
-export function bootstrapScript(database: string, appUser: string, verifiers: Readonly<Record<string, string>>): string {
-  return bootstrapSql(database, appUser, { app: verifiers[appUser], monitor: verifiers[monitorRole] });
+export function bootstrapScript(database: string, roles: RenderedRoles, verifiers: Readonly<Record<string, string>>): string {
+  return bootstrapSql(database, roles.app, { app: verifiers[roles.app], monitor: verifiers[roles.monitor] });
 }
 
-/** PgBouncer's auth_file: a verifier for every user configs/pgbouncer.ts says PgBouncer must know. */
-export function userlistFor(spec: StackSpec, verifiers: Readonly<Record<string, string>>): string {
+/** PgBouncer's auth_file: a verifier for every user Rendered says PgBouncer must know (rendered.roles.pgbouncerUsers). */
+export function userlistFor(roles: RenderedRoles, verifiers: Readonly<Record<string, string>>): string {
   return pgbouncerUserlist(
-    pgbouncerUsers(spec).map((user) => {
+    roles.pgbouncerUsers.map((user) => {
       const verifier = verifiers[user];
       if (verifier === undefined) throw new Error(`PgBouncer's auth_file needs user "${user}", but the stack has no password for it`);
       return { user, verifier };

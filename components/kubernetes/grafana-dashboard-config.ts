@@ -6,8 +6,16 @@
 import type { Rendered } from "../../configs/rendered";
 import { sortedRecord } from "./layout";
 
-/** The file name Grafana sees; the sidecar writes each data key as a file of that name. */
-export const grafanaDashboardKey = "pgvector-stack.json";
+/**
+ * The file name Grafana sees: the sidecar writes each data key as a file of that name into one folder, whichever
+ * namespace the ConfigMap is in (unless the sidecar runs with UNIQUE_FILENAMES, off by default), so two stacks'
+ * dashboards under the same key would overwrite each other, and deleting one would delete both (kiwigrid/k8s-sidecar
+ * #72). Per stack, as the dashboard's uid and title are. Stack names are valid key characters
+ * (configs/spec.ts: letters, digits, _ . -).
+ */
+export function grafanaDashboardKey(stack: string): string {
+  return `pgvector-stack-${stack}.json`;
+}
 
 /**
  * The Grafana chart's sidecar loads ConfigMaps labelled `grafana_dashboard` (`sidecar.dashboards.label`; any value
@@ -17,9 +25,9 @@ export const grafanaDashboardKey = "pgvector-stack.json";
  */
 export const grafanaSidecarLabel = { grafana_dashboard: "1" } as const;
 
-/** The ConfigMap's data: the rendered dashboard, byte for byte. */
+/** The ConfigMap's data: the stack's rendered dashboard (its own uid and title), byte for byte. */
 export function grafanaDashboardData(rendered: Rendered): Record<string, string> {
-  return { [grafanaDashboardKey]: rendered.files["grafana-dashboard.json"] };
+  return { [grafanaDashboardKey(rendered.spec.stack)]: rendered.files["grafana-dashboard.json"] };
 }
 
 /** The stack's object labels plus the sidecar's. Sorted keys. */

@@ -4,6 +4,7 @@
  */
 import type * as k8s from "@pulumi/kubernetes";
 import path from "node:path";
+import { directUrlEnv, pooledUrlEnv } from "../../configs/canary";
 import { k8sQuantity } from "../../configs/kubernetes-resources";
 import { containerNames, nodeUid, paths, secretKeys } from "./layout";
 import { restrictedPodSecurityContext, restrictedSecurityContext } from "./pod-template";
@@ -90,7 +91,7 @@ export function hookJobSpec(input: HookJobInput): k8s.types.input.batch.v1.JobSp
             name: containerNames.hook,
             image: input.image,
             command: ["node", paths.hookBundle, "postdeploy", "--plan", paths.plan],
-            env: [secret("PGSTACK_DIRECT_URL", secretKeys.hookDirectUrl), secret("PGSTACK_POOLED_URL", secretKeys.hookPooledUrl)],
+            env: [secret(directUrlEnv, secretKeys.hookDirectUrl), secret(pooledUrlEnv, secretKeys.hookPooledUrl)],
             resources: { limits: { memory }, requests: { cpu: "500m", memory } },
             securityContext: restrictedSecurityContext(nodeUid),
             // The root filesystem is read-only; anything the CLI writes relative to its directory lands in /tmp.

@@ -1,35 +1,31 @@
 /**
- * How the rendered stack is laid out on Kubernetes: object names, labels, paths inside the images, ports, the
- * exporters' command lines, the config checksum, and what makes a Rendered undeployable here. Plain data in, plain
- * data out; the components in this folder only wire resources from it, and tests check it without Pulumi.
+ * How the rendered stack is laid out on Kubernetes: object names, labels, container and port names, paths inside the
+ * images that the placement does not decide, uids, Secret keys, the config checksum, how a rendered launch becomes a
+ * container's command and env, and what ties a Rendered to this target. Ports, placement paths, command lines and
+ * role names come from Rendered as they are; nothing here re-derives them. Plain data in, plain data out; the
+ * components in this folder only wire resources from it, and tests check it without Pulumi.
  */
 import { createHash } from "node:crypto";
 import path from "node:path";
-import { nodeExporterArgs, nodeExporterPort, pgbouncerExporterCommand, postgresExporterCommand } from "../../configs/exporters";
-import { mtailArgs, mtailPort, mtailProgramFile } from "../../configs/mtail";
-import { pgbouncerAuthFile, pgbouncerPort } from "../../configs/pgbouncer";
 import type { MemoryBudget } from "../../configs/kubernetes-resources";
+import type { Launch, SecretInput } from "../../configs/launches";
+import { mtailProgramFile } from "../../configs/mtail";
 import type { Rendered, RenderedFileName, RenderedMemory } from "../../configs/rendered";
-import { parseBytes } from "../../configs/units";
-import { confSetting, iniSetting } from "../../configs/file-settings";
+import type { MetricSource } from "../../configs/scrape";
 
-/** PostgreSQL's port (`port` is an owned setting: always 5432). */
-export const postgresPort = 5432;
-/** The superuser the postgres image's entrypoint creates (POSTGRES_USER unset). */
-export const superuser = "postgres";
 /** uid/gid of `postgres` in the official postgres (and pgvector/pgvector) Debian images. */
 export const postgresUid = 999;
 /** uid of `node` in the official node images. */
 export const nodeUid = 1000;
 
-/** Where each file goes inside its image. */
+/**
+ * Where files go inside the images, where the placement does not say (it says the data volume's mount, PGDATA, the
+ * exporter queries, mtail's programs and PgBouncer's auth_file: configs/placement.ts).
+ */
 export const paths = {
   configDir: "/etc/postgresql",
   postgresConf: "/etc/postgresql/postgresql.conf",
   pgHbaConf: "/etc/postgresql/pg_hba.conf",
-  /** The data volume's mount point; PGDATA is a subdirectory, so the volume root's lost+found never bothers initdb. */
-  dataMount: "/var/lib/postgresql/data",
-  pgdata: "/var/lib/postgresql/data/pgdata",
   /** The postgres image runs *.sql here once, when it initialises an empty data directory. */
   initdbDir: "/docker-entrypoint-initdb.d",
   bootstrapFile: "10-pgstack-roles.sql",
@@ -38,20 +34,16 @@ export const paths = {
   shm: "/dev/shm",
   hugepages: "/dev/hugepages",
   tmp: "/tmp",
-  /** PgBouncer reads its config here; the auth_file beside it (configs/pgbouncer.ts pgbouncerAuthFile). */
+  /** PgBouncer reads its config here; the placement's auth_file must be beside it (one projected volume holds both). */
   pgbouncerDir: "/etc/pgbouncer",
   pgbouncerIni: "/etc/pgbouncer/pgbouncer.ini",
-  /** Used unless the rendered postgres_exporter flags name their own --extend.query-path. */
-  postgresExporterQueries: "/etc/postgres-exporter/queries.yaml",
   hookDir: "/hook",
   hookBundle: "/hook/pgstack.js",
   planDir: "/etc/pgstack",
   plan: "/etc/pgstack/plan.json",
-  /** mtail loads every `*.mtail` file of this directory (`--progs`); the rendered program is the only one. */
-  mtailProgramsDir: "/etc/mtail",
 } as const;
 
-/** Container port names: what Services target and what the PodMonitor scrapes. At most 15 characters each. */
+/** Container port names: what Services target and what the PodMonitors scrape. At most 15 characters each. */
 export const portNames = {
   postgres: "postgres",
   pgbouncer: "pgbouncer",
@@ -61,6 +53,18 @@ export const portNames = {
   mtailMetrics: "mtail-metrics",
   canaryMetrics: "canary-metrics",
 } as const;
+
+/** The named container port each metric source (rendered.scrapeJobs' `source`) serves /metrics on. */
+export const metricsPortNames: Readonly<Record<MetricSource, string>> = {
+  postgresExporter: portNames.postgresMetrics,
+  pgbouncerExporter: portNames.pgbouncerMetrics,
+  nodeExporter: portNames.nodeMetrics,
+  mtail: portNames.mtailMetrics,
+  canary: portNames.canaryMetrics,
+};
+
+/** The metric source that runs in its own pod (a Deployment); every other one is a container of the database pod. */
+export const canarySource: MetricSource = "canary";
 
 /** Container names; `kubectl logs <pod> -c <name>`. */
 export const containerNames = {
@@ -90,7 +94,7 @@ export const secretKeys = {
   monitorPassword: "monitor-password",
   statsPassword: "stats-password",
   bootstrap: "bootstrap.sql",
-  userlist: path.basename(pgbouncerAuthFile),
+  userlist: "userlist.txt",
   hookDirectUrl: "direct-url",
   hookPooledUrl: "pooled-url",
 } as const;
@@ -217,90 +221,87 @@ export function configChecksum(files: Readonly<Record<RenderedFileName, string>>
   return hash.digest("hex");
 }
 
-/** Flags the target owns: a rendered flag of the same name is replaced by the target's. */
-function withoutFlags(args: readonly string[], owned: readonly string[]): string[] {
-  return args.filter((a) => !owned.some((flag) => a === flag || a.startsWith(`${flag}=`)));
+/** Where a Secret holds a value: the Secret's name and key. */
+export interface SecretKeySelector {
+  readonly name: string;
+  readonly key: string;
 }
 
-function flagValue(args: readonly string[], flag: string): string | undefined {
-  return args.find((a) => a.startsWith(`${flag}=`))?.slice(flag.length + 1);
-}
+type EnvVar = { name: string; value?: string; valueFrom?: { secretKeyRef: { key: string; name: string } } };
 
-export interface ExporterLaunch {
-  readonly args: string[];
-  /** Non-secret environment. */
-  readonly env: Readonly<Record<string, string>>;
-  /** The variable filled from the Secret (secretKeyRef), never a literal. */
-  readonly passwordEnv: string;
+/**
+ * A rendered launch as a container's command and args. The exporters', node_exporter's and mtail's images have their
+ * program as ENTRYPOINT, so only args are given; `pgstack` is the bundled CLI, which the node image runs as
+ * `node /hook/pgstack.js`.
+ */
+export function containerLaunch(launch: Launch): { command?: string[]; args?: string[] } {
+  return launch.program === "pgstack" ? { command: ["node", paths.hookBundle, ...launch.args] } : { args: [...launch.args] };
 }
 
 /**
- * postgres_exporter beside the server: PostgreSQL on 127.0.0.1:5432, metrics on every pod address (Prometheus scrapes
- * the pod IP), the custom queries from the ConfigMap where the rendered flags say (or paths.postgresExporterQueries).
+ * A launch's environment: its non-secret variables as values, then each secret variable from the Secret key that
+ * holds it (secretKeyRef, never a literal), each group in name order. Throws when the launch needs a value none of
+ * `secrets` holds (a programming error: every container is given what its launch names).
  */
-export function postgresExporterLaunch(rendered: Rendered): ExporterLaunch & { queriesPath: string } {
-  const { exporters, spec } = rendered;
-  const queriesPath = flagValue(exporters.postgresExporterArgs, "--extend.query-path") ?? paths.postgresExporterQueries;
-  const base = postgresExporterCommand({ database: spec.postgres.database, queriesPath, host: "127.0.0.1", port: postgresPort });
-  const rest = withoutFlags(exporters.postgresExporterArgs, ["--web.listen-address", "--extend.query-path"]);
+export function containerEnv(launch: Launch, secrets: Readonly<Partial<Record<SecretInput, SecretKeySelector>>>): EnvVar[] {
+  const plain = Object.keys(launch.env)
+    .sort()
+    .map((name) => ({ name, value: launch.env[name] }));
+  const secret = Object.keys(launch.secretEnv)
+    .sort()
+    .map((name) => {
+      const input = launch.secretEnv[name];
+      const ref = secrets[input];
+      if (ref === undefined) throw new Error(`${launch.program} needs ${input} in ${name}, but its pod is given no Secret holding it`);
+      return { name, valueFrom: { secretKeyRef: { key: ref.key, name: ref.name } } };
+    });
+  return [...plain, ...secret];
+}
+
+/** Which Secret key holds each secret a database pod's launch needs. */
+export function databaseSecretRefs(names: KubernetesNames): Readonly<Partial<Record<SecretInput, SecretKeySelector>>> {
   return {
-    args: [`--web.listen-address=:${exporters.postgresExporterPort}`, `--extend.query-path=${queriesPath}`, ...rest],
-    env: base.env,
-    passwordEnv: base.passwordEnv,
-    queriesPath,
+    monitorPassword: { name: names.credentials, key: secretKeys.monitorPassword },
+    statsPassword: { name: names.credentials, key: secretKeys.statsPassword },
   };
 }
 
-/** pgbouncer_exporter beside PgBouncer: its admin console on 127.0.0.1 as the stats user; the password from env. */
-export function pgbouncerExporterLaunch(rendered: Rendered): ExporterLaunch {
-  const { exporters } = rendered;
-  const owned = ["--web.listen-address", "--pgBouncer.connectionString"];
-  const base = pgbouncerExporterCommand({ host: "127.0.0.1", port: pgbouncerListenPort(rendered), listenAddress: `:${exporters.pgbouncerExporterPort}` });
-  const targetFlags = base.args.filter((a) => owned.some((flag) => a.startsWith(`${flag}=`)));
-  return { args: [...targetFlags, ...withoutFlags(exporters.pgbouncerExporterArgs, owned)], env: base.env, passwordEnv: base.passwordEnv };
+/** Which keys of the hook's Secret (`credentialsSecret`) hold the application's URLs, for the canary's launch. */
+export function urlSecretRefs(credentialsSecret: string): Readonly<Partial<Record<SecretInput, SecretKeySelector>>> {
+  return {
+    directUrl: { name: credentialsSecret, key: secretKeys.hookDirectUrl },
+    pooledUrl: { name: credentialsSecret, key: secretKeys.hookPooledUrl },
+  };
 }
 
-/** node_exporter beside PostgreSQL: the shared collector flags, metrics on every pod address. */
-export function nodeExporterLaunchArgs(): string[] {
-  return [...nodeExporterArgs(), `--web.listen-address=:${nodeExporterPort}`];
+/** The scrape jobs whose source is a container of the database pod, in rendered order. */
+export function databaseScrapeJobs(rendered: Rendered): Rendered["scrapeJobs"] {
+  return rendered.scrapeJobs.filter((j) => j.source !== canarySource);
 }
 
-/**
- * mtail beside PostgreSQL: the rendered program from its ConfigMap directory, the collector's log files below PGDATA
- * on the read-only data mount, metrics on every pod address.
- */
-export function mtailLaunchArgs(): string[] {
-  return [...mtailArgs({ programsDir: paths.mtailProgramsDir, pgdata: paths.pgdata }), "--port", String(mtailPort)];
+/** The canary's scrape jobs (one), in rendered order. */
+export function canaryScrapeJobs(rendered: Rendered): Rendered["scrapeJobs"] {
+  return rendered.scrapeJobs.filter((j) => j.source === canarySource);
 }
 
-/** PgBouncer's listen_port as rendered (PgBouncer's own default is 6432 too). */
-export function pgbouncerListenPort(rendered: Rendered): number {
-  const text = iniSetting(rendered.files["pgbouncer.ini"], "pgbouncer", "listen_port");
-  return text === undefined ? pgbouncerPort : Number(text);
+function isStrictlyWithin(child: string, parent: string): boolean {
+  const relative = path.posix.relative(parent, child);
+  return relative !== "" && !relative.startsWith("..") && !path.posix.isAbsolute(relative);
 }
 
 /**
- * The largest maintenance_work_mem any session sets: the server's, or a larger one an index build of the plan SETs.
- * A parallel build keeps that much graph in /dev/shm.
+ * What this layout cannot deploy from a Rendered, in words a person can act on; empty when all is well. Only what
+ * ties Rendered to this target: user input was checked by the spec, the placement by renderStack. None of these can
+ * follow from a stack file the spec accepts (tests/unit/components/kubernetes-layout.test.ts renders a range of them).
  */
-export function largestBuildMemory(memory: RenderedMemory, indexPlan: Rendered["indexPlan"]): number {
-  const builds = indexPlan.map((e) => {
-    const parsed = parseBytes(e.build.maintenanceWorkMem);
-    if (!parsed.ok) throw new Error(`index plan ${e.indexName}: build.maintenanceWorkMem "${e.build.maintenanceWorkMem}" ${parsed.error}`);
-    return parsed.value;
-  });
-  return Math.max(memory.maintenanceWorkMemBytes, ...builds);
-}
-
-/** What makes a Rendered undeployable on Kubernetes, in words a person can act on; empty when all is well. */
 export function kubernetesProblems(rendered: Rendered): string[] {
-  const { spec, memory, files, exporters } = rendered;
+  const { spec, memory, placement } = rendered;
   const problems: string[] = [];
   if (spec.target !== "kubernetes") problems.push(`target is "${spec.target}"; the Kubernetes components deploy stacks with target: kubernetes`);
 
   // Huge pages: the pod requests exactly rendered.memory.hugePages pages. `on` makes a shortfall fail at start;
   // `try` would fall back to 4 kB pages unseen (and can SIGBUS on hugepage nodes, PostgreSQL bug #17757). Nothing
-  // is re-decided here: the rendered setting, the page count and the file must simply agree.
+  // is re-decided here: the rendered setting and the page count must simply agree.
   const setting = memory.hugePagesSetting;
   if (memory.hugePages > 0 && setting !== "on") {
     problems.push(
@@ -314,40 +315,21 @@ export function kubernetesProblems(rendered: Rendered): string[] {
         `huge_pages = ${setting} without them fails (on) or can SIGBUS on hugepage nodes (try); set postgres.hugePages to on or off`,
     );
   }
-  const inFile = confSetting(files["postgresql.conf"], "huge_pages");
-  if (inFile !== setting) {
-    problems.push(`postgresql.conf says huge_pages = ${inFile ?? "(unset)"} but rendered.memory.hugePagesSetting is "${setting}"; render the stack again`);
-  }
 
-  const port = confSetting(files["postgresql.conf"], "port");
-  if (port !== undefined && Number(port) !== postgresPort) problems.push(`postgresql.conf sets port = ${port}; the pod, Services and PgBouncer use ${postgresPort}`);
-  const hba = confSetting(files["postgresql.conf"], "hba_file");
-  if (hba !== undefined && hba !== paths.pgHbaConf) problems.push(`postgresql.conf sets hba_file = ${hba}; the pod mounts pg_hba.conf at ${paths.pgHbaConf}`);
-  const socketDir = confSetting(files["postgresql.conf"], "unix_socket_directories");
-  if (socketDir !== undefined && socketDir !== paths.socketDir) {
-    problems.push(`postgresql.conf sets unix_socket_directories = ${socketDir}; the pod gives the server a writable ${paths.socketDir} only`);
+  // PGDATA below the claim's mount point, not at it: a fresh filesystem's root holds lost+found, and initdb refuses a
+  // directory that is not empty.
+  const mount = placement.dataVolumeMount;
+  if (mount === null) problems.push(`placement.dataVolumeMount is null; the pod mounts the data volume's claim there`);
+  else if (!isStrictlyWithin(placement.paths.pgdata, mount)) {
+    problems.push(`placement.paths.pgdata ${placement.paths.pgdata} is not a directory below the data volume's mount ${mount}; initdb needs an empty directory on the volume`);
   }
-  const authFile = iniSetting(files["pgbouncer.ini"], "pgbouncer", "auth_file");
-  if (authFile !== pgbouncerAuthFile) problems.push(`pgbouncer.ini auth_file is ${authFile ?? "(unset)"}; the pod mounts the userlist Secret at ${pgbouncerAuthFile}`);
-  const socket = iniSetting(files["pgbouncer.ini"], "pgbouncer", "unix_socket_dir");
-  if (socket !== undefined && socket !== "") problems.push(`pgbouncer.ini unix_socket_dir is ${socket}; PgBouncer's root filesystem is read-only, so it must be empty (TCP only)`);
-
-  const listen = pgbouncerListenPort(rendered);
-  const ports: [string, number][] = [
-    ["PostgreSQL", postgresPort],
-    ["PgBouncer (pgbouncer.ini listen_port)", listen],
-    ["postgres_exporter", exporters.postgresExporterPort],
-    ["pgbouncer_exporter", exporters.pgbouncerExporterPort],
-    ["node_exporter", nodeExporterPort],
-    ["mtail", mtailPort],
-  ];
-  for (const [what, p] of ports) if (!Number.isInteger(p) || p < 1 || p > 65535) problems.push(`${what} port ${p} is not a port number (1–65535)`);
-  for (let i = 0; i < ports.length; i++) {
-    for (let j = i + 1; j < ports.length; j++) {
-      if (ports[i][1] === ports[j][1]) problems.push(`${ports[i][0]} and ${ports[j][0]} both use port ${ports[i][1]} in one pod`);
-    }
+  // One projected volume at PgBouncer's config directory holds pgbouncer.ini and the auth_file.
+  if (path.posix.dirname(placement.paths.pgbouncerAuthFile) !== paths.pgbouncerDir) {
+    problems.push(`placement.paths.pgbouncerAuthFile is ${placement.paths.pgbouncerAuthFile}; the pod mounts the auth_file beside pgbouncer.ini, in ${paths.pgbouncerDir}`);
+  }
+  // Prometheus scrapes the pod's IP, not its loopback.
+  if (placement.metricsBind !== "" && placement.metricsBind !== "0.0.0.0") {
+    problems.push(`placement.metricsBind is "${placement.metricsBind}"; Prometheus scrapes the pod's IP, so the metric sources must listen on every address`);
   }
   return problems;
 }
-
-export { confSetting, iniSetting };

@@ -1,24 +1,22 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
+import { promDuration } from "../../configs/placement";
 import type { Rendered } from "../../configs/rendered";
 import { grafanaDashboardData, grafanaDashboardLabels } from "./grafana-dashboard-config";
-import { kubernetesNames, objectLabels, selectorLabels, sortedRecord } from "./layout";
+import { canaryScrapeJobs, databaseScrapeJobs, kubernetesNames, objectLabels, selectorLabels, sortedRecord } from "./layout";
 import { canaryPodMonitorSpec, podMonitorSpec, prometheusRuleSpec } from "./monitoring-spec";
 import type { Labels } from "./network";
 
 export interface VectorMonitoringArgs {
-  /** The rendered stack: alert rule groups, dashboard, stack name, namespace, which objects to create. Required; no default. */
+  /**
+   * The rendered stack: scrape jobs and interval, alert rule groups, dashboard, stack name, namespace, which objects to
+   * create, and the extra labels for the cluster's Prometheus (spec.kubernetes.monitoringLabels). Required; no default.
+   */
   readonly rendered: Rendered;
   /** Prefix of the object names and the `app.kubernetes.io/instance` of the pods to scrape. Defaults to the component name. */
   readonly objectPrefix?: string;
   /** Namespace of the objects (the database's). Defaults to rendered.spec.kubernetes.namespace. */
   readonly namespace?: pulumi.Input<string>;
-  /** Extra labels on the PodMonitors, for a Prometheus whose podMonitorSelector asks for them (e.g. `release`). Defaults to none. */
-  readonly podMonitorLabels?: Labels;
-  /** Extra labels on the PrometheusRule, for a Prometheus whose ruleSelector asks for them. Defaults to none. */
-  readonly ruleLabels?: Labels;
-  /** How often the exporters and the canary are scraped. Defaults to `15s` (the rules' shortest `for` is 1m: four scrapes). */
-  readonly scrapeInterval?: string;
 }
 
 /**
@@ -44,7 +42,10 @@ export class VectorMonitoring extends pulumi.ComponentResource {
     const namespace = args.namespace ?? spec.kubernetes.namespace;
     const labels = objectLabels(instance, "database", spec.stack);
     const canaryLabels = objectLabels(instance, "canary", spec.stack);
-    const scrapeInterval = args.scrapeInterval ?? "15s";
+    const scrape = { stack: spec.stack, interval: promDuration(rendered.placement.intervals.scrapeMs) };
+    // A Prometheus selects PodMonitors and PrometheusRules by label (kube-prometheus-stack: `release: <its release>`):
+    // these go on exactly those three objects, and nowhere else.
+    const selectedBy = spec.kubernetes.monitoringLabels;
 
     const customResource = (role: string, kind: string, metadata: { name: string; labels: Labels; extraLabels?: Labels }, body: Record<string, unknown>) =>
       new k8s.apiextensions.CustomResource(
@@ -62,19 +63,19 @@ export class VectorMonitoring extends pulumi.ComponentResource {
       this.podMonitor = customResource(
         "pod-monitor",
         "PodMonitor",
-        { name: names.podMonitor, labels, extraLabels: args.podMonitorLabels },
-        podMonitorSpec(selectorLabels(instance, "database"), spec.stack, scrapeInterval),
+        { name: names.podMonitor, labels, extraLabels: selectedBy },
+        podMonitorSpec(selectorLabels(instance, "database"), databaseScrapeJobs(rendered), scrape),
       );
       this.canaryPodMonitor = customResource(
         "canary-pod-monitor",
         "PodMonitor",
-        { name: names.canary, labels: canaryLabels, extraLabels: args.podMonitorLabels },
-        canaryPodMonitorSpec(selectorLabels(instance, "canary"), spec.stack, scrapeInterval),
+        { name: names.canary, labels: canaryLabels, extraLabels: selectedBy },
+        canaryPodMonitorSpec(selectorLabels(instance, "canary"), canaryScrapeJobs(rendered), scrape),
       );
       this.prometheusRule = customResource(
         "prometheus-rule",
         "PrometheusRule",
-        { name: names.prometheusRule, labels, extraLabels: args.ruleLabels },
+        { name: names.prometheusRule, labels, extraLabels: selectedBy },
         prometheusRuleSpec(rendered),
       );
     }

@@ -5,22 +5,24 @@
  */
 import type * as k8s from "@pulumi/kubernetes";
 import type * as pulumi from "@pulumi/pulumi";
-import { nodeExporterPort } from "../../configs/exporters";
-import { mtailPort } from "../../configs/mtail";
-import { portNames, postgresPort } from "./layout";
+import type { Rendered } from "../../configs/rendered";
+import type { Labels } from "../../configs/stack-spec";
+import { databaseScrapeJobs, metricsPortNames, portNames } from "./layout";
+
+export type { Labels } from "../../configs/stack-spec";
+
+/** A named container port of the database pod. */
+export interface NamedPort {
+  readonly name: string;
+  readonly port: number;
+}
 
 export interface DatabasePorts {
   readonly postgres: number;
   readonly pgbouncer: number;
-  readonly postgresMetrics: number;
-  readonly pgbouncerMetrics: number;
-  /** node_exporter. */
-  readonly nodeMetrics: number;
-  /** mtail. */
-  readonly mtailMetrics: number;
+  /** Every metrics port of the pod (exporters, node_exporter, mtail), named as its container declares it, in rendered.scrapeJobs order. */
+  readonly metrics: readonly NamedPort[];
 }
-
-export type Labels = Readonly<Record<string, string>>;
 
 /** Where a Service answers: its cluster DNS name and port. */
 export interface Endpoint {
@@ -50,10 +52,7 @@ export function databaseServiceSpecs(selector: Labels, ports: DatabasePorts): Da
       ports: [
         servicePort(portNames.postgres, ports.postgres),
         servicePort(portNames.pgbouncer, ports.pgbouncer),
-        servicePort(portNames.postgresMetrics, ports.postgresMetrics),
-        servicePort(portNames.pgbouncerMetrics, ports.pgbouncerMetrics),
-        servicePort(portNames.nodeMetrics, ports.nodeMetrics),
-        servicePort(portNames.mtailMetrics, ports.mtailMetrics),
+        ...ports.metrics.map((m) => servicePort(m.name, m.port)),
       ],
       // The pod's DNS name resolves while it starts, so an administrator can reach a pod that is not Ready yet.
       publishNotReadyAddresses: true,
@@ -78,11 +77,6 @@ export interface DatabasePeers {
   readonly prometheusNamespaces: Labels;
   readonly prometheusPods: Labels;
 }
-
-/** Where Prometheus runs unless told otherwise: the namespace kube-prometheus-stack's guides install it in. */
-export const defaultPrometheusNamespaces: Labels = { "kubernetes.io/metadata.name": "monitoring" };
-/** The label the Prometheus Operator puts on every Prometheus pod it runs. */
-export const defaultPrometheusPods: Labels = { "app.kubernetes.io/name": "prometheus" };
 
 /** The namespace's own name label, set by Kubernetes (≥ 1.21) on every namespace. */
 export function namespaceNameLabel(namespace: string): Labels {
@@ -114,7 +108,7 @@ export function databaseNetworkPolicySpec(selector: Labels, ports: DatabasePorts
       { from: [peer(namespaceNameLabel(peers.namespace), peers.canaryPods)], ports: [tcp(ports.postgres), tcp(ports.pgbouncer)] },
       {
         from: [peer(peers.prometheusNamespaces, peers.prometheusPods)],
-        ports: [tcp(ports.postgresMetrics), tcp(ports.pgbouncerMetrics), tcp(ports.nodeMetrics), tcp(ports.mtailMetrics)],
+        ports: ports.metrics.map((m) => tcp(m.port)),
       },
     ],
     podSelector: { matchLabels: { ...selector } },
@@ -129,11 +123,11 @@ export function databaseNetworkPolicySpec(selector: Labels, ports: DatabasePorts
  */
 export function canaryNetworkPolicySpec(
   selector: Labels,
-  metricsPort: number,
+  metricsPorts: readonly number[],
   prometheus: { readonly namespaces: Labels; readonly pods: Labels },
 ): k8s.types.input.networking.v1.NetworkPolicySpec {
   return {
-    ingress: [{ from: [peer(prometheus.namespaces, prometheus.pods)], ports: [tcp(metricsPort)] }],
+    ingress: [{ from: [peer(prometheus.namespaces, prometheus.pods)], ports: metricsPorts.map(tcp) }],
     podSelector: { matchLabels: { ...selector } },
     policyTypes: ["Ingress"],
   };
@@ -149,9 +143,14 @@ export function databaseDisruptionBudgetSpec(selector: Labels): k8s.types.input.
 }
 
 /**
- * The ports of one database pod, for Services and the NetworkPolicy. node_exporter's and mtail's are fixed
- * (configs/exporters.ts, configs/mtail.ts); the others come from the rendered files and flags.
+ * The ports of one database pod, for Services and the NetworkPolicy: PostgreSQL's and PgBouncer's from the placement,
+ * the metrics ports from the rendered scrape jobs of the pod's metric sources.
  */
-export function databasePorts(pgbouncer: number, postgresMetrics: number, pgbouncerMetrics: number): DatabasePorts {
-  return { postgres: postgresPort, pgbouncer, postgresMetrics, pgbouncerMetrics, nodeMetrics: nodeExporterPort, mtailMetrics: mtailPort };
+export function databasePorts(rendered: Rendered): DatabasePorts {
+  const { ports } = rendered.placement;
+  return {
+    postgres: ports.postgres,
+    pgbouncer: ports.pgbouncer,
+    metrics: databaseScrapeJobs(rendered).map((job) => ({ name: metricsPortNames[job.source], port: job.port })),
+  };
 }

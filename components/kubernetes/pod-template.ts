@@ -6,27 +6,23 @@
 import type * as k8s from "@pulumi/kubernetes";
 import path from "node:path";
 import { k8sQuantity, type PodResourcePlan } from "../../configs/kubernetes-resources";
-import { nodeExporterPort } from "../../configs/exporters";
-import { mtailPort, mtailProgramFile } from "../../configs/mtail";
+import type { Launch } from "../../configs/launches";
+import { mtailProgramFile } from "../../configs/mtail";
 import type { Rendered } from "../../configs/rendered";
 import {
   configChecksum,
+  containerEnv,
+  containerLaunch,
   containerNames,
+  databaseSecretRefs,
   type KubernetesNames,
-  mtailLaunchArgs,
-  nodeExporterLaunchArgs,
   objectLabels,
   paths,
-  pgbouncerExporterLaunch,
-  pgbouncerListenPort,
   portNames,
-  postgresExporterLaunch,
-  postgresPort,
   postgresUid,
   secretKeys,
   selectorLabels,
   sortedRecord,
-  superuser,
 } from "./layout";
 
 type Container = k8s.types.input.core.v1.Container;
@@ -69,21 +65,28 @@ function secretEnv(name: string, secret: string, key: string): EnvVar {
   return { name, valueFrom: { secretKeyRef: { key, name: secret } } };
 }
 
-function plainEnv(env: Readonly<Record<string, string>>): EnvVar[] {
-  return Object.keys(env)
-    .sort()
-    .map((name) => ({ name, value: env[name] }));
+/** A metric source's container port, named as the PodMonitor scrapes it, at the port its launch listens on. */
+function metricsPort(name: string, launch: Launch): k8s.types.input.core.v1.ContainerPort {
+  return { containerPort: launch.port, name, protocol: "TCP" };
 }
 
 /**
- * pg_isready over TCP: the entrypoint's temporary init server listens on the socket only, so TCP readiness means the
- * real server is up. Exit 0 = accepting connections, 1 = rejecting (starting up, recovering, shutting down),
- * 2 = no response.
+ * The data volume's mount point (placement.dataVolumeMount); kubernetesProblems refuses a Rendered without one before
+ * any resource exists.
  */
-const pgIsReady = ["pg_isready", "--host=127.0.0.1", `--port=${postgresPort}`, `--username=${superuser}`, "--timeout=5"];
+function dataMount(rendered: Rendered): string {
+  const mount = rendered.placement.dataVolumeMount;
+  if (mount === null) throw new Error("rendered.placement.dataVolumeMount is null; the pod has nowhere to mount the data volume");
+  return mount;
+}
 
 function postgresContainer(rendered: Rendered, names: KubernetesNames, resources: PodResourcePlan): Container {
   const hugePages = resources.hugePagesBytes > 0;
+  const { placement } = rendered;
+  // pg_isready over TCP: the entrypoint's temporary init server listens on the socket only, so TCP readiness means the
+  // real server is up. Exit 0 = accepting connections, 1 = rejecting (starting up, recovering, shutting down),
+  // 2 = no response.
+  const pgIsReady = ["pg_isready", "--host=127.0.0.1", `--port=${placement.ports.postgres}`, `--username=${rendered.roles.superuser}`, "--timeout=5"];
   return {
     name: containerNames.postgres,
     image: rendered.spec.images.postgres,
@@ -92,17 +95,17 @@ function postgresContainer(rendered: Rendered, names: KubernetesNames, resources
     // the server with them.
     args: ["postgres", "-c", `config_file=${paths.postgresConf}`, "-c", `hba_file=${paths.pgHbaConf}`],
     env: [
-      { name: "PGDATA", value: paths.pgdata },
+      { name: "PGDATA", value: placement.paths.pgdata },
       // initdb runs before the rendered postgresql.conf is in use, with PostgreSQL's default huge_pages = try: on a
       // node with free huge pages but none granted to the pod, that SIGBUSes (PostgreSQL bug #17757,
       // docker-library/postgres #451). initdb (≥ 16) --set applies the rendered setting to its own run too.
       { name: "POSTGRES_INITDB_ARGS", value: `--set=huge_pages=${rendered.memory.hugePagesSetting}` },
       secretEnv("POSTGRES_PASSWORD", names.credentials, secretKeys.superuserPassword),
     ],
-    ports: [{ containerPort: postgresPort, name: portNames.postgres, protocol: "TCP" }],
+    ports: [{ containerPort: placement.ports.postgres, name: portNames.postgres, protocol: "TCP" }],
     resources: { limits: sortedRecord(resources.postgres.limits), requests: sortedRecord(resources.postgres.requests) },
     volumeMounts: [
-      { mountPath: paths.dataMount, name: "data" },
+      { mountPath: dataMount(rendered), name: "data" },
       { mountPath: paths.configDir, name: "config", readOnly: true },
       { mountPath: paths.initdbDir, name: "bootstrap", readOnly: true },
       { mountPath: paths.shm, name: "shm" },
@@ -124,13 +127,13 @@ function postgresContainer(rendered: Rendered, names: KubernetesNames, resources
     // Kubernetes sends SIGTERM, PostgreSQL's "smart" shutdown, which waits for every client to leave; PgBouncer's
     // server connections never do, and the grace period would end in SIGKILL and crash recovery. Fast shutdown
     // disconnects them and writes a shutdown checkpoint.
-    lifecycle: { preStop: { exec: { command: ["pg_ctl", "stop", "-D", paths.pgdata, "-m", "fast", "-w", "-t", "100"] } } },
+    lifecycle: { preStop: { exec: { command: ["pg_ctl", "stop", "-D", placement.paths.pgdata, "-m", "fast", "-w", "-t", "100"] } } },
     securityContext: restrictedSecurityContext(postgresUid),
   };
 }
 
 function pgbouncerContainer(rendered: Rendered, resources: PodResourcePlan): Container {
-  const port = pgbouncerListenPort(rendered);
+  const port = rendered.placement.ports.pgbouncer;
   const tcp = { tcpSocket: { port: portNames.pgbouncer } };
   return {
     name: containerNames.pgbouncer,
@@ -153,15 +156,15 @@ function pgbouncerContainer(rendered: Rendered, resources: PodResourcePlan): Con
 }
 
 function postgresExporterContainer(rendered: Rendered, names: KubernetesNames, resources: PodResourcePlan): Container {
-  const launch = postgresExporterLaunch(rendered);
+  const launch = rendered.launches.postgresExporter;
   return {
     name: containerNames.postgresExporter,
     image: rendered.spec.images.postgresExporter,
-    args: launch.args,
-    env: [...plainEnv(launch.env), secretEnv(launch.passwordEnv, names.credentials, secretKeys.monitorPassword)],
-    ports: [{ containerPort: rendered.exporters.postgresExporterPort, name: portNames.postgresMetrics, protocol: "TCP" }],
+    ...containerLaunch(launch),
+    env: containerEnv(launch, databaseSecretRefs(names)),
+    ports: [metricsPort(portNames.postgresMetrics, launch)],
     resources: { limits: sortedRecord(resources.postgresExporter.limits), requests: sortedRecord(resources.postgresExporter.requests) },
-    volumeMounts: [{ mountPath: path.posix.dirname(launch.queriesPath), name: "exporter-queries", readOnly: true }],
+    volumeMounts: [{ mountPath: path.posix.dirname(rendered.placement.paths.postgresExporterQueries), name: "exporter-queries", readOnly: true }],
     // Liveness only, on the landing page (no database query). No readiness probe: a pod is Ready only when every
     // container is, and a slow scrape must never take the database out of its Services.
     livenessProbe: { failureThreshold: 6, httpGet: { path: "/", port: portNames.postgresMetrics }, periodSeconds: 20, timeoutSeconds: 5 },
@@ -170,16 +173,16 @@ function postgresExporterContainer(rendered: Rendered, names: KubernetesNames, r
 }
 
 function pgbouncerExporterContainer(rendered: Rendered, names: KubernetesNames, resources: PodResourcePlan): Container {
-  const launch = pgbouncerExporterLaunch(rendered);
+  const launch = rendered.launches.pgbouncerExporter;
   return {
     name: containerNames.pgbouncerExporter,
     image: rendered.spec.images.pgbouncerExporter,
     // pgbouncer_exporter 0.10 exits at start-up when PgBouncer does not answer (#140). As a regular container it is
     // simply restarted by the kubelet, and PgBouncer, a native sidecar with a startup probe, is already listening
     // before any regular container starts; so in practice the first start succeeds.
-    args: launch.args,
-    env: [...plainEnv(launch.env), secretEnv(launch.passwordEnv, names.credentials, secretKeys.statsPassword)],
-    ports: [{ containerPort: rendered.exporters.pgbouncerExporterPort, name: portNames.pgbouncerMetrics, protocol: "TCP" }],
+    ...containerLaunch(launch),
+    env: containerEnv(launch, databaseSecretRefs(names)),
+    ports: [metricsPort(portNames.pgbouncerMetrics, launch)],
     resources: { limits: sortedRecord(resources.pgbouncerExporter.limits), requests: sortedRecord(resources.pgbouncerExporter.requests) },
     livenessProbe: { failureThreshold: 6, httpGet: { path: "/", port: portNames.pgbouncerMetrics }, periodSeconds: 20, timeoutSeconds: 5 },
     securityContext: restrictedSecurityContext(postgresUid),
@@ -187,7 +190,9 @@ function pgbouncerExporterContainer(rendered: Rendered, names: KubernetesNames, 
 }
 
 /** The data volume for the containers that only look at it: they can never write to PostgreSQL's files. */
-const dataReadOnly = { mountPath: paths.dataMount, name: "data", readOnly: true } as const;
+function dataReadOnly(rendered: Rendered) {
+  return { mountPath: dataMount(rendered), name: "data", readOnly: true } as const;
+}
 
 /**
  * node_exporter without any host access (no hostPath, host PID or host network), so the pod stays within the
@@ -201,10 +206,10 @@ function nodeExporterContainer(rendered: Rendered, resources: PodResourcePlan): 
   return {
     name: containerNames.nodeExporter,
     image: rendered.spec.images.nodeExporter,
-    args: nodeExporterLaunchArgs(),
-    ports: [{ containerPort: nodeExporterPort, name: portNames.nodeMetrics, protocol: "TCP" }],
+    ...containerLaunch(rendered.launches.nodeExporter),
+    ports: [metricsPort(portNames.nodeMetrics, rendered.launches.nodeExporter)],
     resources: { limits: sortedRecord(resources.nodeExporter.limits), requests: sortedRecord(resources.nodeExporter.requests) },
-    volumeMounts: [dataReadOnly],
+    volumeMounts: [dataReadOnly(rendered)],
     livenessProbe: { failureThreshold: 6, httpGet: { path: "/", port: portNames.nodeMetrics }, periodSeconds: 20, timeoutSeconds: 5 },
     securityContext: restrictedSecurityContext(nobodyUid),
   };
@@ -221,11 +226,11 @@ function mtailContainer(rendered: Rendered, resources: PodResourcePlan): Contain
     name: containerNames.mtail,
     // FROM scratch, ENTRYPOINT /usr/bin/mtail: only args are given.
     image: rendered.spec.images.mtail,
-    args: mtailLaunchArgs(),
-    ports: [{ containerPort: mtailPort, name: portNames.mtailMetrics, protocol: "TCP" }],
+    ...containerLaunch(rendered.launches.mtail),
+    ports: [metricsPort(portNames.mtailMetrics, rendered.launches.mtail)],
     resources: { limits: sortedRecord(resources.mtail.limits), requests: sortedRecord(resources.mtail.requests) },
     // The ConfigMap volume's own entries (..data, ..<timestamp>) are hidden files, which mtail's loader skips.
-    volumeMounts: [dataReadOnly, { mountPath: paths.mtailProgramsDir, name: "mtail-program", readOnly: true }],
+    volumeMounts: [dataReadOnly(rendered), { mountPath: rendered.placement.paths.mtailPrograms, name: "mtail-program", readOnly: true }],
     // mtail has no health endpoint; its status page at / answers while the HTTP server runs.
     livenessProbe: { failureThreshold: 6, httpGet: { path: "/", port: portNames.mtailMetrics }, periodSeconds: 20, timeoutSeconds: 5 },
     securityContext: restrictedSecurityContext(postgresUid),
@@ -233,7 +238,7 @@ function mtailContainer(rendered: Rendered, resources: PodResourcePlan): Contain
 }
 
 function volumes(rendered: Rendered, names: KubernetesNames, resources: PodResourcePlan): Volume[] {
-  const queriesPath = postgresExporterLaunch(rendered).queriesPath;
+  const { paths: placed } = rendered.placement;
   return [
     {
       configMap: {
@@ -256,14 +261,14 @@ function volumes(rendered: Rendered, names: KubernetesNames, resources: PodResou
         defaultMode: readOnlyFileMode,
         sources: [
           { configMap: { items: [{ key: "pgbouncer.ini", path: path.posix.basename(paths.pgbouncerIni) }], name: names.config } },
-          { secret: { items: [{ key: secretKeys.userlist, path: secretKeys.userlist }], name: names.pgbouncerAuth } },
+          { secret: { items: [{ key: secretKeys.userlist, path: path.posix.basename(placed.pgbouncerAuthFile) }], name: names.pgbouncerAuth } },
         ],
       },
     },
     {
       configMap: {
         defaultMode: readOnlyFileMode,
-        items: [{ key: "postgres-exporter-queries.yaml", path: path.posix.basename(queriesPath) }],
+        items: [{ key: "postgres-exporter-queries.yaml", path: path.posix.basename(placed.postgresExporterQueries) }],
         name: names.config,
       },
       name: "exporter-queries",

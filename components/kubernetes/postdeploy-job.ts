@@ -3,7 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import type { Rendered } from "../../configs/rendered";
 import { bytes } from "../../configs/units";
 import { assertHookFits, hookConfigData, hookJobSpec } from "./hook-job-spec";
-import { kubernetesNames, objectLabels, postgresPort, sha256 } from "./layout";
+import { kubernetesNames, objectLabels, sha256 } from "./layout";
 
 export interface PostDeployJobArgs {
   /** The rendered stack: plan.json, the node image, stack name, namespace. Required; no default. */
@@ -14,7 +14,7 @@ export interface PostDeployJobArgs {
   readonly credentialsSecret: pulumi.Input<string>;
   /** Host of the direct Service; the Job waits until it accepts connections. Required; no default. */
   readonly databaseHost: pulumi.Input<string>;
-  /** Port of the direct Service. Defaults to 5432. */
+  /** Port of the direct Service. Defaults to PostgreSQL's port in the placement (rendered.placement.ports.postgres). */
   readonly databasePort?: number;
   /** Resources the Job is created after, e.g. the database StatefulSet (Pulumi waits until its pod is Ready). Defaults to none. */
   readonly after?: pulumi.Resource[];
@@ -73,7 +73,7 @@ export class PostDeployJob extends pulumi.ComponentResource {
             configMapName: names.hookConfig(this.planSha256),
             credentialsSecret,
             databaseHost,
-            databasePort: args.databasePort ?? postgresPort,
+            databasePort: args.databasePort ?? rendered.placement.ports.postgres,
             podLabels: labels,
             backoffLimit: args.backoffLimit ?? 6,
             timeoutSeconds: timeoutMinutes * 60,

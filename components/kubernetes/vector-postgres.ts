@@ -4,24 +4,12 @@ import * as random from "@pulumi/random";
 import { podResources, type PodResourcePlan } from "../../configs/kubernetes-resources";
 import type { Rendered } from "../../configs/rendered";
 import { bootstrapScript, connectionUrl, type StackPasswords, stackVerifiers, userlistFor } from "./credentials";
-import {
-  type KubernetesNames,
-  kubernetesNames,
-  kubernetesProblems,
-  largestBuildMemory,
-  objectLabels,
-  pgbouncerListenPort,
-  secretKeys,
-  selectorLabels,
-  sortedRecord,
-} from "./layout";
+import { type KubernetesNames, kubernetesNames, kubernetesProblems, objectLabels, secretKeys, selectorLabels, sortedRecord } from "./layout";
 import {
   databaseDisruptionBudgetSpec,
   databaseNetworkPolicySpec,
   databasePorts,
   databaseServiceSpecs,
-  defaultPrometheusNamespaces,
-  defaultPrometheusPods,
   type Endpoint,
   type Labels,
   namespaceNameLabel,
@@ -29,32 +17,27 @@ import {
 import { databaseStatefulSetSpec } from "./pod-template";
 
 export interface VectorPostgresArgs {
-  /** The rendered stack: files, memory plan, exporter flags, images, namespace and storage. Required; no default. */
+  /**
+   * The rendered stack: files, memory plan, placement, launches, scrape jobs, roles, images, and from its spec the
+   * namespace, storage and the NetworkPolicy's client and Prometheus selectors. Required; no default.
+   */
   readonly rendered: Rendered;
   /** Prefix of every Kubernetes object name and the `app.kubernetes.io/instance` label. Defaults to the component name. */
   readonly objectPrefix?: string;
   /** Namespace of every object; pass a Namespace's `metadata.name` to create them after it. Defaults to rendered.spec.kubernetes.namespace. */
   readonly namespace?: pulumi.Input<string>;
-  /** Password of the application role (spec.postgres.appUser), e.g. a Pulumi config secret. Defaults to a generated 32-character password. */
+  /** Password of the application role (rendered.roles.app), e.g. a Pulumi config secret. Defaults to a generated 32-character password. */
   readonly appPassword?: pulumi.Input<string>;
-  /** Password of the `postgres` superuser. Defaults to a generated 32-character password. */
+  /** Password of the superuser (rendered.roles.superuser). Defaults to a generated 32-character password. */
   readonly superuserPassword?: pulumi.Input<string>;
   /** Password of the monitoring role postgres_exporter logs in as. Defaults to a generated 32-character password. */
   readonly monitorPassword?: pulumi.Input<string>;
   /** Password of PgBouncer's stats user, for pgbouncer_exporter. Defaults to a generated 32-character password. */
   readonly statsPassword?: pulumi.Input<string>;
-  /** Labels of the namespaces whose pods may use the pooled port. Defaults to the database's own namespace. */
-  readonly clientNamespaceSelector?: Labels;
-  /** Labels of the pods (in those namespaces) that may use the pooled port. Defaults to `{}`: every pod there. */
-  readonly clientPodSelector?: Labels;
   /** Labels of the post-deploy hook's pods, admitted to both ports. Defaults to the hook's selector labels (see PostDeployJob). */
   readonly hookPodSelector?: Labels;
   /** Labels of the canary's pods, admitted to both ports. Defaults to the canary's selector labels (see VectorCanary). */
   readonly canaryPodSelector?: Labels;
-  /** Labels of the namespaces Prometheus runs in. Defaults to `{"kubernetes.io/metadata.name": "monitoring"}`. */
-  readonly prometheusNamespaceSelector?: Labels;
-  /** Labels of the Prometheus pods. Defaults to `{"app.kubernetes.io/name": "prometheus"}`, as the Prometheus Operator labels them. */
-  readonly prometheusPodSelector?: Labels;
   /** Memory kept on the node for its DaemonSets, outside PostgreSQL's share. Defaults to 512 MiB (configs/kubernetes-resources.ts). */
   readonly daemonSetMemoryBytes?: number;
   /** The cluster's DNS domain, for the Services' names. Defaults to `cluster.local`. */
@@ -87,7 +70,7 @@ export class VectorPostgres extends pulumi.ComponentResource {
     // Args carry passwords: what super() receives is recorded in state, so it gets nothing.
     super("pgvector-stack:kubernetes:VectorPostgres", name, {}, opts);
     const { rendered } = args;
-    const { spec } = rendered;
+    const { spec, roles } = rendered;
     const problems = kubernetesProblems(rendered);
     if (problems.length > 0) throw new Error(`VectorPostgres ${name}:\n  - ${problems.join("\n  - ")}`);
 
@@ -95,11 +78,12 @@ export class VectorPostgres extends pulumi.ComponentResource {
     const names = kubernetesNames(instance);
     const namespace = pulumi.output(args.namespace ?? spec.kubernetes.namespace);
     const clusterDomain = args.clusterDomain ?? "cluster.local";
-    const { database, appUser } = spec.postgres;
+    const { database } = spec.postgres;
+    const appUser = roles.app;
     const labels = objectLabels(instance, "database", spec.stack);
     const selector = selectorLabels(instance, "database");
     const metadata = (objectName: string) => ({ labels, name: objectName, namespace });
-    const ports = databasePorts(pgbouncerListenPort(rendered), rendered.exporters.postgresExporterPort, rendered.exporters.pgbouncerExporterPort);
+    const ports = databasePorts(rendered);
     this.names = names;
     this.instance = instance;
     this.resources = podResources({
@@ -107,7 +91,8 @@ export class VectorPostgres extends pulumi.ComponentResource {
       cpus: spec.node.cpus,
       maxConnections: spec.postgres.maxConnections,
       maxClientConn: spec.pgbouncer.maxClientConn,
-      buildMemoryBytes: largestBuildMemory(rendered.memory, rendered.indexPlan),
+      // No buildMemoryBytes: every index build of the plan runs with the server's maintenance_work_mem, which is
+      // podResources' default for it.
       daemonSetMemoryBytes: args.daemonSetMemoryBytes,
     });
 
@@ -125,7 +110,7 @@ export class VectorPostgres extends pulumi.ComponentResource {
       .apply(([superuser, app, monitor, stats]) => ({ superuser, app, monitor, stats }));
     // Verifiers, never passwords, go to PostgreSQL and PgBouncer; salts are derived (credentials.ts), so the same
     // password gives the same verifier on every run and nothing changes until a password does.
-    const verifiers = passwords.apply((p) => stackVerifiers(spec.stack, appUser, p));
+    const verifiers = passwords.apply((p) => stackVerifiers(spec.stack, roles, p));
 
     // Every rendered file, byte for byte: the pod mounts the ones it reads; the rest (alert rules, index plan) are
     // here so `kubectl get configmap` shows exactly what this stack deployed.
@@ -148,12 +133,12 @@ export class VectorPostgres extends pulumi.ComponentResource {
     // `ALTER ROLE … PASSWORD '<verifier>'` (the Secret then holds the new script) or a fresh volume.
     const bootstrap = new k8s.core.v1.Secret(
       `${name}-bootstrap`,
-      { metadata: metadata(names.bootstrap), type: "Opaque", stringData: { [secretKeys.bootstrap]: verifiers.apply((v) => bootstrapScript(database, appUser, v)) } },
+      { metadata: metadata(names.bootstrap), type: "Opaque", stringData: { [secretKeys.bootstrap]: verifiers.apply((v) => bootstrapScript(database, roles, v)) } },
       { parent: this },
     );
     const pgbouncerAuth = new k8s.core.v1.Secret(
       `${name}-pgbouncer-auth`,
-      { metadata: metadata(names.pgbouncerAuth), type: "Opaque", stringData: { [secretKeys.userlist]: verifiers.apply((v) => userlistFor(spec, v)) } },
+      { metadata: metadata(names.pgbouncerAuth), type: "Opaque", stringData: { [secretKeys.userlist]: verifiers.apply((v) => userlistFor(roles, v)) } },
       { parent: this },
     );
 
@@ -202,8 +187,18 @@ export class VectorPostgres extends pulumi.ComponentResource {
     this.statefulSet = new k8s.apps.v1.StatefulSet(
       `${name}-statefulset`,
       { metadata: metadata(names.statefulSet), spec: databaseStatefulSetSpec({ rendered, names, instance, resources: this.resources }) },
-      // Object names are fixed strings, so Pulumi sees no dependency on the objects the pod mounts: state it.
-      { parent: this, dependsOn: [config, credentials, bootstrap, pgbouncerAuth] },
+      {
+        parent: this,
+        // Object names are fixed strings, so Pulumi sees no dependency on the objects the pod mounts: state it.
+        dependsOn: [config, credentials, bootstrap, pgbouncerAuth],
+        // A safety net, not the way to change storage. Kubernetes refuses any change to a live StatefulSet's
+        // volumeClaimTemplates, and @pulumi/kubernetes 4.23 plans a change there as delete-before-replace (its diff
+        // lists .spec.volumeClaimTemplates as forceNew): PostgreSQL would go down, and the recreated StatefulSet would
+        // adopt the existing PVC unresized. So a changed template (storage size, class) never reaches the cluster; a
+        // first create still uses it. program.ts refuses such a change beforehand, pointing to docs/runbooks.md
+        // ("Growing the data volume") for what to do instead.
+        ignoreChanges: ["spec.volumeClaimTemplates"],
+      },
     );
 
     new k8s.policy.v1.PodDisruptionBudget(
@@ -218,12 +213,13 @@ export class VectorPostgres extends pulumi.ComponentResource {
         spec: namespace.apply((ns) =>
           databaseNetworkPolicySpec(selector, ports, {
             namespace: ns,
-            clientNamespaces: args.clientNamespaceSelector ?? namespaceNameLabel(ns),
-            clientPods: args.clientPodSelector ?? {},
+            // The spec's default (null): the database's own namespace, whatever its name turns out to be.
+            clientNamespaces: spec.kubernetes.clientNamespaceSelector ?? namespaceNameLabel(ns),
+            clientPods: spec.kubernetes.clientPodSelector,
             hookPods: args.hookPodSelector ?? selectorLabels(instance, "postdeploy-hook"),
             canaryPods: args.canaryPodSelector ?? selectorLabels(instance, "canary"),
-            prometheusNamespaces: args.prometheusNamespaceSelector ?? defaultPrometheusNamespaces,
-            prometheusPods: args.prometheusPodSelector ?? defaultPrometheusPods,
+            prometheusNamespaces: spec.kubernetes.prometheusNamespaceSelector,
+            prometheusPods: spec.kubernetes.prometheusPodSelector,
           }),
         ),
       },

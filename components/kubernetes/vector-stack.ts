@@ -4,13 +4,17 @@ import type { Rendered } from "../../configs/rendered";
 import { VectorCanary } from "./canary";
 import { assertHookFits } from "./hook-job-spec";
 import { type KubernetesMemoryPlan, kubernetesNames, kubernetesProblems } from "./layout";
-import type { Endpoint, Labels } from "./network";
+import type { Endpoint } from "./network";
 import { VectorMonitoring } from "./monitoring";
 import { PostDeployJob } from "./postdeploy-job";
 import { VectorPostgres } from "./vector-postgres";
 
 export interface VectorStackArgs {
-  /** The rendered stack (configs/render.ts renderStack). Required; no default. */
+  /**
+   * The rendered stack (configs/render.ts renderStack). Its spec.kubernetes also holds the platform's knobs: which
+   * clients and which Prometheus the NetworkPolicies admit, and the labels the cluster's Prometheus selects the
+   * PodMonitors and the PrometheusRule by. Required; no default.
+   */
   readonly rendered: Rendered;
   /** The bundled pgstack CLI the post-deploy Job and the canary run (one esbuild JS file). Required; no default. */
   readonly hookBundle: string;
@@ -26,16 +30,6 @@ export interface VectorStackArgs {
   readonly createNamespace?: boolean;
   /** Prefix of every Kubernetes object name. Defaults to `pgvector`. */
   readonly objectPrefix?: string;
-  /** Labels of the namespaces whose pods may use the pooled port. Defaults to the database's own namespace. */
-  readonly clientNamespaceSelector?: Labels;
-  /** Labels of the pods (in those namespaces) that may use the pooled port. Defaults to every pod there. */
-  readonly clientPodSelector?: Labels;
-  /** Labels of the namespaces Prometheus runs in. Defaults to `{"kubernetes.io/metadata.name": "monitoring"}`. */
-  readonly prometheusNamespaceSelector?: Labels;
-  /** Labels of the Prometheus pods. Defaults to `{"app.kubernetes.io/name": "prometheus"}`. */
-  readonly prometheusPodSelector?: Labels;
-  /** Extra labels on the PodMonitors and PrometheusRule, for the Prometheus' selectors. Defaults to none. */
-  readonly monitoringLabels?: Labels;
   /** Memory kept on the node for its DaemonSets. Defaults to 512 MiB. */
   readonly daemonSetMemoryBytes?: number;
   /** The cluster's DNS domain. Defaults to `cluster.local`. */
@@ -101,10 +95,6 @@ export class VectorStack extends pulumi.ComponentResource {
         superuserPassword: args.superuserPassword,
         monitorPassword: args.monitorPassword,
         statsPassword: args.statsPassword,
-        clientNamespaceSelector: args.clientNamespaceSelector,
-        clientPodSelector: args.clientPodSelector,
-        prometheusNamespaceSelector: args.prometheusNamespaceSelector,
-        prometheusPodSelector: args.prometheusPodSelector,
         daemonSetMemoryBytes: args.daemonSetMemoryBytes,
         clusterDomain: args.clusterDomain,
       },
@@ -112,8 +102,8 @@ export class VectorStack extends pulumi.ComponentResource {
     );
 
     // The canary measures the database being down, so it need not wait for the hook; it starts after the database
-    // only so that its first minutes are not all failures. The alert rules include its group on Kubernetes
-    // (configs/render.ts scrapeJobsFor), so it is not optional.
+    // only so that its first minutes are not all failures. The alert rules include its group and its scrape
+    // job is among rendered.scrapeJobs, so it is not optional.
     new VectorCanary(
       `${name}-canary`,
       {
@@ -123,18 +113,12 @@ export class VectorStack extends pulumi.ComponentResource {
         after: [database.statefulSet, database.hookSecret, database.services.pooled, database.services.direct],
         objectPrefix,
         namespace,
-        prometheusNamespaceSelector: args.prometheusNamespaceSelector,
-        prometheusPodSelector: args.prometheusPodSelector,
       },
       { parent: this },
     );
 
     if (spec.kubernetes.prometheusOperator || spec.kubernetes.grafanaDashboard) {
-      new VectorMonitoring(
-        `${name}-monitoring`,
-        { rendered, objectPrefix, namespace, podMonitorLabels: args.monitoringLabels, ruleLabels: args.monitoringLabels },
-        { parent: this },
-      );
+      new VectorMonitoring(`${name}-monitoring`, { rendered, objectPrefix, namespace }, { parent: this });
     }
 
     const hook = new PostDeployJob(

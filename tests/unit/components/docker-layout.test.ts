@@ -1,43 +1,36 @@
-/** The docker target's pure layout functions (components/docker/layout.ts, scram-salt.ts): no Pulumi involved. */
+/** The docker target's pure layout functions (components/docker/layout.ts): no Pulumi involved. */
 import { pbkdf2Sync } from "node:crypto";
 import { readFileSync } from "node:fs";
 import yaml from "js-yaml";
 import { describe, expect, it } from "vitest";
 import {
-  canaryCommand,
-  canaryConnectAddresses,
-  confSetting,
   connectionUrl,
+  containerCommand,
+  containerEnvs,
   dockerNames,
   endpoints,
   hookTrigger,
   hugePagesDecision,
-  iniSetting,
+  loopbackAddresses,
   memlockUlimit,
   metricSourceVolumes,
-  mtailCommand,
   mtailProgramPath,
-  nodeExporterCommand,
-  paths,
-  pgbouncerExporterLaunch,
-  pgbouncerLayout,
-  postgresExporterLaunch,
-  postgresLaunch,
+  postgresCommand,
+  postgresHealthcheck,
   postgresOwner,
-  prometheusConfigYaml,
-  scrapeTargets,
+  publishedPorts,
   shmSizeMiB,
   sortedLabels,
   stackProblems,
-  superuserSocketMethod,
+  superuserPasswordSql,
 } from "../../../components/docker/layout";
-import { roleSalt as scramSalt } from "../../../configs/scram";
 import { nodeExporterArgs } from "../../../configs/exporters";
-import type { IndexPlanEntry } from "../../../configs/hnsw";
+import type { Launch } from "../../../configs/launches";
 import { mtailArgs } from "../../../configs/mtail";
-import { containerDataMount, diskMountpointsFor, renderStack, scrapeJobsFor } from "../../../configs/render";
-import { jobNamesFor } from "../../../configs/scrape";
+import { containerDataMount, defaultPorts, placementFor } from "../../../configs/placement";
+import { renderStack } from "../../../configs/render";
 import type { Rendered, RenderedMemory } from "../../../configs/rendered";
+import { roleSalt as scramSalt } from "../../../configs/scram";
 import { parseStackSpec, stackConfigFromFile } from "../../../configs/spec";
 
 const MiB = 1024 * 1024;
@@ -45,9 +38,13 @@ const GiB = 1024 * MiB;
 
 type Config = Record<string, unknown>;
 
-function rendered(change: (config: Config) => void = () => {}): Rendered {
+function devConfig(): Config {
   const file = yaml.load(readFileSync(`${__dirname}/../../../Pulumi.dev.yaml`, "utf8")) as { config: Config };
-  const config = stackConfigFromFile(file.config);
+  return stackConfigFromFile(file.config);
+}
+
+function rendered(change: (config: Config) => void = () => {}): Rendered {
+  const config = devConfig();
   change(config);
   return renderStack(parseStackSpec("dev", config));
 }
@@ -67,32 +64,30 @@ function memory(overrides: Partial<RenderedMemory>): RenderedMemory {
   };
 }
 
-/** Every job the rules' `up` and `absent` guards name (`job="x"`, `job=~"x|y"`), sorted. */
-function jobsNamedIn(rulesYaml: string): string[] {
-  const jobs = new Set<string>();
-  for (const m of rulesYaml.matchAll(/\bjob=~?"([^"]*)"/g)) for (const job of m[1].split("|")) jobs.add(job);
-  return [...jobs].sort();
+/** The method of the first pg_hba.conf `local` line that matches user `user` on every database, or undefined. */
+function socketMethod(pgHba: string, user: string): string | undefined {
+  for (const raw of pgHba.split(/\r?\n/)) {
+    const fields = raw.replace(/#.*$/, "").trim().split(/\s+/);
+    if (fields[0] !== "local" || fields.length < 4) continue;
+    const [, databases, users, method] = fields;
+    const matches = (list: string, name: string) => list.split(",").some((item) => item === "all" || item === name);
+    if (matches(databases, "postgres") && matches(users, user)) return method;
+  }
+  return undefined;
 }
-
-const build = (maintenanceWorkMem: string) => ({ indexName: "items_embedding_hnsw_idx", build: { maintenanceWorkMem, maxParallelMaintenanceWorkers: 2 } }) as IndexPlanEntry;
 
 describe("shmSizeMiB", () => {
   it.each([
-    // maintenance_work_mem, builds' SET maintenance_work_mem, /dev/shm MiB
-    [64 * MiB, [], 128],
-    [512 * MiB, [], 576],
-    [2 * GiB, ["2GB"], 2112],
-    [1 * GiB, ["4GB"], 4160],
-    [8 * GiB, ["1GB", "512MB"], 8256],
-    [100 * MiB + 1, [], 165],
-  ] as const)("maintenance_work_mem %d bytes, builds %j → %d MiB", (mwm, builds, want) => {
-    const shm = shmSizeMiB(memory({ maintenanceWorkMemBytes: mwm }), builds.map(build));
+    // maintenance_work_mem, /dev/shm MiB: the build's graph plus Docker's own 64 MiB default.
+    [64 * MiB, 128],
+    [512 * MiB, 576],
+    [2 * GiB, 2112],
+    [8 * GiB, 8256],
+    [100 * MiB + 1, 165],
+  ] as const)("maintenance_work_mem %d bytes → %d MiB", (mwm, want) => {
+    const shm = shmSizeMiB(memory({ maintenanceWorkMemBytes: mwm }));
     expect(shm).toBe(want);
     expect(shm * MiB).toBeGreaterThanOrEqual(mwm);
-  });
-
-  it("names the index whose build size cannot be read", () => {
-    expect(() => shmSizeMiB(memory({}), [build("lots")])).toThrow(/items_embedding_hnsw_idx: build.maintenanceWorkMem "lots"/);
   });
 });
 
@@ -118,54 +113,35 @@ describe("hugePagesDecision", () => {
     expect(decision.mode).toBe(mode);
     expect(decision.mode).toBe(r.memory.hugePagesSetting);
     expect(decision.reason).toMatch(reason);
-    expect(confSetting(r.files["postgresql.conf"], "huge_pages")).toBe(mode);
+    expect(r.files["postgresql.conf"]).toMatch(new RegExp(`^huge_pages = ${mode}\\b`, "m"));
   });
 });
 
-describe("config file readers", () => {
-  it.each([
-    ["[pgbouncer]\nlisten_port = 6433\n", "pgbouncer", "listen_port", "6433"],
-    ["[databases]\nlisten_port = 1\n[pgbouncer]\n;listen_port = 2\n", "pgbouncer", "listen_port", undefined],
-    ["[pgbouncer]\nauth_file = /a\nauth_file = /b\n", "pgbouncer", "auth_file", "/b"],
-    ["[pgbouncer]\nunix_socket_dir = \n", "pgbouncer", "unix_socket_dir", ""],
-  ] as const)("iniSetting %j %s.%s", (ini, section, key, want) => {
-    expect(iniSetting(ini, section, key)).toBe(want);
+describe("the database container", () => {
+  it("starts PostgreSQL on the uploaded postgresql.conf and pg_hba.conf", () => {
+    expect(postgresCommand).toEqual(["postgres", "-c", "config_file=/etc/postgresql/postgresql.conf", "-c", "hba_file=/etc/postgresql/pg_hba.conf"]);
+    // hba_file is the stack's own: the rendered file never names another one.
+    expect(rendered().files["postgresql.conf"]).not.toMatch(/^\s*hba_file\b/m);
   });
 
-  it.each([
-    ["hba_file = '/x/pg_hba.conf'  # comment\n", "hba_file", "/x/pg_hba.conf"],
-    ["# hba_file = '/x'\n", "hba_file", undefined],
-    ["huge_pages = try\nhuge_pages = on\n", "huge_pages", "on"],
-    ["search_path = '\"$user\", public'\n", "search_path", '"$user", public'],
-    ["log_line_prefix = 'it''s'\n", "log_line_prefix", "it's"],
-  ] as const)("confSetting %j %s", (conf, name, want) => {
-    expect(confSetting(conf, name)).toBe(want);
+  it("the rendered pg_hba.conf admits the superuser on the socket by peer, as the image's role bootstrap needs", () => {
+    // The entrypoint runs /docker-entrypoint-initdb.d as the OS user postgres on the socket, and POSTGRES_PASSWORD
+    // holds a verifier, which cannot be sent as a password: only peer lets the bootstrap in.
+    const r = rendered();
+    expect(socketMethod(r.files["pg_hba.conf"], r.roles.superuser)).toBe("peer");
+    // The helper is not vacuous.
+    expect(socketMethod("local all all scram-sha-256\nlocal all postgres peer\n", "postgres")).toBe("scram-sha-256");
   });
 
-  it("uploads pg_hba.conf where postgresql.conf says, else passes hba_file on the command line", () => {
-    expect(postgresLaunch("shared_buffers = 1GB\n")).toEqual({
-      command: ["postgres", "-c", "config_file=/etc/postgresql/postgresql.conf", "-c", "hba_file=/etc/postgresql/pg_hba.conf"],
-      hbaPath: "/etc/postgresql/pg_hba.conf",
-    });
-    expect(postgresLaunch("hba_file = '/srv/hba.conf'\n")).toEqual({
-      command: ["postgres", "-c", "config_file=/etc/postgresql/postgresql.conf"],
-      hbaPath: "/srv/hba.conf",
-    });
+  it("health-checks PostgreSQL at the placement's port as the rendered superuser", () => {
+    const r = rendered();
+    expect(postgresHealthcheck(r).tests).toEqual(["CMD", "pg_isready", "--host=127.0.0.1", `--port=${r.placement.ports.postgres}`, `--username=${r.roles.superuser}`]);
+    expect(postgresHealthcheck({ ...r, roles: { ...r.roles, superuser: "admin" } }).tests).toContain("--username=admin");
   });
 
-  it("reads PgBouncer's port and auth_file from the rendered pgbouncer.ini", () => {
-    expect(pgbouncerLayout(rendered().files["pgbouncer.ini"])).toEqual({ listenPort: 6432, userlistPath: "/etc/pgbouncer/userlist.txt" });
-    expect(pgbouncerLayout("[pgbouncer]\n")).toEqual({ listenPort: 6432, userlistPath: "/etc/pgbouncer/userlist.txt" });
-    expect(() => pgbouncerLayout("[pgbouncer]\nlisten_port = many\n")).toThrow(/listen_port "many"/);
-  });
-
-  it.each([
-    ["local all postgres peer\nlocal all all scram-sha-256\n", "peer"],
-    ["local all all scram-sha-256\nlocal all postgres peer\n", "scram-sha-256"],
-    ["# local all postgres peer\nhost all all 127.0.0.1/32 scram-sha-256\n", undefined],
-    ["local sameuser,postgres postgres,app trust\n", "trust"],
-  ] as const)("superuserSocketMethod %j", (hba, want) => {
-    expect(superuserSocketMethod(hba)).toBe(want);
+  it("sets the superuser's verifier with quoted SQL", () => {
+    expect(superuserPasswordSql("postgres", "SCRAM-SHA-256$4096:c2FsdA==$a:b")).toBe(`ALTER ROLE "postgres" WITH PASSWORD 'SCRAM-SHA-256$4096:c2FsdA==$a:b';\n`);
+    expect(superuserPasswordSql('a"b', "it's")).toBe(`ALTER ROLE "a""b" WITH PASSWORD 'it''s';\n`);
   });
 });
 
@@ -212,125 +188,163 @@ describe("names, labels, endpoints, URLs", () => {
   });
 });
 
-describe("exporters and Prometheus", () => {
+describe("ports: the placement's inside, docker.ports outside", () => {
+  it("publishes PostgreSQL, PgBouncer and Prometheus from their placement ports", () => {
+    const r = rendered((c) => (c.docker = { publishAddress: "0.0.0.0", ports: { postgres: 15432, pgbouncer: 16432, prometheus: 19090 } }));
+    expect(publishedPorts(r)).toEqual([
+      { internal: 5432, external: 15432, ip: "0.0.0.0", protocol: "tcp" },
+      { internal: 6432, external: 16432, ip: "0.0.0.0", protocol: "tcp" },
+      { internal: 9090, external: 19090, ip: "0.0.0.0", protocol: "tcp" },
+    ]);
+  });
+
+  it("follows a placement with other ports everywhere, with no port of its own", () => {
+    const ports = { ...defaultPorts, pgbouncer: 6433, prometheus: 9091 };
+    const r = renderStack(rendered().spec, { ...placementFor("docker"), ports });
+    expect(publishedPorts(r).map((p) => p.internal)).toEqual([5432, 6433, 9091]);
+    expect(loopbackAddresses(r.placement)).toEqual({ pooled: "127.0.0.1:6433", direct: "127.0.0.1:5432" });
+    // What the containers then run says the same, since it is rendered for that placement.
+    expect(r.files["pgbouncer.ini"]).toMatch(/^listen_port = 6433$/m);
+    expect(containerCommand(r.launches.prometheus!)).toContain("--web.listen-address=:9091");
+    expect(stackProblems(r)).toEqual([]);
+  });
+});
+
+describe("launches as containers", () => {
   const r = rendered();
 
-  it("runs postgres_exporter on loopback with the rendered flags and queries path, password from env", () => {
-    const launch = postgresExporterLaunch(r.spec, r.exporters);
-    expect(launch.args[0]).toBe("--web.listen-address=127.0.0.1:9187");
-    expect(launch.args.filter((a) => a.startsWith("--web.listen-address"))).toHaveLength(1);
-    expect(launch.queriesPath).toBe("/etc/pgstack/postgres-exporter-queries.yaml");
-    for (const flag of r.exporters.postgresExporterArgs) expect(launch.args).toContain(flag);
-    expect(launch.env).toEqual({ DATA_SOURCE_URI: "127.0.0.1:5432/app?sslmode=disable&application_name=pgstack-postgres-exporter", DATA_SOURCE_USER: "pgstack_monitor" });
-    expect(launch.passwordEnv).toBe("DATA_SOURCE_PASS");
-  });
-
-  it("runs pgbouncer_exporter on loopback against PgBouncer's port, without a password in its flags", () => {
-    const launch = pgbouncerExporterLaunch(r.exporters, 6432);
-    expect(launch.args).toEqual([
+  it("runs each metric source's launch as its command, on loopback", () => {
+    const { launches } = r;
+    expect(containerCommand(launches.nodeExporter)).toEqual([...nodeExporterArgs(), "--web.listen-address=127.0.0.1:9100"]);
+    expect(containerCommand(launches.mtail)).toEqual([...mtailArgs({ programsDir: "/etc/mtail", pgdata: containerDataMount }), "--address", "127.0.0.1", "--port", "3903"]);
+    expect(containerCommand(launches.mtail)).toContain("/var/lib/postgresql/data/log/postgresql-*.log");
+    expect(containerCommand(launches.postgresExporter).slice(0, 2)).toEqual([
+      "--web.listen-address=127.0.0.1:9187",
+      "--extend.query-path=/etc/pgstack/postgres-exporter-queries.yaml",
+    ]);
+    expect(containerCommand(launches.pgbouncerExporter)).toEqual([
       "--web.listen-address=127.0.0.1:9127",
       "--pgBouncer.connectionString=postgres://pgstack_stats@127.0.0.1:6432/pgbouncer?sslmode=disable&application_name=pgstack-pgbouncer-exporter",
-      ...r.exporters.pgbouncerExporterArgs,
+      "--log.level=info",
     ]);
-    expect(launch.passwordEnv).toBe("PGPASSWORD");
-  });
-
-  it("scrapes the exporters, mtail and the canary on loopback and loads the uploaded rules", () => {
-    const config = yaml.load(prometheusConfigYaml(r)) as { rule_files: string[]; scrape_configs: { job_name: string; static_configs: { targets: string[]; labels: Record<string, string> }[] }[] };
-    expect(config.rule_files).toEqual(["/etc/prometheus/rules/alert-rules.yaml"]);
-    expect(config.scrape_configs).toEqual([
-      { job_name: "postgres", static_configs: [{ targets: ["127.0.0.1:9187"], labels: { stack: "dev" } }] },
-      { job_name: "pgbouncer", static_configs: [{ targets: ["127.0.0.1:9127"], labels: { stack: "dev" } }] },
-      { job_name: "node", static_configs: [{ targets: ["127.0.0.1:9100"], labels: { stack: "dev" } }] },
-      { job_name: "canary", static_configs: [{ targets: ["127.0.0.1:9188"], labels: { stack: "dev" } }] },
-      { job_name: "mtail", static_configs: [{ targets: ["127.0.0.1:3903"], labels: { stack: "dev" } }] },
+    expect(containerCommand(launches.prometheus!)).toEqual([
+      "--config.file=/etc/prometheus/prometheus.yml",
+      "--storage.tsdb.path=/prometheus",
+      "--web.listen-address=:9090",
     ]);
   });
 
-  it("scrapes exactly the jobs the rendered rules are written for", () => {
-    // A job with rules but no target would leave its rules blind (and ScrapeJobAbsent firing); a target without
-    // rules would be scraped for nothing.
-    expect(jobNamesFor(scrapeTargets(r.exporters))).toEqual(scrapeJobsFor("docker"));
-    expect(scrapeJobsFor("docker")).toEqual({ postgres: "postgres", pgbouncer: "pgbouncer", node: "node", canary: "canary", mtail: "mtail" });
-    // The same from the files themselves: the jobs prometheus.yml scrapes are the jobs alert-rules.yaml names.
-    const config = yaml.load(prometheusConfigYaml(r)) as { scrape_configs: { job_name: string }[] };
-    expect(config.scrape_configs.map((c) => c.job_name).sort()).toEqual(jobsNamedIn(r.files["alert-rules.yaml"]));
+  it("runs pgstack (the canary) as node on the uploaded bundle", () => {
+    expect(containerCommand(r.launches.canary)).toEqual(["node", "/hook/pgstack.js", "canary", "--listen", "127.0.0.1:9188"]);
   });
 
-  it("runs node_exporter with the shared collector flags, on loopback", () => {
-    expect(nodeExporterCommand()).toEqual([...nodeExporterArgs(), "--web.listen-address=127.0.0.1:9100"]);
+  it("fills each launch's environment: plain variables, then its secrets, each in name order", () => {
+    expect(containerEnvs(r.launches.postgresExporter, { monitorPassword: "m-pw" })).toEqual([
+      "DATA_SOURCE_URI=127.0.0.1:5432/app?sslmode=disable&application_name=pgstack-postgres-exporter",
+      "DATA_SOURCE_USER=pgstack_monitor",
+      "DATA_SOURCE_PASS=m-pw",
+    ]);
+    expect(containerEnvs(r.launches.pgbouncerExporter, { statsPassword: "s-pw" })).toEqual(["PGPASSWORD=s-pw"]);
+    expect(containerEnvs(r.launches.canary, { pooledUrl: "pooled", directUrl: "direct" })).toEqual(["PGSTACK_DIRECT_URL=direct", "PGSTACK_POOLED_URL=pooled"]);
+    expect(containerEnvs(r.launches.nodeExporter, {})).toEqual([]);
   });
 
-  it("runs mtail with the shared flags over PGDATA as mounted, on loopback, as PGDATA's owner", () => {
-    expect(mtailCommand()).toEqual([...mtailArgs({ programsDir: "/etc/mtail", pgdata: containerDataMount }), "--address", "127.0.0.1", "--port", "3903"]);
-    expect(mtailCommand()).toContain("/var/lib/postgresql/data/log/postgresql-*.log");
-    expect(mtailProgramPath).toBe("/etc/mtail/postgresql.mtail");
-    expect(postgresOwner).toBe("999:999");
+  it("refuses a launch whose secret the container is not given", () => {
+    expect(() => containerEnvs(r.launches.postgresExporter, { statsPassword: "s" })).toThrow(
+      "postgres_exporter needs monitorPassword in DATA_SOURCE_PASS, but its container is not given it",
+    );
+    const launch: Launch = { program: "pgstack", args: [], env: {}, secretEnv: { X: "directUrl" }, port: 1 };
+    expect(() => containerEnvs(launch, {})).toThrow("pgstack needs directUrl in X");
   });
 
   it("mounts the data volume read-only into the metric sources, where PostgreSQL has it and the disk alert looks", () => {
-    expect(paths.dataDirectory).toBe(containerDataMount);
-    expect(diskMountpointsFor("docker")).toEqual([paths.dataDirectory]);
-    expect(metricSourceVolumes("pgstack-dev-data")).toEqual([{ volumeName: "pgstack-dev-data", containerPath: "/var/lib/postgresql/data", readOnly: true }]);
-  });
-
-  it("runs the canary from the bundle on loopback, reaching PgBouncer and PostgreSQL on loopback", () => {
-    expect(canaryCommand()).toEqual(["node", "/hook/pgstack.js", "canary", "--listen", "127.0.0.1:9188"]);
-    expect(canaryConnectAddresses(6432)).toEqual({ pooled: "127.0.0.1:6432", direct: "127.0.0.1:5432" });
+    expect(r.placement.dataVolumeMount).toBe(containerDataMount);
+    expect(metricSourceVolumes("pgstack-dev-data", containerDataMount)).toEqual([{ volumeName: "pgstack-dev-data", containerPath: "/var/lib/postgresql/data", readOnly: true }]);
+    expect(r.files["alert-rules.yaml"]).toContain(`mountpoint="${containerDataMount}"`);
+    expect(mtailProgramPath(r.placement)).toBe("/etc/mtail/postgresql.mtail");
+    expect(postgresOwner).toBe("999:999");
   });
 });
+
+/** Stack files the spec accepts, across the keys that shape what the Docker layout gets. */
+function acceptedDockerConfigs(): [string, Config][] {
+  const out: [string, Config][] = [];
+  for (const memory of ["2Gi", "4Gi", "8Gi", "32Gi", "128Gi"]) {
+    for (const hugePages of ["on", "try", "off"]) {
+      for (const hostHugePages of [false, true]) {
+        for (const maxConnections of [150, 200, 1000]) {
+          const config = devConfig();
+          config.node = { memory, cpus: 4 };
+          config.postgres = { hugePages, maxConnections, appUser: "svc_search", database: "vectors" };
+          config.docker = { hostHugePages, publishAddress: "0.0.0.0", ports: { postgres: 25432, pgbouncer: 26432, prometheus: 29090 } };
+          out.push([`${memory} huge_pages ${hugePages} hostHugePages ${hostHugePages} max_connections ${maxConnections}`, config]);
+        }
+      }
+    }
+  }
+  return out;
+}
 
 describe("stackProblems", () => {
   it("finds none in the dev stack", () => {
     expect(stackProblems(rendered())).toEqual([]);
   });
 
+  it("finds none for any stack file the spec accepts", () => {
+    let accepted = 0;
+    for (const [what, config] of acceptedDockerConfigs()) {
+      let r: Rendered;
+      try {
+        r = renderStack(parseStackSpec("dev-range", config));
+      } catch (error) {
+        // Refused by the one gate, with its own message: not a stack the layout must deploy.
+        expect(String(error), what).toMatch(/SpecError|configuration error/);
+        continue;
+      }
+      accepted++;
+      expect(stackProblems(r), what).toEqual([]);
+    }
+    // The range is mostly accepted, so the check above is not vacuous.
+    expect(accepted).toBeGreaterThan(60);
+  });
+
   it.each([
     ["another target", (r: Rendered): Rendered => ({ ...r, spec: { ...r.spec, target: "kubernetes" } }), /target is "kubernetes"/],
     [
-      "stale huge pages",
-      (r: Rendered): Rendered => ({ ...r, spec: { ...r.spec, docker: { ...r.spec.docker, hostHugePages: true } } }),
-      /docker.hostHugePages is true but the rendered huge_pages is try/,
+      "no Prometheus rendered",
+      (r: Rendered): Rendered => ({ ...r, launches: { ...r.launches, prometheus: null } }),
+      /no Prometheus launch or prometheus.yml \(placement.runsPrometheus is false\)/,
     ],
     [
-      "a password-only superuser socket",
-      (r: Rendered): Rendered => ({ ...r, files: { ...r.files, "pg_hba.conf": "local all all scram-sha-256\n" } }),
-      /superuser on the socket by scram-sha-256, not peer/,
+      "no prometheus.yml rendered",
+      (r: Rendered): Rendered => {
+        const { "prometheus.yml": _, ...files } = r.files;
+        return { ...r, files };
+      },
+      /no Prometheus launch or prometheus.yml/,
     ],
     [
-      "PgBouncer on Prometheus' port",
-      (r: Rendered): Rendered => ({ ...r, files: { ...r.files, "pgbouncer.ini": "[pgbouncer]\nlisten_port = 9090\n" } }),
-      /PgBouncer \(pgbouncer.ini listen_port\) and Prometheus both use port 9090/,
+      "no data volume mount",
+      (r: Rendered): Rendered => ({ ...r, placement: { ...r.placement, dataVolumeMount: null } }),
+      /placement.dataVolumeMount is null/,
     ],
     [
-      "postgres_exporter on the canary's port",
-      (r: Rendered): Rendered => ({ ...r, exporters: { ...r.exporters, postgresExporterPort: 9188 } }),
-      /postgres_exporter and the canary both use port 9188/,
-    ],
-    [
-      "postgres_exporter on node_exporter's port",
-      (r: Rendered): Rendered => ({ ...r, exporters: { ...r.exporters, postgresExporterPort: 9100 } }),
-      /postgres_exporter and node_exporter both use port 9100/,
-    ],
-    [
-      "pgbouncer_exporter on mtail's port",
-      (r: Rendered): Rendered => ({ ...r, exporters: { ...r.exporters, pgbouncerExporterPort: 3903 } }),
-      /pgbouncer_exporter and mtail both use port 3903/,
-    ],
-    [
-      "two published ports alike",
-      (r: Rendered): Rendered => ({ ...r, spec: { ...r.spec, docker: { ...r.spec.docker, ports: { postgres: 7000, pgbouncer: 7000, prometheus: 9090 } } } }),
-      /docker.ports.postgres and docker.ports.pgbouncer both use port 7000/,
-    ],
-    [
-      "an application role named like the superuser",
-      (r: Rendered): Rendered => ({ ...r, spec: { ...r.spec, postgres: { ...r.spec.postgres, appUser: "postgres" } } }),
-      /postgres.appUser "postgres" is one of the stack's own roles/,
+      "PGDATA off the data volume",
+      (r: Rendered): Rendered => ({ ...r, placement: { ...r.placement, dataVolumeMount: "/srv/data" } }),
+      /placement.paths.pgdata \/var\/lib\/postgresql\/data is not on the data volume \(mounted at \/srv\/data\)/,
     ],
   ] as const)("reports %s", (_what, change, message) => {
     const problems = stackProblems(change(rendered()));
     expect(problems).toHaveLength(1);
     expect(problems[0]).toMatch(message);
+  });
+
+  it("reports a PGDATA other than the image's, which the container does not override", () => {
+    const r = rendered();
+    const placement = { ...r.placement, paths: { ...r.placement.paths, pgdata: "/var/lib/postgresql/data/pgdata" } };
+    expect(stackProblems({ ...r, placement })).toEqual([
+      "placement.paths.pgdata is /var/lib/postgresql/data/pgdata, but the postgres image keeps PGDATA at /var/lib/postgresql/data and the container does not override it",
+    ]);
   });
 });
 

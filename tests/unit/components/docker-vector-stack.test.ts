@@ -11,7 +11,8 @@ import { DockerVectorStack } from "../../../components/docker/vector-stack";
 import { nodeExporterArgs } from "../../../configs/exporters";
 import { mtailArgs } from "../../../configs/mtail";
 import { roleSalt as scramSalt } from "../../../configs/scram";
-import { containerDataMount, renderStack } from "../../../configs/render";
+import { containerDataMount, defaultPorts, placementFor } from "../../../configs/placement";
+import { renderStack } from "../../../configs/render";
 import type { Rendered } from "../../../configs/rendered";
 import { monitorRole, statsUser } from "../../../configs/roles";
 import { isScramVerifier, scramVerifier } from "../../../configs/scram";
@@ -158,6 +159,9 @@ describe("DockerVectorStack: the dev stack", () => {
     expect(upload(container(res, "mtail"), "/etc/mtail/postgresql.mtail")).toBe(r.files["postgresql.mtail"]);
     const prometheus = container(res, "prometheus");
     expect(upload(prometheus, "/etc/prometheus/rules/alert-rules.yaml")).toBe(r.files["alert-rules.yaml"]);
+    // The rendered prometheus.yml as it is, not one built here.
+    expect(r.files["prometheus.yml"]).toBeDefined();
+    expect(upload(prometheus, "/etc/prometheus/prometheus.yml")).toBe(r.files["prometheus.yml"]);
     const scrape = yaml.load(upload(prometheus, "/etc/prometheus/prometheus.yml")) as {
       rule_files: string[];
       scrape_configs: { job_name: string; static_configs: { targets: string[] }[] }[];
@@ -447,6 +451,52 @@ describe("DockerVectorStack: the dev stack", () => {
       expect(other.inputs(moved), `${what} moves ${moved}`).not.toEqual(base.inputs(moved));
       expect(reveal(other.hook.inputs), what).toEqual(reveal(base.hook.inputs));
     }
+  });
+
+  it("runs every rendered launch as it is: command and environment", async () => {
+    const passwords = { superuser: "su-pw", app: "app-pw", monitor: "mon-pw", stats: "stats-pw" };
+    const { recorded: res, rendered: r } = await deploy("dev", rendered(), passwords);
+    const { launches } = r;
+    const runs = (role: string) => {
+      const c = container(res, role);
+      return { command: c.inputs.command, envs: reveal(c.inputs.envs) };
+    };
+    expect(runs("postgres-exporter")).toEqual({
+      command: launches.postgresExporter.args,
+      envs: [...Object.entries(launches.postgresExporter.env).map(([k, v]) => `${k}=${v}`), "DATA_SOURCE_PASS=mon-pw"],
+    });
+    expect(runs("pgbouncer-exporter")).toEqual({ command: launches.pgbouncerExporter.args, envs: ["PGPASSWORD=stats-pw"] });
+    expect(runs("node-exporter").command).toEqual(launches.nodeExporter.args);
+    expect(runs("mtail").command).toEqual(launches.mtail.args);
+    expect(runs("prometheus").command).toEqual(launches.prometheus?.args);
+    expect(runs("canary-container").command).toEqual(["node", "/hook/pgstack.js", ...launches.canary.args]);
+  });
+
+  it("follows the placement: ports, the auth_file's path and the URLs move with it, and nothing is decided here", async () => {
+    const base = rendered();
+    const placement = {
+      ...placementFor("docker"),
+      ports: { ...defaultPorts, pgbouncer: 6433, prometheus: 9091, canary: 9189 },
+      paths: { ...placementFor("docker").paths, pgbouncerAuthFile: "/etc/pgbouncer/auth/users.txt", postgresExporterQueries: "/etc/queries/pg.yaml" },
+    };
+    const r = renderStack(base.spec, placement);
+    const { recorded: res } = await deploy("moved", r, { superuser: "s", app: "a", monitor: "m", stats: "t" });
+    const pgbouncer = container(res, "pgbouncer-container");
+    expect(uploads(pgbouncer).map((u) => u.file)).toEqual(["/etc/pgbouncer/pgbouncer.ini", "/etc/pgbouncer/auth/users.txt"]);
+    expect(upload(pgbouncer, "/etc/pgbouncer/pgbouncer.ini")).toMatch(/^auth_file = \/etc\/pgbouncer\/auth\/users.txt$/m);
+    expect(upload(container(res, "postgres-exporter"), "/etc/queries/pg.yaml")).toBe(r.files["postgres-exporter-queries.yaml"]);
+    expect((container(res, "postgres-container").inputs.ports as { internal: number }[]).map((p) => p.internal)).toEqual([5432, 6433, 9091]);
+    expect(reveal(container(res, "canary-container").inputs.envs)).toEqual([
+      "PGSTACK_DIRECT_URL=postgresql://app:a@127.0.0.1:5432/app?sslmode=disable",
+      "PGSTACK_POOLED_URL=postgresql://app:a@127.0.0.1:6433/app?sslmode=disable",
+    ]);
+    expect(container(res, "canary-container").inputs.command).toContain("127.0.0.1:9189");
+    expect(reveal(container(res, "hook-container").inputs.envs)).toEqual([
+      "PGSTACK_DIRECT_URL=postgresql://app:a@postgres:5432/app?sslmode=disable",
+      "PGSTACK_POOLED_URL=postgresql://app:a@pgbouncer:6433/app?sslmode=disable",
+    ]);
+    expect(upload(container(res, "prometheus"), "/etc/prometheus/prometheus.yml")).toContain("127.0.0.1:9189");
+    expect(container(res, "prometheus").inputs.command).toContain("--web.listen-address=:9091");
   });
 
   it("reports huge pages: try without host pages, on with docker.hostHugePages", async () => {

@@ -6,27 +6,31 @@ import vm from "node:vm";
 import { describe, expect, it } from "vitest";
 import { nodeExporterArgs } from "../../../configs/exporters";
 import { podResources } from "../../../configs/kubernetes-resources";
+import type { Launch } from "../../../configs/launches";
 import { mtailArgs } from "../../../configs/mtail";
+import { defaultPorts, placementFor } from "../../../configs/placement";
 import { renderStack } from "../../../configs/render";
 import type { Rendered } from "../../../configs/rendered";
 import { monitorRole, statsUser } from "../../../configs/roles";
 import { isScramVerifier, scramVerifier } from "../../../configs/scram";
 import { parseStackSpec } from "../../../configs/spec";
 import { bootstrapScript, connectionUrl, roleVerifier, scramSalt, stackVerifiers, userlistFor } from "../../../components/kubernetes/credentials";
-import { canaryCommand, canaryConfigData, canaryDeploymentSpec } from "../../../components/kubernetes/canary-spec";
-import { grafanaDashboardData, grafanaDashboardLabels } from "../../../components/kubernetes/grafana-dashboard-config";
+import { canaryConfigData, canaryDeploymentSpec } from "../../../components/kubernetes/canary-spec";
+import { grafanaDashboardData, grafanaDashboardKey, grafanaDashboardLabels } from "../../../components/kubernetes/grafana-dashboard-config";
 import { assertHookFits, configMapLimitBytes, hookJobSpec, waitForDatabaseScript } from "../../../components/kubernetes/hook-job-spec";
 import {
+  canaryScrapeJobs,
   configChecksum,
+  containerEnv,
+  containerLaunch,
+  databaseScrapeJobs,
+  databaseSecretRefs,
   kubernetesNames,
   kubernetesProblems,
-  largestBuildMemory,
-  mtailLaunchArgs,
-  nodeExporterLaunchArgs,
-  pgbouncerExporterLaunch,
-  postgresExporterLaunch,
+  paths,
   sha256,
   shortHash,
+  urlSecretRefs,
 } from "../../../components/kubernetes/layout";
 import { canaryPodMonitorSpec, podMonitorSpec, prometheusRuleSpec } from "../../../components/kubernetes/monitoring-spec";
 import { canaryNetworkPolicySpec, databaseNetworkPolicySpec, databasePorts, databaseServiceSpecs } from "../../../components/kubernetes/network";
@@ -42,10 +46,6 @@ function rendered(overrides: Record<string, unknown> = {}): Rendered {
       ...overrides,
     }),
   );
-}
-
-function withFile(r: Rendered, name: keyof Rendered["files"], text: string): Rendered {
-  return { ...r, files: { ...r.files, [name]: text } };
 }
 
 describe("kubernetesNames", () => {
@@ -69,10 +69,69 @@ describe("kubernetesNames", () => {
   });
 });
 
+/** Stack files the spec accepts, across the keys that shape what the Kubernetes layout gets. */
+function acceptedKubernetesConfigs(): [string, Record<string, unknown>][] {
+  const out: [string, Record<string, unknown>][] = [];
+  const platforms = [
+    {},
+    {
+      storageClassName: "fast-ssd",
+      storageSize: "500Gi",
+      prometheusOperator: false,
+      grafanaDashboard: false,
+    },
+    {
+      monitoringLabels: { release: "kube-prometheus-stack" },
+      clientNamespaceSelector: { team: "search" },
+      clientPodSelector: { "app.kubernetes.io/name": "api" },
+      prometheusNamespaceSelector: { "kubernetes.io/metadata.name": "observability" },
+      prometheusPodSelector: { app: "prometheus" },
+    },
+  ];
+  for (const memory of ["4Gi", "8Gi", "16Gi", "32Gi", "64Gi", "256Gi"]) {
+    for (const hugePages of ["on", "try", "off"]) {
+      for (const maxConnections of [150, 400, 2000]) {
+        platforms.forEach((platform, i) => {
+          out.push([
+            `${memory} huge_pages ${hugePages} max_connections ${maxConnections} platform ${i}`,
+            {
+              target: "kubernetes",
+              node: { memory, cpus: 8, storage: "nvme" },
+              postgres: { hugePages, maxConnections, appUser: "svc_search", database: "vectors" },
+              kubernetes: { namespace: "db-prod", ...platform },
+            },
+          ]);
+        });
+      }
+    }
+  }
+  return out;
+}
+
 describe("kubernetesProblems", () => {
   it("accepts the stack as rendered with huge_pages on, and with off", () => {
     expect(kubernetesProblems(rendered())).toEqual([]);
     expect(kubernetesProblems(rendered({ postgres: { hugePages: "off" } }))).toEqual([]);
+  });
+
+  it("finds none for any stack file the spec accepts, and the pod is then sized without error", () => {
+    let accepted = 0;
+    for (const [what, config] of acceptedKubernetesConfigs()) {
+      let r: Rendered;
+      try {
+        r = renderStack(parseStackSpec("range", config));
+      } catch (error) {
+        // Refused by the one gate, with its own message: not a stack the layout must deploy.
+        expect(String(error), what).toMatch(/SpecError|configuration error/);
+        continue;
+      }
+      accepted++;
+      expect(kubernetesProblems(r), what).toEqual([]);
+      const resources = podResources({ memory: r.memory, cpus: r.spec.node.cpus, maxConnections: r.spec.postgres.maxConnections, maxClientConn: r.spec.pgbouncer.maxClientConn });
+      expect(() => databaseStatefulSetSpec({ rendered: r, names: kubernetesNames("pgvector"), instance: "pgvector", resources }), what).not.toThrow();
+    }
+    // Most of the range is accepted (small nodes with many connections are not), so the check is not vacuous.
+    expect(accepted).toBeGreaterThan(100);
   });
 
   it("refuses huge_pages = try with pages to request: on Kubernetes it must be on or off", () => {
@@ -80,9 +139,10 @@ describe("kubernetesProblems", () => {
     const onRendered = rendered({ postgres: { hugePages: "try" } });
     const r = { ...onRendered, memory: { ...onRendered.memory, hugePagesSetting: "try" as const } };
     expect(r.memory.hugePages).toBeGreaterThan(0);
-    expect(kubernetesProblems(r).join("\n")).toContain(
-      `rendered.memory.hugePages is ${r.memory.hugePages} but rendered.memory.hugePagesSetting is "try"`,
-    );
+    expect(kubernetesProblems(r)).toEqual([
+      `rendered.memory.hugePages is ${r.memory.hugePages} but rendered.memory.hugePagesSetting is "try": on Kubernetes the pod requests ` +
+        `exactly those pages, so huge_pages must be on (a shortfall then fails at start instead of running on 4 kB pages); set postgres.hugePages to on or off`,
+    ]);
   });
 
   it("refuses huge_pages on without pages", () => {
@@ -92,31 +152,64 @@ describe("kubernetesProblems", () => {
     );
   });
 
-  it("refuses a postgresql.conf that disagrees with the memory plan", () => {
+  it("refuses other targets", () => {
     const r = rendered();
-    const conf = r.files["postgresql.conf"].replace(/^huge_pages = on/m, "huge_pages = off");
-    expect(kubernetesProblems(withFile(r, "postgresql.conf", conf))).toEqual([
-      'postgresql.conf says huge_pages = off but rendered.memory.hugePagesSetting is "on"; render the stack again',
+    expect(kubernetesProblems({ ...r, spec: { ...r.spec, target: "docker" } })).toEqual([
+      'target is "docker"; the Kubernetes components deploy stacks with target: kubernetes',
     ]);
   });
 
-  it("refuses other targets, a moved auth_file and clashing ports", () => {
+  it.each([
+    ["no data volume", { dataVolumeMount: null }, "placement.dataVolumeMount is null; the pod mounts the data volume's claim there"],
+    [
+      "PGDATA at the volume's root",
+      { dataVolumeMount: "/var/lib/postgresql/data/pgdata" },
+      "placement.paths.pgdata /var/lib/postgresql/data/pgdata is not a directory below the data volume's mount /var/lib/postgresql/data/pgdata; initdb needs an empty directory on the volume",
+    ],
+    [
+      "PGDATA off the volume",
+      { dataVolumeMount: "/srv" },
+      "placement.paths.pgdata /var/lib/postgresql/data/pgdata is not a directory below the data volume's mount /srv; initdb needs an empty directory on the volume",
+    ],
+    [
+      "metric sources on loopback",
+      { metricsBind: "127.0.0.1" },
+      'placement.metricsBind is "127.0.0.1"; Prometheus scrapes the pod\'s IP, so the metric sources must listen on every address',
+    ],
+  ] as const)("refuses a placement with %s", (_what, change, message) => {
     const r = rendered();
-    expect(kubernetesProblems({ ...r, spec: { ...r.spec, target: "docker" } })[0]).toContain('target is "docker"');
-    const ini = r.files["pgbouncer.ini"].replace(/^auth_file = .*$/m, "auth_file = /tmp/users.txt");
-    expect(kubernetesProblems(withFile(r, "pgbouncer.ini", ini))[0]).toContain("pgbouncer.ini auth_file is /tmp/users.txt");
-    const clash = { ...r, exporters: { ...r.exporters, pgbouncerExporterPort: 6432 } };
-    expect(kubernetesProblems(clash)).toEqual(["PgBouncer (pgbouncer.ini listen_port) and pgbouncer_exporter both use port 6432 in one pod"]);
+    expect(kubernetesProblems({ ...r, placement: { ...r.placement, ...change } })).toEqual([message]);
   });
 
-  it("refuses an exporter port that node_exporter or mtail already uses in the pod", () => {
+  it("refuses an auth_file outside PgBouncer's config directory, where the pod mounts it", () => {
     const r = rendered();
-    expect(kubernetesProblems({ ...r, exporters: { ...r.exporters, postgresExporterPort: 9100 } })).toEqual([
-      "postgres_exporter and node_exporter both use port 9100 in one pod",
+    const placement = { ...r.placement, paths: { ...r.placement.paths, pgbouncerAuthFile: "/etc/pgbouncer/auth/userlist.txt" } };
+    expect(kubernetesProblems({ ...r, placement })).toEqual([
+      "placement.paths.pgbouncerAuthFile is /etc/pgbouncer/auth/userlist.txt; the pod mounts the auth_file beside pgbouncer.ini, in /etc/pgbouncer",
     ]);
-    expect(kubernetesProblems({ ...r, exporters: { ...r.exporters, pgbouncerExporterPort: 3903 } })).toEqual([
-      "pgbouncer_exporter and mtail both use port 3903 in one pod",
-    ]);
+  });
+});
+
+describe("the rendered files agree with the pod (checked here, not at deploy: the spec owns these settings)", () => {
+  /** The last `name = value` of a postgresql.conf or pgbouncer.ini, quotes and a trailing `#` or `;` comment removed. */
+  const setting = (text: string, name: string) => {
+    const values = [...text.matchAll(new RegExp(`^${name}[ \\t]*=[ \\t]*('[^']*'|[^#;\\n]*)`, "gm"))].map((m) => m[1].trim().replace(/^'(.*)'$/, "$1"));
+    return values.at(-1);
+  };
+
+  it.each(["on", "off"] as const)("huge_pages %s: postgresql.conf, the memory plan and the pod say the same", (hugePages) => {
+    const r = rendered({ postgres: { hugePages } });
+    const conf = r.files["postgresql.conf"];
+    expect(setting(conf, "huge_pages")).toBe(r.memory.hugePagesSetting);
+    expect(setting(conf, "port")).toBe(String(r.placement.ports.postgres));
+    // The pod gives the server exactly this writable socket directory, and mounts pg_hba.conf where it passes it.
+    expect(setting(conf, "unix_socket_directories")).toBe(paths.socketDir);
+    expect(setting(conf, "hba_file")).toBeUndefined();
+    const ini = r.files["pgbouncer.ini"];
+    expect(setting(ini, "listen_port")).toBe(String(r.placement.ports.pgbouncer));
+    expect(setting(ini, "auth_file")).toBe(r.placement.paths.pgbouncerAuthFile);
+    // PgBouncer's root filesystem is read-only: TCP only.
+    expect(setting(ini, "unix_socket_dir")).toBe("");
   });
 });
 
@@ -133,35 +226,59 @@ describe("configChecksum", () => {
   });
 });
 
-describe("exporter command lines", () => {
+describe("launches as containers", () => {
   const r = rendered();
-  it("postgres_exporter: listens on the pod, reads the rendered queries path, password from env only", () => {
-    const launch = postgresExporterLaunch(r);
-    expect(launch.args[0]).toBe(`--web.listen-address=:${r.exporters.postgresExporterPort}`);
-    expect(launch.queriesPath).toBe("/etc/pgstack/postgres-exporter-queries.yaml");
-    expect(launch.args.filter((a) => a.startsWith("--extend.query-path="))).toEqual([`--extend.query-path=${launch.queriesPath}`]);
-    expect(launch.args.filter((a) => a.startsWith("--web.listen-address"))).toHaveLength(1);
-    expect(launch.env).toEqual({
-      DATA_SOURCE_URI: "127.0.0.1:5432/app?sslmode=disable&application_name=pgstack-postgres-exporter",
-      DATA_SOURCE_USER: monitorRole,
+  const names = kubernetesNames("pgvector");
+
+  it("gives each image its launch's args (the program is the image's entrypoint), and pgstack to node", () => {
+    expect(containerLaunch(r.launches.nodeExporter)).toEqual({ args: [...nodeExporterArgs(), "--web.listen-address=:9100"] });
+    expect(containerLaunch(r.launches.mtail)).toEqual({
+      args: [...mtailArgs({ programsDir: "/etc/mtail", pgdata: "/var/lib/postgresql/data/pgdata" }), "--port", "3903"],
     });
-    expect(launch.passwordEnv).toBe("DATA_SOURCE_PASS");
+    expect(containerLaunch(r.launches.mtail).args).toContain("/var/lib/postgresql/data/pgdata/log/postgresql-*.log");
+    expect(containerLaunch(r.launches.postgresExporter).args?.slice(0, 2)).toEqual([
+      "--web.listen-address=:9187",
+      "--extend.query-path=/etc/pgstack/postgres-exporter-queries.yaml",
+    ]);
+    expect(containerLaunch(r.launches.pgbouncerExporter).args).toContain(
+      `--pgBouncer.connectionString=postgres://${statsUser}@127.0.0.1:6432/pgbouncer?sslmode=disable&application_name=pgstack-pgbouncer-exporter`,
+    );
+    expect(containerLaunch(r.launches.canary)).toEqual({ command: ["node", "/hook/pgstack.js", "canary", "--listen", "0.0.0.0:9188"] });
+    // Kubernetes leaves Prometheus to the Prometheus Operator.
+    expect(r.launches.prometheus).toBeNull();
   });
 
-  it("node_exporter: exactly the shared collector flags, listening on the pod at 9100", () => {
-    expect(nodeExporterLaunchArgs()).toEqual([...nodeExporterArgs(), "--web.listen-address=:9100"]);
+  it("fills plain variables as values and secret ones from the Secret holding them, never a literal", () => {
+    expect(containerEnv(r.launches.postgresExporter, databaseSecretRefs(names))).toEqual([
+      { name: "DATA_SOURCE_URI", value: "127.0.0.1:5432/app?sslmode=disable&application_name=pgstack-postgres-exporter" },
+      { name: "DATA_SOURCE_USER", value: monitorRole },
+      { name: "DATA_SOURCE_PASS", valueFrom: { secretKeyRef: { key: "monitor-password", name: "pgvector-credentials" } } },
+    ]);
+    expect(containerEnv(r.launches.pgbouncerExporter, databaseSecretRefs(names))).toEqual([
+      { name: "PGPASSWORD", valueFrom: { secretKeyRef: { key: "stats-password", name: "pgvector-credentials" } } },
+    ]);
+    expect(containerEnv(r.launches.canary, urlSecretRefs("pgvector-hook"))).toEqual([
+      { name: "PGSTACK_DIRECT_URL", valueFrom: { secretKeyRef: { key: "direct-url", name: "pgvector-hook" } } },
+      { name: "PGSTACK_POOLED_URL", valueFrom: { secretKeyRef: { key: "pooled-url", name: "pgvector-hook" } } },
+    ]);
   });
 
-  it("mtail: exactly the shared flags for the program's ConfigMap directory and PGDATA on the data mount, port 3903", () => {
-    expect(mtailLaunchArgs()).toEqual([...mtailArgs({ programsDir: "/etc/mtail", pgdata: "/var/lib/postgresql/data/pgdata" }), "--port", "3903"]);
-    expect(mtailLaunchArgs()).toContain("/var/lib/postgresql/data/pgdata/log/postgresql-*.log");
+  it("refuses a launch whose secret the pod is given no Secret for", () => {
+    expect(() => containerEnv(r.launches.canary, databaseSecretRefs(names))).toThrow(
+      "pgstack needs directUrl in PGSTACK_DIRECT_URL, but its pod is given no Secret holding it",
+    );
+    const launch: Launch = { program: "mtail", args: [], env: {}, secretEnv: { X: "statsPassword" }, port: 1 };
+    expect(containerEnv(launch, databaseSecretRefs(names))).toEqual([{ name: "X", valueFrom: { secretKeyRef: { key: "stats-password", name: "pgvector-credentials" } } }]);
   });
 
-  it("pgbouncer_exporter: the stats user on PgBouncer's admin console, no password in the URL", () => {
-    const launch = pgbouncerExporterLaunch(r);
-    expect(launch.args).toContain(`--pgBouncer.connectionString=postgres://${statsUser}@127.0.0.1:6432/pgbouncer?sslmode=disable&application_name=pgstack-pgbouncer-exporter`);
-    expect(launch.args).toContain(`--web.listen-address=:${r.exporters.pgbouncerExporterPort}`);
-    expect(launch.passwordEnv).toBe("PGPASSWORD");
+  it("splits the scrape jobs between the database pod and the canary's, in rendered order", () => {
+    expect(databaseScrapeJobs(r).map((j) => [j.job, j.port])).toEqual([
+      ["postgres", 9187],
+      ["pgbouncer", 9127],
+      ["node", 9100],
+      ["mtail", 3903],
+    ]);
+    expect(canaryScrapeJobs(r).map((j) => [j.job, j.port])).toEqual([["canary", 9188]]);
   });
 });
 
@@ -186,15 +303,16 @@ describe("credentials", () => {
   });
 
   it("the userlist and bootstrap SQL carry verifiers for every role, never a password", () => {
-    const spec = rendered().spec;
-    const verifiers = stackVerifiers(spec.stack, spec.postgres.appUser, passwords);
-    const userlist = userlistFor(spec, verifiers);
+    const r = rendered();
+    const spec = r.spec;
+    const verifiers = stackVerifiers(spec.stack, r.roles, passwords);
+    const userlist = userlistFor(r.roles, verifiers);
     expect(userlist.split("\n").filter(Boolean)).toEqual([
       `"app" "${verifiers.app}"`,
       `"pgstack_stats" "${verifiers.pgstack_stats}"`,
       `"postgres" "${verifiers.postgres}"`,
     ]);
-    const sql = bootstrapScript(spec.postgres.database, spec.postgres.appUser, verifiers);
+    const sql = bootstrapScript(spec.postgres.database, r.roles, verifiers);
     expect(sql).toContain(`ALTER ROLE "app" WITH LOGIN PASSWORD '${verifiers.app}'`);
     expect(sql).toContain(`ALTER ROLE "pgstack_monitor" WITH LOGIN PASSWORD '${verifiers.pgstack_monitor}'`);
     for (const secret of Object.values(passwords)) {
@@ -212,7 +330,22 @@ describe("credentials", () => {
 
 describe("Services and NetworkPolicy", () => {
   const selector = { "app.kubernetes.io/instance": "pgvector" };
-  const ports = databasePorts(6432, 9187, 9127);
+  const ports = databasePorts(rendered());
+
+  it("takes PostgreSQL's and PgBouncer's ports from the placement, the metrics ports from the scrape jobs", () => {
+    expect(ports).toEqual({
+      postgres: 5432,
+      pgbouncer: 6432,
+      metrics: [
+        { name: "pg-metrics", port: 9187 },
+        { name: "pgb-metrics", port: 9127 },
+        { name: "node-metrics", port: 9100 },
+        { name: "mtail-metrics", port: 3903 },
+      ],
+    });
+    const moved = renderStack(rendered().spec, { ...placementFor("kubernetes"), ports: { ...defaultPorts, pgbouncer: 6543, postgresExporter: 19187 } });
+    expect(databasePorts(moved)).toMatchObject({ pgbouncer: 6543, metrics: expect.arrayContaining([{ name: "pg-metrics", port: 19187 }]) });
+  });
 
   it("pooled 6432 for applications, direct 5432, headless with every named port", () => {
     const s = databaseServiceSpecs(selector, ports);
@@ -276,7 +409,7 @@ describe("Services and NetworkPolicy", () => {
 
 describe("the canary's NetworkPolicy", () => {
   it("admits Prometheus to the canary's metrics port and nothing else", () => {
-    const spec = canaryNetworkPolicySpec({ "app.kubernetes.io/component": "canary" }, 9188, {
+    const spec = canaryNetworkPolicySpec({ "app.kubernetes.io/component": "canary" }, [9188], {
       namespaces: { "kubernetes.io/metadata.name": "observability" },
       pods: { "app.kubernetes.io/name": "prometheus" },
     });
@@ -300,7 +433,9 @@ describe("the canary's NetworkPolicy", () => {
 
 describe("monitoring specs", () => {
   it("PodMonitor sets the job and stack labels the alert rules select on, and the pod's node as label node", () => {
-    const spec = podMonitorSpec({ a: "b" }, "staging", "15s") as { podMetricsEndpoints: { port: string; relabelings: unknown[] }[] };
+    const spec = podMonitorSpec({ a: "b" }, databaseScrapeJobs(rendered()), { stack: "staging", interval: "15s" }) as {
+      podMetricsEndpoints: { port: string; relabelings: unknown[] }[];
+    };
     expect(spec.podMetricsEndpoints.map((e) => e.port)).toEqual(["pg-metrics", "pgb-metrics", "node-metrics", "mtail-metrics"]);
     expect(spec.podMetricsEndpoints.map((e) => e.relabelings)).toEqual(
       ["postgres", "pgbouncer", "node", "mtail"].map((job) => [
@@ -312,7 +447,7 @@ describe("monitoring specs", () => {
   });
 
   it("the canary's PodMonitor scrapes its port as job canary with the stack label", () => {
-    expect(canaryPodMonitorSpec({ a: "b" }, "staging", "15s")).toEqual({
+    expect(canaryPodMonitorSpec({ a: "b" }, canaryScrapeJobs(rendered()), { stack: "staging", interval: "15s" })).toEqual({
       podMetricsEndpoints: [
         {
           interval: "15s",
@@ -328,11 +463,18 @@ describe("monitoring specs", () => {
     });
   });
 
-  it("the dashboard ConfigMap carries the rendered JSON byte for byte under one key, labelled for the Grafana sidecar", () => {
+  it("the dashboard ConfigMap carries the stack's rendered JSON byte for byte under a key of its own, labelled for the Grafana sidecar", () => {
     const r = rendered();
     const data = grafanaDashboardData(r);
-    expect(Object.keys(data)).toEqual(["pgvector-stack.json"]);
-    expect(Buffer.from(data["pgvector-stack.json"]).equals(Buffer.from(r.files["grafana-dashboard.json"]))).toBe(true);
+    expect(Object.keys(data)).toEqual(["pgvector-stack-staging.json"]);
+    expect(Buffer.from(data["pgvector-stack-staging.json"]).equals(Buffer.from(r.files["grafana-dashboard.json"]))).toBe(true);
+    // The stack's own dashboard: its uid and title, and a file name no other stack's ConfigMap writes.
+    expect(JSON.parse(data["pgvector-stack-staging.json"])).toMatchObject({ uid: "pgstack-staging", title: "pgvector-stack staging" });
+    const prod = renderStack(parseStackSpec("prod", { target: "kubernetes", node: { memory: "64Gi", cpus: 16 }, postgres: { hugePages: "on" } }));
+    expect(Object.keys(grafanaDashboardData(prod))).toEqual([grafanaDashboardKey("prod")]);
+    expect(grafanaDashboardKey("prod")).not.toBe(grafanaDashboardKey("staging"));
+    // A valid ConfigMap key for every stack name the spec allows (letters, digits, _ . -, at most 63).
+    expect(grafanaDashboardKey(`A.b_c-${"x".repeat(57)}`)).toMatch(/^[-._a-zA-Z0-9]{1,253}$/);
     const labels = grafanaDashboardLabels({ "app.kubernetes.io/name": "pgvector-stack" });
     expect(labels).toEqual({ "app.kubernetes.io/name": "pgvector-stack", grafana_dashboard: "1" });
     expect(Object.keys(labels)).toEqual([...Object.keys(labels)].sort());
@@ -385,6 +527,7 @@ describe("the hook Job", () => {
 
 describe("the canary Deployment", () => {
   const input = (bundle = "bundle()") => ({
+    launch: rendered().launches.canary,
     image: "node:20-bookworm-slim",
     configMapName: "pgvector-canary",
     hookBundle: bundle,
@@ -399,10 +542,10 @@ describe("the canary Deployment", () => {
     const spec = canaryDeploymentSpec(input());
     const pod = spec.template as unknown as Pod;
     expect(spec.replicas).toBe(1);
-    expect(canaryCommand()).toEqual(["node", "/hook/pgstack.js", "canary", "--listen", "0.0.0.0:9188"]);
     const [canary] = pod.spec.containers;
     expect(pod.spec.containers).toHaveLength(1);
-    expect(canary.command).toEqual(canaryCommand());
+    expect(canary.command).toEqual(["node", "/hook/pgstack.js", "canary", "--listen", "0.0.0.0:9188"]);
+    expect(canary.args).toBeUndefined();
     expect(canary.image).toBe("node:20-bookworm-slim");
     expect(canary.env).toEqual([
       { name: "PGSTACK_DIRECT_URL", valueFrom: { secretKeyRef: { key: "direct-url", name: "pgvector-hook" } } },
@@ -440,7 +583,6 @@ describe("databaseStatefulSetSpec", () => {
         cpus: 8,
         maxConnections: 200,
         maxClientConn: 2000,
-        buildMemoryBytes: largestBuildMemory(r.memory, r.indexPlan),
       }),
     });
     expect(JSON.stringify(databaseStatefulSetSpec(input()))).toBe(JSON.stringify(databaseStatefulSetSpec(input())));

@@ -2,6 +2,7 @@
  * VectorStack under Pulumi's mocks: what the program registers, checked object by object, and every Kubernetes
  * object validated against the API schema (kubernetes-models) with unknown fields refused (k8s-schema.ts).
  */
+import yaml from "js-yaml";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { Rendered } from "../../../configs/rendered";
 import { schemaProblems, withoutSecretMarkers } from "./k8s-schema";
@@ -201,7 +202,8 @@ describe("the database pod: containers", () => {
     expect(node.ports).toEqual([{ containerPort: 9100, name: "node-metrics", protocol: "TCP" }]);
     // The data volume is the filesystem the disk alert watches; node_exporter only statfs()es it.
     expect(node.volumeMounts).toEqual([{ mountPath: "/var/lib/postgresql/data", name: "data", readOnly: true }]);
-    expect(m.render.diskMountpointsFor("kubernetes")).toEqual([node.volumeMounts[0].mountPath]);
+    expect(rendered.placement.dataVolumeMount).toBe(node.volumeMounts[0].mountPath);
+    expect(rendered.files["alert-rules.yaml"]).toContain(`mountpoint="${node.volumeMounts[0].mountPath}"`);
     expect(node.securityContext.runAsUser).toBe(65534);
     expect(node.resources).toEqual({ limits: { memory: "40Mi" }, requests: { cpu: "50m", memory: "40Mi" } });
   });
@@ -353,17 +355,106 @@ describe("Services, NetworkPolicy, PodDisruptionBudget", () => {
     expect(d.one(T.pdb)).toMatchObject({ spec: { minAvailable: 1, unhealthyPodEvictionPolicy: "AlwaysAllow" } });
   });
 
-  it("takes the selectors as args", async () => {
-    const d = await deploy("s-sel", () => renderedFor(), {
-      clientNamespaceSelector: { team: "search" },
-      clientPodSelector: { app: "api" },
-      prometheusNamespaceSelector: { "kubernetes.io/metadata.name": "observability" },
-    });
+  it("runs every container of the pod as its rendered launch says: args, plain env, ports", async () => {
+    const sts = (await mainStack()).one(T.statefulSet);
+    const { launches } = renderedFor();
+    for (const [name, launch] of [
+      ["postgres-exporter", launches.postgresExporter],
+      ["pgbouncer-exporter", launches.pgbouncerExporter],
+      ["node-exporter", launches.nodeExporter],
+      ["mtail", launches.mtail],
+    ] as const) {
+      const c = container(sts, name);
+      expect(c.args, name).toEqual(launch.args);
+      expect(c.ports.map((p: Obj) => p.containerPort), name).toEqual([launch.port]);
+      for (const [k, v] of Object.entries(launch.env)) expect(c.env, `${name} ${k}`).toContainEqual({ name: k, value: v });
+      for (const k of Object.keys(launch.secretEnv)) expect(c.env.find((e: Obj) => e.name === k)?.valueFrom?.secretKeyRef, `${name} ${k}`).toBeDefined();
+    }
+    const canary = podSpec((await mainStack()).one(T.deployment)).containers[0];
+    expect(canary.command).toEqual(["node", "/hook/pgstack.js", ...launches.canary.args]);
+  });
+});
+
+describe("platform knobs from the stack file (kubernetes: …)", () => {
+  const knobs = {
+    namespace: "pgvector-test",
+    monitoringLabels: { release: "kps-7f3a" },
+    clientNamespaceSelector: { team: "search" },
+    clientPodSelector: { app: "api" },
+    prometheusNamespaceSelector: { "kubernetes.io/metadata.name": "observability" },
+    prometheusPodSelector: { "app.kubernetes.io/name": "prometheus-k8s" },
+  };
+  const knobbed = () => deploy("s-knobs", () => renderedFor({ kubernetes: knobs }));
+
+  it("are read from a stack file as Pulumi passes it, through the spec", () => {
+    const file = [
+      "config:",
+      "  pgvector-stack:target: kubernetes",
+      "  pgvector-stack:node: { memory: 32Gi, cpus: 8 }",
+      "  pgvector-stack:kubernetes:",
+      "    monitoringLabels: { release: kps-7f3a }",
+      "    clientNamespaceSelector: { team: search }",
+      "    clientPodSelector: { app: api }",
+      "    prometheusNamespaceSelector: { kubernetes.io/metadata.name: observability }",
+      "    prometheusPodSelector: { app.kubernetes.io/name: prometheus-k8s }",
+    ].join("\n");
+    const config = m.spec.stackConfigFromFile((yaml.load(file) as { config: Record<string, unknown> }).config);
+    const spec = m.spec.parseStackSpec("staging", config);
+    const { namespace: _, ...wanted } = knobs;
+    expect(spec.kubernetes).toMatchObject(wanted);
+  });
+
+  it("admits the stack file's clients to PgBouncer and its Prometheus to the metrics ports, in both NetworkPolicies", async () => {
+    const d = await knobbed();
     const ingress = d.one(T.networkPolicy, "database").spec.ingress;
     expect(ingress[0].from[0]).toEqual({ namespaceSelector: { matchLabels: { team: "search" } }, podSelector: { matchLabels: { app: "api" } } });
-    expect(ingress[3].from[0].namespaceSelector.matchLabels).toEqual({ "kubernetes.io/metadata.name": "observability" });
+    expect(ingress[3].from[0]).toEqual({
+      namespaceSelector: { matchLabels: { "kubernetes.io/metadata.name": "observability" } },
+      podSelector: { matchLabels: { "app.kubernetes.io/name": "prometheus-k8s" } },
+    });
     // The canary's own policy admits the same Prometheus.
-    expect(d.one(T.networkPolicy, "canary").spec.ingress[0].from[0].namespaceSelector.matchLabels).toEqual({ "kubernetes.io/metadata.name": "observability" });
+    expect(d.one(T.networkPolicy, "canary").spec.ingress[0].from[0]).toEqual(ingress[3].from[0]);
+  });
+
+  it("puts monitoringLabels on both PodMonitors and the PrometheusRule, and on nothing else", async () => {
+    const d = await knobbed();
+    const selected = [...d.of(T.podMonitor), ...d.of(T.prometheusRule)];
+    expect(selected).toHaveLength(3);
+    for (const r of selected) {
+      const labels = (r.inputs as Obj).metadata.labels;
+      expect(labels.release, r.name).toBe("kps-7f3a");
+      // Beside the stack's own labels, which stay.
+      expect(labels, r.name).toMatchObject({ "app.kubernetes.io/managed-by": "pulumi", "pgvector-stack/stack": "staging" });
+      expect(Object.keys(labels), r.name).toEqual([...Object.keys(labels)].sort());
+    }
+    const others = d.resources.filter((r) => !selected.includes(r));
+    expect(others.length).toBeGreaterThan(15);
+    for (const r of others) expect(JSON.stringify(r.inputs).includes("kps-7f3a"), `${r.type} ${r.name}`).toBe(false);
+  });
+
+  it("default to the database's namespace, every pod there, the monitoring namespace's Prometheus, and no extra labels", async () => {
+    const d = await mainStack();
+    const spec = renderedFor().spec.kubernetes;
+    expect(spec).toMatchObject({
+      monitoringLabels: {},
+      clientNamespaceSelector: null,
+      clientPodSelector: {},
+      prometheusNamespaceSelector: { "kubernetes.io/metadata.name": "monitoring" },
+      prometheusPodSelector: { "app.kubernetes.io/name": "prometheus" },
+    });
+    const ingress = d.one(T.networkPolicy, "database").spec.ingress;
+    expect(ingress[0].from[0].namespaceSelector.matchLabels).toEqual({ "kubernetes.io/metadata.name": "pgvector-test" });
+    expect(ingress[3].from[0].podSelector.matchLabels).toEqual({ "app.kubernetes.io/name": "prometheus" });
+    for (const r of [...d.of(T.podMonitor), ...d.of(T.prometheusRule)]) {
+      expect(Object.keys((r.inputs as Obj).metadata.labels).sort(), r.name).toEqual([
+        "app.kubernetes.io/component",
+        "app.kubernetes.io/instance",
+        "app.kubernetes.io/managed-by",
+        "app.kubernetes.io/name",
+        "app.kubernetes.io/part-of",
+        "pgvector-stack/stack",
+      ]);
+    }
   });
 });
 
@@ -633,15 +724,50 @@ describe("the canary", () => {
   });
 });
 
+describe("the StatefulSet's volume claim template", () => {
+  it("is ignored in updates (ignoreChanges), so a changed one can never replace the StatefulSet; a first create uses it", async () => {
+    // Resource options never reach the mocks; a (legacy) transformation on the component sees each child's options.
+    const options: Record<string, Obj> = {};
+    const stack = new m.stack.VectorStack(
+      "s-claims",
+      { rendered: renderedFor({ kubernetes: { namespace: "pgvector-test", storageSize: "250Gi", storageClassName: "fast-ssd" } }), hookBundle: "x", appPassword: "x" },
+      { transformations: [(a) => void (options[a.name] = a.opts)] },
+    );
+    await outputOf(stack.hookJobName);
+    await quiesce();
+    expect(options["s-claims-database-statefulset"].ignoreChanges).toEqual(["spec.volumeClaimTemplates"]);
+    // Only there: every other object follows the stack file.
+    const ignoring = Object.entries(options).filter(([, o]) => o.ignoreChanges !== undefined).map(([n]) => n);
+    expect(ignoring).toEqual(["s-claims-database-statefulset"]);
+    // The template itself is still the stack file's, for the first create.
+    const sts = withoutSecretMarkers(recorded.find((r) => r.name === "s-claims-database-statefulset")!.inputs) as Obj;
+    expect(sts.spec.volumeClaimTemplates[0].spec).toMatchObject({ resources: { requests: { storage: "250Gi" } }, storageClassName: "fast-ssd" });
+  });
+});
+
+describe("scrape interval", () => {
+  it("is the placement's, on every PodMonitor endpoint", async () => {
+    const base = renderedFor();
+    const rendered = m.render.renderStack(base.spec, { ...base.placement, intervals: { ...base.placement.intervals, scrapeMs: 30_000 } });
+    const d = await deploy("s-interval", () => rendered);
+    const intervals = d.of(T.podMonitor).flatMap((r) => (r.inputs as Obj).spec.podMetricsEndpoints.map((e: Obj) => e.interval));
+    expect(intervals).toEqual(["30s", "30s", "30s", "30s", "30s"]);
+    expect(new Set((await mainStack()).of(T.podMonitor).flatMap((r) => (r.inputs as Obj).spec.podMetricsEndpoints.map((e: Obj) => e.interval)))).toEqual(new Set(["15s"]));
+  });
+});
+
 describe("the Grafana dashboard", () => {
   it("is a ConfigMap labelled for the sidecar, with the rendered JSON byte for byte", async () => {
     const config = (await mainStack()).one(T.configMap, "dashboard");
     expect(config.metadata.name).toBe("pgvector-grafana-dashboard");
     expect(config.metadata.namespace).toBe("pgvector-test");
     expect(config.metadata.labels).toMatchObject({ grafana_dashboard: "1", "pgvector-stack/stack": "staging" });
-    expect(Object.keys(config.data)).toEqual(["pgvector-stack.json"]);
+    // A file name of its own: the sidecar writes every stack's ConfigMap into one folder.
+    expect(Object.keys(config.data)).toEqual(["pgvector-stack-staging.json"]);
     const text = renderedFor().files["grafana-dashboard.json"];
-    expect(Buffer.from(config.data["pgvector-stack.json"]).equals(Buffer.from(text))).toBe(true);
+    expect(Buffer.from(config.data["pgvector-stack-staging.json"]).equals(Buffer.from(text))).toBe(true);
+    // The per-stack dashboard: its own uid and title.
+    expect(JSON.parse(config.data["pgvector-stack-staging.json"])).toMatchObject({ uid: "pgstack-staging", title: "pgvector-stack staging" });
   });
 
   it("is left out with kubernetes.grafanaDashboard false", async () => {
