@@ -13,49 +13,71 @@ import {
   pooledUrlEnv,
   type CanarySettings,
 } from "../configs/canary";
+import { maskUrl } from "../configs/secrets";
 import { parseDuration } from "../configs/units";
-import { maskUrl } from "../postdeploy/smoke-pg";
-import { parseArgs } from "./args";
+import { chosenFormat, commandHelp, formatOptions, noPositionals, parseOptions } from "./args";
+import type { Command } from "./command";
 import { UsageError, UserFacingError } from "./errors";
-import type { Command } from "./main";
 
-const usage = [
-  "usage: pgstack canary [--listen 127.0.0.1:9188] [--interval 10s] [--connect-interval 1s]",
-  "                      [--connect-timeout 10s] [--query-timeout 10s] [--table pgstack_canary]",
-  "                      [--dimensions 768] [--max-rows 1000] [--ef-search 40] [--once [--json]]",
-  "",
-  "environment:",
-  `  ${pooledUrlEnv}   postgresql:// URL through PgBouncer as the application's user (required)`,
-  `  ${directUrlEnv}   postgresql:// URL of PostgreSQL itself: also probe its logins (optional)`,
-  "",
-  "Serves /metrics (pgstack_canary_*) until SIGTERM/SIGINT. --once runs one connection probe per target and one",
-  "round of the scenarios (search, hybrid, insert), prints them and exits 1 if anything failed.",
-].join("\n");
+/** A default duration as a person writes it: 10000 → "10s", 500 → "500ms". */
+function shownDuration(ms: number): string {
+  return ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`;
+}
 
-function durationFlag(flags: Record<string, string | true>, name: string, fallback: number): number {
-  const value = flags[name];
-  if (typeof value !== "string") return fallback;
+const d = defaultCanarySettings;
+const options = {
+  listen: { type: "string", value: "HOST:PORT", default: `${d.listen.host}:${d.listen.port}`, help: "where /metrics is served" },
+  interval: { type: "string", value: "DURATION", default: shownDuration(d.intervalMs), help: "time between rounds of the scenarios" },
+  "connect-interval": { type: "string", value: "DURATION", default: shownDuration(d.connectIntervalMs), help: "time between connection probes of each target" },
+  "connect-timeout": { type: "string", value: "DURATION", default: shownDuration(d.connectTimeoutMs), help: "a connection probe slower than this counts as a failure" },
+  "query-timeout": { type: "string", value: "DURATION", default: shownDuration(d.queryTimeoutMs), help: "a scenario slower than this is given up and counted as a timeout" },
+  table: { type: "string", value: "NAME", default: d.table, help: "the canary's own table, created when missing (it holds canary rows only)" },
+  dimensions: { type: "string", value: "N", default: String(d.dimensions), help: "dimensions of the canary's vectors" },
+  "max-rows": { type: "string", value: "N", default: String(d.maxRows), help: "rows the table is filled to at start and trimmed back to after each round" },
+  "ef-search": { type: "string", value: "N", default: String(d.efSearch), help: "hnsw.ef_search of the search and hybrid scenarios" },
+  once: { type: "boolean", help: "one connection probe per target and one round of the scenarios, printed; exit 1 if\nanything failed" },
+  ...formatOptions(["text", "json"], "--once: text for people, json for a deploy check"),
+} as const;
+
+const help = commandHelp({
+  usage: ["pgstack canary [options]", "pgstack canary --once [--format text|json] [options]"],
+  description: [
+    "The synthetic canary: vector search, hybrid search and insert through PgBouncer, plus connection probes, with",
+    "latency and failures as Prometheus metrics (pgstack_canary_*) on /metrics until SIGTERM or SIGINT.",
+    "Connection URLs come from the environment only (a process list shows arguments); passwords are never printed.",
+  ],
+  sections: [
+    { title: "options", options },
+    {
+      title: "environment",
+      lines: [
+        `${pooledUrlEnv}   postgresql:// URL through PgBouncer as the application's user (required)`,
+        `${directUrlEnv}   postgresql:// URL of PostgreSQL itself: also probe its logins (optional)`,
+      ],
+    },
+    { title: "exit status", lines: ["0 stopped by a signal, or --once all ok; 1 --once with a failure, or the canary could not start; 2 usage error"] },
+  ],
+});
+
+function durationFlag(value: string | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
   const parsed = parseDuration(value);
   if (!parsed.ok) throw new UsageError(`--${name} "${value}" ${parsed.error}`);
   return parsed.value;
 }
 
-function integerFlag(flags: Record<string, string | true>, name: string, fallback: number): number {
-  const value = flags[name];
-  if (typeof value !== "string") return fallback;
+function integerFlag(value: string | undefined, name: string, fallback: number): number {
+  if (value === undefined) return fallback;
   if (!/^\d+$/.test(value)) throw new UsageError(`--${name} "${value}" is not a whole number`);
   return Number(value);
 }
 
 export function canarySettingsFromArgs(args: string[]): { settings: CanarySettings; once: boolean; json: boolean } {
-  const { positionals, flags } = parseArgs(args, {
-    values: ["listen", "interval", "connect-interval", "connect-timeout", "query-timeout", "table", "dimensions", "max-rows", "ef-search"],
-    booleans: ["once", "json"],
-  });
-  if (positionals.length > 0) throw new UsageError(`unexpected argument "${positionals[0]}"`);
-  const d = defaultCanarySettings;
+  const { positionals, values: flags } = parseOptions(args, options);
+  noPositionals(positionals);
+  const json = chosenFormat(flags, ["text", "json"] as const) === "json";
   let listen = d.listen;
-  if (typeof flags.listen === "string") {
+  if (flags.listen !== undefined) {
     const parsed = parseListenAddress(flags.listen);
     if (parsed === null) throw new UsageError(`--listen "${flags.listen}" is not host:port; write e.g. 127.0.0.1:9188 or 0.0.0.0:9188`);
     listen = parsed;
@@ -63,19 +85,20 @@ export function canarySettingsFromArgs(args: string[]): { settings: CanarySettin
   const settings: CanarySettings = {
     ...d,
     listen,
-    intervalMs: durationFlag(flags, "interval", d.intervalMs),
-    connectIntervalMs: durationFlag(flags, "connect-interval", d.connectIntervalMs),
-    connectTimeoutMs: durationFlag(flags, "connect-timeout", d.connectTimeoutMs),
-    queryTimeoutMs: durationFlag(flags, "query-timeout", d.queryTimeoutMs),
-    table: typeof flags.table === "string" ? flags.table : d.table,
-    dimensions: integerFlag(flags, "dimensions", d.dimensions),
-    maxRows: integerFlag(flags, "max-rows", d.maxRows),
-    efSearch: integerFlag(flags, "ef-search", d.efSearch),
+    intervalMs: durationFlag(flags.interval, "interval", d.intervalMs),
+    connectIntervalMs: durationFlag(flags["connect-interval"], "connect-interval", d.connectIntervalMs),
+    connectTimeoutMs: durationFlag(flags["connect-timeout"], "connect-timeout", d.connectTimeoutMs),
+    queryTimeoutMs: durationFlag(flags["query-timeout"], "query-timeout", d.queryTimeoutMs),
+    table: flags.table ?? d.table,
+    dimensions: integerFlag(flags.dimensions, "dimensions", d.dimensions),
+    maxRows: integerFlag(flags["max-rows"], "max-rows", d.maxRows),
+    efSearch: integerFlag(flags["ef-search"], "ef-search", d.efSearch),
   };
   const problems = canarySettingsProblems(settings);
   if (problems.length > 0) throw new UsageError(problems.join("; "));
-  if (flags.json && !flags.once) throw new UsageError("--json goes with --once (the long-running canary reports on /metrics)");
-  return { settings, once: flags.once === true, json: flags.json === true };
+  const asked = flags.json ? "--json" : `--format ${flags.format}`;
+  if (json && !flags.once) throw new UsageError(`${asked} goes with --once (the long-running canary reports on /metrics)`);
+  return { settings, once: flags.once === true, json };
 }
 
 function urlFromEnv(name: string, required: boolean): string | undefined {
@@ -111,8 +134,7 @@ function roundTable(probes: Readonly<Record<string, string | null>>, round: Roun
 }
 
 export const canaryCommand: Command = {
-  summary: "run the synthetic canary: vector search, hybrid and insert through PgBouncer, latency and connection failures on /metrics",
-  usage,
+  help,
   async run(args) {
     const { settings, once, json } = canarySettingsFromArgs(args);
     const pooledUrl = urlFromEnv(pooledUrlEnv, true)!;

@@ -3,45 +3,70 @@
  * grouped (node and memory, PostgreSQL, PgBouncer, HNSW plan, alert thresholds, benchmark, resources).
  */
 import { renderStack } from "../configs/render";
-import { formats, type Format } from "../drift/format";
+import { bytes } from "../configs/units";
+import { formats } from "../drift/format";
 import { diffStacks, formatStackDiff, type StackSide } from "../drift/stack-diff";
-import { parseArgs } from "./args";
+import { chosenFormat, commandHelp, formatOptions, parseOptions } from "./args";
+import type { Command } from "./command";
 import { UsageError } from "./errors";
-import type { Command } from "./main";
-import { recordStacks } from "./offline-program";
-import { referenceHost, renderedFiles } from "./render";
-import { listStacks, loadStackSpec, projectRoot } from "./stack-file";
+import { ttyProgress, type LineProgress } from "./progress";
+import { recordResources, referenceHost, renderedFiles } from "./render";
+import { checkStacks, listStacks, loadStackSpec, projectRoot } from "./stack-file";
+
+const options = {
+  "no-resources": { type: "boolean", help: "do not run the Pulumi program: compare everything but resources (saves a few seconds\nper stack)" },
+  ...formatOptions(formats, "text: side by side; markdown: tables for a pull request; json: the groups as data"),
+} as const;
+
+const help = commandHelp({
+  usage: ["pgstack diff <stackA> <stackB> [--no-resources] [--format text|markdown|json]"],
+  description: [
+    "Every value that differs between two stacks' desired state, grouped: node and memory, PostgreSQL, PgBouncer, HNSW",
+    `plan, alert thresholds, benchmark and resources. Both stacks are rendered as \`pgstack render\` does (memory: auto`,
+    `for the reference host of ${referenceHost.memoryBytes / bytes.GiB}Gi / ${referenceHost.cpus} cpus); resources come from running index.ts under Pulumi's mocks.`,
+    "A progress line is drawn on stderr when it is a terminal.",
+  ],
+  sections: [
+    { title: "options", options },
+    { title: "exit status", lines: ["0 compared (two stacks differing is not an error), 1 a stack file or the program failed, 2 usage error"] },
+  ],
+});
+
+/** Both stacks rendered for the reference host, with their resources unless `withResources` is off. */
+async function stackSides(stacks: readonly [string, string], withResources: boolean, progress: LineProgress): Promise<{ sides: StackSide[]; notes: string[] }> {
+  const root = projectRoot();
+  const notes: string[] = [];
+  const sides: StackSide[] = stacks.map((stack, i) => {
+    progress.step(`rendering ${stack} (${i + 1}/2)`);
+    const rendered = renderStack(loadStackSpec(stack, root, referenceHost));
+    return { rendered, memoryPlan: renderedFiles(rendered)["memory-plan.yaml"] };
+  });
+  if (withResources) {
+    const offline = await recordResources(stacks, { root }, progress);
+    if (offline.status === "recorded") {
+      sides.forEach((side, i) => Object.assign(side, { resources: offline.stacks.get(stacks[i])?.resources }));
+    } else notes.push(`${offline.message}; resources are not compared`);
+  }
+  return { sides, notes };
+}
 
 export const diffCommand: Command = {
-  summary: "show every setting that differs between two stacks, side by side and grouped",
-  usage: [
-    "usage: pgstack diff <stackA> <stackB> [--format text|markdown|json] [--no-resources]",
-    "",
-    "  Both stacks are rendered as `pgstack render` does (memory: auto for the reference host). Resources come from",
-    "  running the Pulumi program under mocks; --no-resources skips that (it takes a few seconds per stack).",
-    "  exit: 0 (a difference between two stacks is not an error), 2 on usage errors",
-  ].join("\n"),
+  help,
   async run(args) {
-    const { positionals, flags } = parseArgs(args, { values: ["format"], booleans: ["no-resources"] });
-    const format = (flags.format ?? "text") as Format;
-    if (!formats.includes(format)) throw new UsageError(`--format must be one of ${formats.join(", ")}`);
-    if (positionals.length !== 2) throw new UsageError("name exactly two stacks");
-    const root = projectRoot();
-    const known = listStacks(root);
-    for (const s of positionals) if (!known.includes(s)) throw new UsageError(`no stack "${s}" (stacks: ${known.join(", ")})`);
-    const [a, b] = positionals;
-    const notes: string[] = [];
-    const sides: StackSide[] = positionals.map((stack) => {
-      const rendered = renderStack(loadStackSpec(stack, root, referenceHost));
-      return { rendered, memoryPlan: renderedFiles(rendered)["memory-plan.yaml"] };
-    });
-    if (!flags["no-resources"]) {
-      const offline = await recordStacks([a, b], { root });
-      if (offline.status === "recorded") {
-        sides.forEach((side, i) => Object.assign(side, { resources: offline.stacks.get(positionals[i])?.resources }));
-      } else notes.push(`${offline.message}; resources are not compared`);
+    const { values, positionals } = parseOptions(args, options);
+    const format = chosenFormat(values, formats);
+    if (positionals.length !== 2) {
+      throw new UsageError(`name exactly two stacks, not ${positionals.length} (stacks: ${listStacks().join(", ")})`);
     }
-    process.stdout.write(formatStackDiff(diffStacks(sides[0], sides[1]), format, notes));
+    checkStacks(positionals);
+    const progress = ttyProgress();
+    try {
+      const { sides, notes } = await stackSides([positionals[0], positionals[1]], values["no-resources"] !== true, progress);
+      progress.end();
+      process.stdout.write(formatStackDiff(diffStacks(sides[0], sides[1]), format, notes));
+    } finally {
+      progress.end();
+    }
     return 0;
   },
 };

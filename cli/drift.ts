@@ -2,14 +2,16 @@
  * `pgstack drift`: is the committed rendered/ what this commit renders? And with `--live`: is a running
  * PostgreSQL/PgBouncer what its stack renders?
  *
- * Exit codes: 0 no drift, 1 drift (the report says what), 2 the comparison could not be made (usage, connection).
+ * Exit codes: 0 no drift, 1 drift (the report says what), 2 the comparison could not be made (usage, connection,
+ * a stack file or the program failing). Unlike other commands, a failure is 2 here: 1 already means "drift found".
  */
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { renderStack } from "../configs/render";
+import { maskSecrets } from "../configs/secrets";
 import { bytes } from "../configs/units";
-import { ConnectionError, maskSecrets, parseConnectionUrl, type ConnectionTarget } from "../drift/connection";
+import { ConnectionError, parseConnectionUrl, type ConnectionTarget } from "../drift/connection";
 import { desiredFromFiles } from "../drift/desired";
 import { formats, type Format } from "../drift/format";
 import { compareLive } from "../drift/live";
@@ -17,38 +19,59 @@ import { readPgBouncer, readPostgres } from "../drift/live-query";
 import { formatLiveDrift, type LiveDrift } from "../drift/live-report";
 import { formatSnapshotDrift } from "../drift/report";
 import { compareRendered, type RenderedTree } from "../drift/snapshot";
-import { parseArgs, type ParsedArgs } from "./args";
-import { UsageError } from "./errors";
-import type { Command } from "./main";
+import { chosenFormat, commandHelp, formatOptions, parseOptions, type OptionValues } from "./args";
+import type { Command } from "./command";
+import { describeError, UsageError } from "./errors";
+import { ttyProgress } from "./progress";
 import { renderedFiles, renderStackFiles, writeStacks } from "./render";
-import { listStacks, loadStackSpec, projectRoot, thisHost } from "./stack-file";
+import { manifestFile } from "./rendered-dir";
+import { checkStacks, listStacks, loadStackSpec, projectRoot, shownPath, thisHost } from "./stack-file";
 
-const usage = [
-  "usage: pgstack drift [stack…] [--format text|markdown|json] [--against DIR]",
-  "       pgstack drift --live --stack NAME --url postgresql://user@host:port/db [--pgbouncer-url postgresql://user@host:port/pgbouncer]",
-  "                     [--rendered DIR] [--format text|markdown|json]",
-  "",
-  "  Without --live: renders every stack (or the named ones) into a temporary folder, as `pgstack render --all`",
-  "  does, and compares with rendered/ (or --against DIR, e.g. a base branch's rendered/).",
-  "  --live: compares a running server with the stack's rendered state (a fresh render, or --rendered DIR holding",
-  "  that stack's files). Passwords come from the URL or PGPASSWORD and are never printed.",
-  "  exit: 0 no drift, 1 drift, 2 could not compare (usage, connection)",
-].join("\n");
+const options = {
+  against: { type: "string", value: "DIR", default: "rendered/ of this project", help: "snapshots: the rendered tree to compare with, e.g. a base branch's rendered/" },
+  live: { type: "boolean", help: "compare a running PostgreSQL (and PgBouncer) with its stack instead of snapshots" },
+  stack: { type: "string", value: "NAME", help: "--live: the stack the server runs" },
+  url: { type: "string", value: "URL", help: "--live: postgresql://user@host:port/database of PostgreSQL itself (required)" },
+  "pgbouncer-url": { type: "string", value: "URL", help: "--live: postgresql://user@host:port/pgbouncer, PgBouncer's admin console\n(SHOW CONFIG); without it PgBouncer is not compared" },
+  rendered: { type: "string", value: "DIR", help: "--live: the stack's rendered files (e.g. rendered/prod) instead of a fresh render\nsized to this host" },
+  ...formatOptions(formats, "text for a terminal, markdown for a pull request comment, json for machines"),
+} as const;
 
-function formatFlag(flags: ParsedArgs["flags"]): Format {
-  const value = flags.format ?? "text";
-  if (typeof value !== "string" || !formats.includes(value as Format)) {
-    throw new UsageError(`--format must be one of ${formats.join(", ")}, not ${JSON.stringify(value)}`);
-  }
-  return value as Format;
-}
+type DriftValues = OptionValues<typeof options>;
 
-/** Every file under `dir`, by path relative to it (forward slashes), in sorted order. */
+/** Drift's exit status when the comparison could not be made (also what the dispatcher gives a usage error). */
+const couldNotCompare = 2;
+
+const help = commandHelp({
+  usage: [
+    "pgstack drift [stack…] [--against DIR] [--format text|markdown|json]",
+    "pgstack drift --live --stack NAME --url URL [--pgbouncer-url URL] [--rendered DIR] [--format text|markdown|json]",
+  ],
+  description: [
+    "Snapshots (default): renders every stack (or the named ones) into a temporary directory, as `pgstack render --all`",
+    "does, and compares with rendered/ (or --against DIR): settings with units, resources per input path, other files",
+    "as a short diff. Without stack names, a committed stack directory whose stack file is gone is drift too.",
+    "A progress line is drawn on stderr when it is a terminal.",
+    "",
+    "--live: compares a running server with the stack's rendered state (pg_settings with sources, pending restarts,",
+    "ALTER SYSTEM and per-role/database overrides, extensions, HNSW indexes; PgBouncer's SHOW CONFIG). It reads, it",
+    "never changes anything. Passwords come from the URL or PGPASSWORD and are never printed.",
+  ],
+  sections: [
+    { title: "options", options },
+    { title: "environment", lines: ["PGPASSWORD   --live: the password when the URLs carry none"] },
+    { title: "exit status", lines: ["0 no drift, 1 drift, 2 could not compare (usage error, connection, a stack file or the program failing)"] },
+  ],
+});
+
+/** Every file under `dir`, by path relative to it (forward slashes), in sorted order; not render's manifest. */
 export function readFiles(dir: string): Record<string, string> {
   const out: Record<string, string> = {};
   const walk = (sub: string) => {
     for (const entry of fs.readdirSync(path.join(dir, sub), { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1))) {
       const rel = sub ? `${sub}/${entry.name}` : entry.name;
+      // The manifest records what pgstack wrote, not what a stack renders: never drift.
+      if (rel === manifestFile) continue;
       if (entry.isDirectory()) walk(rel);
       else if (entry.isFile()) out[rel] = fs.readFileSync(path.join(dir, rel), "utf8");
     }
@@ -69,21 +92,21 @@ export function readTree(dir: string, stacks?: readonly string[]): RenderedTree 
   return Object.fromEntries(names.map((n) => [n, readFiles(path.join(dir, n))]));
 }
 
-async function snapshotDrift(positionals: string[], flags: ParsedArgs["flags"], format: Format): Promise<number> {
-  for (const f of ["stack", "url", "pgbouncer-url", "rendered"]) {
+async function snapshotDrift(positionals: string[], flags: DriftValues, format: Format): Promise<number> {
+  for (const f of ["stack", "url", "pgbouncer-url", "rendered"] as const) {
     if (flags[f] !== undefined) throw new UsageError(`--${f} belongs to --live`);
   }
   const root = projectRoot();
-  const known = listStacks(root);
-  const unknown = positionals.filter((s) => !known.includes(s));
-  if (unknown.length > 0) throw new UsageError(`no stack ${unknown.map((s) => `"${s}"`).join(", ")} (stacks: ${known.join(", ")})`);
-  const stacks = positionals.length > 0 ? positionals : known;
-  const committedDir = path.resolve(typeof flags.against === "string" ? flags.against : path.join(root, "rendered"));
-  if (typeof flags.against === "string" && !fs.existsSync(committedDir)) throw new UsageError(`--against ${flags.against} does not exist`);
+  checkStacks(positionals, root);
+  const stacks = positionals.length > 0 ? [...new Set(positionals)] : listStacks(root);
+  const committedDir = path.resolve(flags.against ?? path.join(root, "rendered"));
+  if (flags.against !== undefined && !fs.existsSync(committedDir)) throw new UsageError(`--against ${flags.against} does not exist`);
 
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "pgstack-drift-"));
+  const progress = ttyProgress();
   try {
-    const all = await renderStackFiles(stacks, root);
+    const all = await renderStackFiles(stacks, root, { progress });
+    progress.end();
     writeStacks(tmp, all.stacks, false);
     for (const note of all.notes) console.error(`note: ${note}`);
     // Without stack names, a stack directory that is committed but has no stack file any more is drift too.
@@ -94,17 +117,17 @@ async function snapshotDrift(positionals: string[], flags: ParsedArgs["flags"], 
     process.stdout.write(formatSnapshotDrift(report, format));
     return report.drift ? 1 : 0;
   } finally {
+    progress.end();
     fs.rmSync(tmp, { recursive: true, force: true });
   }
 }
 
 /** The stack's rendered files: from --rendered DIR, or a fresh render sized to this host for `memory: auto`. */
-function desiredFilesFor(stack: string, flags: ParsedArgs["flags"]): { files: Record<string, string>; from: string } {
-  if (typeof flags.rendered === "string") {
+function desiredFilesFor(stack: string, flags: DriftValues): { files: Record<string, string>; from: string } {
+  if (flags.rendered !== undefined) {
     const dir = path.resolve(flags.rendered);
     if (!fs.existsSync(dir)) throw new UsageError(`--rendered ${flags.rendered} does not exist`);
-    const shown = path.relative(process.cwd(), dir);
-    return { files: readFiles(dir), from: `the files in ${shown === "" ? "." : shown.startsWith("..") ? dir : shown}` };
+    return { files: readFiles(dir), from: `the files in ${shownPath(dir)}` };
   }
   const host = thisHost();
   const spec = loadStackSpec(stack, projectRoot(), host);
@@ -112,29 +135,27 @@ function desiredFilesFor(stack: string, flags: ParsedArgs["flags"]): { files: Re
   return { files: renderedFiles(renderStack(spec)), from: `a fresh render of Pulumi.${stack}.yaml${sized}` };
 }
 
-async function liveDrift(positionals: string[], flags: ParsedArgs["flags"], format: Format): Promise<number> {
+async function liveDrift(positionals: string[], flags: DriftValues, format: Format): Promise<number> {
   if (positionals.length > 0) throw new UsageError(`--live takes the stack as --stack NAME, not ${positionals.join(" ")}`);
   if (flags.against !== undefined) throw new UsageError("--against compares snapshots; it does not go with --live");
-  if (typeof flags.stack !== "string") throw new UsageError("--live needs --stack NAME");
-  if (typeof flags.url !== "string") throw new UsageError("--live needs --url postgresql://user@host:port/database");
+  if (flags.stack === undefined) throw new UsageError("--live needs --stack NAME");
+  if (flags.url === undefined) throw new UsageError("--live needs --url postgresql://user@host:port/database");
   const stack = flags.stack;
-  if (typeof flags.rendered !== "string" && !listStacks().includes(stack)) {
-    throw new UsageError(`no stack "${stack}" (stacks: ${listStacks().join(", ")})`);
-  }
+  if (flags.rendered === undefined) checkStacks([stack]);
   const secrets: (string | undefined)[] = [process.env.PGPASSWORD];
   let pgTarget: ConnectionTarget;
   let bouncerTarget: ConnectionTarget | undefined;
   try {
     pgTarget = parseConnectionUrl(flags.url, process.env.PGPASSWORD, "--url");
     secrets.push(pgTarget.password);
-    if (typeof flags["pgbouncer-url"] === "string") {
+    if (flags["pgbouncer-url"] !== undefined) {
       bouncerTarget = parseConnectionUrl(flags["pgbouncer-url"], process.env.PGPASSWORD, "--pgbouncer-url");
       secrets.push(bouncerTarget.password);
     }
   } catch (e) {
     if (e instanceof ConnectionError) {
       console.error(`pgstack drift: ${maskSecrets(e.message, secrets)}`);
-      return 2;
+      return couldNotCompare;
     }
     throw e;
   }
@@ -158,19 +179,22 @@ async function liveDrift(positionals: string[], flags: ParsedArgs["flags"], form
   } catch (e) {
     const message = e instanceof ConnectionError ? e.message : `live drift failed: ${(e as Error)?.message ?? String(e)}`;
     console.error(`pgstack drift: ${maskSecrets(message.split("\n")[0], secrets)}`);
-    return 2;
+    return couldNotCompare;
   }
 }
 
 export const driftCommand: Command = {
-  summary: "compare rendered/ with what this commit renders (exit 1 on drift); --live compares a running server with its stack",
-  usage,
+  help,
   async run(args) {
-    const { positionals, flags } = parseArgs(args, {
-      values: ["format", "against", "stack", "url", "pgbouncer-url", "rendered"],
-      booleans: ["live"],
-    });
-    const format = formatFlag(flags);
-    return flags.live ? liveDrift(positionals, flags, format) : snapshotDrift(positionals, flags, format);
+    const { positionals, values } = parseOptions(args, options);
+    const format = chosenFormat(values, formats);
+    try {
+      return await (values.live ? liveDrift(positionals, values, format) : snapshotDrift(positionals, values, format));
+    } catch (error) {
+      if ((error as Error)?.name === "UsageError") throw error;
+      // 1 means "drift found": a comparison that could not be made must not look like one.
+      console.error(describeError("drift", error).text);
+      return couldNotCompare;
+    }
   },
 };

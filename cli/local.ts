@@ -10,6 +10,7 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { renderStack } from "../configs/render";
 import type { Rendered } from "../configs/rendered";
+import { maskSecrets } from "../configs/secrets";
 import { parseStackSpec } from "../configs/spec";
 import type { StackSpec } from "../configs/stack-spec";
 import { humanBytes, parseBytes, parseDuration } from "../configs/units";
@@ -18,54 +19,97 @@ import { describeHugePages } from "../local/hugepages";
 import { runPerf, type PerfOutcome } from "../local/perf";
 import { defaultStateRoot, listClusters, readState } from "../local/state";
 import { teardownFromState, type TeardownReport } from "../local/teardown";
-import { parseArgs } from "./args";
-import { UsageError, UserFacingError } from "./errors";
-import type { Command } from "./main";
+import { closest } from "../configs/spec-reader";
+import { chosenFormat, commandHelp, formatOptions, noPositionals, parseOptions, type OptionValues } from "./args";
+import type { Command } from "./command";
+import { describeError, HelpRequested, UsageError, UserFacingError } from "./errors";
 import { terminalProgress } from "./progress";
-import { projectRoot, readStackConfig, thisHost } from "./stack-file";
+import { projectRoot, readStackConfig, secretKeysOf, thisHost } from "./stack-file";
 
-const usage = `usage: pgstack local up   [--stack perf] [--name NAME] [--memory 8Gi] [--no-huge-pages] [--json]
-       pgstack local down [--name NAME] [--json]
-       pgstack local perf [--stack perf] [--name NAME] [--memory 8Gi] [--no-huge-pages]
-                          [--rows N] [--duration 15s] [--warmup 10s] [--sustained 60s] [--concurrency N]
-                          [--report-dir reports/perf] [--against-pgbench [--pgbench-rounds 3]] [--keep] [--json]
+/** Options of `up` and `perf`: which stack, how the cluster is sized, how results are printed. */
+const clusterOptions = {
+  stack: { type: "string", value: "S", default: "perf", help: "the stack file Pulumi.S.yaml; memory: auto sizes the node to this host's RAM" },
+  name: { type: "string", value: "NAME", default: "the stack's name", help: "cluster name; two clusters with different names run side by side" },
+  memory: {
+    type: "string",
+    value: "SIZE",
+    default: "the stack's node.memory",
+    help: "size the node as SIZE (e.g. 8Gi): PostgreSQL shares this host with PgBouncer, the\nexporters, Prometheus and the benchmark client",
+  },
+  "no-huge-pages": {
+    type: "boolean",
+    help: "start with huge_pages = off and reserve nothing. Otherwise, as root, exactly the computed\n2 MiB pages are added to /proc/sys/vm/nr_hugepages and given back afterwards; when that\nis impossible (not root, the kernel gives fewer) the cluster runs without them and says why",
+  },
+  ...formatOptions(["text", "json"], "json: one JSON document on stdout (up: the connection strings; perf: the results);\nprogress stays on stderr"),
+} as const;
 
-  up     Start the stack's rendered files as real processes on loopback ports: PostgreSQL 17 + pgvector, PgBouncer
-         (SCRAM), postgres_exporter, pgbouncer_exporter, node_exporter, the canary, mtail on PostgreSQL's log, and
-         Prometheus with the stack's alert rules.
-         Stays in the foreground and prints the pooled and direct connection strings and the Prometheus URL;
-         Ctrl-C, or \`local down\` from another shell, tears everything down.
-  down   Tear down the cluster NAME from its state file (.cache/local/NAME/state.json): asks the \`local up\` or
-         \`local perf\` that owns it to stop (SIGTERM to that pid), or, if that process is gone (killed), stops the
-         servers itself, deletes their directories and gives back the huge pages the cluster added.
-  perf   up → HNSW indexes (postdeploy/indexes.ts, tables created) → smoke benchmark through PgBouncer
-         (postdeploy/smoke.ts) → report (report.json, report.md, report.html in --report-dir) → down.
-         Exits 1 when a step fails, or when benchmark.enforce is set and a target is missed.
+/** Options `perf` adds: the benchmark overrides, the report and the pgbench comparison. */
+const perfOptions = {
+  rows: { type: "string", value: "N", default: "the stack's benchmark.rows", help: "rows of the benchmark table" },
+  duration: { type: "string", value: "DURATION", default: "benchmark.duration", help: "measured time per scenario (e.g. 15s)" },
+  warmup: { type: "string", value: "DURATION", default: "benchmark.warmup", help: "unmeasured warm-up before each scenario" },
+  sustained: { type: "string", value: "DURATION", default: "benchmark.sustained", help: "length of the sustained mixed run" },
+  concurrency: { type: "string", value: "N", default: "benchmark.concurrency", help: "clients through PgBouncer" },
+  "report-dir": { type: "string", value: "DIR", default: "reports/perf", help: "where report.json, report.md and report.html go" },
+  "against-pgbench": {
+    type: "boolean",
+    help: 'after the benchmark, run search, hybrid, insert and mixed with "pgbench -M prepared" on the\nsame statements, table, concurrency and PgBouncer, alternating with Node; the report shows\nNode ops/s ÷ pgbench tps per scenario',
+  },
+  "pgbench-rounds": { type: "string", value: "N", default: "3", help: "with --against-pgbench: rounds per scenario, the best of each side kept" },
+  keep: { type: "boolean", help: "keep the cluster up after the report, in the foreground, until Ctrl-C or `local down`" },
+} as const;
 
-options:
-  --stack S          stack file Pulumi.S.yaml (default perf). memory: auto sizes the node to this host's RAM.
-  --name NAME        cluster name (default: the stack); two clusters with different names run side by side.
-  --memory SIZE      size the node as SIZE (e.g. 8Gi) instead of what the stack says: PostgreSQL shares this host
-                     with PgBouncer, the exporters, Prometheus and the benchmark client.
-  --no-huge-pages    start with huge_pages = off and reserve nothing. Otherwise, as root, exactly the computed
-                     2 MiB pages are added to /proc/sys/vm/nr_hugepages and given back afterwards; when that is
-                     impossible (not root, the kernel gives fewer) the cluster runs without them and says why.
-  --rows N, --duration D, --warmup D, --sustained D, --concurrency N
-                     override the stack's benchmark.* for this run (e.g. --rows 5000 --duration 2s).
-  --report-dir DIR   where perf writes its report (default reports/perf).
-  --against-pgbench  after the benchmark, run search, hybrid, insert and mixed with "pgbench -M prepared" on the same
-                     statements, table, concurrency and PgBouncer, alternating with Node (--pgbench-rounds, default 3,
-                     best of each side kept): the report shows Node ops/s ÷ pgbench tps per scenario.
-  --keep             perf: keep the cluster up after the report, in the foreground, until Ctrl-C or \`local down\`.
-  --json             machine-readable output on stdout (one JSON document); progress stays on stderr.
+const downOptions = {
+  name: { type: "string", value: "NAME", default: "perf", help: "the cluster to tear down" },
+  ...formatOptions(["text", "json"], "json: the teardown report as one JSON document"),
+} as const;
 
-environment:
-  PGSTACK_RUNTIME=native|chroot    programs from this host's PATH, or from the Debian 13 rootfs (needs root);
-                                   unset: native when every program is there at the right version.
-  PGSTACK_LOCAL_FAIL_AFTER=STEP    for teardown tests: fail right after huge-pages, postgres, bootstrap, pgbouncer,
-                                   exporters (which includes mtail and the canary) or prometheus, with everything started so far running.
+const subcommands = ["up", "down", "perf"] as const;
 
-Ctrl-C, SIGTERM, SIGHUP, an uncaught error or a failed step tears the cluster down before pgstack exits.`;
+const help = commandHelp({
+  usage: [
+    "pgstack local up   [--stack S] [--name NAME] [--memory SIZE] [--no-huge-pages] [--format text|json]",
+    "pgstack local down [--name NAME] [--format text|json]",
+    "pgstack local perf [--stack S] [--name NAME] [--memory SIZE] [--no-huge-pages] [--rows N] [--duration D]",
+    "                   [--warmup D] [--sustained D] [--concurrency N] [--report-dir DIR]",
+    "                   [--against-pgbench [--pgbench-rounds N]] [--keep] [--format text|json]",
+  ],
+  description: [
+    "up     Start the stack's rendered files as real processes on loopback ports: PostgreSQL 17 + pgvector, PgBouncer",
+    "       (SCRAM), postgres_exporter, pgbouncer_exporter, node_exporter, the canary, mtail on PostgreSQL's log, and",
+    "       Prometheus with the stack's alert rules. Stays in the foreground and prints the pooled and direct connection",
+    "       strings and the Prometheus URL; Ctrl-C, or `local down` from another shell, tears everything down.",
+    "down   Tear down the cluster NAME from its state file (.cache/local/NAME/state.json): asks the `local up` or",
+    "       `local perf` that owns it to stop (SIGTERM to that pid), or, if that process is gone (killed), stops the",
+    "       servers itself, deletes their directories and gives back the huge pages the cluster added.",
+    "perf   up → HNSW indexes (postdeploy/indexes.ts, tables created) → smoke benchmark through PgBouncer",
+    "       (postdeploy/smoke.ts) → report (report.json, report.md, report.html in --report-dir) → down.",
+    "",
+    "Ctrl-C, SIGTERM, SIGHUP, an uncaught error or a failed step tears the cluster down before pgstack exits.",
+  ],
+  sections: [
+    { title: "options of up and perf", options: clusterOptions },
+    { title: "options of perf only (the benchmark ones override the stack's benchmark.* for this run)", options: perfOptions },
+    { title: "options of down", options: downOptions },
+    {
+      title: "environment",
+      lines: [
+        "PGSTACK_RUNTIME=native|chroot    programs from this host's PATH, or from the Debian 13 rootfs (needs root);",
+        "                                 unset: native when every program is there at the right version.",
+        "PGSTACK_LOCAL_FAIL_AFTER=STEP    for teardown tests: fail right after placement, huge-pages, postgres, bootstrap,",
+        "                                 pgbouncer, exporters, mtail, canary or prometheus, with everything started so",
+        "                                 far running.",
+      ],
+    },
+    {
+      title: "exit status",
+      lines: [
+        "0 done; 1 a step failed, or (perf) benchmark.enforce is set and a target is missed; 2 usage error;",
+        "129/130/143 ended by SIGHUP/SIGINT/SIGTERM after the teardown",
+      ],
+    },
+  ],
+});
 
 /** Exit status of a process ended by a signal, as shells report it. */
 const signalExitCodes: Readonly<Record<string, number>> = { SIGHUP: 129, SIGINT: 130, SIGTERM: 143 };
@@ -89,70 +133,59 @@ export interface PerfFlags extends ClusterFlags {
   readonly benchmark: Readonly<Record<string, string | number>>;
 }
 
-function stringFlag(flags: Record<string, string | true>, name: string): string | undefined {
-  const value = flags[name];
-  return typeof value === "string" ? value : undefined;
+function positiveInteger(value: string | undefined, name: string): number | undefined {
+  if (value === undefined) return undefined;
+  if (!/^\d+$/.test(value) || Number(value) < 1) throw new UsageError(`--${name} "${value}" must be a whole number above 0`);
+  return Number(value);
 }
 
-function positiveInteger(flags: Record<string, string | true>, name: string): number | undefined {
-  const text = stringFlag(flags, name);
-  if (text === undefined) return undefined;
-  if (!/^\d+$/.test(text) || Number(text) < 1) throw new UsageError(`--${name} "${text}" must be a whole number above 0`);
-  return Number(text);
+function durationFlag(value: string | undefined, name: string): string | undefined {
+  if (value === undefined) return undefined;
+  const parsed = parseDuration(value);
+  if (!parsed.ok) throw new UsageError(`--${name} "${value}" ${parsed.error}`);
+  return value.trim();
 }
 
-function durationFlag(flags: Record<string, string | true>, name: string): string | undefined {
-  const text = stringFlag(flags, name);
-  if (text === undefined) return undefined;
-  const parsed = parseDuration(text);
-  if (!parsed.ok) throw new UsageError(`--${name} "${text}" ${parsed.error}`);
-  return text.trim();
-}
-
-const clusterValueFlags = ["stack", "name", "memory"] as const;
-const clusterBooleanFlags = ["no-huge-pages", "json"] as const;
-
-export function parseClusterFlags(args: string[], extra: { values?: readonly string[]; booleans?: readonly string[] } = {}) {
-  const parsed = parseArgs(args, {
-    values: [...clusterValueFlags, ...(extra.values ?? [])],
-    booleans: [...clusterBooleanFlags, ...(extra.booleans ?? [])],
-  });
-  if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument "${parsed.positionals[0]}"`);
-  const stack = stringFlag(parsed.flags, "stack") ?? "perf";
-  const memory = stringFlag(parsed.flags, "memory");
-  if (memory !== undefined) {
-    const bytes = parseBytes(memory);
-    if (!bytes.ok) throw new UsageError(`--memory "${memory}" ${bytes.error}`);
+function clusterFlags(values: OptionValues<typeof clusterOptions>, positionals: readonly string[]): ClusterFlags {
+  noPositionals(positionals);
+  const stack = values.stack ?? "perf";
+  if (values.memory !== undefined) {
+    const bytes = parseBytes(values.memory);
+    if (!bytes.ok) throw new UsageError(`--memory "${values.memory}" ${bytes.error}`);
   }
-  const flags: ClusterFlags = {
+  return {
     stack,
-    name: stringFlag(parsed.flags, "name") ?? stack,
-    memory: memory?.trim(),
-    hugePages: parsed.flags["no-huge-pages"] !== true,
-    json: parsed.flags.json === true,
+    name: values.name ?? stack,
+    memory: values.memory?.trim(),
+    hugePages: values["no-huge-pages"] !== true,
+    json: chosenFormat(values, ["text", "json"] as const) === "json",
   };
-  return { flags, raw: parsed.flags };
+}
+
+export function parseClusterFlags(args: string[]): { flags: ClusterFlags } {
+  const { values, positionals } = parseOptions(args, clusterOptions);
+  return { flags: clusterFlags(values, positionals) };
 }
 
 export function parsePerfFlags(args: string[]): PerfFlags {
-  const { flags, raw } = parseClusterFlags(args, {
-    values: ["rows", "duration", "warmup", "sustained", "concurrency", "report-dir", "pgbench-rounds"],
-    booleans: ["keep", "against-pgbench"],
-  });
+  const { values, positionals } = parseOptions(args, { ...clusterOptions, ...perfOptions });
+  const flags = clusterFlags(values, positionals);
   const benchmark: Record<string, string | number> = {};
-  const rows = positiveInteger(raw, "rows");
-  const concurrency = positiveInteger(raw, "concurrency");
+  const rows = positiveInteger(values.rows, "rows");
+  const concurrency = positiveInteger(values.concurrency, "concurrency");
   if (rows !== undefined) benchmark.rows = rows;
   if (concurrency !== undefined) benchmark.concurrency = concurrency;
   for (const key of ["duration", "warmup", "sustained"] as const) {
-    const value = durationFlag(raw, key);
+    const value = durationFlag(values[key], key);
     if (value !== undefined) benchmark[key] = value;
   }
+  const rounds = positiveInteger(values["pgbench-rounds"], "pgbench-rounds");
+  if (rounds !== undefined && values["against-pgbench"] !== true) throw new UsageError("--pgbench-rounds goes with --against-pgbench");
   return {
     ...flags,
-    reportDir: stringFlag(raw, "report-dir") ?? path.join("reports", "perf"),
-    keep: raw.keep === true,
-    againstPgbenchRounds: raw["against-pgbench"] === true ? (positiveInteger(raw, "pgbench-rounds") ?? 3) : 0,
+    reportDir: values["report-dir"] ?? path.join("reports", "perf"),
+    keep: values.keep === true,
+    againstPgbenchRounds: values["against-pgbench"] === true ? (rounds ?? 3) : 0,
     benchmark,
   };
 }
@@ -173,7 +206,7 @@ export function clusterSpec(
     ...(flags.memory === undefined ? {} : { node: { ...node, memory: flags.memory } }),
     ...(Object.keys(benchmark).length === 0 ? {} : { benchmark: { ...((config.benchmark ?? {}) as object), ...benchmark } }),
   };
-  const spec = parseStackSpec(flags.stack, withOverrides, host);
+  const spec = parseStackSpec(flags.stack, withOverrides, { host, secretKeys: secretKeysOf(config) });
   const size = humanBytes(spec.node.memoryBytes);
   const sizing =
     flags.memory !== undefined
@@ -329,14 +362,9 @@ export function perfTable(outcome: PerfOutcome, sizing: string): string {
   return lines.join("\n");
 }
 
-/** Errors whose message is complete for a person: printed without a stack trace. */
-const peopleErrors = new Set(["SpecError", "UserFacingError", "StopRequested", "ClusterExistsError", "IndexBuildError"]);
-
+/** The dispatcher's error shape (cli/errors.ts), with the cluster's passwords masked. */
 function printError(error: unknown, secrets: readonly string[]): void {
-  const mask = (t: string) => secrets.reduce((out, s) => (s ? out.split(s).join("***").split(encodeURIComponent(s)).join("***") : out), t);
-  const err = error as Error;
-  const text = peopleErrors.has(err?.name) ? err.message : (err?.stack ?? String(error));
-  console.error(`pgstack local: ${mask(text)}`);
+  console.error(describeError("local", error, (text) => maskSecrets(text, secrets)).text);
 }
 
 /** Runs a command body with a cluster guarded by signal handlers; tears the cluster down whatever happens. */
@@ -375,7 +403,7 @@ async function up(args: string[]): Promise<number> {
   const rendered = renderStack(spec);
   const progress = terminalProgress();
   warnRendered(rendered, progress.warn);
-  const cluster = new LocalCluster({ name: flags.name, rendered, progress, hugePages: flags.hugePages, owner: "local up" });
+  const cluster = new LocalCluster({ name: flags.name, spec, progress, hugePages: flags.hugePages, owner: "local up" });
   return guarded(cluster, progress, async (guard) => {
     const info = await guard.race(cluster.start());
     // The one place passwords are printed: connection strings are what `local up` is asked for.
@@ -402,7 +430,7 @@ async function perf(args: string[]): Promise<number> {
   const progress = terminalProgress();
   warnRendered(rendered, progress.warn);
   const reportDir = path.resolve(flags.reportDir);
-  const cluster = new LocalCluster({ name: flags.name, rendered, progress, hugePages: flags.hugePages, owner: "local perf" });
+  const cluster = new LocalCluster({ name: flags.name, spec, progress, hugePages: flags.hugePages, owner: "local perf" });
   return guarded(cluster, progress, async (guard) => {
     await guard.race(cluster.start());
     const outcome = await guard.race(runPerf({ cluster, progress, reportDir, sizing, againstPgbenchRounds: flags.againstPgbenchRounds }));
@@ -439,10 +467,10 @@ function perfJson(outcome: PerfOutcome, sizing: string): string {
 }
 
 async function down(args: string[]): Promise<number> {
-  const parsed = parseArgs(args, { values: ["name"], booleans: ["json"] });
-  if (parsed.positionals.length > 0) throw new UsageError(`unexpected argument "${parsed.positionals[0]}"`);
-  const name = stringFlag(parsed.flags, "name") ?? "perf";
-  const json = parsed.flags.json === true;
+  const { values, positionals } = parseOptions(args, downOptions);
+  noPositionals(positionals);
+  const name = values.name ?? "perf";
+  const json = chosenFormat(values, ["text", "json"] as const) === "json";
   const progress = terminalProgress();
   const state = readState(defaultStateRoot, name);
   if (state === undefined) {
@@ -478,25 +506,26 @@ async function down(args: string[]): Promise<number> {
 }
 
 function warnRendered(rendered: Rendered, warn: (m: string) => void): void {
-  if (rendered.spec.target !== "local") warn(`stack ${rendered.spec.stack} targets ${rendered.spec.target}; running its rendered files locally anyway`);
+  // A stack of another target is refused by LocalCluster: the perf cluster renders only `target: local` for its placement.
   for (const w of rendered.warnings) warn(w);
 }
 
+/** `unknown subcommand "pref"; did you mean perf?` */
+function unknownSubcommand(sub: string | undefined): UsageError {
+  if (sub === undefined) return new UsageError("name a subcommand: up, down or perf");
+  const guess = closest(sub, subcommands);
+  return new UsageError(`unknown subcommand "${sub}"; ${guess !== undefined ? `did you mean ${guess}?` : "say up, down or perf"}`);
+}
+
 export const localCommand: Command = {
-  summary: "the ephemeral perf cluster: local up (stay up), local down, local perf (indexes, smoke benchmark, report)",
-  usage,
+  help,
   async run(args) {
     const [sub, ...rest] = args;
+    if (sub === "-h" || sub === "--help") throw new HelpRequested();
+    if (sub !== "up" && sub !== "down" && sub !== "perf") throw unknownSubcommand(sub);
     if (os.platform() !== "linux") throw new UserFacingError(`local clusters need Linux (/proc, huge pages); this is ${os.platform()}`);
-    switch (sub) {
-      case "up":
-        return up(rest);
-      case "down":
-        return down(rest);
-      case "perf":
-        return perf(rest);
-      default:
-        throw new UsageError(sub === undefined ? "say up, down or perf" : `unknown subcommand "${sub}"; say up, down or perf`);
-    }
+    if (sub === "up") return up(rest);
+    if (sub === "down") return down(rest);
+    return perf(rest);
   },
 };

@@ -1,68 +1,36 @@
 /**
- * `pgstack`: the only place that parses arguments, prints and chooses exit codes.
- * Commands are loaded lazily, so `pgstack render` does not load the pg driver or the runtime.
+ * `pgstack`: the table of every command and the entry point bin/pgstack.js calls. The dispatcher, the Command type
+ * and the error handling are in cli/command.ts, which the commands import; this file is imported by nobody but the
+ * bin script, so there is no cycle between it and the commands.
  */
+import { runCommand, type CommandTable } from "./command";
+import { hookCommands } from "./hook-commands";
 
-export interface Command {
-  readonly summary: string;
-  readonly usage: string;
-  run(args: string[]): Promise<number>;
-}
-
-export type Loader = () => Command;
-
-const allCommands: Readonly<Record<string, Loader>> = {
-  render: () => require("./render").renderCommand,
-  drift: () => require("./drift").driftCommand,
-  diff: () => require("./diff").diffCommand,
-  local: () => require("./local").localCommand,
-  canary: () => require("./canary").canaryCommand,
-  postdeploy: () => require("./postdeploy").postdeployCommand,
-  runtime: () => require("./runtime").runtimeCommand,
+/** Every command, in the order `pgstack --help` lists them; each module is loaded only when its command runs. */
+export const allCommands: CommandTable = {
+  render: {
+    summary: "write each stack's rendered files (configs, alert rules, HNSW plan, Pulumi resources) to rendered/<stack>/",
+    load: () => (require("./render") as typeof import("./render")).renderCommand,
+  },
+  drift: {
+    summary: "compare rendered/ with what this commit renders (exit 1 on drift); --live compares a running server with its stack",
+    load: () => (require("./drift") as typeof import("./drift")).driftCommand,
+  },
+  diff: {
+    summary: "every setting that differs between two stacks, side by side and grouped",
+    load: () => (require("./diff") as typeof import("./diff")).diffCommand,
+  },
+  local: {
+    summary: "the ephemeral perf cluster: local up (stay up), local down, local perf (indexes, smoke benchmark, report)",
+    load: () => (require("./local") as typeof import("./local")).localCommand,
+  },
+  ...hookCommands,
+  runtime: {
+    summary: "make PostgreSQL 17 + pgvector, PgBouncer, the exporters and Prometheus available (native or Debian 13 rootfs)",
+    load: () => (require("./runtime") as typeof import("./runtime")).runtimeCommand,
+  },
 };
 
-function help(commands: Readonly<Record<string, Loader>>): string {
-  const lines = ["usage: pgstack <command> [options]", "", "commands:"];
-  for (const [name, load] of Object.entries(commands)) lines.push(`  ${name.padEnd(11)} ${load().summary}`);
-  lines.push("", "`pgstack <command> --help` shows a command's options.");
-  return lines.join("\n");
-}
-
-export function main(argv: string[]): Promise<number> {
+export function main(argv: readonly string[]): Promise<number> {
   return runCommand(allCommands, argv);
-}
-
-/** Runs one command of a table; the hook bundle (cli/hook-entry.ts) passes a smaller table. */
-export async function runCommand(commands: Readonly<Record<string, Loader>>, argv: string[]): Promise<number> {
-  const [name, ...rest] = argv;
-  if (name === undefined || name === "--help" || name === "-h" || name === "help") {
-    console.log(help(commands));
-    return name === undefined ? 2 : 0;
-  }
-  const load = commands[name];
-  if (!load) {
-    console.error(`pgstack: unknown command "${name}"\n\n${help(commands)}`);
-    return 2;
-  }
-  const command = load();
-  if (rest.includes("--help") || rest.includes("-h")) {
-    console.log(`${command.usage}\n\n${command.summary}`);
-    return 0;
-  }
-  try {
-    return await command.run(rest);
-  } catch (e) {
-    // Errors meant for people print as they are; anything else keeps its stack for bug reports.
-    const err = e as Error;
-    if (err?.name === "UsageError") {
-      console.error(`pgstack ${name}: ${err.message}\n\n${command.usage}`);
-      return 2;
-    }
-    if (err?.name === "SpecError" || err?.name === "UserFacingError") {
-      console.error(`pgstack ${name}: ${err.message}`);
-      return 1;
-    }
-    console.error(`pgstack ${name}: ${err?.stack ?? String(e)}`);
-    return 1;
-  }
 }

@@ -4,15 +4,15 @@
  * scratch table (never the application's rows), then the report on stdout.
  */
 import * as fs from "node:fs";
-import { Client } from "pg";
 import type { HookPlan } from "../configs/rendered";
+import { maskSecrets, urlPasswords } from "../configs/secrets";
+import { newClient } from "../pgclient/connect";
 import { ensureIndexes, IndexBuildError, type EnsureIndexesReport } from "../postdeploy/indexes";
 import { renderReportJson, renderReportMarkdown } from "../postdeploy/report";
-import { maskSecrets } from "../postdeploy/smoke-pg";
 import { runSmoke, smokeExitCode } from "../postdeploy/smoke";
-import { parseArgs } from "./args";
+import { chosenFormat, commandHelp, formatOptions, noPositionals, parseOptions } from "./args";
+import type { Command } from "./command";
 import { UsageError, UserFacingError } from "./errors";
-import type { Command } from "./main";
 import { terminalProgress } from "./progress";
 
 /** The scratch table the smoke benchmark creates, loads, measures and drops. */
@@ -20,6 +20,45 @@ export const smokeTable = "pgstack_smoke";
 
 /** The report's last line starts with this marker, so `docker logs` / `kubectl logs` readers can pick the JSON out. */
 export const reportMarker = "PGSTACK_REPORT ";
+
+const defaultWaitSeconds = 300;
+
+const options = {
+  plan: { type: "string", value: "FILE", help: "the stack's rendered plan.json: index plan and benchmark (required)" },
+  wait: { type: "string", value: "SECONDS", default: String(defaultWaitSeconds), help: "how long to wait for the database to answer before giving up" },
+  "no-bench": { type: "boolean", help: "indexes only: skip the smoke benchmark (PGSTACK_POOLED_URL is then not needed)" },
+  "rebuild-mismatched": { type: "boolean", help: "rebuild an index whose parameters differ from the plan (default: report it only)" },
+  ...formatOptions(["text", "json"], "text: index summary, Markdown report and the PGSTACK_REPORT line (what the hook's\nlogs show); json: one document with the index report and the benchmark report"),
+} as const;
+
+const help = commandHelp({
+  usage: ["pgstack postdeploy --plan plan.json [--wait SECONDS] [--no-bench] [--rebuild-mismatched] [--format text|json]"],
+  description: [
+    "The post-deploy hook every target runs once the database is up: creates or repairs the HNSW indexes of the plan",
+    "(concurrently, idempotent, INVALID ones rebuilt, mismatches reported), then runs the smoke benchmark on a scratch",
+    `table (${smokeTable}, never the application's rows) and prints the report. Progress goes to stderr.`,
+  ],
+  sections: [
+    { title: "options", options },
+    {
+      title: "environment",
+      lines: [
+        "PGSTACK_DIRECT_URL   postgresql:// URL of PostgreSQL itself: index builds, loads (required)",
+        "PGSTACK_POOLED_URL   postgresql:// URL through PgBouncer: the benchmark's queries (required unless --no-bench)",
+      ],
+    },
+    {
+      title: "exit status",
+      lines: ["0 done, 1 an index cannot be built, the database did not answer, or benchmark.enforce is set and a target", "is missed; 2 usage error"],
+    },
+  ],
+});
+
+function waitSeconds(value: string | undefined): number {
+  if (value === undefined) return defaultWaitSeconds;
+  if (!/^\d+$/.test(value)) throw new UsageError(`--wait "${value}" is not a whole number of seconds; write e.g. --wait 300`);
+  return Number(value);
+}
 
 export function readHookPlan(file: string): HookPlan {
   let parsed: unknown;
@@ -41,15 +80,14 @@ async function waitForDatabase(url: string, seconds: number, progress: ReturnTyp
   let last = "";
   progress.step(`waiting up to ${seconds} s for the database`);
   for (;;) {
-    const client = new Client({ connectionString: url, application_name: "pgstack-postdeploy", connectionTimeoutMillis: 5000 });
-    client.on("error", () => undefined);
+    const client = newClient({ connectionString: url, connectionTimeoutMillis: 5000 }, "pgstack-postdeploy");
     try {
       await client.connect();
       await client.query("SELECT 1");
       await client.end();
       return;
     } catch (e) {
-      last = maskSecrets((e as Error).message, [url]);
+      last = maskSecrets((e as Error).message, urlPasswords([url]));
       await client.end().catch(() => undefined);
     }
     if (Date.now() > deadline) throw new UserFacingError(`the database did not answer within ${seconds} s: ${last}`);
@@ -76,21 +114,18 @@ function indexSummary(report: EnsureIndexesReport): string {
 }
 
 export const postdeployCommand: Command = {
-  summary: "post-deploy hook: create/repair the HNSW indexes, then run the smoke benchmark and print the report",
-  usage: [
-    "usage: pgstack postdeploy --plan plan.json [--wait SECONDS] [--no-bench] [--rebuild-mismatched]",
-    "  connection strings from the environment: PGSTACK_DIRECT_URL (PostgreSQL itself: index builds, loads)",
-    "  and PGSTACK_POOLED_URL (through PgBouncer: the benchmark's queries)",
-    "  exit 1 when an index cannot be built, or when benchmark.enforce is set and a target is missed",
-  ].join("\n"),
+  help,
   async run(args) {
-    const { flags } = parseArgs(args, { values: ["plan", "wait"], booleans: ["no-bench", "rebuild-mismatched"] });
-    if (typeof flags.plan !== "string") throw new UsageError("--plan FILE is required");
+    const { values: flags, positionals } = parseOptions(args, options);
+    noPositionals(positionals);
+    const json = chosenFormat(flags, ["text", "json"] as const) === "json";
+    if (flags.plan === undefined) throw new UsageError("--plan FILE is required (the stack's rendered plan.json)");
+    const wait = waitSeconds(flags.wait);
     const plan = readHookPlan(flags.plan);
     const directUrl = env("PGSTACK_DIRECT_URL");
     const pooledUrl = flags["no-bench"] ? "" : env("PGSTACK_POOLED_URL");
     const progress = terminalProgress();
-    await waitForDatabase(directUrl, Number(flags.wait ?? 300), progress);
+    await waitForDatabase(directUrl, wait, progress);
 
     let indexes: EnsureIndexesReport;
     try {
@@ -101,11 +136,14 @@ export const postdeployCommand: Command = {
         rebuildMismatched: flags["rebuild-mismatched"] === true,
       });
     } catch (e) {
-      if (e instanceof IndexBuildError) throw new UserFacingError(maskSecrets(e.message, [directUrl]));
+      if (e instanceof IndexBuildError) throw new UserFacingError(maskSecrets(e.message, urlPasswords([directUrl])));
       throw e;
     }
-    console.log(indexSummary(indexes));
-    if (flags["no-bench"] || plan.indexPlan.length === 0) return 0;
+    if (!json) console.log(indexSummary(indexes));
+    if (flags["no-bench"] || plan.indexPlan.length === 0) {
+      if (json) console.log(JSON.stringify({ stack: plan.stack, indexes, benchmark: null, exitCode: 0 }, null, 2));
+      return 0;
+    }
 
     const result = await runSmoke({
       pooledUrl,
@@ -117,8 +155,13 @@ export const postdeployCommand: Command = {
     });
     const buildMs = indexes.results[0]?.buildMs ?? null;
     const input = { result, title: `post-deploy smoke benchmark, stack ${plan.stack}`, indexBuildSeconds: buildMs === null ? null : buildMs / 1000 };
+    const exitCode = smokeExitCode(result, plan.benchmark);
+    if (json) {
+      console.log(JSON.stringify({ stack: plan.stack, indexes, benchmark: JSON.parse(renderReportJson(input)) as unknown, exitCode }, null, 2));
+      return exitCode;
+    }
     console.log(renderReportMarkdown(input));
     console.log(`${reportMarker}${renderReportJson(input).replace(/\n\s*/g, "")}`);
-    return smokeExitCode(result, plan.benchmark);
+    return exitCode;
   },
 };

@@ -41,3 +41,48 @@ export function terminalProgress(stream: NodeJS.WriteStream = process.stderr, pr
     },
   };
 }
+
+/** Progress that can be taken off the screen once the work is done. */
+export interface LineProgress extends Progress {
+  /** Erases the progress line, so what is printed next starts on a clean line. */
+  end(): void;
+}
+
+/**
+ * Progress for commands whose output is a result (render, drift, diff): one line on stderr, redrawn in place, only
+ * when stderr is a terminal; nothing in CI logs or pipes, so their stderr holds only warnings and errors. Warnings
+ * are always printed.
+ */
+export function ttyProgress(stream: NodeJS.WriteStream = process.stderr): LineProgress {
+  const tty = stream.isTTY === true;
+  let step = "";
+  let drawn = false;
+  const draw = (line: string) => {
+    if (!tty) return;
+    // A line wider than the terminal wraps, and \r would then redraw only its last part.
+    const width = Math.max(20, (stream.columns ?? 80) - 1);
+    stream.write(`\r\x1b[K${line.length > width ? `${line.slice(0, width - 1)}…` : line}`);
+    drawn = true;
+  };
+  const clear = () => {
+    if (drawn) stream.write("\r\x1b[K");
+    drawn = false;
+  };
+  return {
+    step(message) {
+      step = message;
+      draw(message);
+    },
+    advance(fraction, detail) {
+      const pct = Math.max(0, Math.min(1, fraction));
+      const width = 20;
+      const filled = Math.round(pct * width);
+      draw(`[${"#".repeat(filled)}${".".repeat(width - filled)}] ${(pct * 100).toFixed(0).padStart(3)} % ${detail ?? step}`);
+    },
+    warn(message) {
+      clear();
+      stream.write(`warning: ${message}\n`);
+    },
+    end: clear,
+  };
+}

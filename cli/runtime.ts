@@ -11,10 +11,35 @@ import { defaultRootfsDir, getRuntime, unmountRootfs } from "../local/runtime";
 import { spawnSync } from "node:child_process";
 import { mountsUnder } from "../local/runtime/mounts";
 import { processesRootedIn } from "../local/runtime/rootfs";
-import { parseArgs } from "./args";
-import type { Command } from "./main";
+import { chosenFormat, commandHelp, formatOptions, noPositionals, parseOptions } from "./args";
+import type { Command } from "./command";
+import { UsageError } from "./errors";
 import { terminalProgress } from "./progress";
 import { projectRoot } from "./stack-file";
+
+const options = {
+  "check-clean": { type: "boolean", help: "check that nothing of ours outlived a test run: processes in the rootfs, scratch\ndirectories, local cluster state (exit 1 if something did)" },
+  unmount: { type: "boolean", help: "unmount /proc, /sys and /dev/shm inside the rootfs (lazily when processes still use it)" },
+  ...formatOptions(["text", "json"], "text for people; json: one document with what was found or done"),
+} as const;
+
+const help = commandHelp({
+  usage: ["pgstack runtime [--format text|json]", "pgstack runtime --check-clean [--format text|json]", "pgstack runtime --unmount [--format text|json]"],
+  description: [
+    "Finds PostgreSQL 17 + pgvector, PgBouncer, postgres_exporter, pgbouncer_exporter, Prometheus/promtool,",
+    "node_exporter and mtail on this host at the right versions, or builds the Debian 13 root filesystem",
+    "(.cache/debian13-rootfs, needs root) and runs them from there; prints the runtime and every program's version.",
+    "Progress goes to stderr.",
+  ],
+  sections: [
+    { title: "options", options },
+    {
+      title: "environment",
+      lines: ["PGSTACK_RUNTIME=native|chroot   programs from PATH, or from the rootfs; unset: native when all are there"],
+    },
+    { title: "exit status", lines: ["0 ready / clean / unmounted, 1 failure or leftovers found, 2 usage error"] },
+  ],
+});
 
 function leftovers(): string[] {
   const found: string[] = [];
@@ -35,43 +60,63 @@ function leftovers(): string[] {
  * Normally a plain unmount. When servers of a failed run still live in the rootfs, a lazy unmount (`umount -l`):
  * they keep their view, but the mounts leave the checkout's tree, so deleting or archiving it stays out of /proc.
  */
-async function unmount(): Promise<number> {
+async function unmount(json: boolean): Promise<number> {
   const dir = defaultRootfsDir();
   const users = processesRootedIn(dir);
   if (users.length === 0) {
     const unmounted = await unmountRootfs(dir);
-    console.log(unmounted.length === 0 ? "nothing mounted in the rootfs" : `unmounted: ${unmounted.join(", ")}`);
+    if (json) console.log(JSON.stringify({ rootfs: dir, unmounted, detached: [], failed: [] }));
+    else console.log(unmounted.length === 0 ? "nothing mounted in the rootfs" : `unmounted: ${unmounted.join(", ")}`);
     return 0;
   }
   console.error(`processes still run in ${dir} (pids ${users.join(", ")}): detaching its mounts lazily`);
-  let failed = 0;
+  const detached: string[] = [];
+  const failed: { mount: string; error: string }[] = [];
   for (const mount of mountsUnder(dir)) {
     const r = spawnSync("umount", ["-l", mount], { encoding: "utf8" });
-    if (r.status === 0) console.log(`detached: ${mount}`);
-    else {
-      failed++;
+    if (r.status === 0) {
+      detached.push(mount);
+      if (!json) console.log(`detached: ${mount}`);
+    } else {
+      failed.push({ mount, error: r.stderr.trim() });
       console.error(`umount -l ${mount} failed: ${r.stderr.trim()}`);
     }
   }
-  return failed === 0 ? 0 : 1;
+  if (json) console.log(JSON.stringify({ rootfs: dir, unmounted: [], detached, failed, processes: users }));
+  return failed.length === 0 ? 0 : 1;
+}
+
+function checkClean(json: boolean): number {
+  const found = leftovers();
+  const hugePages = Number(fs.readFileSync("/proc/sys/vm/nr_hugepages", "utf8").trim());
+  if (json) {
+    console.log(JSON.stringify({ clean: found.length === 0, leftovers: found, hugePagesReserved: hugePages }));
+  } else {
+    for (const f of found) console.error(`left behind: ${f}`);
+    if (found.length === 0) console.log("nothing left behind: no process, scratch directory or cluster state");
+    console.log(`huge pages reserved now: ${hugePages}`);
+  }
+  return found.length === 0 ? 0 : 1;
 }
 
 export const runtimeCommand: Command = {
-  summary: "make PostgreSQL 17 + pgvector, PgBouncer, the exporters and Prometheus available (native or Debian 13 rootfs)",
-  usage: "usage: pgstack runtime [--check-clean] [--unmount]",
+  help,
   async run(args) {
-    const { flags } = parseArgs(args, { booleans: ["check-clean", "unmount"] });
-    if (flags.unmount) return unmount();
-    if (flags["check-clean"]) {
-      const found = leftovers();
-      for (const f of found) console.error(`left behind: ${f}`);
-      console.log(found.length === 0 ? "nothing left behind: no process, scratch directory or cluster state" : "");
-      console.log(`huge pages reserved now: ${fs.readFileSync("/proc/sys/vm/nr_hugepages", "utf8").trim()}`);
-      return found.length === 0 ? 0 : 1;
-    }
+    const { values, positionals } = parseOptions(args, options);
+    noPositionals(positionals);
+    const json = chosenFormat(values, ["text", "json"] as const) === "json";
+    if (values.unmount && values["check-clean"]) throw new UsageError("--unmount and --check-clean are separate steps; give one of them");
+    if (values.unmount) return unmount(json);
+    if (values["check-clean"]) return checkClean(json);
     const started = Date.now();
+    // Progress is on stderr in both formats: only stdout is reserved for the JSON document.
     const runtime = await getRuntime({ progress: terminalProgress() });
-    console.log(`${runtime.kind} runtime at ${runtime.rootDir}, ready in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    const seconds = (Date.now() - started) / 1000;
+    if (json) {
+      console.log(JSON.stringify({ kind: runtime.kind, rootDir: runtime.rootDir, seconds, versions: runtime.versions }));
+      return 0;
+    }
+    console.log(`${runtime.kind} runtime at ${runtime.rootDir}, ready in ${seconds.toFixed(1)} s`);
     for (const [name, version] of Object.entries(runtime.versions).sort()) console.log(`  ${name.padEnd(22)} ${version}`);
     return 0;
   },

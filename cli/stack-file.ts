@@ -7,7 +7,9 @@ import * as os from "node:os";
 import * as path from "node:path";
 import * as yaml from "js-yaml";
 import { parseStackSpec, stackConfigFromFile, type HostFacts } from "../configs/spec";
+import { closest } from "../configs/spec-reader";
 import type { StackSpec } from "../configs/stack-spec";
+import { UsageError, UserFacingError } from "./errors";
 
 export const redacted = "[secret]";
 
@@ -37,15 +39,59 @@ function redact(value: unknown): unknown {
   return value;
 }
 
+/** A path as a person would type it from here: relative when under the current directory, absolute otherwise. */
+export function shownPath(file: string): string {
+  const rel = path.relative(process.cwd(), file);
+  return rel === "" ? "." : rel.startsWith("..") || path.isAbsolute(rel) ? file : rel;
+}
+
+/** `no stack "prdo"; did you mean prod? (stacks: dev, perf, prod, staging)`, as a usage error (exit 2). */
+export function unknownStackError(stack: string, root = projectRoot()): UsageError {
+  const known = listStacks(root);
+  const guess = closest(stack, known);
+  const stacks = `stacks: ${known.join(", ") || `none (no Pulumi.<stack>.yaml in ${shownPath(root)})`}`;
+  return new UsageError(`no stack "${stack}"${guess !== undefined ? `; did you mean ${guess}? (${stacks})` : ` (${stacks})`}`);
+}
+
+/** Refuses unknown stack names, all of them in one error, before any slow work starts. */
+export function checkStacks(stacks: readonly string[], root = projectRoot()): void {
+  const known = listStacks(root);
+  const unknown = stacks.filter((s) => !known.includes(s));
+  if (unknown.length === 1) throw unknownStackError(unknown[0], root);
+  if (unknown.length > 1) throw new UsageError(`no stacks ${unknown.map((s) => `"${s}"`).join(", ")} (stacks: ${known.join(", ")})`);
+}
+
+/** A js-yaml error as `Pulumi.prod.yaml:3:7: bad indentation of a mapping entry` (1-based line and column). */
+function yamlError(file: string, error: unknown): UserFacingError {
+  const e = error as { name?: string; reason?: string; message?: string; mark?: { line: number; column: number } };
+  if (e?.name === "YAMLException" && e.mark) {
+    return new UserFacingError(`${shownPath(file)}:${e.mark.line + 1}:${e.mark.column + 1}: ${e.reason ?? "invalid YAML"}`);
+  }
+  return new UserFacingError(`${shownPath(file)}: ${e?.message ?? String(error)}`);
+}
+
+/** The parsed stack file; a file that is not YAML, or not a mapping with a `config:` mapping, is a person's error. */
+function readStackDocument(file: string): Record<string, unknown> {
+  let doc: unknown;
+  try {
+    doc = yaml.load(fs.readFileSync(file, "utf8"));
+  } catch (error) {
+    throw yamlError(file, error);
+  }
+  if (doc === undefined || doc === null) return {};
+  if (typeof doc !== "object" || Array.isArray(doc)) throw new UserFacingError(`${shownPath(file)}: a stack file is a mapping with a config: key, not ${Array.isArray(doc) ? "a list" : JSON.stringify(doc)}`);
+  const config = (doc as Record<string, unknown>).config;
+  if (config !== undefined && config !== null && (typeof config !== "object" || Array.isArray(config))) {
+    throw new UserFacingError(`${shownPath(file)}: config must be a mapping of keys to values, not ${Array.isArray(config) ? "a list" : JSON.stringify(config)}`);
+  }
+  return (config ?? {}) as Record<string, unknown>;
+}
+
 /** The stack file's config with namespaces stripped and secrets redacted. */
 export function readStackConfig(stack: string, root = projectRoot()): Record<string, unknown> {
   const file = stackFilePath(stack, root);
-  if (!fs.existsSync(file)) {
-    const known = listStacks(root);
-    throw new Error(`no stack "${stack}": ${file} does not exist (stacks here: ${known.join(", ") || "none"})`);
-  }
-  const doc = (yaml.load(fs.readFileSync(file, "utf8")) ?? {}) as { config?: Record<string, unknown> };
-  return redact(stackConfigFromFile(doc.config ?? {})) as Record<string, unknown>;
+  if (!listStacks(root).includes(stack) || !fs.existsSync(file)) throw unknownStackError(stack, root);
+  return redact(stackConfigFromFile(readStackDocument(file))) as Record<string, unknown>;
 }
 
 /** This machine's RAM and cores, for stacks that say `memory: auto`. */
@@ -53,6 +99,15 @@ export function thisHost(): HostFacts {
   return { memoryBytes: os.totalmem(), cpus: os.cpus().length };
 }
 
+/**
+ * Keys whose value the stack file holds encrypted (`secure:`), read off the redaction marker readStackConfig puts in
+ * their place: the spec refuses a secret key that is not among them (a password in plain text).
+ */
+export function secretKeysOf(config: Readonly<Record<string, unknown>>): string[] {
+  return Object.keys(config).filter((key) => config[key] === redacted);
+}
+
 export function loadStackSpec(stack: string, root = projectRoot(), host: HostFacts = thisHost()): StackSpec {
-  return parseStackSpec(stack, readStackConfig(stack, root), host);
+  const config = readStackConfig(stack, root);
+  return parseStackSpec(stack, config, { host, secretKeys: secretKeysOf(config) });
 }

@@ -93,7 +93,9 @@ describe("stack-to-stack comparison", () => {
     }
     const parsed = JSON.parse(stdout) as { groups: { title: string; rows: { name: string; a?: string; b?: string }[] }[] };
     expect(parsed.groups.find((g) => g.title === "Node and memory")?.rows).toContainEqual({ name: "node_memory", a: "32GB", b: "64GB" });
-    await expect(diffCommand.run(["staging"])).rejects.toBeInstanceOf(UsageError);
-    await expect(diffCommand.run(["staging", "nope"])).rejects.toThrow(/no stack "nope"/);
+    await expect(diffCommand.run(["staging"])).rejects.toThrow(new UsageError("name exactly two stacks, not 1 (stacks: dev, perf, prod, staging)"));
+    await expect(diffCommand.run(["staging", "nope"])).rejects.toThrow(new UsageError('no stack "nope" (stacks: dev, perf, prod, staging)'));
+    await expect(diffCommand.run(["staging", "prod", "--no-resource"])).rejects.toThrow(new UsageError("unknown option --no-resource; did you mean --no-resources?"));
+    await expect(diffCommand.run(["staging", "prod", "--format", "yaml"])).rejects.toThrow(new UsageError('--format must be one of text, markdown, json, not "yaml"'));
   });
 });

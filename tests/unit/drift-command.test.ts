@@ -66,23 +66,35 @@ describe("pgstack drift (snapshots)", () => {
     fs.mkdirSync(path.join(committed, "retired"));
     fs.writeFileSync(path.join(committed, "retired", "memory-plan.yaml"), "node_memory: 1GB\n");
     const r = await run(["--against", committed]);
-    expect(r.code).toBe(1);
+    expect(r.code, r.stderr).toBe(1);
     expect(r.stdout).toContain("  hnsw-plan.sql: added");
     expect(r.stdout).toContain("retired: stack removed");
   }, 300_000);
 
+  it("--json is --format json", async () => {
+    await snapshot();
+    const r = await run(["perf", "--against", committed, "--json"]);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ drift: false });
+  });
+
   it.each([
-    [["nosuchstack"], /no stack "nosuchstack"/],
-    [["--format", "yaml"], /--format must be one of text, markdown, json/],
-    [["--url", "postgresql://x@h/db"], /--url belongs to --live/],
-    [["--live", "--url", "postgresql://x@h/db"], /--live needs --stack NAME/],
-    [["--live", "--stack", "prod"], /--live needs --url/],
-    [["--live", "--stack", "prod", "--url", "postgresql://x@h/db", "--against", "x"], /does not go with --live/],
-    [["--bogus"], /unknown option --bogus/],
+    [["nosuchstack"], 'no stack "nosuchstack" (stacks: dev, perf, prod, staging)'],
+    [["prdo"], 'no stack "prdo"; did you mean prod? (stacks: dev, perf, prod, staging)'],
+    [["--format", "yaml"], '--format must be one of text, markdown, json, not "yaml"'],
+    [["--json", "--format", "markdown"], "--json and --format markdown contradict each other; give one of them"],
+    [["--url", "postgresql://x@h/db"], "--url belongs to --live"],
+    [["--live", "--url", "postgresql://x@h/db"], "--live needs --stack NAME"],
+    [["--live", "--stack", "prod"], "--live needs --url postgresql://user@host:port/database"],
+    [["--live", "--stack", "prdo", "--url", "postgresql://x@h/db"], 'no stack "prdo"; did you mean prod? (stacks: dev, perf, prod, staging)'],
+    [["--live", "--stack", "prod", "--url", "postgresql://x@h/db", "--against", "x"], "--against compares snapshots; it does not go with --live"],
+    [["--against", "/nonexistent/rendered"], "--against /nonexistent/rendered does not exist"],
+    [["--bogus"], "unknown option --bogus (options: --against, --live, --stack, --url, --pgbouncer-url, --rendered, --format, --json, -h/--help)"],
+    [["--agianst", "x"], "unknown option --agianst; did you mean --against?"],
   ])("usage error for %j", async (args, message) => {
     const p = run(args as string[]);
     await expect(p).rejects.toBeInstanceOf(UsageError);
-    await expect(p).rejects.toThrow(message);
+    await expect(p).rejects.toThrow(new UsageError(message));
   });
 
   it("live: an unparsable URL is one line and exit 2, with no password", async () => {

@@ -75,13 +75,41 @@ describe("clusterSpec", () => {
 });
 
 describe("localCommand", () => {
-  it("names its subcommands and documents every flag in its usage", () => {
-    expect(localCommand.usage).toMatch(/pgstack local up/);
-    for (const flag of ["--stack", "--name", "--memory", "--no-huge-pages", "--rows", "--duration", "--warmup", "--sustained", "--concurrency", "--report-dir", "--keep", "--json"]) {
-      expect(localCommand.usage).toContain(flag);
+  it("names its subcommands and documents every flag in its help, with defaults", () => {
+    expect(localCommand.help).toMatch(/^usage: pgstack local up /);
+    for (const flag of [
+      "--stack S",
+      "--name NAME",
+      "--memory SIZE",
+      "--no-huge-pages",
+      "--rows N",
+      "--duration DURATION",
+      "--warmup DURATION",
+      "--sustained DURATION",
+      "--concurrency N",
+      "--report-dir DIR",
+      "--against-pgbench",
+      "--pgbench-rounds N",
+      "--keep",
+      "--format text|json",
+      "--json",
+      "-h, --help",
+    ]) {
+      expect(localCommand.help).toContain(flag);
     }
+    expect(localCommand.help).toMatch(/--report-dir DIR +where report\.json, report\.md and report\.html go \(default: reports\/perf\)/);
   });
-  it("refuses an unknown subcommand", async () => {
-    await expect(localCommand.run(["sideways"])).rejects.toThrow(/unknown subcommand "sideways"; say up, down or perf/);
+  it.each([
+    [["sideways"], 'unknown subcommand "sideways"; say up, down or perf'],
+    [["pref"], 'unknown subcommand "pref"; did you mean perf?'],
+    [[], "name a subcommand: up, down or perf"],
+  ])("refuses the subcommand of %j", async (args, message) => {
+    await expect(localCommand.run(args)).rejects.toThrow(message);
+  });
+  it("--format json and --json mean the same; a contradiction is an error", () => {
+    expect(parseClusterFlags(["--format", "json"]).flags.json).toBe(true);
+    expect(() => parseClusterFlags(["--json", "--format", "text"])).toThrow("--json and --format text contradict each other; give one of them");
+    expect(() => parsePerfFlags(["--pgbench-rounds", "2"])).toThrow("--pgbench-rounds goes with --against-pgbench");
+    expect(parsePerfFlags(["--against-pgbench"]).againstPgbenchRounds).toBe(3);
   });
 });
