@@ -6,18 +6,26 @@
  * Stacks whose target is `local` are not run: that target deploys processes on the host, never resources, and their
  * resources.yaml is an empty list that says so.
  *
- * Each stack runs in a child process (`node --require tsx/cjs cli/offline-program.ts …`): Pulumi's runtime state
- * (mocks, config, the resource queue) is global to a process, so two stacks in one process would mix.
+ * All stacks of one call run in one worker thread, one after another: Pulumi, its providers and the hook bundle
+ * (components/hook-bundle.ts) are loaded and built once per call, not once per stack, which made `render --all` about
+ * five times faster than a child process per stack. Each stack still gets what a `pulumi up` process of its own
+ * would give it, and the same bytes (tests/unit/offline-program.test.ts):
+ * - a fresh Pulumi run state (config, mocks, log error count, leak candidates): the per-run store Pulumi's Automation
+ *   API uses to run inline programs one after another in one process (runtime/state.ts `withLocalStorage`);
+ * - the project's own modules evaluated afresh (index.ts runs or exports the program when it is loaded), while
+ *   packages under node_modules are shared, as they are between Automation API runs.
+ * A worker thread, not a child process: it cannot outlive this process (Ctrl-C, a crash), `terminate()` stops it even
+ * in a synchronous loop, and nothing of Pulumi's global state reaches the thread that runs the CLI.
  *
  * Secrets: `secure:` config values reach the program as the redaction marker and marked secret; generated passwords
  * (random.RandomPassword …) get fixed fake values returned as secrets; every input Pulumi marks secret is written as
  * the marker, and a fake value found in a non-secret input is redacted and reported as a leak.
  */
-import { spawn } from "node:child_process";
 import * as fs from "node:fs";
-import * as os from "node:os";
 import * as path from "node:path";
+import { Worker } from "node:worker_threads";
 import * as yaml from "js-yaml";
+import { prebuildHookBundle, shareHookBundleBuilds } from "../components/hook-bundle";
 import { normaliseResources, redactionMarker, resourcesYaml, type RecordedResource } from "../drift/resources";
 import { UserFacingError } from "./errors";
 import { projectRoot, stackFilePath } from "./stack-file";
@@ -25,11 +33,23 @@ import { projectRoot, stackFilePath } from "./stack-file";
 /** Where the Pulumi program is, relative to the project. */
 export const programFile = "index.ts";
 
+/**
+ * The organization `pulumi.getOrganization()` returns offline: the name Pulumi gives the single organization of a
+ * self-managed (file or cloud storage) backend, since there is no Pulumi Cloud account to take one from.
+ */
+export const offlineOrganization = "organization";
+
 /** Prefix of the fake values generated passwords get; any of them in a non-secret input is a leak. */
 export const fakeSecretPrefix = "offline-generated-secret-";
 
 /** How long one stack's program may take to register everything before it counts as hung. */
-const childTimeoutMs = 180_000;
+const defaultStackTimeoutMs = 180_000;
+
+/** How much longer than the worker's own deadline the parent waits before it stops a worker that does not answer. */
+const unresponsiveGraceMs = 5_000;
+
+/** How much of a failed stack's output the error shows: the end, where the program's error is. */
+const failureLogLines = 40;
 
 export interface OfflineStackResult {
   readonly stack: string;
@@ -103,75 +123,260 @@ export function programConfig(stack: string, root = projectRoot()): ProgramConfi
 
 // --------------------------------------------------------------------------------------------------- the parent
 
-interface ChildOutput {
+/** What one stack's run of the program gives, before it becomes resources.yaml. */
+export interface StackRecording {
   readonly resources: RecordedResource[];
   readonly leaks: string[];
 }
 
-function runChild(stack: string, program: string, root: string): Promise<ChildOutput> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pgstack-offline-"));
-  const out = path.join(dir, "result.json");
+/** What the worker is asked to do: these stacks, in this order, with this program. */
+interface WorkerRequest {
+  readonly stacks: readonly string[];
+  readonly program: string;
+  readonly root: string;
+  readonly stackTimeoutMs: number;
+  /** This module, for the worker to load once tsx is registered. */
+  readonly recorder: string;
+}
+
+type WorkerMessage =
+  | { readonly kind: "started"; readonly stack: string }
+  | ({ readonly kind: "recorded"; readonly stack: string } & StackRecording)
+  | { readonly kind: "failed"; readonly stack: string; readonly error: string; readonly output: string };
+
+/**
+ * The worker's first lines, plain CommonJS, before any TypeScript can load. tsx is registered for the project's
+ * TypeScript and nothing else: files under node_modules go to Node's own .js loader, as they do under `pulumi up`.
+ * tsx reads every .js file its hook sees once more and scans it for ESM syntax; over Pulumi and its providers
+ * (~1,500 files) that made loading them three to four times slower, about a second.
+ *
+ * Source maps are off (tsx turns them on): Pulumi takes a stack trace for every promise it tracks (runtime/
+ * debuggable.ts) and every resource it registers, and mapping those frames through source maps, with caching the
+ * maps of the project's modules for every stack, was about a fifth of the recording. Nothing reads those traces
+ * unless a stack fails, and then workerMain runs that stack once more with source maps on for the error it reports.
+ */
+const workerBootstrap = `
+const Module = require("node:module");
+const { sep } = require("node:path");
+const { workerData } = require("node:worker_threads");
+const nodeJs = Module._extensions[".js"];
+require(workerData.tsx);
+process.setSourceMapsEnabled(false);
+const tsxJs = Module._extensions[".js"];
+const inPackage = sep + "node_modules" + sep;
+Module._extensions[".js"] = function (module, filename) {
+  return (filename.includes(inPackage) ? nodeJs : tsxJs).call(this, module, filename);
+};
+require(workerData.request.recorder).workerMain(workerData.request);
+`;
+
+function failure(program: string, root: string, stack: string | undefined, detail: string): UserFacingError {
+  const log = detail.trim().split("\n").slice(-failureLogLines).join("\n");
+  const which = stack === undefined ? "before any stack ran" : `for stack "${stack}"`;
+  return new UserFacingError(
+    `the Pulumi program ${path.relative(root, program) || program} failed under mocks ${which}; no resources.yaml was written:\n${log}`,
+  );
+}
+
+/**
+ * Runs the program for each stack in one worker thread and collects what each registered. The first failure stops
+ * the worker and rejects; the worker is terminated before this settles, so no thread outlives the call.
+ */
+function recordInWorker(request: Omit<WorkerRequest, "recorder">): Promise<Map<string, StackRecording>> {
+  const { stacks, program, root, stackTimeoutMs } = request;
   // Nothing ambient may steer the program: no PULUMI_* from the caller's shell.
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("PULUMI_")));
-  const args = ["--require", require.resolve("tsx/cjs"), __filename, "--child", stack, program, root, out];
-  return new Promise<ChildOutput>((resolve, reject) => {
-    const child = spawn(process.execPath, args, { cwd: root, env, stdio: ["ignore", "pipe", "pipe"] });
-    let stderr = "";
-    let stdout = "";
-    child.stdout.on("data", (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on("data", (d: Buffer) => (stderr += d.toString()));
-    const timer = setTimeout(() => child.kill("SIGKILL"), childTimeoutMs + 10_000);
-    child.on("error", (e) => {
+  const worker = new Worker(workerBootstrap, {
+    eval: true,
+    workerData: { request: { ...request, recorder: __filename }, tsx: require.resolve("tsx/cjs") },
+    env,
+    stdout: true,
+    stderr: true,
+  });
+  // What the worker prints outside a stack's captured output (Node's own fatal messages): shown when it dies.
+  let stray = "";
+  worker.stdout.on("data", (d: Buffer) => (stray += d.toString()));
+  worker.stderr.on("data", (d: Buffer) => (stray += d.toString()));
+
+  return new Promise((resolve, reject) => {
+    const results = new Map<string, StackRecording>();
+    let current: string | undefined;
+    let timer: NodeJS.Timeout | undefined;
+    let settled = false;
+    const finish = (error?: Error) => {
+      if (settled) return;
+      settled = true;
       clearTimeout(timer);
-      fs.rmSync(dir, { recursive: true, force: true });
-      reject(e);
+      const done = () => (error ? reject(error) : resolve(results));
+      worker.terminate().then(done, done);
+    };
+    // Per stack (and for the start-up before the first): the worker's own deadline covers a program that keeps
+    // registering; this covers one that never answers again (a synchronous loop, a promise that never settles).
+    const arm = () => {
+      clearTimeout(timer);
+      const ms = stackTimeoutMs + unresponsiveGraceMs;
+      timer = setTimeout(() => finish(failure(program, root, current, `${stray}\nstill running after ${ms / 1000} s; stopped`)), ms);
+    };
+    arm();
+    worker.on("message", (m: WorkerMessage) => {
+      if (m.kind === "started") {
+        current = m.stack;
+        arm();
+      } else if (m.kind === "recorded") {
+        results.set(m.stack, { resources: m.resources, leaks: m.leaks });
+        if (results.size === stacks.length) finish();
+      } else finish(failure(program, root, m.stack, `${m.output}${m.error}`));
     });
-    child.on("close", (code, signal) => {
-      clearTimeout(timer);
-      try {
-        if (code !== 0) {
-          const log = `${stderr}${stdout}`.trim().split("\n").slice(-40).join("\n");
-          reject(
-            new UserFacingError(
-              `the Pulumi program ${path.relative(root, program) || program} failed under mocks for stack "${stack}" ` +
-                `(exit ${code ?? signal}); no resources.yaml was written:\n${log}`,
-            ),
-          );
-          return;
-        }
-        resolve(JSON.parse(fs.readFileSync(out, "utf8")) as ChildOutput);
-      } catch (e) {
-        reject(e);
-      } finally {
-        fs.rmSync(dir, { recursive: true, force: true });
-      }
+    worker.on("error", (e) => finish(failure(program, root, current, `${stray}${e instanceof Error ? (e.stack ?? e.message) : String(e)}`)));
+    worker.on("exit", (code) => {
+      if (results.size === stacks.length) return;
+      const why =
+        code === 0
+          ? "the program stopped without finishing: nothing was left running, yet what Pulumi waits for never resolved (a promise that never settles?)"
+          : `the recorder's worker ended with exit code ${code} (process.exit in the program?) before every stack was recorded`;
+      finish(failure(program, root, current, `${stray}\n${why}`));
     });
   });
+}
+
+export interface RecordOptions {
+  /** The project: Pulumi.yaml, the stack files and the program. Defaults to this checkout. */
+  readonly root?: string;
+  /** The program, relative to `root`. Defaults to index.ts. */
+  readonly program?: string;
+  /** How long one stack may run before it counts as hung and the worker is stopped. Defaults to 180 s. */
+  readonly stackTimeoutMs?: number;
 }
 
 /**
  * Every stack's resources.yaml, or `no-program` when index.ts does not exist (the only case the step is skipped).
  * Any failure of the program for any stack throws: no partial output.
  */
-export async function recordStacks(stacks: readonly string[], opts: { root?: string; program?: string } = {}): Promise<OfflineRender> {
+export async function recordStacks(stacks: readonly string[], opts: RecordOptions = {}): Promise<OfflineRender> {
   const root = opts.root ?? projectRoot();
   const program = path.resolve(root, opts.program ?? programFile);
   if (!fs.existsSync(program)) {
     return { status: "no-program", message: `${path.relative(root, program) || program} not found: resources.yaml is not rendered` };
   }
-  const results = await Promise.all(
-    stacks.map(async (stack): Promise<OfflineStackResult> => {
-      const { target } = programConfig(stack, root);
-      // Target local deploys real processes on the host (`pgstack local`), never Pulumi resources.
-      if (target === "local") return { stack, target, resources: [], leaks: [], yaml: resourcesYaml([], { stack, target }) };
-      const out = await runChild(stack, program, root);
-      return { stack, target, resources: out.resources, leaks: out.leaks, yaml: resourcesYaml(out.resources, { stack, target }) };
-    }),
-  );
-  return { status: "recorded", stacks: new Map(results.map((r) => [r.stack, r])) };
+  const targets = new Map(stacks.map((stack) => [stack, programConfig(stack, root).target]));
+  // Target local deploys real processes on the host (`pgstack local`), never Pulumi resources.
+  const toRun = [...new Set(stacks.filter((stack) => targets.get(stack) !== "local"))];
+  const stackTimeoutMs = opts.stackTimeoutMs ?? defaultStackTimeoutMs;
+  const recorded = toRun.length > 0 ? await recordInWorker({ stacks: toRun, program, root, stackTimeoutMs }) : new Map<string, StackRecording>();
+  const results = new Map<string, OfflineStackResult>();
+  for (const stack of stacks) {
+    const target = targets.get(stack) ?? "";
+    const { resources, leaks } = recorded.get(stack) ?? { resources: [], leaks: [] };
+    results.set(stack, { stack, target, resources, leaks, yaml: resourcesYaml(resources, { stack, target }) });
+  }
+  return { status: "recorded", stacks: results };
 }
 
-// ---------------------------------------------------------------------------------------------------- the child
+// ---------------------------------------------------------------------------------------------------- the worker
+
+type Pulumi = typeof import("@pulumi/pulumi");
+
+/**
+ * Pulumi's per-run state. Internal to @pulumi/pulumi (pinned in package.json), so each piece is checked for and its
+ * absence is an error that says what is missing, never a run that quietly shares one store between stacks.
+ */
+interface PulumiRunState {
+  withLocalStorage<T>(run: () => T): T;
+  leakedPromises(): [Set<unknown>, string];
+}
+
+function pulumiRunState(): PulumiRunState {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const state = require("@pulumi/pulumi/runtime/state") as Partial<PulumiRunState>;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const debuggable = require("@pulumi/pulumi/runtime/debuggable") as Partial<PulumiRunState>;
+  if (typeof state.withLocalStorage !== "function" || typeof debuggable.leakedPromises !== "function") {
+    throw new Error(
+      "@pulumi/pulumi no longer has runtime/state withLocalStorage and runtime/debuggable leakedPromises; the offline recorder cannot give each stack its own run",
+    );
+  }
+  return { withLocalStorage: state.withLocalStorage, leakedPromises: debuggable.leakedPromises };
+}
+
+/**
+ * Three of @pulumi/pulumi's own requires are changed in the recorder's worker, all of them for its closure serialiser
+ * (JavaScript functions turned into code: dynamic providers, `pulumi.runtime.serializeFunction`), which a program may
+ * use and ours does not:
+ * - typescript (9 MB) and npm's Arborist load when Pulumi loads, yet only the serialiser uses them; they were two
+ *   thirds of the ~0.9 s Pulumi took to load. They get a stand-in that loads the real module on first use.
+ * - the serialiser requires every built-in module to know them by identity, and trace_events cannot be loaded in a
+ *   worker thread (ERR_TRACE_EVENTS_UNAVAILABLE); it gets an empty placeholder, which no closure can capture here.
+ * Nothing but requires made by @pulumi/pulumi's files is affected.
+ */
+const deferredPulumiDependencies: readonly string[] = ["typescript", "@npmcli/arborist"];
+
+function adaptPulumiRequires(): void {
+  type Load = (request: string, parent: { filename?: string } | undefined, isMain: boolean) => object;
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const Module = require("node:module") as unknown as { _load: Load };
+  const load = Module._load;
+  const pulumiDir = `${path.sep}node_modules${path.sep}@pulumi${path.sep}pulumi${path.sep}`;
+  Module._load = function (this: unknown, request, parent, isMain) {
+    if (!parent?.filename?.includes(pulumiDir)) return load.call(this, request, parent, isMain);
+    if (request === "trace_events") return {};
+    if (!deferredPulumiDependencies.includes(request)) return load.call(this, request, parent, isMain);
+    let real: object | undefined;
+    const module = () => (real ??= load.call(this, request, parent, isMain));
+    return new Proxy(
+      {},
+      {
+        // TypeScript's __importStar copies every key of a module that does not say it is an ES module, which would
+        // load it at once; saying so returns the stand-in itself, whose properties are the real module's.
+        get: (_, key) => (key === "__esModule" && real === undefined ? true : Reflect.get(module(), key)),
+        has: (_, key) => Reflect.has(module(), key),
+        ownKeys: () => Reflect.ownKeys(module()),
+        getOwnPropertyDescriptor: (_, key) => {
+          const d = Reflect.getOwnPropertyDescriptor(module(), key);
+          return d && { ...d, configurable: true };
+        },
+      },
+    );
+  };
+}
+
+/**
+ * Drops the project's own modules (everything outside node_modules) from the module cache, so the next stack
+ * evaluates index.ts and everything it imports afresh, as its own `pulumi up` process would.
+ */
+function forgetProjectModules(): void {
+  for (const file of Object.keys(require.cache)) {
+    if (!file.split(path.sep).includes("node_modules")) delete require.cache[file];
+  }
+}
+
+/**
+ * Everything this thread writes to stdout and stderr, kept instead of shown: a stack's output appears only in the
+ * error when that stack fails (the program's warnings are the renderers' warnings, which the CLI prints itself).
+ */
+function captureOutput(): { take(): string } {
+  let text = "";
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.write = ((chunk: string | Uint8Array, ...rest: unknown[]) => {
+      text += typeof chunk === "string" ? chunk : Buffer.from(chunk).toString();
+      const callback = rest.find((r): r is () => void => typeof r === "function");
+      callback?.();
+      return true;
+    }) as typeof stream.write;
+  }
+  return {
+    take() {
+      const out = text;
+      text = "";
+      return out;
+    },
+  };
+}
+
+function errorText(error: unknown, pulumi: Pulumi): string {
+  // A RunError is the program's message for people (bad config): Pulumi shows it without a stack trace too.
+  if (pulumi.RunError.isInstance(error)) return error.message;
+  return error instanceof Error ? (error.stack ?? error.message) : String(error);
+}
 
 /** Fixed values for the outputs a program reads from resources the mocks cannot compute (generated passwords, ids). */
 function mockState(
@@ -210,6 +415,11 @@ function mockState(
       break;
     case "random:index/randomInteger:RandomInteger":
       state.result = inputs.min ?? 0;
+      break;
+    case "pulumi:pulumi:StackReference":
+      // Offline there is no earlier deployment to read: the referenced stack has no outputs, as before a first `pulumi up`.
+      state.outputs = {};
+      state.secretOutputNames = [];
       break;
     case "docker:index/remoteImage:RemoteImage":
       state.imageId = `${String(inputs.name)}@offline`;
@@ -267,11 +477,38 @@ async function awaitExports(value: unknown, pulumi: typeof import("@pulumi/pulum
   if (typeof value === "object") for (const v of Object.values(value)) await awaitExports(v, pulumi, depth + 1);
 }
 
-async function childMain(stack: string, program: string, root: string, out: string): Promise<void> {
-  const failures: string[] = [];
-  process.on("unhandledRejection", (e) => failures.push(e instanceof Error ? (e.stack ?? e.message) : String(e)));
+/**
+ * Runs the program once for one stack in this thread, in a Pulumi run store of its own, and returns what it
+ * registered, normalised. The worker calls it for each stack; a test can call it in a process of its own.
+ */
+export async function recordStackHere(stack: string, program: string, root: string, timeoutMs = defaultStackTimeoutMs): Promise<StackRecording> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const pulumi = require("@pulumi/pulumi") as typeof import("@pulumi/pulumi");
+  const pulumi = require("@pulumi/pulumi") as Pulumi;
+  const runState = pulumiRunState();
+  forgetProjectModules();
+  return runState.withLocalStorage(async () => {
+    const failures: string[] = [];
+    const onFailure = (e: unknown) => failures.push(errorText(e, pulumi));
+    process.on("unhandledRejection", onFailure);
+    process.on("uncaughtException", onFailure);
+    try {
+      return await recordInStore(stack, program, root, timeoutMs, pulumi, runState, failures);
+    } finally {
+      process.off("unhandledRejection", onFailure);
+      process.off("uncaughtException", onFailure);
+    }
+  });
+}
+
+async function recordInStore(
+  stack: string,
+  program: string,
+  root: string,
+  timeoutMs: number,
+  pulumi: Pulumi,
+  runState: PulumiRunState,
+  failures: string[],
+): Promise<StackRecording> {
   const { config, secretKeys, project } = programConfig(stack, root);
   const recorded: { type: string; name: string; inputs: unknown }[] = [];
   const pending: Promise<void>[] = [];
@@ -292,6 +529,7 @@ async function childMain(stack: string, program: string, root: string, out: stri
     project,
     stack,
     false,
+    offlineOrganization,
   );
 
   // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -309,17 +547,22 @@ async function childMain(stack: string, program: string, root: string, out: stri
     for (let i = 0; i < 10; i++) await new Promise((r) => setImmediate(r));
     await Promise.all(pending);
   };
-  const deadline = Date.now() + childTimeoutMs;
+  const deadline = Date.now() + timeoutMs;
   let stableRounds = 0;
   let last = -1;
   while (stableRounds < 3) {
-    if (Date.now() > deadline) throw new Error(`the program kept registering resources for ${childTimeoutMs / 1000} s (${recorded.length} so far)`);
+    if (Date.now() > deadline) throw new StackTimeout(`the program kept registering resources for ${timeoutMs / 1000} s (${recorded.length} so far)`);
     await settle();
     stableRounds = recorded.length === last ? stableRounds + 1 : 0;
     last = recorded.length;
   }
   await pulumi.runtime.disconnect();
   if (pulumi.log.hasErrors()) failures.push("the program logged errors (see above)");
+  else {
+    // What a `pulumi up` process checks as it exits (runtime/debuggable.ts): a promise of Pulumi's still pending.
+    const [leaked, message] = runState.leakedPromises();
+    if (leaked.size > 0) failures.push(message);
+  }
   if (failures.length > 0) throw new Error(failures.join("\n"));
 
   const leaks: string[] = [];
@@ -329,16 +572,62 @@ async function childMain(stack: string, program: string, root: string, out: stri
     secretValues: [...new Set(fakes)].sort((a, b) => b.length - a.length),
     onLeak: (resource, where) => leaks.push(`${resource} ${where}`),
   });
-  fs.writeFileSync(out, JSON.stringify({ resources, leaks: [...new Set(leaks)].sort() }));
+  return { resources, leaks: [...new Set(leaks)].sort() };
 }
 
-if (require.main === module && process.argv[2] === "--child") {
-  const [stack, program, root, out] = process.argv.slice(3);
-  childMain(stack, program, root, out).then(
-    () => process.exit(0),
-    (e: unknown) => {
-      process.stderr.write(`${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`);
-      process.exit(1);
-    },
-  );
+/** A stack that ran out of time: running it again for a better error message would only take as long again. */
+class StackTimeout extends Error {
+  override readonly name = "StackTimeout";
+}
+
+/**
+ * What a failed stack's error says, with its stack trace in the TypeScript's own lines: the stack runs once more with
+ * source maps on (see workerBootstrap), which costs a second only when something already failed. If that run passes,
+ * the first error is reported as it was, unmapped, and says so.
+ */
+async function failureReport(
+  stack: string,
+  request: WorkerRequest,
+  first: unknown,
+  pulumi: Pulumi,
+  output: { take(): string },
+): Promise<{ error: string; output: string }> {
+  const firstOutput = output.take();
+  if (first instanceof StackTimeout) return { error: errorText(first, pulumi), output: firstOutput };
+  process.setSourceMapsEnabled(true);
+  try {
+    await recordStackHere(stack, request.program, request.root, request.stackTimeoutMs);
+  } catch (again) {
+    return { error: errorText(again, pulumi), output: output.take() };
+  }
+  const unmapped =
+    "(this trace is not mapped to the TypeScript lines: the stack passed when it ran again with source maps, so its failure depends on more than the program and the stack's config)";
+  return { error: `${errorText(first, pulumi)}\n${unmapped}`, output: firstOutput };
+}
+
+/** The worker's body (see workerBootstrap): each stack in turn, reported to the parent as it goes. */
+export async function workerMain(request: WorkerRequest): Promise<void> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { parentPort } = require("node:worker_threads") as typeof import("node:worker_threads");
+  if (!parentPort) throw new Error("workerMain runs in the recorder's worker thread only");
+  const post = (m: WorkerMessage) => parentPort.postMessage(m);
+  const output = captureOutput();
+  shareHookBundleBuilds();
+  // esbuild bundles in a process of its own, on the other core, while this thread loads Pulumi.
+  const bundled = prebuildHookBundle(request.root);
+  adaptPulumiRequires();
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const pulumi = require("@pulumi/pulumi") as Pulumi;
+  await bundled;
+  for (const stack of request.stacks) {
+    post({ kind: "started", stack });
+    try {
+      const recording = await recordStackHere(stack, request.program, request.root, request.stackTimeoutMs);
+      output.take();
+      post({ kind: "recorded", stack, ...recording });
+    } catch (error) {
+      post({ kind: "failed", stack, ...(await failureReport(stack, request, error, pulumi, output)) });
+      return;
+    }
+  }
 }
