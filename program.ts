@@ -10,7 +10,7 @@ import * as os from "node:os";
 import * as pulumi from "@pulumi/pulumi";
 import { buildHookBundle } from "./components/hook-bundle";
 import { DockerVectorStack } from "./components/docker/vector-stack";
-import { deployedStorageOutput, desiredStorage, guardStorageChange } from "./components/kubernetes/storage-guard";
+import { deployedOutput, deployedRecord, guardDeploy } from "./components/deploy-guard";
 import { VectorStack } from "./components/kubernetes/vector-stack";
 import { renderStack } from "./configs/render";
 import { configNamespace, parseStackSpec, secretConfigKeys, SpecError, type StackSpec } from "./configs/spec";
@@ -19,6 +19,8 @@ import { configNamespace, parseStackSpec, secretConfigKeys, SpecError, type Stac
 export interface NamespaceConfig {
   readonly values: Record<string, unknown>;
   readonly secretKeys: readonly string[];
+  /** Every other config key, as written (`kubernetes:context`): checked for a misspelt namespace of ours. */
+  readonly otherKeys: readonly string[];
 }
 
 /**
@@ -41,8 +43,12 @@ function configIsSecret(key: string): boolean {
 export function readNamespaceConfig(namespace = configNamespace): NamespaceConfig {
   const values: Record<string, unknown> = {};
   const secretKeys: string[] = [];
+  const otherKeys: string[] = [];
   for (const [fullKey, text] of Object.entries(pulumi.runtime.allConfig())) {
-    if (!fullKey.startsWith(`${namespace}:`)) continue;
+    if (!fullKey.startsWith(`${namespace}:`)) {
+      otherKeys.push(fullKey);
+      continue;
+    }
     const key = fullKey.slice(namespace.length + 1);
     try {
       values[key] = JSON.parse(text);
@@ -51,14 +57,18 @@ export function readNamespaceConfig(namespace = configNamespace): NamespaceConfi
     }
     if (configIsSecret(fullKey)) secretKeys.push(key);
   }
-  return { values, secretKeys: secretKeys.sort() };
+  return { values, secretKeys: secretKeys.sort(), otherKeys: otherKeys.sort() };
 }
 
 /** The gate, with its verdict as Pulumi shows a program's own errors: one message, no stack trace. */
 export function stackSpecFromConfig(stack: string, config: NamespaceConfig): StackSpec {
   try {
     // Only a `target: local` stack may size itself from this machine (`memory: auto`); the spec refuses it elsewhere.
-    return parseStackSpec(stack, config.values, { secretKeys: config.secretKeys, host: { memoryBytes: os.totalmem(), cpus: os.cpus().length } });
+    return parseStackSpec(stack, config.values, {
+      secretKeys: config.secretKeys,
+      otherKeys: config.otherKeys,
+      host: { memoryBytes: os.totalmem(), cpus: os.cpus().length },
+    });
   } catch (error) {
     if (error instanceof SpecError) throw new pulumi.RunError(error.message);
     throw error;
@@ -66,14 +76,14 @@ export function stackSpecFromConfig(stack: string, config: NamespaceConfig): Sta
 }
 
 /**
- * Runs the program and returns the stack outputs. Async because a Kubernetes stack first reads back what its last
- * deploy recorded (components/kubernetes/storage-guard.ts): a refused change must stop the program before the first
- * resource is registered.
+ * Runs the program and returns the stack outputs. Async because a Kubernetes or Docker stack first reads back what
+ * its last deploy recorded (components/deploy-guard.ts): a change that cannot be applied (the data volume, the
+ * namespace, the application database or role) must stop the program before the first resource is registered.
  */
 export async function program(): Promise<Record<string, unknown>> {
   const stack = pulumi.getStack();
   const spec = stackSpecFromConfig(stack, readNamespaceConfig());
-  if (spec.target === "kubernetes") await guardStorageChange(spec.kubernetes);
+  if (spec.target !== "local") await guardDeploy(spec);
   const rendered = renderStack(spec);
   for (const warning of rendered.warnings) void pulumi.log.warn(warning);
   const config = new pulumi.Config(configNamespace);
@@ -88,8 +98,8 @@ export async function program(): Promise<Record<string, unknown>> {
         connectionString: db.connectionString,
         memoryPlan: db.memoryPlan,
         hookJob: db.hookJobName,
-        // Read back by the next deploy's storage guard.
-        [deployedStorageOutput]: desiredStorage(spec.kubernetes),
+        // Read back by the next deploy's guard.
+        [deployedOutput]: deployedRecord(spec),
         warnings: rendered.warnings,
       };
     }
@@ -103,6 +113,7 @@ export async function program(): Promise<Record<string, unknown>> {
         memoryPlan: db.memoryPlan,
         hugePages: db.hugePages,
         hookReport: db.hookReport,
+        [deployedOutput]: deployedRecord(spec),
         warnings: rendered.warnings,
       };
     }

@@ -4,6 +4,8 @@
  * Facts checked against postgres_exporter v0.17.1 and pgbouncer_exporter v0.10.2 (shared/reference/monitoring-facts.md).
  */
 import yaml from "js-yaml";
+import { pgbouncerPort } from "./pgbouncer";
+import { postgresPort } from "./postgresql";
 import { monitorRole, statsUser } from "./roles";
 import { quoteLiteral } from "./sql";
 
@@ -217,7 +219,7 @@ export interface ExporterCommand {
 /** postgres_exporter 0.17 as `pgstack_monitor`; the password goes into DATA_SOURCE_PASS or DATA_SOURCE_PASS_FILE. */
 export function postgresExporterCommand(input: PostgresExporterInput): ExporterCommand {
   const host = input.host ?? "127.0.0.1";
-  const port = input.port ?? 5432;
+  const port = input.port ?? postgresPort;
   const statStatements = input.statStatements ?? true;
   const collectors = Object.keys(postgresExporterCollectors)
     .filter((c) => statStatements || c !== "stat_statements")
@@ -254,7 +256,7 @@ export interface PgbouncerExporterInput {
  */
 export function pgbouncerExporterCommand(input: PgbouncerExporterInput = {}): ExporterCommand {
   const host = input.host ?? "127.0.0.1";
-  const port = input.port ?? 6432;
+  const port = input.port ?? pgbouncerPort;
   return {
     args: [
       `--web.listen-address=${input.listenAddress ?? `:${pgbouncerExporterPort}`}`,

@@ -17,7 +17,6 @@
  * node too small for it is refused with the numbers.
  */
 import { hugePageBytes } from "./hugepages";
-import type { RenderedMemory } from "./rendered";
 import { bytes, humanBytes } from "./units";
 
 const { KiB, MiB, GiB } = bytes;
@@ -151,8 +150,21 @@ export const sidecarCpuMillis = { pgbouncer: 250, postgresExporter: 50, pgbounce
 /** PostgreSQL's own CPU request never goes below this, however small the node. */
 const minimumPostgresCpuMillis = 250;
 
+/**
+ * The memory plan's numbers the pod sizing reads (a RenderedMemory has them all; declared here so this file does
+ * not import rendered.ts, which holds the pod plan this file computes).
+ */
+export interface SizingMemory {
+  readonly nodeMemoryBytes: number;
+  readonly maintenanceWorkMemBytes: number;
+  /** PostgreSQL's whole shared memory, in the pod's cgroup when huge pages are off. */
+  readonly sharedMemoryBytes: number;
+  /** 2 MiB huge pages the pod requests (= limit); 0 when huge_pages = off. */
+  readonly hugePages: number;
+}
+
 export interface SizingInput {
-  readonly memory: RenderedMemory;
+  readonly memory: SizingMemory;
   readonly cpus: number;
   readonly maxConnections: number;
   readonly maxClientConn: number;
@@ -211,7 +223,7 @@ export interface MemoryBudget {
  * charged to the writer's memory cgroup), one maintenance_work_mem for a serial build or VACUUM in process memory,
  * and the baseline of every allowed connection.
  */
-export function postgresMemoryFloor(memory: RenderedMemory, maxConnections: number, buildMemoryBytes = memory.maintenanceWorkMemBytes): number {
+export function postgresMemoryFloor(memory: SizingMemory, maxConnections: number, buildMemoryBytes = memory.maintenanceWorkMemBytes): number {
   const sharedInCgroup = memory.hugePages > 0 ? 0 : memory.sharedMemoryBytes;
   const maintenance = Math.max(memory.maintenanceWorkMemBytes, buildMemoryBytes);
   return sharedInCgroup + shmSizeBytes(maintenance) + maintenance + maxConnections * backendBaselineBytes;

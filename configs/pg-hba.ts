@@ -2,6 +2,7 @@
  * pg_hba.conf: SCRAM-SHA-256 only, never `trust`; loopback and the cluster's own networks only. The first matching
  * line decides, and a connection that matches none is refused; the closing `reject` lines say so explicitly.
  */
+import { superuser } from "./roles";
 
 /**
  * The private ranges of RFC 1918. Kubernetes pod and service networks are carved from them by every common CNI
@@ -43,7 +44,7 @@ export function renderPgHba(opts: PgHbaOptions = {}): string {
   return [
     "# pg_hba.conf rendered by pgvector-stack: SCRAM-SHA-256 only, no trust; first match wins, no match is refused.",
     "# TYPE  DATABASE  USER      ADDRESS            METHOD",
-    row("local", "all", "postgres", "", "peer", "the postgres OS user on the socket: initdb's superuser, maintenance inside the pod/container"),
+    row("local", "all", superuser, "", "peer", "the postgres OS user on the socket: initdb's superuser, maintenance inside the pod/container"),
     row("local", "all", "all", "", "scram-sha-256", "every other role on the socket, by password"),
     row("host", "all", "all", "127.0.0.1/32", "scram-sha-256", "loopback: PgBouncer and the exporters beside the server; the superuser by password"),
     row("host", "all", "all", "::1/128", "scram-sha-256", "loopback, IPv6"),

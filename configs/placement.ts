@@ -12,7 +12,7 @@ import { canaryPort } from "./canary";
 import { nodeExporterPort, pgbouncerExporterPort, postgresExporterPort } from "./exporters";
 import { mtailPort } from "./mtail";
 import { pgbouncerAuthFile, pgbouncerPort } from "./pgbouncer";
-import { postgresPort } from "./postgresql";
+import { postgresPort, unixSocketDirectory } from "./postgresql";
 import { prometheusPort } from "./scrape";
 import type { Target } from "./stack-spec";
 
@@ -31,6 +31,11 @@ export interface PlacementPorts {
 export interface PlacementPaths {
   /** PGDATA as PostgreSQL sees it, and mtail (read-only): the logging collector writes under `<pgdata>/log`. */
   readonly pgdata: string;
+  /**
+   * PostgreSQL's unix_socket_directories: where it puts its Unix socket and the socket's lock file. A directory that
+   * exists before the server starts and that it may write.
+   */
+  readonly postgresSocketDir: string;
   /** postgres_exporter's `--extend.query-path`: the rendered postgres-exporter-queries.yaml. */
   readonly postgresExporterQueries: string;
   /** mtail's `--progs`: a directory holding the rendered postgresql.mtail and nothing else. */
@@ -108,6 +113,7 @@ export const productionIntervals: MonitoringIntervals = { scrapeMs: 15_000, eval
 export const localIntervals: MonitoringIntervals = { scrapeMs: 5_000, evaluationMs: 5_000, canaryMs: 10_000 };
 
 const containerPaths = {
+  postgresSocketDir: unixSocketDirectory,
   postgresExporterQueries: "/etc/pgstack/postgres-exporter-queries.yaml",
   mtailPrograms: "/etc/mtail",
   pgbouncerAuthFile,
@@ -151,6 +157,8 @@ const local: Placement = {
   prometheusBind: "127.0.0.1",
   paths: {
     pgdata: "/var/lib/pgstack/data",
+    // A native PostgreSQL's own (Debian's) socket directory; a running cluster uses its scratch directory.
+    postgresSocketDir: unixSocketDirectory,
     postgresExporterQueries: "/var/lib/pgstack/files/postgres-exporter-queries.yaml",
     mtailPrograms: "/var/lib/pgstack/mtail",
     pgbouncerAuthFile: "/var/lib/pgstack/pgbouncer/userlist.txt",

@@ -91,7 +91,7 @@ export function maxWalSize(spec: StackSpec): number {
 
 type Entry = readonly [name: string, value: string, reason: string];
 
-function stackSettings(spec: StackSpec, plan: MemoryPlan, port: number): readonly (readonly [section: string, entries: readonly Entry[]])[] {
+function stackSettings(spec: StackSpec, plan: MemoryPlan, port: number, socketDirectory: string): readonly (readonly [section: string, entries: readonly Entry[]])[] {
   const m = plan.rendered;
   const shm = sharedMemorySettings(spec);
   const par = parallelism(spec);
@@ -104,7 +104,11 @@ function stackSettings(spec: StackSpec, plan: MemoryPlan, port: number): readonl
       [
         ["listen_addresses", spec.target === "local" ? "127.0.0.1" : "*", spec.target === "local" ? "the perf cluster is reached on loopback only" : "reachable on the pod/container network; pg_hba.conf admits only the allowed networks, by SCRAM"],
         ["port", String(port), port === postgresPort ? "PgBouncer, the exporters and the Services are wired to 5432" : "the perf cluster's loopback port for this run"],
-        ["unix_socket_directories", unixSocketDirectory, "the image's socket directory, used by local maintenance (peer auth)"],
+        [
+          "unix_socket_directories",
+          socketDirectory,
+          socketDirectory === unixSocketDirectory ? "the image's socket directory, used by local maintenance (peer auth)" : "the perf cluster's socket directory for this run, beside its data directory",
+        ],
         ["max_connections", String(spec.postgres.maxConnections), "guide: max_connections 200 (pool + maintenance connections)"],
         ["superuser_reserved_connections", String(maintenance), "kept for superuser maintenance (the hook, admins) when the pool fills the rest"],
         ["reserved_connections", String(monitoring), "kept for pg_use_reserved_connections members (the exporter) so metrics survive a full pool"],
@@ -215,11 +219,19 @@ function stackSettings(spec: StackSpec, plan: MemoryPlan, port: number): readonl
   ];
 }
 
-/** Every setting the stack renders, in file order, users' last. */
-export function postgresqlSettings(spec: StackSpec, plan: MemoryPlan = memoryPlan(spec), port = postgresPort): readonly PostgresSetting[] {
+/**
+ * Every setting the stack renders, in file order, users' last. `port` and `socketDirectory` are the placement's
+ * (configs/placement.ts); every container target uses the defaults.
+ */
+export function postgresqlSettings(
+  spec: StackSpec,
+  plan: MemoryPlan = memoryPlan(spec),
+  port = postgresPort,
+  socketDirectory = unixSocketDirectory,
+): readonly PostgresSetting[] {
   const user = spec.postgres.settings;
   const settings: PostgresSetting[] = [];
-  for (const [section, entries] of stackSettings(spec, plan, port)) {
+  for (const [section, entries] of stackSettings(spec, plan, port, socketDirectory)) {
     for (const [name, value, reason] of entries) {
       if (user[name] === undefined) settings.push({ name, value, reason, section, source: "stack" });
     }
@@ -256,9 +268,17 @@ function wrap(text: string, width: number, prefix: string): string[] {
   return lines;
 }
 
-/** The complete postgresql.conf, listening on `port` (the placement's; 5432 on every container target). */
-export function renderPostgresqlConf(spec: StackSpec, plan: MemoryPlan = memoryPlan(spec), port = postgresPort): string {
-  const settings = postgresqlSettings(spec, plan, port);
+/**
+ * The complete postgresql.conf, listening on `port` with its Unix socket in `socketDirectory` (the placement's: 5432
+ * and /var/run/postgresql on every container target, the perf cluster's own port and scratch directory).
+ */
+export function renderPostgresqlConf(
+  spec: StackSpec,
+  plan: MemoryPlan = memoryPlan(spec),
+  port = postgresPort,
+  socketDirectory = unixSocketDirectory,
+): string {
+  const settings = postgresqlSettings(spec, plan, port, socketDirectory);
   const gib = (spec.node.memoryBytes / GiB).toFixed(spec.node.memoryBytes % GiB === 0 ? 0 : 1);
   const lines = [
     `# postgresql.conf for stack "${spec.stack}" (${spec.target}), rendered by pgvector-stack: do not edit, change the stack config.`,

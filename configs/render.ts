@@ -8,6 +8,7 @@ import { renderAlertRules, renderAlertRulesYaml, type AlertRulesInput } from "./
 import { postgresExporterQueriesYaml, watchedSettings } from "./exporters";
 import { renderGrafanaDashboardJson } from "./grafana-dashboard";
 import { planIndexes, renderIndexPlanSql } from "./hnsw";
+import { podResources } from "./kubernetes-resources";
 import { renderLaunches, type Launches } from "./launches";
 import { memoryPlan, type MemoryPlan } from "./memory";
 import { renderMtailProgram } from "./mtail";
@@ -162,7 +163,7 @@ export function renderStack(spec: StackSpec, placement: Placement = placementFor
   };
   const rendered = renderedMemory(spec, memory);
   const files: RenderedFiles = {
-    "postgresql.conf": renderPostgresqlConf(spec, memory, placement.ports.postgres),
+    "postgresql.conf": renderPostgresqlConf(spec, memory, placement.ports.postgres, placement.paths.postgresSocketDir),
     "pg_hba.conf": renderPgHba(),
     "pgbouncer.ini": renderPgBouncerIni(spec, {
       server: { host: "127.0.0.1", port: placement.ports.postgres },
@@ -190,6 +191,17 @@ export function renderStack(spec: StackSpec, placement: Placement = placementFor
     launches,
     scrapeJobs,
     roles: renderedRoles(spec),
+    kubernetesPod:
+      spec.target === "kubernetes"
+        ? podResources({
+            memory: rendered,
+            cpus: spec.node.cpus,
+            maxConnections: spec.postgres.maxConnections,
+            maxClientConn: spec.pgbouncer.maxClientConn,
+            // Every index build of the plan runs with the server's maintenance_work_mem, podResources' default for it.
+            daemonSetMemoryBytes: spec.kubernetes.daemonSetMemoryBytes,
+          })
+        : null,
     warnings: memoryWarnings(spec, memory),
   };
 }

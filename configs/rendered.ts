@@ -4,6 +4,7 @@
  */
 import type { BenchmarkSpec } from "./benchmark";
 import type { IndexPlanEntry } from "./hnsw";
+import type { PodResourcePlan } from "./kubernetes-resources";
 import type { Launches } from "./launches";
 import type { Placement } from "./placement";
 import type { MetricSource } from "./scrape";
@@ -80,6 +81,8 @@ export interface Rendered {
   /** The metric sources Prometheus scrapes, each guarded by the alert rules' up/absent rules. */
   readonly scrapeJobs: readonly ScrapeJob[];
   readonly roles: RenderedRoles;
+  /** The database pod's requests and limits on its node (configs/kubernetes-resources.ts); null off Kubernetes. */
+  readonly kubernetesPod: PodResourcePlan | null;
   /** Things a person should read before deploying, one line each (e.g. worst-case memory above RAM). */
   readonly warnings: readonly string[];
 }

@@ -10,10 +10,13 @@
 import { alertThresholdProblems, defaultAlertThresholds, plainSettingValue } from "./alerts";
 import { defaultBenchmark, type BenchmarkSpec, type BenchmarkTargets } from "./benchmark";
 import { monitoringVersions, watchedSettings } from "./exporters";
-import { podResourcesProblem } from "./kubernetes-resources";
+import { defaultDaemonSetMemoryBytes, podResourcesProblem } from "./kubernetes-resources";
 import { memoryPlan } from "./memory";
 import { guideParameters, hnswMaxDimensions, maxIdentifierBytes, type VectorMetric, type VectorTableSpec, type VectorType } from "./hnsw";
 import { ownedSettings } from "./owned-settings";
+import { pgbouncerPort } from "./pgbouncer";
+import { postgresPort } from "./postgresql";
+import { prometheusPort } from "./scrape";
 import { pg17SettingNames } from "./pg17-settings";
 import { ownRoles, reservedDatabases } from "./roles";
 import { closest, show, SpecError, SpecReader, type SpecIssue } from "./spec-reader";
@@ -59,6 +62,12 @@ export interface SpecOptions {
    * present but not among these is in plain text in the stack file, and refused. Defaults to none.
    */
   readonly secretKeys?: Iterable<string>;
+  /**
+   * Keys of the stack file outside this namespace, as written (`kubernetes:context`, `pgvector-stak:postgres`): they
+   * belong to other tools, unless the namespace is a misspelling of ours, whose keys would otherwise be silently
+   * ignored by `pulumi up` and by pgstack alike. Defaults to none.
+   */
+  readonly otherKeys?: Iterable<string>;
 }
 
 /** Below 1 GiB the guide's fractions leave PostgreSQL too little to run HNSW builds at all. */
@@ -411,6 +420,9 @@ function readAlertLabels(r: SpecReader, a: Obj): Record<string, string> {
       r.fail(key, `${key}: every alert already sets ${name} (${ownAlertLabels.join(", ")} are the stack's own); choose another label name`);
     } else if (typeof value !== "string" || value === "" || /[\u0000-\u001f]/.test(value)) {
       r.fail(key, `${key} is ${show(value)}; it must be a non-empty string on one line`);
+    } else if (/\{\{|\}\}/.test(value)) {
+      // Prometheus expands templates in alert labels: {{ … }} would be run, and an unknown one fails the rule file.
+      r.fail(key, `${key} is ${show(value)}; it must not contain {{ or }} (Prometheus would expand it as a template)`);
     } else out[name] = value;
   }
   return out;
@@ -433,7 +445,8 @@ function readAlerts(r: SpecReader, config: Obj): AlertsSpec {
   }
   return {
     ...thresholds,
-    runbookBaseUrl: r.string(a, "runbookBaseUrl", "alerts.runbookBaseUrl", /^https?:\/\/[^\s#]+$/, "an http(s) URL without a #fragment (each alert adds its own)", defaultRunbookBaseUrl),
+    // No {{ }}: runbook_url is an annotation, and Prometheus expands templates in annotations.
+    runbookBaseUrl: r.string(a, "runbookBaseUrl", "alerts.runbookBaseUrl", /^https?:\/\/(?![^\s]*(\{\{|\}\}))[^\s#]+$/, "an http(s) URL without a #fragment (each alert adds its own) and without {{ }}", defaultRunbookBaseUrl),
     labels: readAlertLabels(r, a),
   };
 }
@@ -479,6 +492,8 @@ function readKubernetes(r: SpecReader, config: Obj): KubernetesSpec {
     "clientPodSelector",
     "prometheusNamespaceSelector",
     "prometheusPodSelector",
+    "daemonSetMemory",
+    "clusterDomain",
   ]);
   const storageSizeBytes = r.bytes(k, "storageSize", "kubernetes.storageSize", bytes.GiB, "1Gi", 100 * bytes.GiB);
   const storageResizedFromBytes = k.storageResizedFrom === undefined ? null : r.bytes(k, "storageResizedFrom", "kubernetes.storageResizedFrom", bytes.GiB, "1Gi", 0);
@@ -502,6 +517,8 @@ function readKubernetes(r: SpecReader, config: Obj): KubernetesSpec {
       "kubernetes.io/metadata.name": "monitoring",
     },
     prometheusPodSelector: readLabels(r, k, "prometheusPodSelector", "kubernetes.prometheusPodSelector") ?? { "app.kubernetes.io/name": "prometheus" },
+    daemonSetMemoryBytes: r.bytes(k, "daemonSetMemory", "kubernetes.daemonSetMemory", 0, "0", defaultDaemonSetMemoryBytes),
+    clusterDomain: r.string(k, "clusterDomain", "kubernetes.clusterDomain", dnsSubdomain, "a DNS domain such as cluster.local", "cluster.local"),
   };
 }
 
@@ -509,9 +526,9 @@ function readDocker(r: SpecReader, config: Obj): DockerSpec {
   const d = r.section(config, "docker", "docker", ["hostHugePages", "publishAddress", "ports"]);
   const p = r.section(d, "ports", "docker.ports", ["postgres", "pgbouncer", "prometheus"]);
   const ports = {
-    postgres: r.integer(p, "postgres", "docker.ports.postgres", 1, 65535, 5432),
-    pgbouncer: r.integer(p, "pgbouncer", "docker.ports.pgbouncer", 1, 65535, 6432),
-    prometheus: r.integer(p, "prometheus", "docker.ports.prometheus", 1, 65535, 9090),
+    postgres: r.integer(p, "postgres", "docker.ports.postgres", 1, 65535, postgresPort),
+    pgbouncer: r.integer(p, "pgbouncer", "docker.ports.pgbouncer", 1, 65535, pgbouncerPort),
+    prometheus: r.integer(p, "prometheus", "docker.ports.prometheus", 1, 65535, prometheusPort),
   };
   const names = Object.keys(ports) as (keyof typeof ports)[];
   names.forEach((a, i) =>
@@ -560,22 +577,23 @@ function checkDerived(r: SpecReader, spec: StackSpec): void {
   if (spec.target !== "kubernetes") return;
   const plan = memoryPlan(spec);
   const problem = podResourcesProblem({
-    memory: {
-      nodeMemoryBytes: spec.node.memoryBytes,
-      sharedBuffersBytes: plan.sharedBuffersBytes,
-      effectiveCacheSizeBytes: plan.effectiveCacheSizeBytes,
-      workMemBytes: plan.workMemBytes,
-      maintenanceWorkMemBytes: plan.maintenanceWorkMemBytes,
-      sharedMemoryBytes: plan.sharedMemoryBytes,
-      hugePages: plan.hugePages,
-      hugePagesSetting: plan.hugePagesMode,
-      worstCaseBytes: plan.worstCaseBytes,
-    },
+    memory: { nodeMemoryBytes: spec.node.memoryBytes, maintenanceWorkMemBytes: plan.maintenanceWorkMemBytes, sharedMemoryBytes: plan.sharedMemoryBytes, hugePages: plan.hugePages },
     cpus: spec.node.cpus,
     maxConnections: spec.postgres.maxConnections,
     maxClientConn: spec.pgbouncer.maxClientConn,
+    daemonSetMemoryBytes: spec.kubernetes.daemonSetMemoryBytes,
   });
   if (problem !== undefined) r.fail("node.memory", problem);
+}
+
+/** `pgvector-stak:postgres` is ours, misspelt; `kubernetes:context` is another tool's. */
+function checkOtherNamespaces(r: SpecReader, keys: Iterable<string>): void {
+  for (const key of keys) {
+    const namespace = key.slice(0, Math.max(0, key.indexOf(":")));
+    if (namespace === "" || namespace === configNamespace || closest(namespace, [configNamespace]) === undefined) continue;
+    const name = key.slice(namespace.length + 1);
+    r.fail(key, `unknown namespace in ${key}; did you mean ${configNamespace}:${name}? (its value is ignored as written)`);
+  }
 }
 
 function deepFreeze<T>(value: T): T {
@@ -595,6 +613,7 @@ export function parseStackSpec(stack: string, config: Obj, options: SpecOptions 
   r.unknownKeys(config, "", topLevelKeys);
   checkStackName(r, stack);
   checkSecrets(r, config, new Set(options.secretKeys ?? []));
+  checkOtherNamespaces(r, options.otherKeys ?? []);
   const target = readTarget(r, config);
   const node = readNode(r, config, target, options.host);
   const postgres = readPostgres(r, config);
@@ -615,6 +634,11 @@ export function parseStackSpec(stack: string, config: Obj, options: SpecOptions 
   if (r.issues.length === 0) checkDerived(r, spec);
   if (r.issues.length > 0) throw new SpecError(stack, r.issues);
   return deepFreeze(spec);
+}
+
+/** The keys of a stack file's `config:` mapping that are not in this project's namespace, as written. */
+export function otherNamespaceKeys(fileConfig: Obj): string[] {
+  return Object.keys(fileConfig ?? {}).filter((key) => key.includes(":") && !key.startsWith(`${configNamespace}:`));
 }
 
 /** Strip the `pgvector-stack:` namespace from a stack file's `config:` mapping (other namespaces are other tools'). */

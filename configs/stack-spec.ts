@@ -91,6 +91,10 @@ export interface KubernetesSpec {
   readonly prometheusNamespaceSelector: Labels;
   /** Prometheus pods. Defaults to `app.kubernetes.io/name: prometheus`. */
   readonly prometheusPodSelector: Labels;
+  /** Memory the nodes keep for their DaemonSets (log shippers, CNI, CSI), outside the pod's share. Defaults to 512 MiB. */
+  readonly daemonSetMemoryBytes: number;
+  /** The cluster's DNS domain, in the Services' names. Defaults to `cluster.local`. */
+  readonly clusterDomain: string;
 }
 
 export interface DockerSpec {

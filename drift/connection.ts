@@ -43,13 +43,23 @@ export function parseConnectionUrl(text: string, envPassword: string | undefined
   try {
     url = new URL(text);
   } catch {
-    throw new ConnectionError(`${what} ${maskSecrets(JSON.stringify(text), urlPasswords([text]))} is not a URL; write postgresql://user@host:port/database`);
+    // Shown with every password masked: in URL form, and as a libpq keyword (`password=…`), which no URL parser sees.
+    const masked = maskSecrets(JSON.stringify(text), urlPasswords([text])).replace(/(password\s*=\s*)('(?:[^'\\]|\\.)*'|[^\s"]+)/gi, "$1***");
+    throw new ConnectionError(`${what} ${masked} is not a URL (a libpq key=value string is not accepted here); write postgresql://user@host:port/database`);
   }
   const shown = () => maskUrl(text);
+  /** decodeURIComponent without its URIError: a malformed escape is the user's input, not a crash. */
+  const decoded = (part: string, name: string): string => {
+    try {
+      return decodeURIComponent(part);
+    } catch {
+      throw new ConnectionError(`${what} ${shown()}: the ${name} has a malformed %-escape; write %25 for a literal %`);
+    }
+  };
   if (url.protocol !== "postgresql:" && url.protocol !== "postgres:") {
     throw new ConnectionError(`${what} ${shown()} is not a postgresql:// URL; write postgresql://user@host:port/database`);
   }
-  let host = decodeURIComponent(url.hostname).replace(/^\[(.*)\]$/, "$1");
+  let host = decoded(url.hostname, "host").replace(/^\[(.*)\]$/, "$1");
   let ssl: ClientConfig["ssl"] = false;
   for (const [key, value] of url.searchParams) {
     if (key === "sslmode") {
@@ -61,10 +71,10 @@ export function parseConnectionUrl(text: string, envPassword: string | undefined
   if (host === "") throw new ConnectionError(`${what} ${shown()} names no host; write postgresql://user@host:port/database`);
   const port = url.port === "" ? 5432 : Number(url.port);
   if (!Number.isInteger(port) || port < 1 || port > 65535) throw new ConnectionError(`${what} ${shown()} has an invalid port`);
-  const user = url.username === "" ? os.userInfo().username : decodeURIComponent(url.username);
-  const database = url.pathname.length > 1 ? decodeURIComponent(url.pathname.slice(1)) : user;
+  const user = url.username === "" ? os.userInfo().username : decoded(url.username, "user name");
+  const database = url.pathname.length > 1 ? decoded(url.pathname.slice(1), "database name") : user;
   if (database.includes("/")) throw new ConnectionError(`${what} ${shown()}: the database name may not contain "/"`);
-  const password = url.password !== "" ? decodeURIComponent(url.password) : envPassword && envPassword !== "" ? envPassword : undefined;
+  const password = url.password !== "" ? decoded(url.password, "password") : envPassword && envPassword !== "" ? envPassword : undefined;
   const hostPart = host.includes(":") ? `[${host}]` : host;
   const display = `postgresql://${encodeURIComponent(user)}@${hostPart}:${port}/${encodeURIComponent(database)}`;
   const target = { host, port, user, database, ssl, display } as ConnectionTarget;

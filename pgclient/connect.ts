@@ -5,6 +5,7 @@
  */
 import { Client, type ClientConfig } from "pg";
 import { maskedError, maskUrl, urlPasswords } from "../configs/secrets";
+import { postgresPort } from "../configs/postgresql";
 
 /**
  * Where to connect: a postgresql:// URL (its sslmode and options are node-postgres's to read), or a ClientConfig for
@@ -28,7 +29,7 @@ export function newClient(target: PgTarget, applicationName: string): Client {
 function describeTarget(target: PgTarget): string {
   if (typeof target === "string") return maskUrl(target);
   if (target.connectionString) return maskUrl(target.connectionString);
-  return `postgresql://${target.user ?? ""}@${target.host ?? "localhost"}:${target.port ?? 5432}/${target.database ?? ""}`;
+  return `postgresql://${target.user ?? ""}@${target.host ?? "localhost"}:${target.port ?? postgresPort}/${target.database ?? ""}`;
 }
 
 /** Every form of the target's password, for masking. */

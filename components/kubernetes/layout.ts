@@ -29,8 +29,6 @@ export const paths = {
   /** The postgres image runs *.sql here once, when it initialises an empty data directory. */
   initdbDir: "/docker-entrypoint-initdb.d",
   bootstrapFile: "10-pgstack-roles.sql",
-  /** The server's socket and lock file (unix_socket_directories, an owned setting). */
-  socketDir: "/var/run/postgresql",
   shm: "/dev/shm",
   hugepages: "/dev/hugepages",
   tmp: "/tmp",

@@ -110,7 +110,8 @@ function postgresContainer(rendered: Rendered, names: KubernetesNames, resources
       { mountPath: paths.initdbDir, name: "bootstrap", readOnly: true },
       { mountPath: paths.shm, name: "shm" },
       ...(hugePages ? [{ mountPath: paths.hugepages, name: "hugepages" }] : []),
-      { mountPath: paths.socketDir, name: "run" },
+      // The server's socket and lock file: a writable directory where the rendered unix_socket_directories says.
+      { mountPath: placement.paths.postgresSocketDir, name: "run" },
       { mountPath: paths.tmp, name: "tmp" },
     ],
     // Up to an hour for initdb on a fresh volume or crash recovery of a large WAL; liveness starts only after it.

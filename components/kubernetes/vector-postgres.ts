@@ -1,7 +1,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
-import { podResources, type PodResourcePlan } from "../../configs/kubernetes-resources";
+import type { PodResourcePlan } from "../../configs/kubernetes-resources";
 import type { Rendered } from "../../configs/rendered";
 import { bootstrapScript, connectionUrl, type StackPasswords, stackVerifiers, userlistFor } from "./credentials";
 import { type KubernetesNames, kubernetesNames, kubernetesProblems, objectLabels, secretKeys, selectorLabels, sortedRecord } from "./layout";
@@ -38,10 +38,6 @@ export interface VectorPostgresArgs {
   readonly hookPodSelector?: Labels;
   /** Labels of the canary's pods, admitted to both ports. Defaults to the canary's selector labels (see VectorCanary). */
   readonly canaryPodSelector?: Labels;
-  /** Memory kept on the node for its DaemonSets, outside PostgreSQL's share. Defaults to 512 MiB (configs/kubernetes-resources.ts). */
-  readonly daemonSetMemoryBytes?: number;
-  /** The cluster's DNS domain, for the Services' names. Defaults to `cluster.local`. */
-  readonly clusterDomain?: string;
 }
 
 /**
@@ -77,7 +73,7 @@ export class VectorPostgres extends pulumi.ComponentResource {
     const instance = args.objectPrefix ?? name;
     const names = kubernetesNames(instance);
     const namespace = pulumi.output(args.namespace ?? spec.kubernetes.namespace);
-    const clusterDomain = args.clusterDomain ?? "cluster.local";
+    const clusterDomain = spec.kubernetes.clusterDomain;
     const { database } = spec.postgres;
     const appUser = roles.app;
     const labels = objectLabels(instance, "database", spec.stack);
@@ -86,15 +82,8 @@ export class VectorPostgres extends pulumi.ComponentResource {
     const ports = databasePorts(rendered);
     this.names = names;
     this.instance = instance;
-    this.resources = podResources({
-      memory: rendered.memory,
-      cpus: spec.node.cpus,
-      maxConnections: spec.postgres.maxConnections,
-      maxClientConn: spec.pgbouncer.maxClientConn,
-      // No buildMemoryBytes: every index build of the plan runs with the server's maintenance_work_mem, which is
-      // podResources' default for it.
-      daemonSetMemoryBytes: args.daemonSetMemoryBytes,
-    });
+    if (rendered.kubernetesPod === null) throw new Error(`VectorPostgres ${name}: the rendered stack has no Kubernetes pod plan (target ${spec.target})`);
+    this.resources = rendered.kubernetesPod;
 
     const password = (role: string, given: pulumi.Input<string> | undefined): pulumi.Output<string> =>
       given !== undefined

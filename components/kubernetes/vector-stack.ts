@@ -30,10 +30,6 @@ export interface VectorStackArgs {
   readonly createNamespace?: boolean;
   /** Prefix of every Kubernetes object name. Defaults to `pgvector`. */
   readonly objectPrefix?: string;
-  /** Memory kept on the node for its DaemonSets. Defaults to 512 MiB. */
-  readonly daemonSetMemoryBytes?: number;
-  /** The cluster's DNS domain. Defaults to `cluster.local`. */
-  readonly clusterDomain?: string;
   /** How long the post-deploy Job may run. Defaults to 60 minutes. */
   readonly hookTimeoutMinutes?: number;
 }
@@ -95,8 +91,6 @@ export class VectorStack extends pulumi.ComponentResource {
         superuserPassword: args.superuserPassword,
         monitorPassword: args.monitorPassword,
         statsPassword: args.statsPassword,
-        daemonSetMemoryBytes: args.daemonSetMemoryBytes,
-        clusterDomain: args.clusterDomain,
       },
       { parent: this },
     );

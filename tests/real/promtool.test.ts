@@ -7,6 +7,7 @@ import { beforeAll, describe, expect, it } from "vitest";
 import { listStacks, loadStackSpec } from "../../cli/stack-file";
 import { defaultAlertThresholds, renderAlertRulesYaml } from "../../configs/alerts";
 import { renderStack } from "../../configs/render";
+import { parseStackSpec, SpecError } from "../../configs/spec";
 import { renderPrometheusConfigYaml } from "../../configs/scrape";
 import { getRuntime, promtool, type Runtime } from "../../local/runtime";
 import { promtoolRulesFile, promtoolRulesInput, promtoolTestFiles, promtoolWorkspace } from "../promtool/fixture";
@@ -53,6 +54,21 @@ describe("alert rules under promtool 2.53", () => {
     const result = await promtool(["check", "rules", "alert-rules.yaml"], { "alert-rules.yaml": rules }, runtime);
     expect(result.code, result.stdout + result.stderr).toBe(0);
     expect(result.stdout).toMatch(/SUCCESS: \d+ rules found/);
+  });
+
+  // The gate's promise for alerts.labels and alerts.runbookBaseUrl: what it accepts, Prometheus loads (labels and
+  // annotations are templates to Prometheus); what Prometheus would refuse, it refuses.
+  it("check rules accepts routing labels and a runbook URL the gate accepts, and the gate refuses what promtool would", async () => {
+    const alerts = { labels: { team: "search", route: "db-oncall/pager" }, runbookBaseUrl: "https://wiki.example.com/db/runbooks?from=pgstack" };
+    const spec = parseStackSpec("labelled", { target: "local", node: { memory: "8Gi", cpus: 2 }, alerts });
+    const rules = renderStack(spec).files["alert-rules.yaml"];
+    const result = await promtool(["check", "rules", "alert-rules.yaml"], { "alert-rules.yaml": rules }, runtime);
+    expect(result.code, result.stdout + result.stderr).toBe(0);
+    expect(rules).toContain("team: search");
+    expect(rules).toContain("runbook_url: https://wiki.example.com/db/runbooks?from=pgstack#");
+    for (const bad of [{ labels: { team: "{{ oops" } }, { runbookBaseUrl: "https://x.example/{{oops" }]) {
+      expect(() => parseStackSpec("labelled", { target: "local", node: { memory: "8Gi", cpus: 2 }, alerts: bad }), JSON.stringify(bad)).toThrow(SpecError);
+    }
   });
 
   it.each(testFiles)("test rules %s passes against the rules rendered with the default thresholds", async (file) => {

@@ -17,6 +17,7 @@ import { spawnSync } from "node:child_process";
 import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
+import ts from "typescript";
 import { beforeAll, describe, expect, it } from "vitest";
 import { programConfig, programFile } from "../../cli/offline-program";
 import { listStacks, projectRoot } from "../../cli/stack-file";
@@ -145,4 +146,41 @@ describe("the Pulumi program needs no dev dependency at deploy time", () => {
     }
     expect(devOnly).toEqual([]);
   });
+});
+
+/**
+ * Pulumi's Node.js host type-checks index.ts with ts-node before it runs it (Pulumi.yaml `typescript: true`, ts-node
+ * without transpile-only), with this project's tsconfig.json: every declaration file the program's import graph
+ * resolves must come from a package npm installs without dev dependencies, or `npm ci --omit=dev && pulumi up` stops
+ * at "Could not find a declaration file for module 'js-yaml'". tsx, which runs the offline program, never type-checks,
+ * so the load graph above cannot see this.
+ */
+describe("the Pulumi program type-checks without dev dependencies", () => {
+  const manifest = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8")) as { dependencies?: Record<string, string> };
+  const lock = (JSON.parse(fs.readFileSync(path.join(root, "package-lock.json"), "utf8")) as { packages: Record<string, LockEntry> }).packages;
+
+  function compiled(): ts.Program {
+    const configFile = ts.readConfigFile(path.join(root, "tsconfig.json"), (f) => fs.readFileSync(f, "utf8"));
+    const { options } = ts.parseJsonConfigFileContent(configFile.config, ts.sys, root);
+    return ts.createProgram([program], { ...options, noEmit: true });
+  }
+
+  it("needs only packages npm installs without dev dependencies, each a direct dependency where our code names it", () => {
+    const tsProgram = compiled();
+    const errors = ts.getPreEmitDiagnostics(tsProgram).map((d) => ts.flattenDiagnosticMessageText(d.messageText, "\n"));
+    expect(errors).toEqual([]);
+    const problems = new Set<string>();
+    for (const file of tsProgram.getSourceFiles()) {
+      if (!file.fileName.includes("/node_modules/")) continue;
+      const key = packageKey(path.resolve(file.fileName));
+      if (lock[key] === undefined) problems.add(`${key}: not in package-lock.json`);
+      else if (lock[key].dev) problems.add(`${key}: dev only, yet the type check reads ${path.relative(root, file.fileName)}`);
+    }
+    // What our own code names (the compiler's default types: @types/node through tsconfig "types") must be a direct
+    // dependency, not present only because @pulumi/pulumi happens to pull it in today.
+    for (const direct of ["typescript", "@types/node", "@types/js-yaml"]) {
+      if (manifest.dependencies?.[direct] === undefined) problems.add(`${direct}: needed by the deploy-time type check, not in package.json dependencies`);
+    }
+    expect([...problems].sort()).toEqual([]);
+  }, 120_000);
 });

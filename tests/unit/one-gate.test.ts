@@ -5,7 +5,6 @@
  * Rendered from every renderer, the Kubernetes pod sizing included.
  */
 import { describe, expect, it } from "vitest";
-import { podResources } from "../../configs/kubernetes-resources";
 import { renderStack } from "../../configs/render";
 import { parseStackSpec, SpecError } from "../../configs/spec";
 
@@ -33,6 +32,8 @@ describe("what used to fail later, with a stack trace, is refused at the gate", 
     ["a zero duration", { ...local, alerts: { targetDownFor: "0m" } }, "alerts.targetDownFor", "a Prometheus duration of whole units"],
     ["a runbook URL with a fragment", { ...local, alerts: { runbookBaseUrl: "https://wiki.example/db#top" } }, "alerts.runbookBaseUrl", "without a #fragment"],
     ["an alert label the rules own", { ...local, alerts: { labels: { severity: "page" } } }, "alerts.labels.severity", "every alert already sets severity"],
+    ["an alert label Prometheus would expand as a template", { ...local, alerts: { labels: { team: "{{ oops" } } }, "alerts.labels.team", "must not contain {{ or }}"],
+    ["a runbook URL Prometheus would expand as a template", { ...local, alerts: { runbookBaseUrl: "https://x.example/{{oops" } }, "alerts.runbookBaseUrl", "without {{ }}"],
     ["memory: auto on Docker", { target: "docker", node: { memory: "auto", cpus: 4 } }, "node.memory", "for target: local only"],
     ["cpus: auto on Kubernetes", { ...k8s, node: { memory: "32Gi", cpus: "auto" } }, "node.cpus", "for target: local only"],
     ["a table name that makes the index name too long", { ...local, vectorTables: [{ table: "t".repeat(50), column: "embedding" }] }, "vectorTables[0].table/column", "over PostgreSQL's 63"],
@@ -45,6 +46,7 @@ describe("what used to fail later, with a stack trace, is refused at the gate", 
     ["a watched setting with quotes", { ...local, postgres: { settings: { max_parallel_workers: "4'" } } }, "postgres.settings.max_parallel_workers", "is not a plain value"],
     ["two Docker ports alike", { target: "docker", node: { memory: "8Gi", cpus: 4 }, docker: { ports: { pgbouncer: 5432 } } }, "docker.ports.pgbouncer", "each published port needs its own number"],
     ["a Kubernetes node too small for the pod", { ...k8s, node: { memory: "1Gi", cpus: 2 }, postgres: { hugePages: "on" } }, "node.memory", "leaves PostgreSQL"],
+    ["DaemonSets that leave the pod too little", { ...k8s, kubernetes: { daemonSetMemory: "31Gi" } }, "node.memory", "31 GiB for DaemonSets"],
     ["a label selector value Kubernetes refuses", { ...k8s, kubernetes: { monitoringLabels: { release: "kube prometheus" } } }, "kubernetes.monitoringLabels.release", "a label value is at most 63"],
     ["a resize record not below the size", { ...k8s, kubernetes: { storageSize: "100Gi", storageResizedFrom: "100Gi" } }, "kubernetes.storageResizedFrom", "must be smaller"],
   ])("%s", (_, config, key, text) => {
@@ -137,6 +139,8 @@ const candidates: Readonly<Record<string, readonly unknown[]>> = {
   "kubernetes.storageSize": ["1Gi", "100Gi", "10Ti", "1Mi"],
   "kubernetes.monitoringLabels": [{}, { release: "kube-prometheus-stack" }, { "example.com/team": "db" }, { release: "" }, { "-x": "y" }],
   "kubernetes.clientNamespaceSelector": [{ "kubernetes.io/metadata.name": "apps" }, { tier: 3 }],
+  "kubernetes.daemonSetMemory": ["256Mi", "2Gi", "60Gi"],
+  "kubernetes.clusterDomain": ["cluster.local", "corp.internal", "Bad_Domain"],
   "docker.ports.pgbouncer": [6432, 5432, 9090, 70_000],
   "docker.hostHugePages": [true, false],
 };
@@ -183,7 +187,7 @@ describe("generated stack configs: refused with named keys, or rendered without 
         }
       })();
       if (spec.target === "kubernetes") {
-        expect(() => podResources({ memory: rendered.memory, cpus: spec.node.cpus, maxConnections: spec.postgres.maxConnections, maxClientConn: spec.pgbouncer.maxClientConn }), `seed ${seed}`).not.toThrow();
+        expect(rendered.kubernetesPod, `seed ${seed}`).not.toBeNull();
       }
     }
     // The generator must exercise both branches, or the property proves nothing.

@@ -8,7 +8,7 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import * as pulumi from "@pulumi/pulumi";
 import { beforeEach, describe, expect, it } from "vitest";
-import { runbookSection } from "../../components/kubernetes/storage-guard";
+import { runbookSection, selfReferenceName } from "../../components/deploy-guard";
 
 interface Recorded {
   readonly type: string;
@@ -124,16 +124,31 @@ describe("the program's gate is the CLI's gate", () => {
     expect(outputs.target).toBe("local");
   });
 
-  it("ignores other namespaces (a provider's own config)", async () => {
+  it("ignores other namespaces (a provider's own config), but not a misspelling of its own", async () => {
     deployWith("perf", local);
     pulumi.runtime.setConfig("kubernetes:context", "prod-cluster");
     const outputs = await runProgram();
     expect(outputs.target).toBe("local");
+
+    deployWith("perf", local);
+    pulumi.runtime.setConfig("pgvector-stak:postgres", JSON.stringify({ maxConnections: 400 }));
+    expect(await refusal()).toContain("unknown namespace in pgvector-stak:postgres; did you mean pgvector-stack:postgres?");
   });
 });
 
-describe("the data volume of a deployed Kubernetes stack", () => {
-  const previous = (size: number, storageClassName: string | null = null) => ({ deployedStorage: { sizeBytes: size * 1024 ** 3, storageClassName } });
+describe("what pulumi up cannot change on a deployed stack", () => {
+  const gi = 1024 ** 3;
+  const deployed = (over: Record<string, unknown> = {}, storage: { size?: number; storageClassName?: string | null } = {}) => ({
+    target: "kubernetes",
+    deployed: {
+      target: "kubernetes",
+      database: "app",
+      appUser: "app",
+      namespace: "pgvector-test",
+      storage: { sizeBytes: (storage.size ?? 100) * gi, storageClassName: storage.storageClassName ?? null },
+      ...over,
+    },
+  });
 
   it("points at a runbook section that exists", () => {
     const [file, anchor] = runbookSection.split("#");
@@ -145,33 +160,83 @@ describe("the data volume of a deployed Kubernetes stack", () => {
     expect(headings).toContain(anchor);
   });
 
+  it("names its own stack as the backend resolves it", () => {
+    expect(selfReferenceName(() => "acme", "pgvector-stack", "prod")).toBe("acme/pgvector-stack/prod");
+    // A self-managed backend: its legacy layout refuses slashes, both layouts resolve the bare name.
+    expect(selfReferenceName(() => "organization", "pgvector-stack", "prod")).toBe("prod");
+    expect(
+      selfReferenceName(() => {
+        throw new Error("Missing organization name");
+      }, "pgvector-stack", "prod"),
+    ).toBe("prod");
+  });
+
   it("deploys a first time and records what it deployed", async () => {
     deployWith("staging", { ...staging, kubernetes: { ...staging.kubernetes, storageSize: "100Gi" } });
     const outputs = await runProgram();
-    expect(outputs.deployedStorage).toEqual({ sizeBytes: 100 * 1024 ** 3, storageClassName: null });
+    expect(outputs.deployed).toEqual({ target: "kubernetes", database: "app", appUser: "app", namespace: "pgvector-test", storage: { sizeBytes: 100 * gi, storageClassName: null } });
     expect(resources().some((r) => r.type === "kubernetes:apps/v1:StatefulSet")).toBe(true);
+    const reference = recorded.find((r) => r.type === "pulumi:pulumi:StackReference");
+    expect(reference?.inputs.name).toBe("staging"); // the mocks' organization is the self-managed backend's
   });
 
   it("refuses a larger size with the runbook, before any resource, and accepts it once the resize is recorded", async () => {
-    deployWith("staging", { ...staging, kubernetes: { ...staging.kubernetes, storageSize: "200Gi" } }, { previousOutputs: previous(100) });
+    deployWith("staging", { ...staging, kubernetes: { ...staging.kubernetes, storageSize: "200Gi" } }, { previousOutputs: deployed() });
     const message = await refusal();
     expect(message).toContain("kubernetes.storageSize grew from 100Gi to 200Gi on a deployed stack");
     expect(message).toContain("docs/runbooks.md#growing-the-data-volume");
     expect(message).toContain("kubernetes.storageResizedFrom: 100Gi");
     expect(resources()).toEqual([]);
 
-    deployWith("staging", { ...staging, kubernetes: { ...staging.kubernetes, storageSize: "200Gi", storageResizedFrom: "100Gi" } }, { previousOutputs: previous(100) });
+    deployWith("staging", { ...staging, kubernetes: { ...staging.kubernetes, storageSize: "200Gi", storageResizedFrom: "100Gi" } }, { previousOutputs: deployed() });
     const outputs = await runProgram();
-    expect(outputs.deployedStorage).toEqual({ sizeBytes: 200 * 1024 ** 3, storageClassName: null });
+    expect((outputs.deployed as { storage: unknown }).storage).toEqual({ sizeBytes: 200 * gi, storageClassName: null });
   });
 
   it.each([
-    ["a smaller size", { storageSize: "50Gi" }, previous(100), "kubernetes.storageSize shrank from 100Gi to 50Gi"],
-    ["another StorageClass", { storageSize: "100Gi", storageClassName: "fast-nvme" }, previous(100), `kubernetes.storageClassName changed from the cluster's default class to "fast-nvme"`],
-    ["a resize recorded from the wrong size", { storageSize: "200Gi", storageResizedFrom: "150Gi" }, previous(100), "kubernetes.storageResizedFrom is 150Gi, but the deployed size is 100Gi"],
+    ["a smaller size", { storageSize: "50Gi" }, deployed(), "kubernetes.storageSize shrank from 100Gi to 50Gi"],
+    ["another StorageClass", { storageSize: "100Gi", storageClassName: "fast-nvme" }, deployed(), `kubernetes.storageClassName changed from the cluster's default class to "fast-nvme"`],
+    ["a resize recorded from the wrong size", { storageSize: "200Gi", storageResizedFrom: "150Gi" }, deployed(), "kubernetes.storageResizedFrom is 150Gi, but the deployed size is 100Gi"],
+    ["another namespace", { namespace: "pgvector-other", storageSize: "100Gi" }, deployed(), "kubernetes.namespace changed from pgvector-test to pgvector-other"],
   ])("refuses %s", async (_, kubernetes, previousOutputs, expected) => {
     deployWith("staging", { ...staging, kubernetes: { ...staging.kubernetes, ...kubernetes } }, { previousOutputs });
     expect(await refusal()).toContain(expected);
+    expect(resources()).toEqual([]);
+  });
+
+  it("refuses another application database and role together, and another target", async () => {
+    deployWith("staging", { ...staging, postgres: { ...staging.postgres, database: "vectors", appUser: "search" } }, { previousOutputs: deployed() });
+    const message = await refusal();
+    expect(message).toContain("postgres.database changed from app to vectors");
+    expect(message).toContain("postgres.appUser changed from app to search");
+    expect(resources()).toEqual([]);
+
+    deployWith("staging", { target: "docker", node: { memory: "8Gi", cpus: 4 }, postgres: { acceptWorstCaseMemory: true } }, { previousOutputs: deployed() });
+    expect(await refusal()).toContain("target changed from kubernetes to docker on a deployed stack");
+  });
+
+  it("starts the record on a stack deployed before it existed, and says what to check", async () => {
+    deployWith("staging", { ...staging, kubernetes: { ...staging.kubernetes, storageSize: "100Gi" } }, { previousOutputs: { target: "kubernetes" } });
+    const warnings: string[] = [];
+    const warn = pulumi.log.warn;
+    pulumi.log.warn = (msg: string) => {
+      warnings.push(msg);
+      return Promise.resolve();
+    };
+    try {
+      const outputs = await runProgram();
+      expect((outputs.deployed as { storage: unknown }).storage).toEqual({ sizeBytes: 100 * gi, storageClassName: null });
+    } finally {
+      pulumi.log.warn = warn;
+    }
+    expect(warnings.join("\n")).toContain("deployed before pgvector-stack recorded what it deployed");
+    expect(warnings.join("\n")).toContain("kubectl -n pgvector-test get pvc");
+  });
+
+  it("guards a Docker stack's database and role too", async () => {
+    const dev = { target: "docker", node: { memory: "8Gi", cpus: 4 }, postgres: { acceptWorstCaseMemory: true, appUser: "svc" } };
+    deployWith("dev", dev, { previousOutputs: { target: "docker", deployed: { target: "docker", database: "app", appUser: "app" } } });
+    expect(await refusal()).toContain("postgres.appUser changed from app to svc");
     expect(resources()).toEqual([]);
   });
 });

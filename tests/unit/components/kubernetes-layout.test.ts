@@ -27,7 +27,6 @@ import {
   databaseSecretRefs,
   kubernetesNames,
   kubernetesProblems,
-  paths,
   sha256,
   shortHash,
   urlSecretRefs,
@@ -203,7 +202,7 @@ describe("the rendered files agree with the pod (checked here, not at deploy: th
     expect(setting(conf, "huge_pages")).toBe(r.memory.hugePagesSetting);
     expect(setting(conf, "port")).toBe(String(r.placement.ports.postgres));
     // The pod gives the server exactly this writable socket directory, and mounts pg_hba.conf where it passes it.
-    expect(setting(conf, "unix_socket_directories")).toBe(paths.socketDir);
+    expect(setting(conf, "unix_socket_directories")).toBe(r.placement.paths.postgresSocketDir);
     expect(setting(conf, "hba_file")).toBeUndefined();
     const ini = r.files["pgbouncer.ini"];
     expect(setting(ini, "listen_port")).toBe(String(r.placement.ports.pgbouncer));
