@@ -71,6 +71,8 @@ export function optionList(options: OptionSpecs): string {
 function unknownOption(token: OptionToken, original: string, options: OptionSpecs): UsageError {
   const names = Object.keys(withHelp(options));
   const given = token.rawName.startsWith("--") ? token.rawName : original.split("=")[0];
+  // As with git, kubectl and pulumi, the version is the program's, not a command's: say where it is.
+  if (given === "--version") return new UsageError("unknown option --version: the version is pgstack's own; run pgstack --version (or pgstack version)");
   const guess = closest(given.replace(/^-+/, ""), names);
   if (guess !== undefined) return new UsageError(`unknown option ${given}; did you mean --${guess}?`);
   return new UsageError(`unknown option ${given} (options: ${optionList(options)})`);
@@ -109,6 +111,29 @@ export function parseOptions<O extends OptionSpecs>(args: readonly string[], opt
   }
   return { values: values as OptionValues<O>, positionals };
 }
+
+/**
+ * Whether a command line asks for JSON (`--json`, `--format json`, `--format=json`; the last --format counts), read
+ * off the raw arguments before `--`, so it is known even for a command line that does not parse: the dispatcher
+ * prints a failure as a JSON document then too.
+ */
+export function jsonRequested(args: readonly string[]): boolean {
+  let json = false;
+  let format: string | undefined;
+  for (let i = 0; i < args.length && args[i] !== "--"; i++) {
+    const arg = args[i];
+    if (arg === "--json") json = true;
+    else if (arg === "--format") format = args[++i];
+    else if (arg.startsWith("--format=")) format = arg.slice("--format=".length);
+  }
+  return json || format === "json";
+}
+
+/** What every --help says under "exit status" about a failure asked for JSON (commandHelp adds it). */
+export const jsonFailureHelp = [
+  'with --format json (--json), a failure also prints {"error": {"command", "message", "exitCode"}} on stdout,',
+  "beside the line on stderr: stdout holds one JSON document, result or error",
+];
 
 /** `--format` and its `--json` alias, for a command that prints results. The first format is the default. */
 export function formatOptions<const F extends readonly string[]>(formats: F, help: string) {
@@ -175,17 +200,27 @@ function optionLines(options: OptionSpecs): string[] {
   return lines;
 }
 
-/** The `--help` text of a command, every option from the same table parseOptions reads. */
+/**
+ * The `--help` text of a command, every option from the same table parseOptions reads. A command that takes
+ * `--format json` (formatOptions) gets jsonFailureHelp under its exit status.
+ */
 export function commandHelp(help: HelpText): string {
   const out = [help.usage.map((u, i) => `${i === 0 ? "usage: " : "       "}${u}`).join("\n"), "", ...help.description];
   let helpListed = false;
   const sections = help.sections.some((s) => "options" in s) ? help.sections : [{ title: "options", options: {} }, ...help.sections];
+  const takesJson = sections.some((s) => "options" in s && Object.hasOwn(s.options, "json"));
+  let jsonFailureListed = false;
   for (const section of sections) {
     out.push("", `${section.title}:`);
     if ("options" in section) {
       out.push(...optionLines(helpListed ? section.options : withHelp(section.options)));
       helpListed = true;
-    } else out.push(...section.lines.map((l) => (l === "" ? "" : `  ${l}`)));
+    } else {
+      const lines = takesJson && section.title === "exit status" ? [...section.lines, ...jsonFailureHelp] : section.lines;
+      jsonFailureListed ||= lines !== section.lines;
+      out.push(...lines.map((l) => (l === "" ? "" : `  ${l}`)));
+    }
   }
+  if (takesJson && !jsonFailureListed) out.push("", "exit status:", ...jsonFailureHelp.map((l) => `  ${l}`));
   return `${out.join("\n")}\n`;
 }

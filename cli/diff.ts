@@ -11,7 +11,7 @@ import type { Command } from "./command";
 import { UsageError } from "./errors";
 import { ttyProgress, type LineProgress } from "./progress";
 import { recordResources, referenceHost, renderedFiles } from "./render";
-import { checkStacks, listStacks, loadStackSpec, projectRoot } from "./stack-file";
+import { listStacks, loadStackSpecs, projectRoot } from "./stack-file";
 
 const options = {
   "no-resources": { type: "boolean", help: "do not run the Pulumi program: compare everything but resources (saves a few seconds\nper stack)" },
@@ -36,9 +36,10 @@ const help = commandHelp({
 async function stackSides(stacks: readonly [string, string], withResources: boolean, progress: LineProgress): Promise<{ sides: StackSide[]; notes: string[] }> {
   const root = projectRoot();
   const notes: string[] = [];
-  const sides: StackSide[] = stacks.map((stack, i) => {
-    progress.step(`rendering ${stack} (${i + 1}/2)`);
-    const rendered = renderStack(loadStackSpec(stack, root, referenceHost));
+  // Both stacks' names and files are checked before either renders: every problem is reported at once.
+  const sides: StackSide[] = loadStackSpecs(stacks, root, referenceHost).map((spec, i) => {
+    progress.step(`rendering ${spec.stack} (${i + 1}/2)`);
+    const rendered = renderStack(spec);
     return { rendered, memoryPlan: renderedFiles(rendered)["memory-plan.yaml"] };
   });
   if (withResources) {
@@ -58,7 +59,6 @@ export const diffCommand: Command = {
     if (positionals.length !== 2) {
       throw new UsageError(`name exactly two stacks, not ${positionals.length} (stacks: ${listStacks().join(", ")})`);
     }
-    checkStacks(positionals);
     const progress = ttyProgress();
     try {
       const { sides, notes } = await stackSides([positionals[0], positionals[1]], values["no-resources"] !== true, progress);

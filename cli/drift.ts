@@ -21,7 +21,7 @@ import { formatSnapshotDrift } from "../drift/report";
 import { compareRendered, type RenderedTree } from "../drift/snapshot";
 import { chosenFormat, commandHelp, formatOptions, parseOptions, type OptionValues } from "./args";
 import type { Command } from "./command";
-import { describeError, UsageError } from "./errors";
+import { isUsageError, printFailure, UsageError, UserFacingError } from "./errors";
 import { ttyProgress } from "./progress";
 import { renderedFiles, renderStackFiles, writeStacks } from "./render";
 import { manifestFile } from "./rendered-dir";
@@ -97,7 +97,7 @@ async function snapshotDrift(positionals: string[], flags: DriftValues, format: 
     if (flags[f] !== undefined) throw new UsageError(`--${f} belongs to --live`);
   }
   const root = projectRoot();
-  checkStacks(positionals, root);
+  // renderStackFiles checks every name and stack file, and reports all their problems at once.
   const stacks = positionals.length > 0 ? [...new Set(positionals)] : listStacks(root);
   const committedDir = path.resolve(flags.against ?? path.join(root, "rendered"));
   if (flags.against !== undefined && !fs.existsSync(committedDir)) throw new UsageError(`--against ${flags.against} does not exist`);
@@ -153,10 +153,7 @@ async function liveDrift(positionals: string[], flags: DriftValues, format: Form
       secrets.push(bouncerTarget.password);
     }
   } catch (e) {
-    if (e instanceof ConnectionError) {
-      console.error(`pgstack drift: ${maskSecrets(e.message, secrets)}`);
-      return couldNotCompare;
-    }
+    if (e instanceof ConnectionError) throw new UserFacingError(maskSecrets(e.message, secrets));
     throw e;
   }
   const { files, from } = desiredFilesFor(stack, flags);
@@ -178,8 +175,7 @@ async function liveDrift(positionals: string[], flags: DriftValues, format: Form
     return report.drift ? 1 : 0;
   } catch (e) {
     const message = e instanceof ConnectionError ? e.message : `live drift failed: ${(e as Error)?.message ?? String(e)}`;
-    console.error(`pgstack drift: ${maskSecrets(message.split("\n")[0], secrets)}`);
-    return couldNotCompare;
+    throw new UserFacingError(maskSecrets(message.split("\n")[0], secrets));
   }
 }
 
@@ -191,10 +187,10 @@ export const driftCommand: Command = {
     try {
       return await (values.live ? liveDrift(positionals, values, format) : snapshotDrift(positionals, values, format));
     } catch (error) {
-      if ((error as Error)?.name === "UsageError") throw error;
-      // 1 means "drift found": a comparison that could not be made must not look like one.
-      console.error(describeError("drift", error).text);
-      return couldNotCompare;
+      if (isUsageError(error)) throw error;
+      // 1 means "drift found": a comparison that could not be made must not look like one. Printed as the
+      // dispatcher prints a failure (with --format json, the error document on stdout too), with drift's code.
+      return printFailure("drift", error, { json: format === "json", failureCode: couldNotCompare });
     }
   },
 };

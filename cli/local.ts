@@ -22,7 +22,7 @@ import { teardownFromState, type TeardownReport } from "../local/teardown";
 import { closest } from "../configs/spec-reader";
 import { chosenFormat, commandHelp, formatOptions, noPositionals, parseOptions, type OptionValues } from "./args";
 import type { Command } from "./command";
-import { describeError, HelpRequested, UsageError, UserFacingError } from "./errors";
+import { HelpRequested, printFailure, UsageError, UserFacingError } from "./errors";
 import { terminalProgress } from "./progress";
 import { projectRoot, readStackConfig, secretKeysOf, thisHost } from "./stack-file";
 
@@ -362,23 +362,33 @@ export function perfTable(outcome: PerfOutcome, sizing: string): string {
   return lines.join("\n");
 }
 
-/** The dispatcher's error shape (cli/errors.ts), with the cluster's passwords masked. */
-function printError(error: unknown, secrets: readonly string[]): void {
-  console.error(describeError("local", error, (text) => maskSecrets(text, secrets)).text);
-}
-
-/** Runs a command body with a cluster guarded by signal handlers; tears the cluster down whatever happens. */
-async function guarded(
-  cluster: LocalCluster,
+/**
+ * Runs a command body with a cluster guarded by signal handlers; tears the cluster down whatever happens. A failure
+ * is printed as the dispatcher prints one (cli/errors.ts), with the cluster's passwords masked: with `json`, also as
+ * the JSON error document on stdout, unless a document is there already (the body's result, via `printResult`).
+ */
+export async function guarded(
+  cluster: Pick<LocalCluster, "name" | "secrets" | "stop">,
   progress: ReturnType<typeof terminalProgress>,
-  body: (guard: RunGuard) => Promise<number>,
+  json: boolean,
+  body: (guard: RunGuard, printResult: (text: string) => void) => Promise<number>,
 ): Promise<number> {
   const guard = new RunGuard(() => cluster.stop(), (m) => progress.warn(m));
+  // stdout holds one JSON document: the result, or the first failure.
+  let documentPrinted = false;
+  const printResult = (text: string) => {
+    console.log(text);
+    documentPrinted = true;
+  };
+  const printError = (error: unknown) => {
+    printFailure("local", error, { mask: (text) => maskSecrets(text, cluster.secrets), json: json && !documentPrinted });
+    documentPrinted ||= json;
+  };
   let code: number;
   try {
-    code = await guard.race(body(guard));
+    code = await guard.race(body(guard, printResult));
   } catch (error) {
-    if (guard.signal === undefined) printError(guard.crashed ?? error, cluster.secrets);
+    if (guard.signal === undefined) printError(guard.crashed ?? error);
     code = 1;
   }
   try {
@@ -388,7 +398,7 @@ async function guarded(
         (report.hugePagesGivenBack > 0 ? `, ${report.hugePagesGivenBack} huge pages given back` : ""),
     );
   } catch (error) {
-    printError(error, cluster.secrets);
+    printError(error);
     code = 1;
   } finally {
     guard.release();
@@ -404,10 +414,10 @@ async function up(args: string[]): Promise<number> {
   const progress = terminalProgress();
   warnRendered(rendered, progress.warn);
   const cluster = new LocalCluster({ name: flags.name, spec, progress, hugePages: flags.hugePages, owner: "local up" });
-  return guarded(cluster, progress, async (guard) => {
+  return guarded(cluster, progress, flags.json, async (guard, printResult) => {
     const info = await guard.race(cluster.start());
     // The one place passwords are printed: connection strings are what `local up` is asked for.
-    console.log(flags.json ? upJson(info, sizing) : connectionTable(info, sizing));
+    printResult(flags.json ? upJson(info, sizing) : connectionTable(info, sizing));
     if (!flags.json) console.log(`\nStop with Ctrl-C, or from another shell: pgstack local down --name ${info.name}`);
     return waitUntilStopped(cluster, guard, progress);
   });
@@ -431,10 +441,10 @@ async function perf(args: string[]): Promise<number> {
   warnRendered(rendered, progress.warn);
   const reportDir = path.resolve(flags.reportDir);
   const cluster = new LocalCluster({ name: flags.name, spec, progress, hugePages: flags.hugePages, owner: "local perf" });
-  return guarded(cluster, progress, async (guard) => {
+  return guarded(cluster, progress, flags.json, async (guard, printResult) => {
     await guard.race(cluster.start());
     const outcome = await guard.race(runPerf({ cluster, progress, reportDir, sizing, againstPgbenchRounds: flags.againstPgbenchRounds }));
-    console.log(flags.json ? perfJson(outcome, sizing) : perfTable(outcome, sizing));
+    printResult(flags.json ? perfJson(outcome, sizing) : perfTable(outcome, sizing));
     if (flags.keep) {
       if (!flags.json) console.log(`\n${connectionTable(cluster.info, sizing)}\n\nKept up (--keep). Stop with Ctrl-C, or: pgstack local down --name ${cluster.name}`);
       await waitUntilStopped(cluster, guard, progress);

@@ -17,16 +17,19 @@
  * A worker thread, not a child process: it cannot outlive this process (Ctrl-C, a crash), `terminate()` stops it even
  * in a synchronous loop, and nothing of Pulumi's global state reaches the thread that runs the CLI.
  *
- * Secrets: `secure:` config values reach the program as the redaction marker and marked secret; generated passwords
- * (random.RandomPassword …) get fixed fake values returned as secrets; every input Pulumi marks secret is written as
- * the marker, and a fake value found in a non-secret input is redacted and reported as a leak.
+ * Secrets: every secret value the program can get hold of is a fake of its own that nothing else contains: a
+ * `secure:` config value reaches the program as `offline-generated-secret-config-<key>`, marked secret; a generated
+ * password (random.RandomPassword …) as `offline-generated-secret-<resource>`, returned as a secret. Every input
+ * Pulumi marks secret is written as the redaction marker, and a fake found in a non-secret input (a component that
+ * un-secrets a password) is redacted there and reported as a leak. (A `secure:` value handed over as the marker itself
+ * would look redacted wherever it leaked: the leak list could not see configured passwords.)
  */
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { Worker } from "node:worker_threads";
 import * as yaml from "js-yaml";
-import { prebuildHookBundle, shareHookBundleBuilds } from "../components/hook-bundle";
-import { normaliseResources, redactionMarker, resourcesYaml, type RecordedResource } from "../drift/resources";
+import { prebuildHookBundle, shareHookBundleBuilds, stopEsbuildServices } from "../components/hook-bundle";
+import { normaliseResources, resourcesYaml, type RecordedResource } from "../drift/resources";
 import { UserFacingError } from "./errors";
 import { projectRoot, stackFilePath } from "./stack-file";
 
@@ -39,7 +42,7 @@ export const programFile = "index.ts";
  */
 export const offlineOrganization = "organization";
 
-/** Prefix of the fake values generated passwords get; any of them in a non-secret input is a leak. */
+/** Prefix of the fake values secrets get (configured and generated); any of them in a non-secret input is a leak. */
 export const fakeSecretPrefix = "offline-generated-secret-";
 
 /** How long one stack's program may take to register everything before it counts as hung. */
@@ -72,6 +75,8 @@ export interface ProgramConfig {
   readonly config: Record<string, string>;
   /** Keys whose value held a `secure:` value; the program's config.getSecret/requireSecret returns a secret. */
   readonly secretKeys: string[];
+  /** The fake each `secure:` value became, one per value: redacted and reported as a leak like generated ones. */
+  readonly secretValues: string[];
   readonly project: string;
   readonly target: string;
 }
@@ -82,28 +87,26 @@ function projectName(root: string): string {
   return doc.name;
 }
 
-/** `{secure: …}` anywhere in a value → the marker; reports whether one was found. */
-function redactSecure(value: unknown): { value: unknown; secret: boolean } {
-  if (Array.isArray(value)) {
-    const items = value.map(redactSecure);
-    return { value: items.map((i) => i.value), secret: items.some((i) => i.secret) };
-  }
+/**
+ * `{secure: …}` anywhere in a value → a fake of its own, `offline-generated-secret-config-<key>` (with `.<field>` or
+ * `.<index>` for one nested deeper), pushed onto `fakes`. Only letters, digits and `._-` are kept of the key, so a
+ * fake reads the same percent-encoded (a password put into a connection URL) and is still found there.
+ */
+function fakeSecure(value: unknown, name: string, fakes: string[]): unknown {
+  if (Array.isArray(value)) return value.map((v, i) => fakeSecure(v, `${name}.${i}`, fakes));
   if (value && typeof value === "object") {
     const o = value as Record<string, unknown>;
-    if (Object.keys(o).length === 1 && "secure" in o) return { value: redactionMarker, secret: true };
-    let secret = false;
-    const out: Record<string, unknown> = {};
-    for (const [k, v] of Object.entries(o)) {
-      const r = redactSecure(v);
-      out[k] = r.value;
-      secret ||= r.secret;
+    if (Object.keys(o).length === 1 && "secure" in o) {
+      const fake = `${fakeSecretPrefix}config-${name.replace(/[^A-Za-z0-9._-]/g, "_")}`;
+      fakes.push(fake);
+      return fake;
     }
-    return { value: out, secret };
+    return Object.fromEntries(Object.entries(o).map(([k, v]) => [k, fakeSecure(v, `${name}.${k}`, fakes)]));
   }
-  return { value, secret: false };
+  return value;
 }
 
-/** The stack file's whole config the way `pulumi up` would pass it, secrets replaced by the redaction marker. */
+/** The stack file's whole config the way `pulumi up` would pass it, each secure value replaced by a fake of its own. */
 export function programConfig(stack: string, root = projectRoot()): ProgramConfig {
   const project = projectName(root);
   const file = stackFilePath(stack, root);
@@ -111,14 +114,17 @@ export function programConfig(stack: string, root = projectRoot()): ProgramConfi
   const doc = (yaml.load(fs.readFileSync(file, "utf8")) ?? {}) as { config?: Record<string, unknown> };
   const config: Record<string, string> = {};
   const secretKeys: string[] = [];
+  const secretValues: string[] = [];
   for (const [rawKey, rawValue] of Object.entries(doc.config ?? {})) {
     const key = rawKey.includes(":") ? rawKey : `${project}:${rawKey}`;
-    const { value, secret } = redactSecure(rawValue);
+    const fakes: string[] = [];
+    const value = fakeSecure(rawValue, key.startsWith(`${project}:`) ? key.slice(project.length + 1) : key, fakes);
     config[key] = typeof value === "string" ? value : JSON.stringify(value);
-    if (secret) secretKeys.push(key);
+    if (fakes.length > 0) secretKeys.push(key);
+    secretValues.push(...fakes);
   }
   const target = config[`${project}:target`] ?? "";
-  return { config, secretKeys: secretKeys.sort(), project, target };
+  return { config, secretKeys: secretKeys.sort(), secretValues: secretValues.sort(), project, target };
 }
 
 // --------------------------------------------------------------------------------------------------- the parent
@@ -139,9 +145,11 @@ interface WorkerRequest {
   readonly recorder: string;
 }
 
+/** What the worker reports; after its last message ("finished" or "failed") it has nothing running any more. */
 type WorkerMessage =
   | { readonly kind: "started"; readonly stack: string }
   | ({ readonly kind: "recorded"; readonly stack: string } & StackRecording)
+  | { readonly kind: "finished" }
   | { readonly kind: "failed"; readonly stack: string; readonly error: string; readonly output: string };
 
 /**
@@ -185,7 +193,13 @@ function failure(program: string, root: string, stack: string | undefined, detai
 function recordInWorker(request: Omit<WorkerRequest, "recorder">): Promise<Map<string, StackRecording>> {
   const { stacks, program, root, stackTimeoutMs } = request;
   // Nothing ambient may steer the program: no PULUMI_* from the caller's shell.
-  const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("PULUMI_")));
+  const env: Record<string, string | undefined> = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith("PULUMI_")));
+  // esbuild's synchronous API (tsx compiling the project's TypeScript, a build by the program) would otherwise run
+  // esbuild's service in a thread of esbuild's own inside the worker; terminating the worker ends that thread and
+  // leaves its service process to exit unreaped, a zombie until this process exits. With "0", each synchronous call
+  // runs esbuild once and waits for it; the asynchronous service the worker uses (prebuildHookBundle) it stops
+  // and reaps itself (stopEsbuildServices). It costs nothing with tsx's cache warm, when nothing is compiled.
+  env.ESBUILD_WORKER_THREADS = "0";
   const worker = new Worker(workerBootstrap, {
     eval: true,
     workerData: { request: { ...request, recorder: __filename }, tsx: require.resolve("tsx/cjs") },
@@ -224,12 +238,14 @@ function recordInWorker(request: Omit<WorkerRequest, "recorder">): Promise<Map<s
         arm();
       } else if (m.kind === "recorded") {
         results.set(m.stack, { resources: m.resources, leaks: m.leaks });
-        if (results.size === stacks.length) finish();
+      } else if (m.kind === "finished") {
+        finish(results.size === stacks.length ? undefined : failure(program, root, current, `${stray}\nthe recorder's worker finished without recording every stack`));
       } else finish(failure(program, root, m.stack, `${m.output}${m.error}`));
     });
     worker.on("error", (e) => finish(failure(program, root, current, `${stray}${e instanceof Error ? (e.stack ?? e.message) : String(e)}`)));
     worker.on("exit", (code) => {
-      if (results.size === stacks.length) return;
+      // Every stack recorded: what is missing is at most the worker's "finished" after its clean-up.
+      if (results.size === stacks.length) return finish();
       const why =
         code === 0
           ? "the program stopped without finishing: nothing was left running, yet what Pulumi waits for never resolved (a promise that never settles?)"
@@ -509,10 +525,11 @@ async function recordInStore(
   runState: PulumiRunState,
   failures: string[],
 ): Promise<StackRecording> {
-  const { config, secretKeys, project } = programConfig(stack, root);
+  const { config, secretKeys, secretValues, project } = programConfig(stack, root);
   const recorded: { type: string; name: string; inputs: unknown }[] = [];
   const pending: Promise<void>[] = [];
-  const fakes: string[] = [];
+  // Every fake the program may hold: the configured secrets' now, the generated passwords' as the mocks make them.
+  const fakes: string[] = [...secretValues];
   pulumi.runtime.setAllConfig(config, secretKeys);
   await pulumi.runtime.setMocks(
     {
@@ -605,7 +622,11 @@ async function failureReport(
   return { error: `${errorText(first, pulumi)}\n${unmapped}`, output: firstOutput };
 }
 
-/** The worker's body (see workerBootstrap): each stack in turn, reported to the parent as it goes. */
+/**
+ * The worker's body (see workerBootstrap): each stack in turn, reported to the parent as it goes. esbuild's service
+ * is stopped and reaped as soon as the hook bundle is built, and again (one the program started) before the last
+ * message, after which the parent terminates the worker: no process of the worker's outlives recordStacks.
+ */
 export async function workerMain(request: WorkerRequest): Promise<void> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { parentPort } = require("node:worker_threads") as typeof import("node:worker_threads");
@@ -619,6 +640,7 @@ export async function workerMain(request: WorkerRequest): Promise<void> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   const pulumi = require("@pulumi/pulumi") as Pulumi;
   await bundled;
+  await stopEsbuildServices();
   for (const stack of request.stacks) {
     post({ kind: "started", stack });
     try {
@@ -626,8 +648,12 @@ export async function workerMain(request: WorkerRequest): Promise<void> {
       output.take();
       post({ kind: "recorded", stack, ...recording });
     } catch (error) {
-      post({ kind: "failed", stack, ...(await failureReport(stack, request, error, pulumi, output)) });
+      const report = await failureReport(stack, request, error, pulumi, output);
+      await stopEsbuildServices();
+      post({ kind: "failed", stack, ...report });
       return;
     }
   }
+  await stopEsbuildServices();
+  post({ kind: "finished" });
 }

@@ -59,8 +59,10 @@ export function ttyProgress(stream: NodeJS.WriteStream = process.stderr): LinePr
   let drawn = false;
   const draw = (line: string) => {
     if (!tty) return;
-    // A line wider than the terminal wraps, and \r would then redraw only its last part.
-    const width = Math.max(20, (stream.columns ?? 80) - 1);
+    // A line wider than the terminal wraps, and \r would then redraw only its last part. A terminal that reports no
+    // width, or 0 (a serial console, some CI pseudo-terminals, `stty cols 0`), gets the conventional 80.
+    const columns = typeof stream.columns === "number" && stream.columns > 0 ? stream.columns : 80;
+    const width = Math.max(20, columns - 1);
     stream.write(`\r\x1b[K${line.length > width ? `${line.slice(0, width - 1)}…` : line}`);
     drawn = true;
   };

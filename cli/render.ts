@@ -12,8 +12,8 @@ import type { Command } from "./command";
 import { UsageError } from "./errors";
 import { recordStacks, type OfflineRender } from "./offline-program";
 import { ttyProgress } from "./progress";
-import { manifestFile, pruneStaleStacks, writeStackDir, type PruneReport, type StackDirReport } from "./rendered-dir";
-import { checkStacks, listStacks, loadStackSpec, projectRoot, shownPath } from "./stack-file";
+import { checkOutputDir, manifestFile, pruneStaleStacks, writeStackDir, type PruneReport, type StackDirReport } from "./rendered-dir";
+import { listStacks, loadStackSpecs, projectRoot, shownPath } from "./stack-file";
 
 /**
  * `memory: auto` stacks are sized to the machine that runs them; offline renders use this reference host instead,
@@ -42,8 +42,9 @@ export interface RenderAll {
 
 /**
  * Every file of each stack, resources.yaml included: what `pgstack render` writes and `pgstack drift` compares.
- * The Pulumi program runs once per stack under mocks (cli/offline-program.ts); if it fails for any stack, this
- * throws and nothing is written.
+ * Every stack's name and stack file are checked first, and all their problems are thrown at once (loadStackSpecs)
+ * before any program runs. The Pulumi program runs once per stack under mocks (cli/offline-program.ts); if it fails
+ * for any stack, this throws and nothing is written.
  */
 export async function renderStackFiles(
   stacks: readonly string[],
@@ -51,10 +52,10 @@ export async function renderStackFiles(
   opts: { program?: string; progress?: Progress } = {},
 ): Promise<RenderAll> {
   const progress = opts.progress ?? silentProgress;
-  // Specs first: a stack file error is reported as such, before any program runs.
-  const renders = stacks.map((stack, i) => {
-    progress.step(`rendering ${stack} (${i + 1}/${stacks.length})`);
-    return renderStack(loadStackSpec(stack, root, referenceHost));
+  const specs = loadStackSpecs(stacks, root, referenceHost);
+  const renders = specs.map((spec, i) => {
+    progress.step(`rendering ${spec.stack} (${i + 1}/${stacks.length})`);
+    return renderStack(spec);
   });
   const offline = await recordResources(stacks, { root, program: opts.program }, progress);
   const out = stacks.map((stack, i): StackFiles => {
@@ -129,7 +130,13 @@ const help = commandHelp({
   ],
   sections: [
     { title: "options", options },
-    { title: "exit status", lines: ["0 written, 1 a stack file or the Pulumi program failed (nothing is written then), 2 usage error"] },
+    {
+      title: "exit status",
+      lines: [
+        "0 written, 1 a stack file or the Pulumi program failed, or DIR cannot be written (nothing is written then),",
+        "2 usage error. Every named stack is checked first, and every stack's problem is reported at once.",
+      ],
+    },
   ],
 });
 
@@ -174,12 +181,11 @@ function jsonReport(out: string, all: RenderAll, report: WriteReport): string {
   )}\n`;
 }
 
-/** The stacks to render: the named ones (each known, no duplicates), or every stack with --all. */
+/** The stacks to render: the named ones (no duplicates; renderStackFiles checks them all), or every stack with --all. */
 function stacksToRender(positionals: readonly string[], all: boolean): string[] {
   if (all && positionals.length > 0) throw new UsageError(`name stacks or give --all, not both (got --all and ${positionals.join(" ")})`);
   if (all) return listStacks();
   if (positionals.length === 0) throw new UsageError(`name at least one stack, or --all (stacks: ${listStacks().join(", ")})`);
-  checkStacks(positionals);
   return [...new Set(positionals)];
 }
 
@@ -190,6 +196,8 @@ export const renderCommand: Command = {
     const format = chosenFormat(values, ["text", "json"] as const);
     const stacks = stacksToRender(positionals, values.all === true);
     const out = path.resolve(values.out ?? path.join(projectRoot(), "rendered"));
+    // Before the seconds the Pulumi program takes: a --out that cannot be written is known now.
+    checkOutputDir(out);
     const progress = ttyProgress();
     let all: RenderAll;
     try {

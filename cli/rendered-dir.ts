@@ -17,6 +17,57 @@ import { shownPath } from "./stack-file";
 
 export const manifestFile = ".pgstack-manifest.json";
 
+/** The nearest of `target` and its parents that exists (`/` at worst). */
+function nearestExisting(target: string): string {
+  let at = path.resolve(target);
+  while (!fs.existsSync(at) && path.dirname(at) !== at) at = path.dirname(at);
+  return at;
+}
+
+/** Why `dir` cannot be written into, as a person reads it, or undefined when it can (or could be created). */
+function whyNotWritable(dir: string): string | undefined {
+  const existing = nearestExisting(dir);
+  const where = existing === path.resolve(dir) ? "it" : shownPath(existing);
+  if (!fs.statSync(existing).isDirectory()) return `${where} is a file, not a directory`;
+  try {
+    // Writing needs w (create entries) and x (reach them); root passes this unless the file system is read-only.
+    fs.accessSync(existing, fs.constants.W_OK | fs.constants.X_OK);
+  } catch (error) {
+    return `${where === "it" ? "" : `${where}: `}${systemReason(error)}`;
+  }
+  return undefined;
+}
+
+/** `permission denied`, `read-only file system`…: the system's words for a file system error, without the call. */
+function systemReason(error: unknown): string {
+  const message = (error as Error)?.message ?? String(error);
+  // Node's form: `EACCES: permission denied, mkdir '/x/y'`.
+  return /^[A-Z0-9]+: ([^,]+)/.exec(message)?.[1] ?? message;
+}
+
+/**
+ * Refuses, before any work, an output directory pgstack cannot write: one line naming the path and the reason
+ * (`cannot write to /etc/passwd: it is a file, not a directory`). A directory that does not exist yet is fine when
+ * the nearest one that does can be written into.
+ */
+export function checkOutputDir(out: string): void {
+  const why = whyNotWritable(out);
+  if (why !== undefined) throw new UserFacingError(`cannot write to ${shownPath(out)}: ${why}`);
+}
+
+/**
+ * A file system error while writing under `dir` as one line for a person, naming the path it happened at and the
+ * system's reason; any other error as it is.
+ */
+function writeError(error: unknown, dir: string): unknown {
+  const e = error as NodeJS.ErrnoException;
+  if (typeof e?.code !== "string" || typeof e.syscall !== "string") return error;
+  const at = typeof e.path === "string" ? e.path : dir;
+  // ENOTDIR: some parent is a file; name it rather than "not a directory" of a path that does not exist.
+  const reason = e.code === "ENOTDIR" ? (whyNotWritable(at) ?? systemReason(e)) : systemReason(e);
+  return new UserFacingError(`cannot write to ${shownPath(at)}: ${reason}`);
+}
+
 /**
  * The files every rendered stack directory held before manifests existed, recognised by the memory plan's header
  * (`# Memory plan for stack "…"`): such a directory is ours, but only these names in it are.
@@ -132,6 +183,14 @@ export function writeStackDir(dir: string, stack: string, files: Readonly<Record
   if (fs.existsSync(dir) && !fs.statSync(dir).isDirectory()) {
     throw new UserFacingError(`${shownPath(dir)} is a file, not a directory; pgstack render writes stack ${stack}'s files into a directory there`);
   }
+  try {
+    return writeStackFiles(dir, stack, files);
+  } catch (error) {
+    throw writeError(error, dir);
+  }
+}
+
+function writeStackFiles(dir: string, stack: string, files: Readonly<Record<string, string>>): StackDirReport {
   const written = Object.keys(files).sort();
   const writing = new Set(written);
   const owned = ownedFiles(dir) ?? new Set<string>();
@@ -154,6 +213,14 @@ export function writeStackDir(dir: string, stack: string, files: Readonly<Record
  * that are not ours are reported and left alone. Hidden entries (`.git`, editors' state) are not looked at.
  */
 export function pruneStaleStacks(out: string, keep: ReadonlySet<string>): PruneReport[] {
+  try {
+    return pruneStacks(out, keep);
+  } catch (error) {
+    throw writeError(error, out);
+  }
+}
+
+function pruneStacks(out: string, keep: ReadonlySet<string>): PruneReport[] {
   if (!fs.existsSync(out)) return [];
   const reports: PruneReport[] = [];
   const entries = fs.readdirSync(out, { withFileTypes: true }).sort((a, b) => (a.name < b.name ? -1 : 1));

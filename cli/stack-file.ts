@@ -9,7 +9,7 @@ import * as yaml from "js-yaml";
 import { parseStackSpec, stackConfigFromFile, type HostFacts } from "../configs/spec";
 import { closest } from "../configs/spec-reader";
 import type { StackSpec } from "../configs/stack-spec";
-import { UsageError, UserFacingError } from "./errors";
+import { isPeopleError, isUsageError, UsageError, UserFacingError } from "./errors";
 
 export const redacted = "[secret]";
 
@@ -53,12 +53,26 @@ export function unknownStackError(stack: string, root = projectRoot()): UsageErr
   return new UsageError(`no stack "${stack}"${guess !== undefined ? `; did you mean ${guess}? (${stacks})` : ` (${stacks})`}`);
 }
 
+/**
+ * The unknown names among `stacks`, all of them in one usage error, each with its "did you mean" when there is one:
+ * `no stacks "prdo" (did you mean prod?), "zzz" (stacks: dev, perf, prod, staging)`. Undefined when all are known.
+ */
+function unknownStacksError(stacks: readonly string[], root: string): UsageError | undefined {
+  const known = listStacks(root);
+  const unknown = [...new Set(stacks.filter((s) => !known.includes(s)))];
+  if (unknown.length === 0) return undefined;
+  if (unknown.length === 1) return unknownStackError(unknown[0], root);
+  const named = unknown.map((s) => {
+    const guess = closest(s, known);
+    return guess === undefined ? `"${s}"` : `"${s}" (did you mean ${guess}?)`;
+  });
+  return new UsageError(`no stacks ${named.join(", ")} (stacks: ${known.join(", ") || `none (no Pulumi.<stack>.yaml in ${shownPath(root)})`})`);
+}
+
 /** Refuses unknown stack names, all of them in one error, before any slow work starts. */
 export function checkStacks(stacks: readonly string[], root = projectRoot()): void {
-  const known = listStacks(root);
-  const unknown = stacks.filter((s) => !known.includes(s));
-  if (unknown.length === 1) throw unknownStackError(unknown[0], root);
-  if (unknown.length > 1) throw new UsageError(`no stacks ${unknown.map((s) => `"${s}"`).join(", ")} (stacks: ${known.join(", ")})`);
+  const error = unknownStacksError(stacks, root);
+  if (error !== undefined) throw error;
 }
 
 /** A js-yaml error as `Pulumi.prod.yaml:3:7: bad indentation of a mapping entry` (1-based line and column). */
@@ -110,4 +124,34 @@ export function secretKeysOf(config: Readonly<Record<string, unknown>>): string[
 export function loadStackSpec(stack: string, root = projectRoot(), host: HostFacts = thisHost()): StackSpec {
   const config = readStackConfig(stack, root);
   return parseStackSpec(stack, config, { host, secretKeys: secretKeysOf(config) });
+}
+
+/**
+ * Every named stack's spec, in order, or one error with every stack's problem at once: the unknown names (one line
+ * for all), each malformed stack file, each stack's configuration errors. One problem is thrown as it is; several
+ * become one error, `3 stacks have problems:` and each problem indented below, a usage error (exit 2) when a name is
+ * unknown, a failure (exit 1) otherwise. An error that is not a person's (a bug) is thrown as it is, first.
+ */
+export function loadStackSpecs(stacks: readonly string[], root = projectRoot(), host: HostFacts = thisHost()): StackSpec[] {
+  const known = new Set(listStacks(root));
+  const unknown = unknownStacksError(stacks, root);
+  const problems: Error[] = unknown === undefined ? [] : [unknown];
+  let stacksWithProblems = new Set(stacks.filter((s) => !known.has(s))).size;
+  const specs = new Map<string, StackSpec>();
+  for (const stack of new Set(stacks)) {
+    if (!known.has(stack)) continue;
+    try {
+      specs.set(stack, loadStackSpec(stack, root, host));
+    } catch (error) {
+      if (!isPeopleError(error)) throw error;
+      problems.push(error as Error);
+      stacksWithProblems += 1;
+    }
+  }
+  if (problems.length === 1) throw problems[0];
+  if (problems.length > 1) {
+    const message = `${stacksWithProblems} stacks have problems:\n${problems.map((p) => p.message.replace(/^/gm, "  ")).join("\n")}`;
+    throw problems.some(isUsageError) ? new UsageError(message) : new UserFacingError(message);
+  }
+  return stacks.map((stack) => specs.get(stack)!);
 }

@@ -4,9 +4,11 @@
  * esbuild is deterministic: the same sources give the same bytes, so the bundle's hash changes only with the code.
  * It runs at `pulumi up` time, so esbuild is a runtime dependency (package.json `dependencies`), not a dev tool.
  */
+import type { ChildProcess } from "node:child_process";
+import { subscribe } from "node:diagnostics_channel";
 import { builtinModules } from "node:module";
 import * as path from "node:path";
-import { build, buildSync, type BuildOptions, type BuildResult, type Metafile } from "esbuild";
+import { build, buildSync, stop, type BuildOptions, type BuildResult, type Metafile } from "esbuild";
 
 /** A ConfigMap holds at most 1 MiB; keep a margin for the other keys and metadata. */
 export const hookBundleLimitBytes = 900 * 1024;
@@ -47,13 +49,56 @@ export function unresolvedImports(metafile: Metafile): string[] {
 const sharedBuildsKey = Symbol.for("pgvector-stack:hook-bundle:shared-builds");
 
 /**
+ * esbuild's service processes started in this thread since shareHookBundleBuilds, for stopEsbuildServices. This
+ * module's instance in the thread that called it holds them: the recorder reloads the project's modules for every
+ * stack, but its own reference to this one stays.
+ */
+const esbuildServices = new Set<ChildProcess>();
+let watchingSpawns = false;
+
+/**
+ * Notes a process esbuild's JavaScript API starts as its long-lived service (`esbuild --service=<version> --ping`).
+ * The channel announces a process before its arguments are set; they are, by the time a microtask runs.
+ */
+function noteSpawn(message: unknown): void {
+  const child = (message as { process?: ChildProcess } | undefined)?.process;
+  if (child === undefined) return;
+  queueMicrotask(() => {
+    if ((child.spawnargs ?? []).some((arg) => arg.startsWith("--service="))) esbuildServices.add(child);
+  });
+}
+
+/**
  * For a thread that runs the Pulumi program several times over the same sources and then ends (the offline
  * recorder's worker, cli/offline-program.ts): the bundle does not depend on the stack, so it is built once there
  * instead of once per stack. The map lives on globalThis because the recorder evaluates the project's modules,
  * this one included, afresh for every stack. A `pulumi up` or any other process never calls this and builds afresh.
+ *
+ * From here on the thread also notes every service process esbuild starts in it (Node's `child_process` diagnostics
+ * channel sees each spawn of this thread), so that stopEsbuildServices can stop and reap them before the thread ends.
  */
 export function shareHookBundleBuilds(): void {
   (globalThis as Record<symbol, unknown>)[sharedBuildsKey] ??= new Map<string, string>();
+  if (!watchingSpawns) subscribe("child_process", noteSpawn);
+  watchingSpawns = true;
+}
+
+/**
+ * Stops esbuild's service (`esbuild.stop()`) and resolves once every service process this thread started has exited
+ * and been reaped. esbuild leaves its service running, unref'd, for the next build: in a thread that ends, or is
+ * terminated, before the process does, nothing would reap it any more, and it would stay a zombie until the process
+ * exits and then be handed to PID 1. Waiting for its exit here, with the process ref'd meanwhile so the thread lives
+ * that long, lets this thread's own event loop reap it. Only the services noted since shareHookBundleBuilds.
+ */
+export async function stopEsbuildServices(): Promise<void> {
+  const running = [...esbuildServices].filter((child) => child.exitCode === null && child.signalCode === null);
+  esbuildServices.clear();
+  const exited = running.map((child) => {
+    child.ref();
+    return new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  });
+  await stop();
+  await Promise.all(exited);
 }
 
 function bundleOptions(root: string): BuildOptions & { metafile: true; write: false } {
@@ -103,7 +148,8 @@ export function buildHookBundle(root = path.resolve(__dirname, "..")): string {
 
 /**
  * Starts the build in esbuild's own process and resolves when it is in the shared builds, so a thread that has
- * other work (loading Pulumi) overlaps the two; buildHookBundle then returns it. Only after shareHookBundleBuilds.
+ * other work (loading Pulumi) overlaps the two; buildHookBundle then returns it. Only after shareHookBundleBuilds;
+ * the thread stops esbuild's service with stopEsbuildServices once it has the bundle.
  * A failed build stores nothing and resolves: buildHookBundle builds again and throws where the program calls it.
  */
 export async function prebuildHookBundle(root = path.resolve(__dirname, "..")): Promise<void> {

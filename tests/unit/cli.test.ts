@@ -10,8 +10,8 @@ import * as os from "node:os";
 import * as path from "node:path";
 import { buildSync } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
-import { chosenFormat, commandHelp, formatOptions, parseOptions } from "../../cli/args";
-import { packageVersion, runCommand, type Command, type CommandTable } from "../../cli/command";
+import { chosenFormat, commandHelp, formatOptions, jsonFailureHelp, jsonRequested, parseOptions } from "../../cli/args";
+import { packageVersion, runCommand, versionCommand, type Command, type CommandTable } from "../../cli/command";
 import { hookCommands } from "../../cli/hook-commands";
 import { describeError, HelpRequested, UsageError, UserFacingError } from "../../cli/errors";
 import { canaryCommand } from "../../cli/canary";
@@ -21,9 +21,9 @@ import { localCommand } from "../../cli/local";
 import { allCommands } from "../../cli/main";
 import { postdeployCommand } from "../../cli/postdeploy";
 import { ttyProgress } from "../../cli/progress";
-import { renderCommand } from "../../cli/render";
+import { renderCommand, renderStackFiles } from "../../cli/render";
 import { runtimeCommand } from "../../cli/runtime";
-import { checkStacks, projectRoot, readStackConfig } from "../../cli/stack-file";
+import { checkStacks, loadStackSpecs, projectRoot, readStackConfig } from "../../cli/stack-file";
 
 const root = projectRoot();
 const pkg = JSON.parse(fs.readFileSync(path.join(root, "package.json"), "utf8")) as { version: string };
@@ -65,6 +65,26 @@ describe("parseOptions", () => {
     expect((error as Error).message).toBe(message);
   });
 
+  it("points --version after a command at pgstack's own version, as git, kubectl and pulumi do", () => {
+    expect(() => parseOptions(["--version"], options)).toThrow(
+      new UsageError("unknown option --version: the version is pgstack's own; run pgstack --version (or pgstack version)"),
+    );
+  });
+
+  it.each([
+    [["--json"], true],
+    [["prod", "--format", "json"], true],
+    [["--format=json"], true],
+    [["--format", "json", "--format", "text"], false],
+    [["--format", "text"], false],
+    [["--outt", "x", "--json"], true],
+    [["--", "--json"], false],
+    [["--out=--json"], false],
+    [[], false],
+  ])("jsonRequested(%j) is %s", (args, wanted) => {
+    expect(jsonRequested(args)).toBe(wanted);
+  });
+
   it.each([[["-h"]], [["--help"]], [["--bogus", "--help"]], [["--out", "--help"]]])("%j asks for help", (args) => {
     expect(() => parseOptions(args, options)).toThrow(HelpRequested);
   });
@@ -93,6 +113,9 @@ describe("commandHelp", () => {
         "      --json              the same as --format json: one JSON document on stdout, nothing else there",
         "  -h, --help              show this help and exit",
         "",
+        "exit status:",
+        ...jsonFailureHelp.map((l) => `  ${l}`),
+        "",
       ].join("\n"),
     );
   });
@@ -102,9 +125,12 @@ describe("commandHelp", () => {
     // each of them. Here the modules are imported directly.
     const commands: Record<string, Command> = { render: renderCommand, drift: driftCommand, diff: diffCommand, local: localCommand, canary: canaryCommand, postdeploy: postdeployCommand, runtime: runtimeCommand };
     expect(Object.keys(commands)).toEqual(Object.keys(allCommands));
-    for (const [name, command] of Object.entries(commands)) {
+    for (const [name, command] of Object.entries({ ...commands, version: versionCommand })) {
       expect(command.help, name).toContain("  -h, --help ");
       expect(command.help, name).toMatch(/\nexit status:\n/);
+      // Every command takes --format json, so every help says what a failure prints then.
+      expect(command.help, name).toContain("      --json ");
+      expect(command.help, name).toContain(jsonFailureHelp.map((l) => `  ${l}`).join("\n"));
     }
   });
 });
@@ -147,7 +173,8 @@ describe("the dispatcher", () => {
 
   it.each([
     [["rendr"], 2, 'pgstack: unknown command "rendr"; did you mean render?'],
-    [["zzzzzz"], 2, 'pgstack: unknown command "zzzzzz" (commands: render, usage, failing, spec, bug)'],
+    [["zzzzzz"], 2, 'pgstack: unknown command "zzzzzz" (commands: render, usage, failing, spec, bug, version)'],
+    [["verson"], 2, 'pgstack: unknown command "verson"; did you mean version?'],
     [["--verison"], 2, "pgstack: unknown option --verison; did you mean --version? (name a command first: pgstack <command> --verison)"],
     [["usage"], 2, "pgstack usage: unknown option --outt; did you mean --out?"],
     [["failing"], 1, "pgstack failing: Pulumi.prod.yaml:3:7: bad indentation of a mapping entry"],
@@ -167,6 +194,42 @@ describe("the dispatcher", () => {
     expect((await dispatch(table, ["bug"])).stderr).toMatch(/^pgstack bug: unexpected error: x is undefined\n {4}at /);
   });
 
+  it("asked for JSON, a failure is also a JSON document on stdout: message and exit code, the line still on stderr", async () => {
+    const cases: [string[], string, string, number][] = [
+      [["usage", "--json"], "usage", "unknown option --outt; did you mean --out?", 2],
+      [["failing", "--format", "json"], "failing", "Pulumi.prod.yaml:3:7: bad indentation of a mapping entry", 1],
+      [["failing", "--format=json"], "failing", "Pulumi.prod.yaml:3:7: bad indentation of a mapping entry", 1],
+      [["bug", "--json"], "bug", "unexpected error: x is undefined", 1],
+      [["version", "extra", "--json"], "version", 'unexpected argument "extra"', 2],
+    ];
+    for (const [argv, command, message, exitCode] of cases) {
+      const r = await dispatch(table, argv);
+      expect(r.code, argv.join(" ")).toBe(exitCode);
+      expect(JSON.parse(r.stdout), argv.join(" ")).toEqual({ error: { command, message, exitCode } });
+      expect(r.stderr.split("\n")[0]).toBe(`pgstack ${command}: ${message}`);
+    }
+    // A bug's stack trace is for the bug report on stderr, not in the document.
+    const bug = await dispatch(table, ["bug", "--json"]);
+    expect(bug.stderr).toMatch(/^pgstack bug: unexpected error: x is undefined\n {4}at /);
+    expect(bug.stdout).not.toContain(" at ");
+    // Help asked for with --json is still the help, and text.
+    expect((await dispatch(table, ["render", "--json", "--help"])).stdout).toBe("usage: pgstack render\n");
+  });
+
+  it("the version: pgstack --version, -v and version (also in JSON); a command's --version points there", async () => {
+    for (const argv of [["--version"], ["-v"], ["version"]]) {
+      const r = await dispatch(table, argv);
+      expect([r.code, r.stdout, r.stderr], argv.join(" ")).toEqual([0, `${pkg.version}\n`, ""]);
+    }
+    for (const argv of [["version", "--json"], ["--version", "--format", "json"]]) {
+      const r = await dispatch(table, argv);
+      expect([r.code, JSON.parse(r.stdout)], argv.join(" ")).toEqual([0, { version: pkg.version }]);
+    }
+    expect((await dispatch(table, ["version", "--help"])).stdout).toBe(versionCommand.help);
+    expect((await dispatch(table, ["help", "version"])).stdout).toBe(versionCommand.help);
+    expect((await dispatch(table, ["--help"])).stdout).toMatch(/\n {7}pgstack version\n[\s\S]*\n {2}version +print pgstack's version/);
+  });
+
   it("help and version go to stdout with exit 0; no command is the help on stderr with exit 2", async () => {
     const version = await dispatch(table, ["--version"]);
     expect([version.code, version.stdout, version.stderr]).toEqual([0, `${pkg.version}\n`, ""]);
@@ -184,9 +247,10 @@ describe("the dispatcher", () => {
   });
 
   it("masks secrets in what an error prints", () => {
-    expect(describeError("local", new UserFacingError("cannot connect as app:hunter2@h"), (t) => t.replace("hunter2", "***"))).toEqual({
+    expect(describeError("local", new UserFacingError("cannot connect as app:hunter2@h"), { mask: (t) => t.replace("hunter2", "***") })).toEqual({
       code: 1,
       text: "pgstack local: cannot connect as app:***@h",
+      message: "cannot connect as app:***@h",
     });
   });
 });
@@ -217,9 +281,11 @@ describe("stack files", () => {
     fs.writeFileSync(path.join(dir, "Pulumi.broken.yaml"), "config:\n  pgvector-stack:target: local\n   bad: [\n");
     fs.writeFileSync(path.join(dir, "Pulumi.list.yaml"), "- a\n- b\n");
     fs.writeFileSync(path.join(dir, "Pulumi.flat.yaml"), "config: 3\n");
+    fs.writeFileSync(path.join(dir, "Pulumi.memory.yaml"), 'config:\n  pgvector-stack:target: kubernetes\n  pgvector-stack:node:\n    memory: "32"\n');
   });
   afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
+  const escape = (text: string) => text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&");
   const message = (f: () => unknown): { name: string; message: string } => {
     try {
       f();
@@ -230,10 +296,34 @@ describe("stack files", () => {
   };
 
   it("an unknown stack is a usage error with a suggestion and the stacks there are", () => {
-    expect(message(() => readStackConfig("prdo", dir))).toEqual({ name: "UsageError", message: 'no stack "prdo"; did you mean prod? (stacks: broken, flat, list, prod)' });
-    expect(message(() => readStackConfig("zzzzzzzz", dir))).toEqual({ name: "UsageError", message: 'no stack "zzzzzzzz" (stacks: broken, flat, list, prod)' });
+    expect(message(() => readStackConfig("prdo", dir))).toEqual({ name: "UsageError", message: 'no stack "prdo"; did you mean prod? (stacks: broken, flat, list, memory, prod)' });
+    expect(message(() => readStackConfig("zzzzzzzz", dir))).toEqual({ name: "UsageError", message: 'no stack "zzzzzzzz" (stacks: broken, flat, list, memory, prod)' });
     expect(message(() => readStackConfig("../etc/passwd", dir)).name).toBe("UsageError");
-    expect(message(() => checkStacks(["prod", "a", "b"], dir))).toEqual({ name: "UsageError", message: 'no stacks "a", "b" (stacks: broken, flat, list, prod)' });
+    expect(message(() => checkStacks(["prod", "a", "b"], dir))).toEqual({ name: "UsageError", message: 'no stacks "a", "b" (stacks: broken, flat, list, memory, prod)' });
+  });
+
+  it("several unknown names are one error, each with its own suggestion", () => {
+    expect(message(() => checkStacks(["prdo", "lst", "zzzzzzzz"], dir))).toEqual({
+      name: "UsageError",
+      message: 'no stacks "prdo" (did you mean prod?), "lst" (did you mean list?), "zzzzzzzz" (stacks: broken, flat, list, memory, prod)',
+    });
+  });
+
+  it("loadStackSpecs reports every stack's problem at once: files that do not parse, configs the gate refuses, unknown names", () => {
+    const broken = `${path.join(dir, "Pulumi.broken.yaml")}:3:7: bad indentation of a mapping entry`;
+    const list = `${path.join(dir, "Pulumi.list.yaml")}: a stack file is a mapping with a config: key, not a list`;
+    const files = message(() => loadStackSpecs(["broken", "list", "memory"], dir));
+    expect(files.name).toBe("UserFacingError");
+    expect(files.message).toMatch(new RegExp(`^3 stacks have problems:\n  ${escape(broken)}\n  ${escape(list)}\n  stack "memory" has 1 configuration error:\n    - node\.memory "32" has no unit; write 32Gi`));
+    // An unknown name among them makes it a usage error (exit 2), listed with the rest.
+    const mixed = message(() => loadStackSpecs(["broken", "prdo", "list"], dir));
+    expect(mixed).toEqual({ name: "UsageError", message: `3 stacks have problems:\n  no stack "prdo"; did you mean prod? (stacks: broken, flat, list, memory, prod)\n  ${broken}\n  ${list}` });
+    // One problem is the same error as for that stack alone.
+    expect(message(() => loadStackSpecs(["broken"], dir))).toEqual({ name: "UserFacingError", message: broken });
+  });
+
+  it("render and drift (renderStackFiles) check every stack before the program runs: every problem in one error", async () => {
+    await expect(renderStackFiles(["broken", "list"], dir)).rejects.toThrow(/^2 stacks have problems:\n.*Pulumi\.broken\.yaml:3:7: .*\n.*Pulumi\.list\.yaml: /);
   });
 
   it("malformed YAML names the file, line and column, without js-yaml's excerpt or stack", () => {
@@ -244,9 +334,14 @@ describe("stack files", () => {
   });
 });
 
-/** The real CLI, as a user runs it. */
-function pgstack(args: string[], cwd = root): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [path.join(root, "bin", "pgstack.js"), ...args], { cwd, encoding: "utf8", env: { ...process.env, FORCE_COLOR: "0" } });
+/** The real CLI, as a user runs it (as another user with `uid`). */
+function pgstack(args: string[], cwd = root, uid?: number): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [path.join(root, "bin", "pgstack.js"), ...args], {
+    cwd,
+    encoding: "utf8",
+    env: { ...process.env, FORCE_COLOR: "0" },
+    ...(uid === undefined ? {} : { uid, gid: uid }),
+  });
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -269,6 +364,10 @@ describe("bin/pgstack.js end to end", () => {
     [["postdeploy", "--plna", "plan.json"], "pgstack postdeploy: unknown option --plna; did you mean --plan?"],
     [["runtime", "--jsn"], "pgstack runtime: unknown option --jsn; did you mean --json?"],
     [["rendr"], 'pgstack: unknown command "rendr"; did you mean render?'],
+    [["render", "prdo", "zzzzzz"], 'pgstack render: no stacks "prdo" (did you mean prod?), "zzzzzz" (stacks: dev, perf, prod, staging)'],
+    [["diff", "prdo", "stagin"], 'pgstack diff: no stacks "prdo" (did you mean prod?), "stagin" (did you mean staging?) (stacks: dev, perf, prod, staging)'],
+    [["drift", "prdo", "zzzzzz"], 'pgstack drift: no stacks "prdo" (did you mean prod?), "zzzzzz" (stacks: dev, perf, prod, staging)'],
+    [["render", "--version"], "pgstack render: unknown option --version: the version is pgstack's own; run pgstack --version (or pgstack version)"],
   ])("%j: exit 2 and one line on stderr", (args, line) => {
     const r = pgstack(args);
     expect(r.code).toBe(2);
@@ -276,9 +375,61 @@ describe("bin/pgstack.js end to end", () => {
     expect(r.stdout).toBe("");
   });
 
-  it("--version prints the package's version", () => {
+  it("--version and version print the package's version", () => {
     expect(pgstack(["--version"])).toEqual({ code: 0, stdout: `${pkg.version}\n`, stderr: "" });
+    expect(pgstack(["version"])).toEqual({ code: 0, stdout: `${pkg.version}\n`, stderr: "" });
+    expect(pgstack(["version", "--json"])).toEqual({ code: 0, stdout: `${JSON.stringify({ version: pkg.version })}\n`, stderr: "" });
   });
+
+  it.each([
+    [["render", "nosuch", "--json"], 2],
+    [["render", "prdo", "zzzzzz", "--format", "json"], 2],
+    [["drift", "nosuch", "--json"], 2],
+    [["drift", "--live", "--stack", "prod", "--url", "notaurl", "--json"], 2],
+    [["diff", "prod", "--json"], 2],
+    [["local", "up", "--stack", "nosuch", "--json"], 2],
+    [["canary", "--intervl", "5s", "--json"], 2],
+    [["postdeploy", "--json"], 2],
+    [["runtime", "--jsn", "--json"], 2],
+    [["version", "extra", "--json"], 2],
+  ])("%j fails with its line on stderr and a JSON error document on stdout", (args, code) => {
+    const r = pgstack(args);
+    expect(r.code).toBe(code);
+    const line = r.stderr.trimEnd();
+    expect(line.split("\n")).toHaveLength(1);
+    const command = args[0];
+    expect(JSON.parse(r.stdout)).toEqual({ error: { command, message: line.slice(`pgstack ${command}: `.length), exitCode: code } });
+  });
+
+  it("render --out that cannot be written: one line naming the path and why, exit 1, before any work", () => {
+    const file = path.join(out, "a-file");
+    fs.writeFileSync(file, "not a directory\n");
+    expect(pgstack(["render", "prod", "--out", file])).toEqual({ code: 1, stdout: "", stderr: `pgstack render: cannot write to ${file}: it is a file, not a directory\n` });
+    expect(pgstack(["render", "prod", "--out", path.join(file, "sub")])).toEqual({
+      code: 1,
+      stdout: "",
+      stderr: `pgstack render: cannot write to ${path.join(file, "sub")}: ${file} is a file, not a directory\n`,
+    });
+    const json = pgstack(["render", "prod", "--out", file, "--json"]);
+    expect([json.code, JSON.parse(json.stdout)]).toEqual([1, { error: { command: "render", message: `cannot write to ${file}: it is a file, not a directory`, exitCode: 1 } }]);
+  });
+
+  it("render --out into a directory this user may not write: one line, exit 1", () => {
+    const locked = fs.mkdtempSync(path.join(os.tmpdir(), "pgstack-cli-locked-"));
+    try {
+      fs.chmodSync(locked, 0o555);
+      // root may write anywhere: run as nobody then (the project is readable by all).
+      const uid = process.getuid?.() === 0 ? 65534 : undefined;
+      const target = path.join(locked, "rendered");
+      expect(pgstack(["render", "perf", "--out", target], root, uid)).toEqual({
+        code: 1,
+        stdout: "",
+        stderr: `pgstack render: cannot write to ${target}: ${locked}: permission denied\n`,
+      });
+    } finally {
+      fs.rmSync(locked, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   it("render --out leaves a file it did not write, says so, and drift reads no manifest", () => {
     const stackDir = path.join(out, "perf");
@@ -341,6 +492,20 @@ describe("progress of render, drift and diff", () => {
     expect(stream.text()).toBe("\r\x1b[Krendering prod (1/2)\r\x1b[K[##########..........]  50 % recording prod\r\x1b[K");
   });
 
+  it("takes a terminal that reports 0 columns (or none) as 80 wide, not 20", () => {
+    const line = "recording Pulumi resources of dev, prod, staging (index.ts under mocks), 1 s";
+    expect(line.length).toBeGreaterThan(60);
+    for (const columns of [0, undefined]) {
+      const stream = Object.assign(fakeStream(true), { columns });
+      const progress = ttyProgress(stream);
+      progress.step(line);
+      expect(stream.text(), String(columns)).toBe(`\r\x1b[K${line}`);
+    }
+    const narrow = fakeStream(true);
+    ttyProgress(narrow).step(line);
+    expect(narrow.text()).toBe(`\r\x1b[K${line.slice(0, 58)}…`);
+  });
+
   it("writes nothing off a terminal but warnings", () => {
     const stream = fakeStream(false);
     const progress = ttyProgress(stream);
@@ -376,8 +541,9 @@ describe("the hook bundle (cli/hook-entry.ts)", () => {
       const help = run(["postdeploy", "--help"]);
       expect([help.status, help.stdout.split("\n")[0]]).toEqual([0, "usage: pgstack postdeploy --plan plan.json [--wait SECONDS] [--no-bench] [--rebuild-mismatched] [--format text|json]"]);
       const render = run(["render", "prod"]);
-      expect([render.status, render.stderr]).toEqual([2, 'pgstack: unknown command "render" (commands: canary, postdeploy)\n']);
+      expect([render.status, render.stderr]).toEqual([2, 'pgstack: unknown command "render" (commands: canary, postdeploy, version)\n']);
       expect(run(["--version"]).stdout).toBe(`${pkg.version}\n`);
+      expect(run(["version"]).stdout).toBe(`${pkg.version}\n`);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }

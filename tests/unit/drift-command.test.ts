@@ -7,11 +7,17 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
+import { runCommand } from "../../cli/command";
 import { driftCommand } from "../../cli/drift";
 import { renderStackFiles, writeStacks } from "../../cli/render";
 import { UsageError } from "../../cli/errors";
 
-async function run(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+/** The command as `pgstack drift …` runs it: through the dispatcher, which prints what it throws. */
+async function dispatch(args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return run(args, () => runCommand({ drift: { summary: "drift", load: () => driftCommand } }, ["drift", ...args]));
+}
+
+async function run(args: string[], call = () => driftCommand.run(args)): Promise<{ code: number; stdout: string; stderr: string }> {
   let stdout = "";
   let stderr = "";
   const out = vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => {
@@ -22,7 +28,7 @@ async function run(args: string[]): Promise<{ code: number; stdout: string; stde
     stderr += `${parts.join(" ")}\n`;
   });
   try {
-    return { code: await driftCommand.run(args), stdout, stderr };
+    return { code: await call(), stdout, stderr };
   } finally {
     out.mockRestore();
     err.mockRestore();
@@ -98,9 +104,21 @@ describe("pgstack drift (snapshots)", () => {
   });
 
   it("live: an unparsable URL is one line and exit 2, with no password", async () => {
-    const r = await run(["--live", "--stack", "prod", "--url", "postgresql://app:Sup3r-S3cret@host:port/app"]);
+    const args = ["--live", "--stack", "prod", "--url", "postgresql://app:Sup3r-S3cret@host:port/app"];
+    const r = await dispatch(args);
     expect(r.code).toBe(2);
     expect(r.stdout).toBe("");
-    expect(r.stderr).toBe('pgstack drift: --url "postgresql://app:***@host:port/app" is not a URL; write postgresql://user@host:port/database\n');
+    // The reason's wording is drift/connection.ts's; here: one line, the URL named, the password masked.
+    expect(r.stderr).toMatch(/^pgstack drift: --url "postgresql:\/\/app:\*\*\*@host:port\/app" is not a URL[^\n]*\n$/);
+    expect(r.stderr).not.toContain("Sup3r-S3cret");
+    const message = r.stderr.slice("pgstack drift: ".length, -1);
+    // Asked for JSON, the same as a document on stdout, exit 2 (could not compare) there too, still masked.
+    const json = await dispatch([...args, "--json"]);
+    expect([json.code, JSON.parse(json.stdout), json.stderr]).toEqual([2, { error: { command: "drift", message, exitCode: 2 } }, `pgstack drift: ${message}\n`]);
+  });
+
+  it("a stack file that fails is exit 2 (could not compare), not 1 (drift)", async () => {
+    const r = await dispatch(["nosuch"]);
+    expect([r.code, r.stderr]).toEqual([2, 'pgstack drift: no stack "nosuch" (stacks: dev, perf, prod, staging)\n']);
   });
 });

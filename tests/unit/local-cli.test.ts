@@ -1,9 +1,11 @@
 /**
  * `pgstack local` flags: defaults, overrides validated by the stack rules (configs/spec.ts), usage errors for nonsense.
  */
-import { describe, expect, it } from "vitest";
+import { describe, expect, it, vi } from "vitest";
 import { bytes } from "../../configs/units";
-import { clusterSpec, localCommand, parseClusterFlags, parsePerfFlags } from "../../cli/local";
+import { UserFacingError } from "../../cli/errors";
+import { clusterSpec, guarded, localCommand, parseClusterFlags, parsePerfFlags } from "../../cli/local";
+import { terminalProgress } from "../../cli/progress";
 import { readStackConfig } from "../../cli/stack-file";
 
 const host = { memoryBytes: 24 * bytes.GiB, cpus: 2 };
@@ -111,5 +113,55 @@ describe("localCommand", () => {
     expect(() => parseClusterFlags(["--json", "--format", "text"])).toThrow("--json and --format text contradict each other; give one of them");
     expect(() => parsePerfFlags(["--pgbench-rounds", "2"])).toThrow("--pgbench-rounds goes with --against-pgbench");
     expect(parsePerfFlags(["--against-pgbench"]).againstPgbenchRounds).toBe(3);
+  });
+});
+
+describe("guarded: a local up/perf run's failure", () => {
+  const teardown = { stopped: [], alreadyGone: [], removedDirs: [], hugePagesGivenBack: 0 };
+  const quiet = Object.assign(Object.create(process.stderr) as NodeJS.WriteStream, { isTTY: false, write: () => true });
+
+  /** Runs `body` under guarded() with a stand-in cluster whose password is hunter2; stdout and stderr captured. */
+  async function run(json: boolean, body: (printResult: (text: string) => void) => Promise<number>, stop = async () => teardown) {
+    let stdout = "";
+    let stderr = "";
+    const spies = [
+      vi.spyOn(process.stdout, "write").mockImplementation((chunk: string | Uint8Array) => ((stdout += String(chunk)), true)),
+      vi.spyOn(process.stderr, "write").mockImplementation((chunk: string | Uint8Array) => ((stderr += String(chunk)), true)),
+      vi.spyOn(console, "log").mockImplementation((...parts: unknown[]) => void (stdout += `${parts.join(" ")}\n`)),
+      vi.spyOn(console, "error").mockImplementation((...parts: unknown[]) => void (stderr += `${parts.join(" ")}\n`)),
+    ];
+    try {
+      const cluster = { name: "t", secrets: ["hunter2"], stop } as unknown as Parameters<typeof guarded>[0];
+      const code = await guarded(cluster, terminalProgress(quiet), json, (_guard, printResult) => body(printResult));
+      return { code, stdout, stderr };
+    } finally {
+      for (const s of spies) s.mockRestore();
+    }
+  }
+
+  it("is one line on stderr, masked; asked for JSON, also the JSON error document on stdout", async () => {
+    const fail = () => Promise.reject(new UserFacingError("cannot connect as app:hunter2@127.0.0.1"));
+    const text = await run(false, fail);
+    expect(text).toEqual({ code: 1, stdout: "", stderr: "pgstack local: cannot connect as app:***@127.0.0.1\n" });
+    const json = await run(true, fail);
+    expect(json.code).toBe(1);
+    expect(json.stderr).toBe("pgstack local: cannot connect as app:***@127.0.0.1\n");
+    expect(JSON.parse(json.stdout)).toEqual({ error: { command: "local", message: "cannot connect as app:***@127.0.0.1", exitCode: 1 } });
+  });
+
+  it("keeps stdout to one document: no error document after the result, nor a second one for a failed teardown", async () => {
+    const afterResult = await run(true, async (printResult) => {
+      printResult(JSON.stringify({ up: true }));
+      throw new UserFacingError("postgres exited");
+    });
+    expect([afterResult.code, JSON.parse(afterResult.stdout)]).toEqual([1, { up: true }]);
+    expect(afterResult.stderr).toBe("pgstack local: postgres exited\n");
+    const twice = await run(
+      true,
+      () => Promise.reject(new UserFacingError("start failed")),
+      () => Promise.reject(new UserFacingError("teardown failed")),
+    );
+    expect(JSON.parse(twice.stdout)).toEqual({ error: { command: "local", message: "start failed", exitCode: 1 } });
+    expect(twice.stderr).toBe("pgstack local: start failed\npgstack local: teardown failed\n");
   });
 });

@@ -76,6 +76,7 @@ describe("the cluster's placement", () => {
   it("puts every path inside the scratch directory of the server that reads it, and keeps the perf cluster's binds", () => {
     expect(placement.paths).toEqual({
       pgdata: `${dirs.postgres}/data`,
+      postgresSocketDir: dirs.postgres,
       postgresExporterQueries: `${dirs.postgresExporter}/${clusterEntries.queries}`,
       mtailPrograms: `${dirs.mtail}/progs`,
       pgbouncerAuthFile: `${dirs.pgbouncer}/userlist.txt`,
@@ -94,6 +95,29 @@ describe("the cluster's placement", () => {
     expect(clusterPlacement({ ports, dirs, pgdataEntry: "data" }).intervals).toEqual(placementFor("local").intervals);
     const tooFast = clusterPlacement({ ports, dirs, pgdataEntry: "data", intervals: { scrapeMs: 500 } });
     expect(() => renderStack(spec, tooFast)).toThrow(/intervals\.scrapeMs 500 must be a whole number ≥ 1000/);
+  });
+
+  it("renders postgresql.conf to listen on this run's port and put its socket in this run's postgres directory", () => {
+    // The rig runs the conf as it is (no -c port, listen_addresses or unix_socket_directories): it must say all three.
+    const conf = rendered.files["postgresql.conf"];
+    const setting = (name: string) => new RegExp(`^${name} = ('[^']*'|\\S+)`, "m").exec(conf)?.[1];
+    expect(setting("port")).toBe("41001");
+    expect(setting("listen_addresses")).toBe("'127.0.0.1'");
+    expect(setting("unix_socket_directories")).toBe(`'${dirs.postgres}'`);
+    expect(conf).toMatch(/^unix_socket_directories = .*# the perf cluster's socket directory for this run/m);
+    // Every container target, and the perf stack's reference rendering, keep the image's socket directory.
+    for (const target of ["docker", "kubernetes", "local"] as const) {
+      const reference = renderStack(parseStackSpec("ref", { target, node: { memory: "16Gi", cpus: 4 } })).files["postgresql.conf"];
+      expect(reference, target).toMatch(/^unix_socket_directories = '\/var\/run\/postgresql' +# the image's socket directory/m);
+    }
+  });
+
+  it("renders pgbouncer.ini with everything the rig needs said, so PgBouncer reads it unedited", () => {
+    const ini = rendered.files["pgbouncer.ini"];
+    // No Unix socket; logfile and pidfile unset: PgBouncer logs to stderr (the rig's log file) and writes no pid file.
+    expect(ini).toMatch(/^unix_socket_dir = $/m);
+    expect(ini).not.toMatch(/^\s*(logfile|pidfile)\s*=/m);
+    expect(ini).not.toMatch(/^\s*%include/m);
   });
 
   it("renders PgBouncer, every launch and Prometheus at this run's ports and paths", () => {
@@ -130,8 +154,9 @@ describe("the cluster's placement", () => {
     expect(moved.launches.postgresExporter).toEqual(rendered.launches.postgresExporter);
     expect(moved.files["postgresql.conf"]).toBe(rendered.files["postgresql.conf"]);
     // PostgreSQL in a fresh directory (after initdb could not run twice in one): mtail follows it there.
-    const fresh = renderedWith(rendered, { paths: { pgdata: "/tmp/pgstack/perf-postgres-ffffff/data" } });
+    const fresh = renderedWith(rendered, { paths: { pgdata: "/tmp/pgstack/perf-postgres-ffffff/data", postgresSocketDir: "/tmp/pgstack/perf-postgres-ffffff" } });
     expect(fresh.launches.mtail.args.join(" ")).toContain("/tmp/pgstack/perf-postgres-ffffff/data/log/");
+    expect(fresh.files["postgresql.conf"]).toMatch(/^unix_socket_directories = '\/tmp\/pgstack\/perf-postgres-ffffff' /m);
     expect(fresh.placement.intervals).toEqual(rendered.placement.intervals);
   });
 

@@ -2,6 +2,8 @@
  * Nothing the offline runner starts outlives the command: not after a failure, not after a hung program is stopped,
  * not after Ctrl-C. Each case runs recordStacks in a process of its own, in a process group of its own, so every
  * process it starts (the worker is a thread; esbuild's service is a process) can be found afterwards by group.
+ * When recordStacks settles, the process that called it has no child left at all, not even a zombie: a zombie
+ * nobody reaps any more outlives the command, handed to PID 1 when the command exits.
  */
 import { spawn, type ChildProcess } from "node:child_process";
 import * as fs from "node:fs";
@@ -11,13 +13,18 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 
 const recorder = path.resolve(__dirname, "../../cli/offline-program.ts");
 
-/** A program that starts esbuild's service (a child process) the way the real one does, then misbehaves as told. */
+/**
+ * A program that uses esbuild both ways the real one and tsx do (the synchronous API, and the asynchronous one,
+ * whose service process stays up for the next call), then misbehaves as told ("ok": not at all).
+ */
 function fixtureProgram(): string {
   return `
 const fs = require("node:fs");
 const pulumi = require(${JSON.stringify(require.resolve("@pulumi/pulumi"))});
+const esbuild = require(${JSON.stringify(require.resolve("esbuild"))});
 const config = new pulumi.Config("pgvector-stack");
-require(${JSON.stringify(require.resolve("esbuild"))}).transformSync("let started = 1");
+esbuild.transformSync("let started = 1");
+esbuild.transform("let service = 1").catch(() => {});
 fs.writeFileSync(process.env.PGSTACK_TEST_MARKER, "started");
 const mode = config.require("mode");
 if (mode === "throw") throw new Error("boom from the program");
@@ -25,7 +32,7 @@ if (mode === "spin") for (;;) {}
 // "hang" waits for something that never comes while keeping the thread busy with a timer; "stall" leaves nothing
 // running, so the thread runs out of work with the program unfinished.
 if (mode === "hang") setInterval(() => {}, 1000);
-module.exports = { never: new Promise(() => {}) };
+module.exports = mode === "ok" ? { done: true } : { never: new Promise(() => {}) };
 `;
 }
 
@@ -69,7 +76,7 @@ describe("the offline runner leaves nothing running", () => {
     root = fs.mkdtempSync(path.join(os.tmpdir(), "pgstack-offline-lifecycle-"));
     fs.writeFileSync(path.join(root, "Pulumi.yaml"), "name: pgvector-stack\nruntime: nodejs\n");
     fs.writeFileSync(path.join(root, "index.ts"), fixtureProgram());
-    for (const mode of ["throw", "spin", "hang", "stall"]) {
+    for (const mode of ["ok", "throw", "spin", "hang", "stall"]) {
       fs.writeFileSync(path.join(root, `Pulumi.${mode}.yaml`), `config:\n  pgvector-stack:target: docker\n  pgvector-stack:mode: ${mode}\n`);
     }
   });
@@ -91,14 +98,31 @@ describe("the offline runner leaves nothing running", () => {
     if (root) fs.rmSync(root, { recursive: true, force: true });
   });
 
-  /** `recordStacks([stack])` in a new process group; the script neither exits nor kills anything itself. */
+  /**
+   * `recordStacks([stack])` in a new process group; the script neither exits nor kills anything itself. Once the
+   * call settles, it prints `children: […]`, every process whose parent it is, zombies included.
+   *
+   * tsx is registered with esbuild's synchronous API running esbuild once per call: otherwise, with the transform
+   * cache cold, this script's own compiling would leave a service process of its main thread (as the pgstack
+   * command's would), which is not what is tested here. The worker gets the caller's environment without it.
+   */
   function record(stack: string, marker: string, stackTimeoutMs?: number): Run {
     const script = [
+      `const fs = require("node:fs");`,
+      `process.env.ESBUILD_WORKER_THREADS = "0";`,
+      `require(${JSON.stringify(require.resolve("tsx/cjs"))});`,
+      `delete process.env.ESBUILD_WORKER_THREADS;`,
+      `const children = () => fs.readdirSync("/proc").filter((e) => /^\\d+$/.test(e)).flatMap((e) => {`,
+      `  let stat; try { stat = fs.readFileSync("/proc/" + e + "/stat", "utf8"); } catch { return []; }`,
+      `  const [state, ppid] = stat.slice(stat.lastIndexOf(")") + 2).split(" ");`,
+      `  return Number(ppid) === process.pid ? [e + " " + stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")) + " " + state] : [];`,
+      `});`,
       `require(${JSON.stringify(recorder)})`,
       `.recordStacks([${JSON.stringify(stack)}], { root: ${JSON.stringify(root)}, stackTimeoutMs: ${stackTimeoutMs ?? "undefined"} })`,
-      `.then(() => console.log("recorded"), (e) => { console.log("failed: " + e.message); process.exitCode = 1; });`,
-    ].join("");
-    const child = spawn(process.execPath, ["--require", require.resolve("tsx/cjs"), "-e", script], {
+      `.then(() => console.log("recorded"), (e) => { console.log("failed: " + e.message); process.exitCode = 1; })`,
+      `.then(() => console.log("children: " + JSON.stringify(children())));`,
+    ].join("\n");
+    const child = spawn(process.execPath, ["-e", script], {
       detached: true,
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, PGSTACK_TEST_MARKER: marker },
@@ -124,11 +148,21 @@ describe("the offline runner leaves nothing running", () => {
     }
   }
 
+  it("records a stack with no child process left, not even a zombie, once recordStacks resolves", async () => {
+    const run = record("ok", path.join(root, "ok.marker"));
+    const exit = await exitsWithin(run, 60_000);
+    expect(exit.code, run.output()).toBe(0);
+    expect(run.output()).toMatch(/^recorded\nchildren: \[\]\n/m);
+    await until("the process group to be empty", () => groupMembers(run.child.pid!).length === 0, 5_000);
+  }, 90_000);
+
   it("exits by itself after a stack fails, with no process of its group left", async () => {
     const run = record("throw", path.join(root, "throw.marker"));
     const exit = await exitsWithin(run, 60_000);
     expect(exit.code).toBe(1);
     expect(run.output()).toMatch(/failed: the Pulumi program index\.ts failed under mocks for stack "throw"[\s\S]*boom from the program/);
+    // Nothing left to reap either when the call rejects: esbuild's services were stopped and waited for first.
+    expect(run.output()).toMatch(/^children: \[\]$/m);
     await until("the process group to be empty", () => groupMembers(run.child.pid!).length === 0, 5_000);
   }, 90_000);
 

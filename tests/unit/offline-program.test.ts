@@ -103,12 +103,17 @@ describe("the offline program runner", () => {
       path.join(root, "Pulumi.sec.yaml"),
       `config:\n  pgvector-stack:target: kubernetes\n  pgvector-stack:node:\n    memory: 16Gi\n  pgvector-stack:superuserPassword:\n    secure: ${plantedCiphertext}\n`,
     );
+    // A component that un-secrets a configured password: the leak must be seen, not hidden behind a marker-like value.
+    fs.writeFileSync(
+      path.join(root, "Pulumi.secleak.yaml"),
+      `config:\n  pgvector-stack:target: kubernetes\n  pgvector-stack:node:\n    memory: 16Gi\n  pgvector-stack:leak: true\n  pgvector-stack:superuserPassword:\n    secure: ${plantedCiphertext}\n`,
+    );
     fs.writeFileSync(path.join(root, "Pulumi.bad.yaml"), stackFile({ target: "docker", fail: true }));
     fs.writeFileSync(path.join(root, "Pulumi.badconfig.yaml"), stackFile({ target: "docker", runError: true }));
     fs.writeFileSync(path.join(root, "Pulumi.typed.yaml"), stackFile({ target: "docker", typed: true }));
     fs.writeFileSync(path.join(root, "Pulumi.logs.yaml"), stackFile({ target: "docker", node: { memory: "8Gi" }, logError: true }));
     fs.writeFileSync(path.join(root, "Pulumi.closure.yaml"), stackFile({ target: "kubernetes", closure: true }));
-    recorded = await recordStacks(["dev", "leaky", "perf", "sec"], { root });
+    recorded = await recordStacks(["dev", "leaky", "perf", "sec", "secleak"], { root });
   }, 300_000);
 
   afterAll(() => {
@@ -158,7 +163,7 @@ describe("the offline program runner", () => {
   }, 300_000);
 
   it("writes secrets (Pulumi secret outputs, generated passwords, secure config) only as the redaction marker", () => {
-    for (const name of ["dev", "leaky", "sec"]) {
+    for (const name of ["dev", "leaky", "sec", "secleak"]) {
       const { yaml } = stack(name);
       expect(yaml).not.toContain(plantedPlaintext);
       expect(yaml).not.toContain(plantedCiphertext);
@@ -176,6 +181,15 @@ describe("the offline program runner", () => {
     expect(leaky.resources.find((r) => r.name === "leaky-leak")?.inputs.data).toEqual({ url: `postgresql://app:${redactionMarker}@db/app` });
   });
 
+  it("reports a configured (secure:) secret that reached a non-secret input, as it does a generated one", () => {
+    const secleak = stack("secleak");
+    expect(secleak.leaks).toEqual(["kubernetes:core/v1:ConfigMap secleak-leak data.url"]);
+    expect(secleak.resources.find((r) => r.name === "secleak-leak")?.inputs.data).toEqual({ url: `postgresql://app:${redactionMarker}@db/app` });
+    // The configured password, not a generated one, is what leaked.
+    expect(secleak.resources.some((r) => r.type.startsWith("random:"))).toBe(false);
+    expect(secleak.resources.find((r) => r.name === "secleak-credentials")?.inputs.stringData).toBe(redactionMarker);
+  });
+
   it("does not run the program for target local: an empty list that says why", () => {
     const perf = stack("perf");
     expect(perf.resources).toEqual([]);
@@ -183,13 +197,47 @@ describe("the offline program runner", () => {
     expect(perf.yaml.endsWith("\n[]\n")).toBe(true);
   });
 
-  it("passes the stack file's config as Pulumi would: namespaced keys, objects as JSON, secure values marked secret", () => {
+  it("passes the stack file's config as Pulumi would: namespaced keys, objects as JSON, secure values as fakes marked secret", () => {
+    const fake = `${fakeSecretPrefix}config-superuserPassword`;
     expect(programConfig("sec", root)).toEqual({
-      config: { "pgvector-stack:target": "kubernetes", "pgvector-stack:node": '{"memory":"16Gi"}', "pgvector-stack:superuserPassword": redactionMarker },
+      config: { "pgvector-stack:target": "kubernetes", "pgvector-stack:node": '{"memory":"16Gi"}', "pgvector-stack:superuserPassword": fake },
       secretKeys: ["pgvector-stack:superuserPassword"],
+      secretValues: [fake],
       project: "pgvector-stack",
       target: "kubernetes",
     });
+  });
+
+  it("gives every secure value a fake of its own, nested ones and other namespaces' too, that survives percent-encoding", () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), "pgstack-offline-config-"));
+    try {
+      fs.writeFileSync(path.join(dir, "Pulumi.yaml"), "name: pgvector-stack\nruntime: nodejs\n");
+      fs.writeFileSync(
+        path.join(dir, "Pulumi.multi.yaml"),
+        [
+          "config:",
+          "  pgvector-stack:appPassword:",
+          "    secure: v1:a",
+          "  pgvector-stack:statsPassword:",
+          "    secure: v1:b",
+          "  pgvector-stack:extra:",
+          "    tokens:",
+          "      - secure: v1:c",
+          "    plain: x",
+          "  other:apiKey:",
+          "    secure: v1:d",
+          "",
+        ].join("\n"),
+      );
+      const config = programConfig("multi", dir);
+      const fake = (name: string) => `${fakeSecretPrefix}config-${name}`;
+      expect(config.secretValues).toEqual([fake("appPassword"), fake("extra.tokens.0"), fake("other_apiKey"), fake("statsPassword")]);
+      expect(config.secretKeys).toEqual(["other:apiKey", "pgvector-stack:appPassword", "pgvector-stack:extra", "pgvector-stack:statsPassword"]);
+      expect(config.config["pgvector-stack:extra"]).toBe(JSON.stringify({ tokens: [fake("extra.tokens.0")], plain: "x" }));
+      for (const value of config.secretValues) expect(encodeURIComponent(value)).toBe(value);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it("fails loudly, naming the stack and the program's error, when the program throws", async () => {

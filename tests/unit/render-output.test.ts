@@ -9,7 +9,7 @@ import * as path from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { readFiles, readTree } from "../../cli/drift";
 import { writeStacks } from "../../cli/render";
-import { manifestFile, pruneStaleStacks, writeStackDir } from "../../cli/rendered-dir";
+import { checkOutputDir, manifestFile, pruneStaleStacks, writeStackDir } from "../../cli/rendered-dir";
 import { compareRendered } from "../../drift/snapshot";
 
 let out: string;
@@ -70,6 +70,38 @@ describe("writeStackDir", () => {
   it("refuses to write into a path that is a file", () => {
     write("prod", "a file\n");
     expect(() => writeStackDir(path.join(out, "prod"), "prod", { "x.conf": "x\n" })).toThrow(`${path.join(out, "prod")} is a file, not a directory`);
+  });
+
+  it("turns a file system error into one line for a person: the path and the system's reason, no errno or call", () => {
+    const thrown = (f: () => unknown): Error => {
+      try {
+        f();
+      } catch (e) {
+        return e as Error;
+      }
+      throw new Error("did not throw");
+    };
+    write("f", "a file\n");
+    const under = thrown(() => writeStackDir(path.join(out, "f", "prod"), "prod", { "x.conf": "x\n" }));
+    expect(under.name).toBe("UserFacingError");
+    expect(under.message).toMatch(new RegExp(`^cannot write to ${out}/f(/prod)?: (it|${out}/f) is a file, not a directory$`));
+    write("prod/postgresql.conf/inside", "a directory where a file goes\n");
+    const isDir = thrown(() => writeStackDir(path.join(out, "prod"), "prod", { "postgresql.conf": "a = 1\n" }));
+    expect([isDir.name, isDir.message]).toEqual(["UserFacingError", `cannot write to ${path.join(out, "prod", "postgresql.conf")}: illegal operation on a directory`]);
+  });
+});
+
+describe("checkOutputDir (render --out, before any work)", () => {
+  it("accepts a directory, or one that can be created", () => {
+    expect(() => checkOutputDir(out)).not.toThrow();
+    expect(() => checkOutputDir(path.join(out, "new", "deeper"))).not.toThrow();
+  });
+
+  it("refuses a file, or a path beneath one, naming it", () => {
+    write("f", "a file\n");
+    const file = path.join(out, "f");
+    expect(() => checkOutputDir(file)).toThrow(`cannot write to ${file}: it is a file, not a directory`);
+    expect(() => checkOutputDir(path.join(file, "a", "b"))).toThrow(`cannot write to ${path.join(file, "a", "b")}: ${file} is a file, not a directory`);
   });
 });
 
