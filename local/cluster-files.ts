@@ -65,7 +65,9 @@ export const clusterEntries = {
 
 /**
  * Where this run puts things, over the perf cluster's reference placement (configs/placement.ts): its own ports, and
- * every path inside its scratch directories. `pgdataEntry` is the data directory's name in the postgres directory.
+ * every path inside its scratch directories. `pgdataEntry` is the data directory's name in the postgres directory;
+ * PostgreSQL's Unix socket goes into that directory itself (it exists before the server starts, and is short enough
+ * for a socket path).
  */
 export function clusterPlacement(input: {
   readonly ports: PlacementPorts;
@@ -76,6 +78,7 @@ export function clusterPlacement(input: {
   const { dirs } = input;
   const paths: PlacementPaths = {
     pgdata: `${dirs.postgres}/${input.pgdataEntry}`,
+    postgresSocketDir: dirs.postgres,
     postgresExporterQueries: `${dirs.postgresExporter}/${clusterEntries.queries}`,
     mtailPrograms: `${dirs.mtail}/${clusterEntries.mtailPrograms}`,
     pgbouncerAuthFile: `${dirs.pgbouncer}/${clusterEntries.userlist}`,
@@ -86,7 +89,7 @@ export function clusterPlacement(input: {
   return localPlacement({ ports: input.ports, paths, intervals: input.intervals });
 }
 
-/** A placement change: a server moved to another port, PGDATA to a fresh directory. */
+/** A placement change: a server moved to another port, PGDATA (and PostgreSQL's socket) to a fresh directory. */
 export interface PlacementChange {
   readonly ports?: Partial<PlacementPorts>;
   readonly paths?: Partial<PlacementPaths>;

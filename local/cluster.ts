@@ -73,7 +73,7 @@ import {
   type ScratchDir,
   type ServerProcess,
 } from "./runtime";
-import { startHttpServer } from "./runtime/httpServer";
+import { startLaunch as startRigLaunch } from "./runtime/launch";
 import { PortInUseError } from "./runtime/ports";
 import { postgresDataEntry } from "./runtime/postgres";
 import { killTree } from "./runtime/processes";
@@ -314,10 +314,8 @@ function writePlaced(dir: ScratchDir, placed: string, text: string, mode?: numbe
 }
 
 /**
- * A rendered launch as a rig server (local/runtime/httpServer.ts): program, arguments (listen address included) and
- * environment exactly as rendered, the secrets it names filled in, on the launch's port. The rig adds only what makes
- * it one of its servers: a clean base environment (PATH, HOME, LANG), the postgres user, the chroot, a log file in
- * `scratch`, and the readiness probe on `readyPath`.
+ * A rendered launch as a rig server (local/runtime/launch.ts): program, arguments (listen address included) and
+ * environment exactly as rendered, the secrets it names filled in (in its environment only), on the launch's port.
  */
 function startLaunch(
   runtime: Runtime,
@@ -326,17 +324,7 @@ function startLaunch(
   secrets: Readonly<Record<SecretInput, string>>,
   readyPath = "/metrics",
 ): Promise<HttpServer> {
-  const { program } = launch;
-  if (program === "pgstack") throw new Error("`pgstack canary` runs on this host, not in the rig: startCanaryProcess starts it");
-  return startHttpServer({
-    runtime,
-    program,
-    scratch,
-    port: launch.port,
-    args: () => launch.args,
-    env: { ...launch.env, ...filledSecretEnv(launch, secrets) },
-    readyPath,
-  });
+  return startRigLaunch({ runtime, launch, scratch, secretEnv: filledSecretEnv(launch, secrets), readyPath });
 }
 
 /** `runtime` whose spawn of `program` first awaits `before` and appends the options it returns. */
@@ -462,7 +450,8 @@ function hugePagesAtSpawn(host: StepHost, memory: RenderedMemory, intent: HugePa
 }
 
 /**
- * 3. PostgreSQL with the rendered postgresql.conf and pg_hba.conf as they are, its data directory where the
+ * 3. PostgreSQL with the rendered postgresql.conf and pg_hba.conf as they are (`placed`: the conf says its port,
+ * listen address and socket directory; the rig adds no `-c` of its own), its data directory and socket where the
  * placement says. Started once more (in a fresh directory: initdb cannot run twice in one) when another process took
  * its port, or took the huge pages reserved for it.
  */
@@ -482,9 +471,14 @@ async function postgres(
   let pagesRetried = false;
   for (let attempt = 1; ; attempt++) {
     try {
+      const { paths } = rendered.placement;
+      if (paths.pgdata !== dir.pathOf(postgresDataEntry) || paths.postgresSocketDir !== dir.path) {
+        throw new Error(`the placement puts PGDATA at ${paths.pgdata} and the socket in ${paths.postgresSocketDir}, not in ${dir.path} (a bug in local/cluster.ts)`);
+      }
       const server = await startPostgres({
         runtime,
         scratch: dir,
+        placed: true,
         port: rendered.placement.ports.postgres,
         postgresqlConf: rendered.files["postgresql.conf"],
         pgHbaConf: rendered.files["pg_hba.conf"],
@@ -508,7 +502,7 @@ async function postgres(
       dir = ctx.runtime.scratchDir("postgres");
       rendered = renderedWith(rendered, {
         ports: portTaken ? { postgres: await freeLoopbackPort() } : {},
-        paths: { pgdata: dir.pathOf(postgresDataEntry) },
+        paths: { pgdata: dir.pathOf(postgresDataEntry), postgresSocketDir: dir.path },
       });
     }
   }
@@ -530,8 +524,8 @@ async function pgbouncer(ctx: Pick<Built, "runtime" | "rendered" | "dirs" | "ver
   const dir = ctx.dirs.pgbouncer;
   const placed = await onPlacedPort(ctx.rendered, "pgbouncer", (rendered) => {
     writePlaced(dir, rendered.placement.paths.pgbouncerAuthFile, clusterUserlist(rendered.roles, ctx.verifiers));
-    // `placed`: the rig keeps the ini's listen_addr, listen_port and auth_file, and sets only its own socket
-    // directory, log (stderr) and pid file (none, in the foreground): those are how the rig runs any PgBouncer.
+    // `placed`: PgBouncer reads the rendered ini byte for byte (listen address and port, auth_file, no socket, log to
+    // stderr and no pid file by leaving logfile and pidfile unset).
     return startPgBouncer({ runtime: ctx.runtime, scratch: dir, ini: rendered.files["pgbouncer.ini"], port: rendered.placement.ports.pgbouncer, placed: true });
   });
   const { rendered } = placed;

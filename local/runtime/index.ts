@@ -4,6 +4,7 @@
  *
  *   const runtime = await getRuntime({ progress });          // native programs, or the Debian 13 rootfs
  *   const pg = await startPostgres({ runtime, postgresqlConf, pgHbaConf });
+ *   const exporter = await startLaunch({ runtime, launch: rendered.launches.postgresExporter, scratch, secretEnv });
  *   …
  *   afterAll(stopAll);                                        // in vitest; the CLI calls stopAll() itself
  *
@@ -19,14 +20,7 @@ export { stopAll, runningServers } from "./registry";
 export { freeLoopbackPort } from "./ports";
 export { startPostgres, type PostgresOptions, type PostgresServer } from "./postgres";
 export { startPgBouncer, type PgBouncerOptions, type PgBouncerServer } from "./pgbouncer";
-export {
-  startPostgresExporter,
-  startPgbouncerExporter,
-  startNodeExporter,
-  type PostgresExporterOptions,
-  type PgbouncerExporterOptions,
-  type NodeExporterOptions,
-} from "./exporters";
+export { startLaunch, type LaunchOptions } from "./launch";
 export type { HttpServer } from "./httpServer";
 export { startPrometheus, promtool, type PrometheusOptions, type PrometheusServer } from "./prometheus";
 export { ROOTFS_PACKAGES, ROOTFS_SUITE, defaultRootfsDir, rootfsIsReady, unmountRootfs, removeRootfs } from "./rootfs";

@@ -17,11 +17,13 @@ export interface PgBouncerOptions {
   /** The scratch directory for the ini, the log and the Unix socket. Defaults to a fresh one. */
   readonly scratch?: ScratchDir;
   /**
-   * True when the ini already says where PgBouncer listens and which auth_file it reads, as a target's placement
-   * rendered them (the perf cluster): the rig then keeps listen_addr, listen_port and auth_file as given — `port`
-   * must be that listen_port, for the readiness probe — and sets only what is its own (socket directory, log to
-   * stderr, no pid file). Defaults to false: the rig listens on `port` (or a free one) and writes `userlist` as the
-   * auth_file, whatever the ini says.
+   * True when the ini was rendered for a placement (the perf cluster's, configs/placement.ts) and so says itself all
+   * the rig needs: where PgBouncer listens (listen_addr, listen_port — `port` must be that listen_port, for the
+   * readiness probe), which auth_file it reads (already written), no Unix socket (`unix_socket_dir` empty), and
+   * neither logfile nor pidfile (PgBouncer's defaults: it logs to stderr, which the rig captures, and a foreground
+   * process needs no pid file). PgBouncer then reads the ini byte for byte as given. Defaults to false: any ini,
+   * and the rig listens on `port` (or a free one), writes `userlist` as the auth_file and sets its socket
+   * directory, log and pid file, whatever the ini says (see `iniForRig`).
    */
   readonly placed?: boolean;
 }
@@ -42,10 +44,11 @@ export interface PgBouncerServer {
 /**
  * Runs PgBouncer in the foreground (not -d) as the postgres user.
  *
- * PgBouncer has no command-line settings, and `%include` cannot layer settings either: a second
- * [pgbouncer] section starts again from the defaults, dropping the stack's own keys. So the file PgBouncer
- * reads is the given ini with the keys that belong to the rig commented out and set again at the top of
- * its [pgbouncer] section (see `iniForRig`). The given ini is also kept unchanged as `stack.ini`.
+ * A placed ini (`placed`) is written as `pgbouncer.ini` and read as it is. Any other ini needs the rig's own keys:
+ * PgBouncer has no command-line settings, and `%include` cannot layer settings either (a second [pgbouncer]
+ * section starts again from the defaults, dropping the stack's own keys). So the file PgBouncer reads is then the
+ * given ini with the keys that belong to the rig commented out and set again at the top of its [pgbouncer] section
+ * (see `iniForRig`); the given ini is also kept unchanged as `stack.ini`.
  */
 export async function startPgBouncer(opts: PgBouncerOptions): Promise<PgBouncerServer> {
   const { runtime } = opts;
@@ -53,20 +56,24 @@ export async function startPgBouncer(opts: PgBouncerOptions): Promise<PgBouncerS
     throw new Error("startPgBouncer: a placed ini needs `port` (its listen_port) and takes no `userlist` (its auth_file is already written)");
   }
   const scratch = opts.scratch ?? runtime.scratchDir("pgbouncer");
-  scratch.writeFile("stack.ini", opts.ini);
+  const placed = opts.placed === true;
+  if (!placed) scratch.writeFile("stack.ini", opts.ini);
   const authFile = opts.userlist === undefined ? undefined : scratch.writeFile("userlist.txt", opts.userlist);
   const logFile = scratch.hostPathOf("pgbouncer.log");
 
+  /** The rig's own keys for an ini not rendered for a placement. */
+  const rigKeys = (port: number): Record<string, string> => ({
+    listen_addr: "127.0.0.1",
+    listen_port: String(port),
+    unix_socket_dir: scratch.path,
+    // Empty: log to stderr, which the rig captures; no pid file for a foreground process.
+    logfile: "",
+    pidfile: "",
+    ...(authFile === undefined ? {} : { auth_file: authFile }),
+  });
+
   return onFreePort(opts.port, async (port) => {
-    const rigKeys: Record<string, string> = {
-      ...(opts.placed === true ? {} : { listen_addr: "127.0.0.1", listen_port: String(port) }),
-      unix_socket_dir: scratch.path,
-      // Empty: log to stderr, which the rig captures; no pid file for a foreground process.
-      logfile: "",
-      pidfile: "",
-      ...(authFile === undefined ? {} : { auth_file: authFile }),
-    };
-    const ini = scratch.writeFile("pgbouncer.ini", iniForRig(opts.ini, rigKeys));
+    const ini = scratch.writeFile("pgbouncer.ini", placed ? opts.ini : iniForRig(opts.ini, rigKeys(port)));
     const server = await runtime.spawn("pgbouncer", [ini], { logFile, stopSignal: "SIGINT", name: "pgbouncer" });
     await waitUntilReady({
       runtime,

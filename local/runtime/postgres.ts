@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
 import { postgresLogDirectory } from "../../configs/postgresql";
+import { superuser } from "../../configs/roles";
 import { onFreePort } from "./ports";
 import type { ServerProcess } from "./processes";
 import { waitUntilReady } from "./readiness";
@@ -14,10 +15,19 @@ export interface PostgresOptions {
   readonly postgresqlConf: string;
   /** pg_hba.conf, written verbatim. It must let the superuser in over TCP from 127.0.0.1 for `psql()`. */
   readonly pgHbaConf: string;
-  /** Password of the `postgres` superuser. Defaults to a random one. */
+  /** Password of the superuser initdb creates (configs/roles.ts `superuser`). Defaults to a random one. */
   readonly superuserPassword?: string;
-  /** TCP port on 127.0.0.1. Defaults to a free one. */
+  /** TCP port on 127.0.0.1. Defaults to a free one; required when `placed`. */
   readonly port?: number;
+  /**
+   * True when `postgresqlConf` was rendered for a placement (the perf cluster's, configs/placement.ts) and so says
+   * itself where the server listens — listen_addresses 127.0.0.1 and port `port` — and where its Unix socket goes (a
+   * directory that exists). The server then runs on the conf as it is, `postgres -D <data directory>` and nothing
+   * else; a port taken meanwhile is a PortInUseError, for the caller to render again. Defaults to false: any conf,
+   * and the rig puts the server on 127.0.0.1 at `port` (or a free one) with its socket in the scratch directory, by
+   * `-c` options, which take precedence over the file.
+   */
+  readonly placed?: boolean;
   /** Added to the server's environment. Defaults to none. */
   readonly extraEnv?: Readonly<Record<string, string>>;
   /** How long startup (crash recovery, huge shared_buffers) may take. Defaults to 120 s. */
@@ -36,7 +46,7 @@ export const postgresDataEntry = "data";
 export interface PostgresServer {
   readonly host: "127.0.0.1";
   readonly port: number;
-  readonly superuser: "postgres";
+  readonly superuser: typeof superuser;
   readonly password: string;
   /** Host path of the data directory. */
   readonly dataDir: string;
@@ -64,11 +74,14 @@ export interface PostgresServer {
  * Creates a cluster with initdb and runs postgres on a loopback port as our child (not daemonised by
  * pg_ctl), so that stopping it is certain.
  *
- * The given postgresql.conf is not edited: what belongs to the rig (port, listen address, socket directory)
- * is passed as `-c` options, which take precedence over the file.
+ * The given postgresql.conf is never edited. A conf rendered for a placement (`placed`) is run as it is; for any
+ * other conf, what belongs to the rig (port, listen address, socket directory) is passed as `-c` options.
  */
 export async function startPostgres(opts: PostgresOptions): Promise<PostgresServer> {
   const { runtime } = opts;
+  if (opts.placed === true && opts.port === undefined) {
+    throw new Error("startPostgres: a placed postgresql.conf needs `port` (the port it sets), for the readiness probe and the URLs");
+  }
   const password = opts.superuserPassword ?? randomBytes(18).toString("base64url");
   const scratch = opts.scratch ?? runtime.scratchDir("postgres");
   const dataPath = scratch.pathOf(postgresDataEntry);
@@ -77,7 +90,7 @@ export async function startPostgres(opts: PostgresOptions): Promise<PostgresServ
   const passwordFile = scratch.writeFile("superuser-password", `${password}\n`);
   const initdb = await runtime.exec("initdb", [
     `--pgdata=${dataPath}`,
-    "--username=postgres",
+    `--username=${superuser}`,
     "--auth=scram-sha-256",
     `--pwfile=${passwordFile}`,
     "--encoding=UTF8",
@@ -99,16 +112,13 @@ export async function startPostgres(opts: PostgresOptions): Promise<PostgresServ
   const logDir = path.join(scratch.hostPathOf(postgresDataEntry), postgresLogDirectory);
 
   return onFreePort(opts.port, async (port) => {
-    const server = await runtime.spawn(
-      "postgres",
-      [
-        "-D", dataPath,
-        "-c", `port=${port}`,
-        "-c", "listen_addresses=127.0.0.1",
-        "-c", `unix_socket_directories=${scratch.path}`,
-      ],
-      { logFile, env: opts.extraEnv, stopSignal: "SIGINT", name: "postgres" },
-    );
+    const rigListens = opts.placed === true ? [] : ["-c", `port=${port}`, "-c", "listen_addresses=127.0.0.1", "-c", `unix_socket_directories=${scratch.path}`];
+    const server = await runtime.spawn("postgres", ["-D", dataPath, ...rigListens], {
+      logFile,
+      env: opts.extraEnv,
+      stopSignal: "SIGINT",
+      name: "postgres",
+    });
     await waitUntilReady({
       runtime,
       program: "postgres",
@@ -122,7 +132,7 @@ export async function startPostgres(opts: PostgresOptions): Promise<PostgresServ
     const postgres: PostgresServer = {
       host: "127.0.0.1",
       port,
-      superuser: "postgres",
+      superuser,
       password,
       dataDir: scratch.hostPathOf(postgresDataEntry),
       logFile,
@@ -130,12 +140,12 @@ export async function startPostgres(opts: PostgresOptions): Promise<PostgresServ
       logText: () => serverLogText(logFile, logDir),
       scratch,
       process: server,
-      url: (database = "postgres", user = "postgres", userPassword = password) =>
+      url: (database = "postgres", user = superuser, userPassword = password) =>
         `postgresql://${encodeURIComponent(user)}:${encodeURIComponent(userPassword)}@127.0.0.1:${port}/${encodeURIComponent(database)}`,
       async psql(sql, database = "postgres") {
         const result = await runtime.exec(
           "psql",
-          ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", String(port), "-U", "postgres", "-d", database, "-f", "-"],
+          ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", String(port), "-U", superuser, "-d", database, "-f", "-"],
           { input: sql, env: { PGPASSWORD: password } },
         );
         if (result.code !== 0) {

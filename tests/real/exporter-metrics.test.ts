@@ -8,11 +8,12 @@
  * exporters, and every rule must evaluate without error.
  */
 import { randomBytes } from "node:crypto";
+import * as fs from "node:fs";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { canaryMetrics, mtailMetrics, nodeMetricNames } from "../../configs/alert-sources";
 import { renderAlertRules, renderAlertRulesYaml } from "../../configs/alerts";
-import { nodeExporterArgs, pgbouncerExporterCommand, pgbouncerIniForExporter, postgresExporterCommand, postgresExporterQueriesYaml } from "../../configs/exporters";
+import { pgbouncerIniForExporter, postgresExporterQueriesYaml } from "../../configs/exporters";
 import { memoryPlan } from "../../configs/memory";
 import { postgresqlSettingValues } from "../../configs/postgresql";
 import { alertRulesInput, renderStack } from "../../configs/render";
@@ -23,11 +24,9 @@ import { parseStackSpec } from "../../configs/spec";
 import {
   getRuntime,
   httpGet,
-  startNodeExporter,
+  runningServers,
   startPgBouncer,
-  startPgbouncerExporter,
   startPostgres,
-  startPostgresExporter,
   startPrometheus,
   stopAll,
   type HttpServer,
@@ -36,6 +35,7 @@ import {
 } from "../../local/runtime";
 import { parseExposition, type Series } from "../exposition";
 import { matches, recordedNames, selectorsOfRules, sourceMetricNames } from "../promtool/metric-names";
+import { renderedFor, startRenderedExporter } from "./rendered-launch";
 
 // Metric names the rules read that no exporter started here serves, listed explicitly: a new name in the rules
 // must be added to one of these lists or be served by an exporter below.
@@ -135,27 +135,26 @@ describe("exporters serve every metric the alert rules read", () => {
       bouncer.url("app", "postgres", pg.password),
     );
 
+    // The exporters as every target runs them: their rendered launches (flags, DATA_SOURCE_URI/USER, the stats
+    // user's connection string), for a placement at these servers; the passwords only in DATA_SOURCE_PASS and
+    // PGPASSWORD, as the launches name them.
     const queries = runtime.scratchDir("pgstack-queries");
     expect(rendered.files["postgres-exporter-queries.yaml"]).toBe(postgresExporterQueriesYaml());
-    const queriesPath = queries.writeFile("queries.yaml", rendered.files["postgres-exporter-queries.yaml"]);
-    const pgCommand = postgresExporterCommand({ database: spec.postgres.database, port: pg.port, queriesPath });
-    const withoutListen = (args: readonly string[]): string[] => args.filter((a) => !a.startsWith("--web.listen-address="));
-    postgresExporter = await startPostgresExporter({
-      runtime,
-      // The rendered DATA_SOURCE_URI and user, with the secret the target would put in DATA_SOURCE_PASS.
-      dataSourceName: `postgresql://${pgCommand.env.DATA_SOURCE_USER}:${monitorPassword}@${pgCommand.env.DATA_SOURCE_URI}`,
-      args: withoutListen(pgCommand.args),
-    });
-
-    const bouncerCommand = pgbouncerExporterCommand({ port: bouncer.port });
-    const connectionFlag = "--pgBouncer.connectionString=";
-    const connection = bouncerCommand.args.find((a) => a.startsWith(connectionFlag))!.slice(connectionFlag.length);
-    pgbouncerExporter = await startPgbouncerExporter({
-      runtime,
-      connectionString: connection.replace(`//${statsUser}@`, `//${statsUser}:${statsPassword}@`),
-      args: withoutListen(bouncerCommand.args).filter((a) => !a.startsWith(connectionFlag)),
-    });
-    nodeExporter = await startNodeExporter({ runtime, args: nodeExporterArgs() });
+    let placed = await renderedFor(spec, { ports: { postgres: pg.port, pgbouncer: bouncer.port }, paths: { postgresExporterQueries: queries.pathOf("queries.yaml") } });
+    queries.writeFile("queries.yaml", placed.files["postgres-exporter-queries.yaml"], 0o644);
+    const started = async (exporter: "postgresExporter" | "pgbouncerExporter" | "nodeExporter"): Promise<HttpServer> => {
+      const launched = await startRenderedExporter(runtime, placed, exporter, { monitorPassword, statsPassword });
+      placed = launched.rendered;
+      return launched.server;
+    };
+    postgresExporter = await started("postgresExporter");
+    pgbouncerExporter = await started("pgbouncerExporter");
+    nodeExporter = await started("nodeExporter");
+    // No password on any command line (ps shows them to every user of the host).
+    for (const server of runningServers()) {
+      const argv = fs.readFileSync(`/proc/${server.pid}/cmdline`, "utf8");
+      for (const pw of [pg.password, monitorPassword, statsPassword]) expect(argv, server.name).not.toContain(pw);
+    }
 
     for (const [source, server] of [
       ["postgres", postgresExporter],

@@ -18,7 +18,7 @@ import type { Launches, SecretInput } from "../../configs/launches";
 import { mtailProgramFile } from "../../configs/mtail";
 import { renderStack } from "../../configs/render";
 import { LocalCluster } from "../../local/cluster";
-import { alertRuleGroupNames } from "../../local/cluster-files";
+import { alertRuleGroupNames, connectionUrl } from "../../local/cluster-files";
 import { getRuntime, httpGet } from "../../local/runtime";
 import { defaultStateRoot, isRunning, readState, type ClusterState } from "../../local/state";
 import { teardownFromState } from "../../local/teardown";
@@ -311,10 +311,26 @@ describe("the cluster runs what the stack rendered for its placement", () => {
       expect(await metric(info.ports.postgresExporter, /^pg_up 1$/m)).toBe(true);
       expect(await metric(info.ports.pgbouncerExporter, /^pgbouncer_up 1$/m)).toBe(true);
 
-      // PostgreSQL in the placement's PGDATA on its port; every rendered file where the placement says.
+      // No password on any command line (ps shows them to every user of the host).
+      for (const server of state.servers.filter(isRunning)) {
+        for (const pw of Object.values(state.passwords)) expect(cmdline(server.pid).join(" "), server.name).not.toContain(pw);
+      }
+
+      // PostgreSQL runs the rendered postgresql.conf as it is: PGDATA and nothing of the rig's. The one option is the
+      // cluster's huge pages decision (here --no-huge-pages), not a placement: port, listen address and socket
+      // directory come from the file, where the placement rendered them.
       const postgresArgs = cmdline(pidOf("postgres"));
-      expect(postgresArgs.slice(1, 3)).toEqual(["-D", placement.paths.pgdata]);
-      expect(postgresArgs).toContain(`port=${placement.ports.postgres}`);
+      expect(postgresArgs.slice(1)).toEqual(["-D", placement.paths.pgdata, ...(rendered.memory.hugePagesSetting === "off" ? [] : ["-c", "huge_pages=off"])]);
+      const placedSettings = await sql<{ name: string; setting: string; source: string }>(
+        info.superuserUrl,
+        "SELECT name, setting, source FROM pg_settings WHERE name IN ('port', 'listen_addresses', 'unix_socket_directories') ORDER BY name",
+      );
+      expect(placedSettings).toEqual([
+        { name: "listen_addresses", setting: "127.0.0.1", source: "configuration file" },
+        { name: "port", setting: String(placement.ports.postgres), source: "configuration file" },
+        { name: "unix_socket_directories", setting: placement.paths.postgresSocketDir, source: "configuration file" },
+      ]);
+      expect(fs.existsSync(runtime.hostPath(`${placement.paths.postgresSocketDir}/.s.PGSQL.${placement.ports.postgres}`))).toBe(true);
       const read = (placed: string): string => fs.readFileSync(runtime.hostPath(placed), "utf8");
       expect(read(`${placement.paths.pgdata}/postgresql.conf`)).toBe(rendered.files["postgresql.conf"]);
       expect(read(`${placement.paths.pgdata}/pg_hba.conf`)).toBe(rendered.files["pg_hba.conf"]);
@@ -326,12 +342,22 @@ describe("the cluster runs what the stack rendered for its placement", () => {
       expect([...userlist.matchAll(/^"([^"]+)" "SCRAM-SHA-256\$/gm)].map((m) => m[1])).toEqual(rendered.roles.pgbouncerUsers);
       for (const pw of Object.values(state.passwords)) expect(userlist).not.toContain(pw);
 
-      // PgBouncer reads the rendered ini; the rig changed only its own keys (socket directory, log, pid file).
-      const ini = read(cmdline(pidOf("pgbouncer"))[1]);
-      const settings = (text: string): string[] => text.split("\n").filter((l) => /^\s*[a-z_]+\s*=/.test(l));
-      const rigKeys = /^(unix_socket_dir|logfile|pidfile) =/;
-      expect(settings(ini).filter((l) => !rigKeys.test(l))).toEqual(settings(rendered.files["pgbouncer.ini"]).filter((l) => !rigKeys.test(l)));
-      expect(settings(ini).filter((l) => rigKeys.test(l)).map((l) => l.split(" =")[0]).sort()).toEqual(["logfile", "pidfile", "unix_socket_dir"]);
+      // PgBouncer reads the rendered ini byte for byte. It says all the rig needs: no Unix socket, and neither
+      // logfile nor pidfile, so PgBouncer logs to stderr (the rig's log file) and writes no pid file.
+      const pgbouncerArgs = cmdline(pidOf("pgbouncer"));
+      expect(pgbouncerArgs).toHaveLength(2);
+      expect(read(pgbouncerArgs[1])).toBe(rendered.files["pgbouncer.ini"]);
+      const statsUrl = connectionUrl(rendered.roles.stats, state.passwords.stats, placement.ports.pgbouncer, "pgbouncer");
+      const config = new Map((await sql<{ key: string; value: string }>(statsUrl, "SHOW CONFIG")).map((r) => [r.key, r.value]));
+      expect(Object.fromEntries(["listen_addr", "listen_port", "auth_file", "unix_socket_dir", "logfile", "pidfile"].map((k) => [k, config.get(k)]))).toEqual({
+        listen_addr: "127.0.0.1",
+        listen_port: String(placement.ports.pgbouncer),
+        auth_file: placement.paths.pgbouncerAuthFile,
+        unix_socket_dir: "",
+        logfile: "",
+        pidfile: "",
+      });
+      expect(fs.readFileSync(info.logs.pgbouncer, "utf8")).toMatch(/listening on 127\.0\.0\.1:/);
     } finally {
       await cluster.stop().catch(() => undefined);
       await teardownFromState(stateRoot, name).catch(() => undefined);

@@ -1,16 +1,17 @@
+import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { bootstrapSql, statsUser } from "../../configs/roles";
+import { scramVerifier } from "../../configs/scram";
+import { parseStackSpec } from "../../configs/spec";
 import {
   getRuntime,
   httpGet,
   promtool,
   runningServers,
-  startNodeExporter,
   startPgBouncer,
-  startPgbouncerExporter,
   startPostgres,
-  startPostgresExporter,
   startPrometheus,
   stopAll,
   type PgBouncerServer,
@@ -18,6 +19,7 @@ import {
   type Runtime,
 } from "../../local/runtime";
 import { descendantsOf, processesInGroup } from "../../local/runtime/processTable";
+import { renderedFor, startRenderedExporter } from "./rendered-launch";
 
 // Small on purpose: the rig must run whatever conf it is given, including the stack's preload library.
 const POSTGRESQL_CONF = [
@@ -43,6 +45,11 @@ const QUIET_RULES = `groups:
 `;
 
 const BROKEN_RULES = QUIET_RULES.replace("pg_up == 0", "pg_up ==");
+
+/** A small local stack: what the exporters' launches are rendered from. */
+const spec = parseStackSpec("rig", { target: "local", node: { memory: "2Gi", cpus: 2 } });
+const monitorPassword = randomBytes(18).toString("hex");
+const statsPassword = randomBytes(18).toString("hex");
 
 function isAlive(pid: number): boolean {
   try {
@@ -132,11 +139,14 @@ describe("the real-server rig", () => {
       // The rig replaces this path with the userlist it writes; the stack's ini stays as rendered.
       "auth_file = /etc/pgbouncer/userlist.txt",
       "admin_users = postgres",
+      // pgbouncer_exporter's user, on the admin console with SHOW only.
+      `stats_users = ${statsUser}`,
       "pool_mode = transaction",
       "ignore_startup_parameters = extra_float_digits",
       "",
     ].join("\n");
-    bouncer = await startPgBouncer({ runtime, ini, userlist: `"postgres" "${verifier}"\n` });
+    const statsVerifier = scramVerifier(statsPassword, randomBytes(16));
+    bouncer = await startPgBouncer({ runtime, ini, userlist: `"postgres" "${verifier}"\n"${statsUser}" "${statsVerifier}"\n` });
     scratchDirs.push(bouncer.scratch.hostPath);
     expect(fs.readFileSync(bouncer.scratch.hostPathOf("userlist.txt"), "utf8")).not.toContain(pg.password);
 
@@ -144,14 +154,36 @@ describe("the real-server rig", () => {
     expect(row).toEqual({ port: pg.port, one: 1 });
   });
 
-  it("serves pg_up 1, pgbouncer_up 1 and node metrics from the exporters", async () => {
-    const postgresExporter = await startPostgresExporter({ runtime, dataSourceName: `${pg.url()}?sslmode=disable` });
-    const pgbouncerExporter = await startPgbouncerExporter({
-      runtime,
-      connectionString: `${bouncer.url("pgbouncer", "postgres", pg.password)}?sslmode=disable`,
-    });
-    const nodeExporter = await startNodeExporter({ runtime });
+  it("serves pg_up 1, pgbouncer_up 1 and node metrics from the exporters' rendered launches, no password on a command line", async () => {
+    // The stack's roles (the monitor role with pg_monitor, the app database); the exporters' launches rendered for
+    // a placement at these servers, their queries file where it says.
+    await pg.psql(bootstrapSql(spec.postgres.database, spec.postgres.appUser, { app: scramVerifier(randomBytes(18).toString("hex"), randomBytes(16)), monitor: scramVerifier(monitorPassword, randomBytes(16)) }));
+    const queries = runtime.scratchDir("queries");
+    scratchDirs.push(queries.hostPath);
+    let rendered = await renderedFor(spec, { ports: { postgres: pg.port, pgbouncer: bouncer.port }, paths: { postgresExporterQueries: queries.pathOf("queries.yaml") } });
+    queries.writeFile("queries.yaml", rendered.files["postgres-exporter-queries.yaml"], 0o644);
+    const started = async (exporter: "postgresExporter" | "pgbouncerExporter" | "nodeExporter") => {
+      const placed = await startRenderedExporter(runtime, rendered, exporter, { monitorPassword, statsPassword });
+      rendered = placed.rendered;
+      return placed.server;
+    };
+    const postgresExporter = await started("postgresExporter");
+    const pgbouncerExporter = await started("pgbouncerExporter");
+    const nodeExporter = await started("nodeExporter");
     scratchDirs.push(postgresExporter.scratch.hostPath, pgbouncerExporter.scratch.hostPath, nodeExporter.scratch.hostPath);
+    for (const [server, launch] of [
+      [postgresExporter, rendered.launches.postgresExporter],
+      [pgbouncerExporter, rendered.launches.pgbouncerExporter],
+      [nodeExporter, rendered.launches.nodeExporter],
+    ] as const) {
+      expect(server.port).toBe(launch.port);
+      // Under chroot the program replaced chroot, so argv[0] is the program itself: the rest is the launch's.
+      expect(fs.readFileSync(`/proc/${server.process.pid}/cmdline`, "utf8").split("\0").slice(1, -1)).toEqual(launch.args);
+    }
+    for (const server of runningServers()) {
+      const argv = fs.readFileSync(`/proc/${server.pid}/cmdline`, "utf8");
+      for (const pw of [pg.password, monitorPassword, statsPassword]) expect(argv, server.name).not.toContain(pw);
+    }
 
     expect((await httpGet(`${postgresExporter.url}/metrics`)).body).toMatch(/^pg_up 1$/m);
     expect((await httpGet(`${pgbouncerExporter.url}/metrics`)).body).toMatch(/^pgbouncer_up 1$/m);
