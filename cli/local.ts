@@ -24,7 +24,7 @@ import { chosenFormat, commandHelp, formatOptions, noPositionals, parseOptions, 
 import type { Command } from "./command";
 import { HelpRequested, printFailure, UsageError, UserFacingError } from "./errors";
 import { terminalProgress } from "./progress";
-import { projectRoot, readStackConfig, secretKeysOf, thisHost } from "./stack-file";
+import { projectRoot, readStackFile, secretKeysOf, thisHost } from "./stack-file";
 
 /** Options of `up` and `perf`: which stack, how the cluster is sized, how results are printed. */
 const clusterOptions = {
@@ -197,16 +197,18 @@ export function parsePerfFlags(args: string[]): PerfFlags {
 export function clusterSpec(
   flags: ClusterFlags,
   benchmark: Readonly<Record<string, string | number>> = {},
-  config: Record<string, unknown> = readStackConfig(flags.stack),
+  given?: Record<string, unknown>,
   host = thisHost(),
 ): { spec: StackSpec; sizing: string } {
+  // A config given by a caller (tests) stands for this namespace alone; the stack file has other namespaces too.
+  const { config, otherKeys } = given === undefined ? readStackFile(flags.stack) : { config: given, otherKeys: [] };
   const node = (config.node ?? {}) as Record<string, unknown>;
   const withOverrides: Record<string, unknown> = {
     ...config,
     ...(flags.memory === undefined ? {} : { node: { ...node, memory: flags.memory } }),
     ...(Object.keys(benchmark).length === 0 ? {} : { benchmark: { ...((config.benchmark ?? {}) as object), ...benchmark } }),
   };
-  const spec = parseStackSpec(flags.stack, withOverrides, { host, secretKeys: secretKeysOf(config) });
+  const spec = parseStackSpec(flags.stack, withOverrides, { host, secretKeys: secretKeysOf(config), otherKeys });
   const size = humanBytes(spec.node.memoryBytes);
   const sizing =
     flags.memory !== undefined

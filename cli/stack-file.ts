@@ -6,7 +6,7 @@ import * as fs from "node:fs";
 import * as os from "node:os";
 import * as path from "node:path";
 import * as yaml from "js-yaml";
-import { parseStackSpec, stackConfigFromFile, type HostFacts } from "../configs/spec";
+import { otherNamespaceKeys, parseStackSpec, stackConfigFromFile, type HostFacts } from "../configs/spec";
 import { closest } from "../configs/spec-reader";
 import type { StackSpec } from "../configs/stack-spec";
 import { isPeopleError, isUsageError, UsageError, UserFacingError } from "./errors";
@@ -101,11 +101,23 @@ function readStackDocument(file: string): Record<string, unknown> {
   return (config ?? {}) as Record<string, unknown>;
 }
 
-/** The stack file's config with namespaces stripped and secrets redacted. */
-export function readStackConfig(stack: string, root = projectRoot()): Record<string, unknown> {
+/** A stack file as the gate reads it: this namespace's keys (secrets redacted) and every other key, as written. */
+export interface StackFileConfig {
+  readonly config: Record<string, unknown>;
+  /** Keys of other namespaces (`kubernetes:context`): the gate refuses a misspelling of ours among them. */
+  readonly otherKeys: readonly string[];
+}
+
+export function readStackFile(stack: string, root = projectRoot()): StackFileConfig {
   const file = stackFilePath(stack, root);
   if (!listStacks(root).includes(stack) || !fs.existsSync(file)) throw unknownStackError(stack, root);
-  return redact(stackConfigFromFile(readStackDocument(file))) as Record<string, unknown>;
+  const document = readStackDocument(file);
+  return { config: redact(stackConfigFromFile(document)) as Record<string, unknown>, otherKeys: otherNamespaceKeys(document) };
+}
+
+/** The stack file's config with namespaces stripped and secrets redacted. */
+export function readStackConfig(stack: string, root = projectRoot()): Record<string, unknown> {
+  return readStackFile(stack, root).config;
 }
 
 /** This machine's RAM and cores, for stacks that say `memory: auto`. */
@@ -122,8 +134,8 @@ export function secretKeysOf(config: Readonly<Record<string, unknown>>): string[
 }
 
 export function loadStackSpec(stack: string, root = projectRoot(), host: HostFacts = thisHost()): StackSpec {
-  const config = readStackConfig(stack, root);
-  return parseStackSpec(stack, config, { host, secretKeys: secretKeysOf(config) });
+  const { config, otherKeys } = readStackFile(stack, root);
+  return parseStackSpec(stack, config, { host, secretKeys: secretKeysOf(config), otherKeys });
 }
 
 /**
