@@ -98,6 +98,8 @@ export async function program(): Promise<Record<string, unknown>> {
         connectionString: db.connectionString,
         memoryPlan: db.memoryPlan,
         hookJob: db.hookJobName,
+        // The CA clients verify the server with (sslmode=verify-full); absent with cert-manager, whose issuer owns it.
+        ...(db.caCertificate === undefined ? {} : { caCertificate: db.caCertificate }),
         // Read back by the next deploy's guard.
         [deployedOutput]: deployedRecord(spec),
         warnings: rendered.warnings,
@@ -113,6 +115,7 @@ export async function program(): Promise<Record<string, unknown>> {
         memoryPlan: db.memoryPlan,
         hugePages: db.hugePages,
         hookReport: db.hookReport,
+        caCertificate: db.caCertificate,
         [deployedOutput]: deployedRecord(spec),
         warnings: rendered.warnings,
       };

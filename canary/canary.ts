@@ -6,7 +6,8 @@
  * Two loops, independent so a slow query round never delays the connection count:
  * - every `connectIntervalMs`, one new connection to each target (PgBouncer; PostgreSQL itself when a direct URL is
  *   given): connect, authenticate, `SELECT 1`, close — one attempt, a failure if any step fails or the whole does not
- *   finish within `connectTimeoutMs`;
+ *   finish within `connectTimeoutMs`; beside it, within the same timeout, a TLS handshake of its own that reads the
+ *   certificate the target presents and exports its notAfter, whether or not it verifies (canary/certificate.ts);
  * - every `intervalMs`, one round on a new connection through PgBouncer (also counted as an attempt): the three
  *   scenarios `search`, `hybrid` and `insert`, each one pipelined transaction timed from BEGIN to COMMIT, then the
  *   table is trimmed back to `maxRows` (not timed).
@@ -30,6 +31,7 @@ import { maskSecrets, maskUrl, urlPasswords } from "../configs/secrets";
 import { encodeVector } from "../postdeploy/vector-binary";
 import { OperationRunner, settingStatements, statementName, type WireValue } from "../postdeploy/smoke-pg";
 import { createRng, filterValues, normalize, type Rng } from "../postdeploy/vectors";
+import { describeReading, readTargetCertificate, type CertificateReading } from "./certificate";
 import { DeadlineError, describeError as describe, destroyClient, openReadyConnection, probeConnection, withDeadline } from "./connect";
 import { CanaryMetrics } from "./metrics";
 import { canarySql, type CanarySql, type CanaryStatement } from "./sql";
@@ -47,6 +49,14 @@ export interface CanaryOptions {
 export type ScenarioOutcome =
   | { readonly ok: true; readonly seconds: number }
   | { readonly ok: false; readonly reason: CanaryFailureReason; readonly seconds: number | null; readonly error: string };
+
+/** One connection probe of a target. */
+export interface ProbeResult {
+  /** Null when connect, login and SELECT 1 worked; otherwise why not (no password in it). */
+  readonly connection: string | null;
+  /** The certificate the target presented in the probe's own handshake, or why none was read. */
+  readonly certificate: CertificateReading;
+}
 
 export interface RoundResult {
   /** Null when the round's connection and table setup worked. */
@@ -80,6 +90,9 @@ export class Canary {
   private readonly inFlight = new Set<Promise<unknown>>();
   /** Last state logged per subject, so a failure is logged when it starts and when it ends, not every second. */
   private readonly lastState = new Map<string, string>();
+  /** Certificate reads started so far, and per target the latest one whose certificate is in the gauge. */
+  private certificateReads = 0;
+  private readonly certificateShown = new Map<CanaryTarget, number>();
 
   constructor(private readonly options: CanaryOptions) {
     this.sql = canarySql(options.settings);
@@ -179,13 +192,37 @@ export class Canary {
     for (const { target, url } of this.targets) void this.track(this.probe(target, url));
   }
 
-  /** One connection attempt to `target`; counted, and logged when the state changes. Resolves to its error or null. */
-  async probe(target: CanaryTarget, url = this.targets.find((t) => t.target === target)?.url): Promise<string | null> {
+  /**
+   * One connection attempt to `target`, counted, and beside it one read of the certificate it presents, exported;
+   * each logged when its state changes. The two run side by side, each within the connect timeout, so a target that
+   * hangs holds the probe for one timeout, not two.
+   */
+  async probe(target: CanaryTarget, url = this.targets.find((t) => t.target === target)?.url): Promise<ProbeResult> {
     if (url === undefined) throw new Error(`the canary has no URL for target ${target}`);
-    const error = await probeConnection(url, this.settings.applicationName, this.settings.connectTimeoutMs);
-    this.metrics.connectionAttempt(target, error === null);
-    this.note(`connections to ${target}`, error === null ? "ok" : `failing: ${error}`);
-    return error;
+    const [connection, certificate] = await Promise.all([
+      probeConnection(url, this.settings.applicationName, this.settings.connectTimeoutMs),
+      this.readCertificate(target, url),
+    ]);
+    this.metrics.connectionAttempt(target, connection === null);
+    this.note(`connections to ${target}`, connection === null ? "ok" : `failing: ${connection}`);
+    return { connection, certificate };
+  }
+
+  /**
+   * Reads the certificate `target` presents and sets the gauge to its notAfter, verified or not (its verdict goes to
+   * the log; the probe's login counts the failure). Without a certificate the gauge keeps the last one read.
+   */
+  private async readCertificate(target: CanaryTarget, url: string): Promise<CertificateReading> {
+    const started = ++this.certificateReads;
+    const reading = await readTargetCertificate(url, this.settings.connectTimeoutMs);
+    // Probes overlap while a target hangs: a read that started earlier but ended later must not put an older
+    // certificate back over a renewed one.
+    if (reading.ok && started > (this.certificateShown.get(target) ?? 0)) {
+      this.certificateShown.set(target, started);
+      this.metrics.certificateSeen(target, reading.certificate.notAfter);
+    }
+    this.note(`certificate of ${target}`, describeReading(reading));
+    return reading;
   }
 
   private async runRounds(): Promise<void> {

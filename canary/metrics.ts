@@ -1,10 +1,11 @@
 /**
  * The canary's Prometheus metrics (prom-client), exactly the contract of configs/alert-sources.ts plus
- * configs/canary.ts, in a registry of its own. Every labelled series the rules read is created at 0 when the canary
- * starts, so the first failure or the first slow query is a step in an existing series that `rate()` sees.
+ * configs/canary.ts, in a registry of its own. Every labelled counter and histogram the rules read is created at 0
+ * when the canary starts, so the first failure or the first slow query is a step in an existing series that `rate()`
+ * sees; the certificate gauge has no meaningful zero and appears with the first certificate read.
  * Process metrics (`process_*`, `nodejs_*`) come with it: `process_start_time_seconds` tells a restart.
  */
-import { collectDefaultMetrics, Counter, Histogram, Registry } from "prom-client";
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from "prom-client";
 import {
   canaryExtraMetrics,
   canaryFailureReasons,
@@ -22,6 +23,7 @@ export class CanaryMetrics {
   private readonly attempts: Counter<"target">;
   private readonly failures: Counter<"target">;
   private readonly queryFailures: Counter<"scenario" | "reason">;
+  private readonly certificateNotAfter: Gauge<"target">;
 
   constructor(targets: readonly CanaryTarget[]) {
     const registers = [this.registry];
@@ -33,6 +35,10 @@ export class CanaryMetrics {
     this.failures = new Counter({ name: f.name, help: canaryMetricHelp[f.name], labelNames: [...f.labels], registers });
     const q = canaryExtraMetrics.queryFailures;
     this.queryFailures = new Counter({ name: q.name, help: canaryMetricHelp[q.name], labelNames: [...q.labels], registers });
+    // Not created at 0 like the counters: 0 would be a certificate that expired in 1970, and the expiry alert would
+    // fire for a target whose certificate was never read. The series appears with the first handshake.
+    const n = canaryMetrics.certificateNotAfter;
+    this.certificateNotAfter = new Gauge({ name: n.name, help: canaryMetricHelp[n.name], labelNames: [...n.labels], registers });
     for (const target of targets) {
       this.attempts.inc({ target }, 0);
       this.failures.inc({ target }, 0);
@@ -47,6 +53,11 @@ export class CanaryMetrics {
   connectionAttempt(target: CanaryTarget, ok: boolean): void {
     this.attempts.inc({ target });
     if (!ok) this.failures.inc({ target });
+  }
+
+  /** The notAfter of the certificate `target` presented, in whole Unix seconds (X.509 dates have no fractions). */
+  certificateSeen(target: CanaryTarget, notAfter: Date): void {
+    this.certificateNotAfter.set({ target }, Math.floor(notAfter.getTime() / 1000));
   }
 
   observe(scenario: CanaryScenario, seconds: number): void {

@@ -3,7 +3,7 @@
  * `--once` for a person or a deploy check. Connection URLs come from the environment only, never from arguments
  * (a process list shows arguments); every line printed has the password masked.
  */
-import { Canary, type RoundResult } from "../canary";
+import { Canary, describeReading, type ProbeResult, type RoundResult } from "../canary";
 import {
   canarySettingsProblems,
   canaryVectorScenarios,
@@ -43,8 +43,11 @@ const help = commandHelp({
   usage: ["pgstack canary [options]", "pgstack canary --once [--format text|json] [options]"],
   description: [
     "The synthetic canary: vector search, hybrid search and insert through PgBouncer, plus connection probes, with",
-    "latency and failures as Prometheus metrics (pgstack_canary_*) on /metrics until SIGTERM or SIGINT.",
-    "Connection URLs come from the environment only (a process list shows arguments); passwords are never printed.",
+    "latency and failures as Prometheus metrics (pgstack_canary_*) on /metrics until SIGTERM or SIGINT. Each probe",
+    "also reads the TLS certificate the target presents and exports its expiry, verified against the URL's",
+    "sslrootcert and host or not. Connection URLs come from the environment only (a process list shows arguments);",
+    "their sslmode and sslrootcert apply (e.g. ?sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt); passwords",
+    "are never printed.",
   ],
   sections: [
     { title: "options", options },
@@ -119,8 +122,16 @@ function urlFromEnv(name: string, required: boolean): string | undefined {
   return value;
 }
 
-function roundTable(probes: Readonly<Record<string, string | null>>, round: RoundResult): string {
-  const rows: [string, string][] = Object.entries(probes).map(([target, error]) => [`connect ${target}`, error === null ? "ok" : `FAILED: ${error}`]);
+/** A probe failed: no login, or a certificate that could not be read or would be refused by a verifying client. */
+function probeFailed(probe: ProbeResult): boolean {
+  return probe.connection !== null || !probe.certificate.ok || !probe.certificate.certificate.verified;
+}
+
+function roundTable(probes: Readonly<Record<string, ProbeResult>>, round: RoundResult): string {
+  const rows: [string, string][] = Object.entries(probes).flatMap(([target, probe]): [string, string][] => [
+    [`connect ${target}`, probe.connection === null ? "ok" : `FAILED: ${probe.connection}`],
+    [`certificate ${target}`, `${probe.certificate.ok && probe.certificate.certificate.verified ? "" : "FAILED: "}${describeReading(probe.certificate)}`],
+  ]);
   if (round.connectionError !== null) rows.push(["round", `FAILED: ${round.connectionError}`]);
   for (const scenario of canaryVectorScenarios) {
     const o = round.scenarios[scenario];
@@ -145,11 +156,13 @@ export const canaryCommand: Command = {
     const canary = new Canary({ settings, pooledUrl, directUrl, log: once ? undefined : log });
 
     if (once) {
-      const probes: Record<string, string | null> = { pgbouncer: await canary.probe("pgbouncer") };
+      const probes: Record<string, ProbeResult> = { pgbouncer: await canary.probe("pgbouncer") };
       if (directUrl !== undefined) probes.postgres = await canary.probe("postgres");
       const round = await canary.runRound();
-      const failed = Object.values(probes).some((e) => e !== null) || canaryVectorScenarios.some((s) => !round.scenarios[s].ok);
-      if (json) console.log(JSON.stringify({ ok: !failed, connections: probes, round }, null, 2));
+      const failed = Object.values(probes).some(probeFailed) || canaryVectorScenarios.some((s) => !round.scenarios[s].ok);
+      const each = <T>(pick: (p: ProbeResult) => T): Record<string, T> => Object.fromEntries(Object.entries(probes).map(([t, p]) => [t, pick(p)]));
+      // `connections` keeps its shape (target → error or null); certificates are beside it, dates in ISO 8601.
+      if (json) console.log(JSON.stringify({ ok: !failed, connections: each((p) => p.connection), certificates: each((p) => p.certificate), round }, null, 2));
       else console.log(`pgstack canary, one round on ${settings.table} via ${maskUrl(pooledUrl)}:\n${roundTable(probes, round)}`);
       return failed ? 1 : 0;
     }

@@ -96,9 +96,9 @@ const help = commandHelp({
       lines: [
         "PGSTACK_RUNTIME=native|chroot    programs from this host's PATH, or from the Debian 13 rootfs (needs root);",
         "                                 unset: native when every program is there at the right version.",
-        "PGSTACK_LOCAL_FAIL_AFTER=STEP    for teardown tests: fail right after placement, huge-pages, postgres, bootstrap,",
-        "                                 pgbouncer, exporters, mtail, canary or prometheus, with everything started so",
-        "                                 far running.",
+        "PGSTACK_LOCAL_FAIL_AFTER=STEP    for teardown tests: fail right after placement, certificates, huge-pages,",
+        "                                 postgres, bootstrap, pgbouncer, exporters, mtail, canary or prometheus, with",
+        "                                 everything started so far running.",
       ],
     },
     {
@@ -300,6 +300,7 @@ function connectionTable(info: ClusterInfo, sizing: string): string {
     ["pooled (PgBouncer)", info.pooledUrl],
     ["direct (PostgreSQL)", info.directUrl],
     ["Prometheus", info.prometheusUrl],
+    ["TLS", `every connection verify-full against this cluster's CA ${path.relative(process.cwd(), info.caPath) || info.caPath} (sslrootcert of the URLs)`],
     ["exporters", `postgres 127.0.0.1:${p.postgresExporter}, pgbouncer 127.0.0.1:${p.pgbouncerExporter}, node 127.0.0.1:${p.nodeExporter}`],
     ["metric sources", `canary 127.0.0.1:${p.canary}, mtail 127.0.0.1:${p.mtail}`],
     ["huge pages", describeHugePages(info.hugePages)],
@@ -318,6 +319,7 @@ function upJson(info: ClusterInfo, sizing: string): string {
     pooledUrl: info.pooledUrl,
     directUrl: info.directUrl,
     prometheusUrl: info.prometheusUrl,
+    caPath: info.caPath,
     ports: info.ports,
     hugePages: { ...info.hugePages, text: describeHugePages(info.hugePages) },
     sizing,

@@ -408,6 +408,8 @@ function mockState(
     fakes.push(v);
     return secret(v);
   };
+  // A PEM block around a marker instead of DER: what a fake key or certificate looks like offline.
+  const offlinePem = (label: string, marker: string) => `-----BEGIN ${label}-----\n${marker}\n-----END ${label}-----\n`;
   switch (type) {
     case "random:index/randomPassword:RandomPassword":
       state.result = secretFake(fake);
@@ -440,6 +442,29 @@ function mockState(
     case "docker:index/remoteImage:RemoteImage":
       state.imageId = `${String(inputs.name)}@offline`;
       state.repoDigest = `${String(inputs.name)}@offline`;
+      break;
+    // @pulumi/tls: fixed, obviously fake PEMs named after the resource (same bytes on every render); private keys are
+    // fakes of their own, returned as secrets, so a key that reached a non-secret input is redacted and reported.
+    case "tls:index/privateKey:PrivateKey":
+      // The bare markers too: a key that reached an input in another wrapping is still found.
+      fakes.push(fake, `${fake}-pkcs8`, `${fake}-openssh`);
+      state.privateKeyPem = secretFake(offlinePem("EC PRIVATE KEY", fake));
+      state.privateKeyPemPkcs8 = secretFake(offlinePem("PRIVATE KEY", `${fake}-pkcs8`));
+      state.privateKeyOpenssh = secretFake(offlinePem("OPENSSH PRIVATE KEY", `${fake}-openssh`));
+      state.publicKeyPem = offlinePem("PUBLIC KEY", `offline-public-key-${name}`);
+      state.publicKeyOpenssh = `ecdsa-sha2-nistp256 offline-public-key-${name}\n`;
+      state.publicKeyFingerprintMd5 = "00:00:00:00:00:00:00:00:00:00:00:00:00:00:00:00";
+      state.publicKeyFingerprintSha256 = "SHA256:offline";
+      break;
+    case "tls:index/certRequest:CertRequest":
+      state.certRequestPem = offlinePem("CERTIFICATE REQUEST", `offline-certificate-request-${name}`);
+      break;
+    case "tls:index/selfSignedCert:SelfSignedCert":
+    case "tls:index/locallySignedCert:LocallySignedCert":
+      state.certPem = offlinePem("CERTIFICATE", `offline-certificate-${name}`);
+      state.validityStartTime = "2000-01-01T00:00:00Z";
+      state.validityEndTime = "2000-01-01T00:00:00Z";
+      state.readyForRenewal = false;
       break;
   }
   // Kubernetes auto-names objects without metadata.name (name + random suffix); offline, the logical name.

@@ -35,6 +35,13 @@ export const canaryMetrics = {
    * first failure is a step in an existing series and `rate()` sees it.
    */
   connectionFailures: { name: "pgstack_canary_connection_failures_total", labels: ["target"] },
+  /**
+   * Gauge: the notAfter of the certificate `target` presents (Unix seconds), read from the TLS handshake of each
+   * connection probe, whether or not the certificate verifies (an expired one is reported, not hidden behind a
+   * failed connect). Absent until the first handshake with that target; when a later one yields no certificate
+   * (refused, TLS declined, timed out) it keeps the last one read, and the connection failures tell the outage.
+   */
+  certificateNotAfter: { name: "pgstack_canary_tls_certificate_not_after_seconds", labels: ["target"] },
 } as const;
 
 export const mtailMetrics = {

@@ -31,6 +31,9 @@ export const defaultAlertThresholds: AlertThresholds = {
   clientConnectionsCriticalFor: "2m",
   connectionFailureRatio: 0.01,
   connectionFailureFor: "2m",
+  certificateExpiryWarning: "21d",
+  certificateExpiryCritical: "7d",
+  certificateExpiryFor: "10m",
   vectorQueryP95Seconds: 0.2,
   vectorQueryP95For: "5m",
   queryP99Seconds: 0.5,
@@ -192,6 +195,9 @@ export function alertThresholdProblems(t: AlertThresholds): string[] {
     }
   }
   if (!Number.isInteger(t.clientsWaiting)) problems.push(`alerts.clientsWaiting ${t.clientsWaiting} must be a whole number of clients`);
+  if (seconds(t.certificateExpiryCritical) >= seconds(t.certificateExpiryWarning)) {
+    problems.push(`alerts.certificateExpiryCritical ${t.certificateExpiryCritical} must be shorter than alerts.certificateExpiryWarning ${t.certificateExpiryWarning}`);
+  }
   return problems;
 }
 
@@ -556,6 +562,17 @@ function canaryRules(b: RuleBuilder): Rule[] {
       "{{ $value | humanizePercentage }} of the canary's connections to {{ $labels.target }} fail",
       `More than ${percent(t.connectionFailureRatio)} of the canary's new connections to {{ $labels.target }} failed over ${w}, for ${t.connectionFailureFor} (now {{ $value | humanizePercentage }}). The canary connects like an application would; the application's own failures are not counted here.`,
     ),
+    ...(["warning", "critical"] as const).map((severity) => {
+      const within = severity === "warning" ? t.certificateExpiryWarning : t.certificateExpiryCritical;
+      return b.alert(
+        "CertificateExpiresSoon",
+        severity,
+        `min by (instance, target) (${b.sel(canaryMetrics.certificateNotAfter.name)}) - time() < ${seconds(within)}`,
+        t.certificateExpiryFor,
+        "The certificate {{ $labels.target }} serves expires in {{ $value | humanizeDuration }}",
+        `The TLS certificate {{ $labels.target }} presents (seen by the canary on {{ $labels.instance }}) expires within ${within}, in {{ $value | humanizeDuration }}; once it has, every verifying client is refused. The stack renews certificates well before that, so a renewal has failed or a renewed certificate was not loaded.`,
+      );
+    }),
     b.alert(
       "VectorQueryLatencyP95High",
       "warning",

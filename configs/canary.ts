@@ -37,6 +37,8 @@ export const canaryMetricHelp: Readonly<Record<string, string>> = {
   [canaryMetrics.connectionFailures.name]:
     "Connection attempts that failed: refused, authentication error, or not answering SELECT 1 within the connect timeout",
   [canaryExtraMetrics.queryFailures.name]: "Canary scenarios that did not complete, by reason (timeout, error, no_connection)",
+  [canaryMetrics.certificateNotAfter.name]:
+    "notAfter of the TLS certificate the target presented in the canary's last handshake with it, as Unix seconds; read whether or not the certificate verifies",
 };
 
 /** Every metric name the canary serves (histogram series included), for the dashboard's name check. */
@@ -48,6 +50,7 @@ export function canaryMetricNames(): string[] {
     `${h}_sum`,
     canaryMetrics.connectionAttempts.name,
     canaryMetrics.connectionFailures.name,
+    canaryMetrics.certificateNotAfter.name,
     canaryExtraMetrics.queryFailures.name,
   ].sort();
 }

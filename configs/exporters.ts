@@ -8,6 +8,7 @@ import { pgbouncerPort } from "./pgbouncer";
 import { postgresPort } from "./postgresql";
 import { monitorRole, statsUser } from "./roles";
 import { quoteLiteral } from "./sql";
+import { verifyFullQuery } from "./tls";
 
 /**
  * The PostgreSQL role postgres_exporter logs in as (a member of `pg_monitor`, nothing more) and the PgBouncer
@@ -196,8 +197,8 @@ export interface PostgresExporterInput {
   readonly queriesPath: string;
   /** Defaults to `:9187`. */
   readonly listenAddress?: string;
-  /** libpq sslmode. Defaults to `disable`: the exporter talks to PostgreSQL over loopback. */
-  readonly sslmode?: "disable" | "prefer" | "require" | "verify-ca" | "verify-full";
+  /** The CA the exporter verifies PostgreSQL's certificate with (sslmode=verify-full; pg_hba.conf admits TLS only). */
+  readonly caPath: string;
   /**
    * Turn on `--collector.stat_statements`. It needs `pg_stat_statements` in shared_preload_libraries and
    * `CREATE EXTENSION pg_stat_statements` in `database`; without them the collector fails every scrape.
@@ -232,7 +233,7 @@ export function postgresExporterCommand(input: PostgresExporterInput): ExporterC
       "--log.level=info",
     ],
     env: {
-      DATA_SOURCE_URI: `${host}:${port}/${input.database}?sslmode=${input.sslmode ?? "disable"}&application_name=pgstack-postgres-exporter`,
+      DATA_SOURCE_URI: `${host}:${port}/${input.database}?${verifyFullQuery(input.caPath)}&application_name=pgstack-postgres-exporter`,
       DATA_SOURCE_USER: monitorRole,
     },
     passwordEnv: "DATA_SOURCE_PASS",
@@ -247,6 +248,8 @@ export interface PgbouncerExporterInput {
   readonly port?: number;
   /** Defaults to `:9127`. */
   readonly listenAddress?: string;
+  /** The CA the exporter verifies PgBouncer's certificate with (PgBouncer requires TLS of every client). */
+  readonly caPath: string;
 }
 
 /**
@@ -254,13 +257,13 @@ export interface PgbouncerExporterInput {
  * string: lib/pq reads PGPASSWORD. 0.10 exits at start-up when PgBouncer is unreachable (#140), so targets start it
  * after PgBouncer accepts connections and restart it on failure.
  */
-export function pgbouncerExporterCommand(input: PgbouncerExporterInput = {}): ExporterCommand {
+export function pgbouncerExporterCommand(input: PgbouncerExporterInput): ExporterCommand {
   const host = input.host ?? "127.0.0.1";
   const port = input.port ?? pgbouncerPort;
   return {
     args: [
       `--web.listen-address=${input.listenAddress ?? `:${pgbouncerExporterPort}`}`,
-      `--pgBouncer.connectionString=postgres://${statsUser}@${host}:${port}/pgbouncer?sslmode=disable&application_name=pgstack-pgbouncer-exporter`,
+      `--pgBouncer.connectionString=postgres://${statsUser}@${host}:${port}/pgbouncer?${verifyFullQuery(input.caPath)}&application_name=pgstack-pgbouncer-exporter`,
       "--log.level=info",
     ],
     env: {},

@@ -217,6 +217,13 @@ function sections(t: AlertThresholds, disk: { readonly mountpoints?: readonly st
           queries: [[`sum by (scenario, reason) (rate(${sel(canaryExtraMetrics.queryFailures.name)}[${rate}])) > 0`, "{{scenario}} {{reason}}"]],
         },
         {
+          title: "TLS certificate: time left",
+          description: `Until the certificate each target presents expires, as the canary's handshakes read it. Certificates are renewed well before; alerts (CertificateExpiresSoon): below ${t.certificateExpiryWarning} warning, ${t.certificateExpiryCritical} critical.`,
+          unit: "s",
+          type: "stat",
+          queries: [[`min by (target) (${sel(canaryMetrics.certificateNotAfter.name)}) - time()`, "{{target}}"]],
+        },
+        {
           title: "Scrape targets up",
           description: "1 when Prometheus scraped the source at its last attempt. A source that is down silences every alert built on it (ScrapeTargetDown).",
           unit: "none",

@@ -50,8 +50,14 @@ export function renderLaunches(spec: StackSpec, placement: Placement): Launches 
     database: spec.postgres.database,
     queriesPath: paths.postgresExporterQueries,
     listenAddress: `${metricsBind}:${ports.postgresExporter}`,
+    caPath: paths.tlsCa,
   });
-  const pgbouncerExporter = pgbouncerExporterCommand({ host: loopback, port: ports.pgbouncer, listenAddress: `${metricsBind}:${ports.pgbouncerExporter}` });
+  const pgbouncerExporter = pgbouncerExporterCommand({
+    host: loopback,
+    port: ports.pgbouncer,
+    listenAddress: `${metricsBind}:${ports.pgbouncerExporter}`,
+    caPath: paths.tlsCa,
+  });
   // pgstack canary parses its --listen as host:port; an empty host would mean every address there too, spelt out.
   const canaryListen = `${metricsBind === "" ? "0.0.0.0" : metricsBind}:${ports.canary}`;
   const canaryInterval = placement.intervals.canaryMs === defaultCanarySettings.intervalMs ? [] : ["--interval", promDuration(placement.intervals.canaryMs)];

@@ -1,6 +1,7 @@
 /**
- * pg_hba.conf: SCRAM-SHA-256 only, never `trust`; loopback and the cluster's own networks only. The first matching
- * line decides, and a connection that matches none is refused; the closing `reject` lines say so explicitly.
+ * pg_hba.conf: SCRAM-SHA-256 only, never `trust`; over TCP only with TLS (`hostssl`), loopback included, and only from
+ * loopback and the cluster's own networks. The first matching line decides; a connection without TLS meets a
+ * `hostnossl … reject` line and is told so ("no encryption"), anything else the closing `reject` lines.
  */
 import { superuser } from "./roles";
 
@@ -40,15 +41,17 @@ export function renderPgHba(opts: PgHbaOptions = {}): string {
   const networks = [...new Set(opts.allowedCidrs ?? privateNetworks)];
   networks.forEach(checkCidr);
   const row = (type: string, database: string, user: string, address: string, method: string, why: string) =>
-    `${type.padEnd(6)} ${database.padEnd(9)} ${user.padEnd(9)} ${address.padEnd(18)} ${method.padEnd(14)} # ${why}`;
+    `${type.padEnd(9)} ${database.padEnd(9)} ${user.padEnd(9)} ${address.padEnd(18)} ${method.padEnd(14)} # ${why}`;
   return [
     "# pg_hba.conf rendered by pgvector-stack: SCRAM-SHA-256 only, no trust; first match wins, no match is refused.",
-    "# TYPE  DATABASE  USER      ADDRESS            METHOD",
+    "# TYPE     DATABASE  USER      ADDRESS            METHOD",
     row("local", "all", superuser, "", "peer", "the postgres OS user on the socket: initdb's superuser, maintenance inside the pod/container"),
     row("local", "all", "all", "", "scram-sha-256", "every other role on the socket, by password"),
-    row("host", "all", "all", "127.0.0.1/32", "scram-sha-256", "loopback: PgBouncer and the exporters beside the server; the superuser by password"),
-    row("host", "all", "all", "::1/128", "scram-sha-256", "loopback, IPv6"),
-    ...networks.map((cidr) => row("host", "all", "all", cidr, "scram-sha-256", "cluster/pod network (guide: private network for database connections)")),
+    row("hostnossl", "all", "all", "0.0.0.0/0", "reject", "guide, Security: SSL/TLS for all connections: without TLS, refused, loopback too"),
+    row("hostnossl", "all", "all", "::/0", "reject", "the same for IPv6"),
+    row("hostssl", "all", "all", "127.0.0.1/32", "scram-sha-256", "loopback: PgBouncer and the exporters beside the server; the superuser by password"),
+    row("hostssl", "all", "all", "::1/128", "scram-sha-256", "loopback, IPv6"),
+    ...networks.map((cidr) => row("hostssl", "all", "all", cidr, "scram-sha-256", "cluster/pod network (guide: private network for database connections)")),
     row("host", "all", "all", "0.0.0.0/0", "reject", "anything else: refused"),
     row("host", "all", "all", "::/0", "reject", "anything else: refused"),
     "",

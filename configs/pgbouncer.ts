@@ -17,6 +17,7 @@
  */
 import { statsUser, superuser } from "./roles";
 import { isScramVerifier } from "./scram";
+import { containerTls, type TlsFiles } from "./tls";
 import type { StackSpec } from "./stack-spec";
 
 /** The pooled port every target publishes (the Services' "pooled" port). */
@@ -37,6 +38,8 @@ export interface PgBouncerIniOptions {
   readonly listenAddr?: string;
   /** listen_port. Defaults to `pgbouncerPort`. */
   readonly listenPort?: number;
+  /** The certificate it presents, its key, and the CA it verifies PostgreSQL with. Defaults to the containers' mount. */
+  readonly tls?: TlsFiles;
 }
 
 export interface PgBouncerSetting {
@@ -52,6 +55,7 @@ export function pgbouncerSettings(spec: StackSpec, opts: PgBouncerIniOptions = {
   const serverRoom = spec.postgres.maxConnections - maintenance - monitoring;
   const listenAddr = opts.listenAddr ?? "*";
   const listenPort = opts.listenPort ?? pgbouncerPort;
+  const tls = opts.tls ?? containerTls;
   return [
     {
       name: "listen_addr",
@@ -65,6 +69,18 @@ export function pgbouncerSettings(spec: StackSpec, opts: PgBouncerIniOptions = {
     },
     { name: "unix_socket_dir", value: "", reason: "no Unix socket: clients and the exporter connect over TCP" },
     { name: "auth_type", value: "scram-sha-256", reason: "guide, Security: strong authentication (SCRAM-SHA-256)" },
+    { name: "client_tls_sslmode", value: "require", reason: "guide, Security: SSL/TLS for all connections; a client without TLS is told 'SSL required'" },
+    { name: "client_tls_cert_file", value: tls.certificate, reason: "the server certificate PostgreSQL presents too; re-read on RELOAD, so renewing needs no restart" },
+    { name: "client_tls_key_file", value: tls.key, reason: "its key (a wrong one on RELOAD: PgBouncer keeps the old pair and logs it)" },
+    {
+      name: "client_tls_ca_file",
+      value: tls.ca,
+      reason: "PgBouncer loads a CA for the client leg even under require (client certificates are not asked for); without one it needs the system's, which slim images lack",
+    },
+    { name: "client_tls_protocols", value: "tlsv1.2,tlsv1.3", reason: "guide, Security: TLS 1.2 at least" },
+    { name: "server_tls_sslmode", value: "verify-full", reason: "to PostgreSQL over TLS too, its certificate checked against the stack's CA and the address in [databases]" },
+    { name: "server_tls_ca_file", value: tls.ca, reason: "the stack's CA" },
+    { name: "server_tls_protocols", value: "tlsv1.2,tlsv1.3", reason: "TLS 1.2 at least" },
     { name: "auth_file", value: opts.authFile ?? pgbouncerAuthFile, reason: "SCRAM verifiers, never passwords (see configs/pgbouncer.ts)" },
     { name: "admin_users", value: pgbouncerAdminUser, reason: "may PAUSE, RESUME, RELOAD the pooler" },
     { name: "stats_users", value: statsUser, reason: "pgbouncer_exporter's read-only SHOW access" },

@@ -12,8 +12,9 @@ import { canaryPort } from "./canary";
 import { nodeExporterPort, pgbouncerExporterPort, postgresExporterPort } from "./exporters";
 import { mtailPort } from "./mtail";
 import { pgbouncerAuthFile, pgbouncerPort } from "./pgbouncer";
-import { postgresPort, unixSocketDirectory } from "./postgresql";
+import { postgresPort, unixSocketDirectory, type PostgresServerPlacement } from "./postgresql";
 import { prometheusPort } from "./scrape";
+import { containerTls, type TlsFiles } from "./tls";
 import type { Target } from "./stack-spec";
 
 /** Every server of a stack, as Placement.ports names them. */
@@ -38,6 +39,14 @@ export interface PlacementPaths {
   readonly postgresSocketDir: string;
   /** postgres_exporter's `--extend.query-path`: the rendered postgres-exporter-queries.yaml. */
   readonly postgresExporterQueries: string;
+  /**
+   * The server certificate (PEM, chain from the server's up to below the CA) PostgreSQL and PgBouncer present, its
+   * private key (owned by the server's user, mode 0600 or root-owned 0640: PostgreSQL refuses anything wider) and the
+   * CA certificate every client verifies them with (sslmode=verify-full). cert-manager's Secret keys name them.
+   */
+  readonly tlsCertificate: string;
+  readonly tlsKey: string;
+  readonly tlsCa: string;
   /** mtail's `--progs`: a directory holding the rendered postgresql.mtail and nothing else. */
   readonly mtailPrograms: string;
   /** PgBouncer's auth_file (SCRAM verifiers). */
@@ -115,6 +124,9 @@ export const localIntervals: MonitoringIntervals = { scrapeMs: 5_000, evaluation
 const containerPaths = {
   postgresSocketDir: unixSocketDirectory,
   postgresExporterQueries: "/etc/pgstack/postgres-exporter-queries.yaml",
+  tlsCertificate: containerTls.certificate,
+  tlsKey: containerTls.key,
+  tlsCa: containerTls.ca,
   mtailPrograms: "/etc/mtail",
   pgbouncerAuthFile,
   prometheusConfig: "/etc/prometheus/prometheus.yml",
@@ -160,6 +172,9 @@ const local: Placement = {
     // A native PostgreSQL's own (Debian's) socket directory; a running cluster uses its scratch directory.
     postgresSocketDir: unixSocketDirectory,
     postgresExporterQueries: "/var/lib/pgstack/files/postgres-exporter-queries.yaml",
+    tlsCertificate: "/var/lib/pgstack/tls/tls.crt",
+    tlsKey: "/var/lib/pgstack/tls/tls.key",
+    tlsCa: "/var/lib/pgstack/tls/ca.crt",
     mtailPrograms: "/var/lib/pgstack/mtail",
     pgbouncerAuthFile: "/var/lib/pgstack/pgbouncer/userlist.txt",
     prometheusConfig: "/var/lib/pgstack/prometheus/prometheus.yml",
@@ -186,6 +201,16 @@ export function localPlacement(over: { readonly ports?: Partial<PlacementPorts>;
     paths: { ...local.paths, ...over.paths },
     intervals: { ...local.intervals, ...over.intervals },
   };
+}
+
+/** The PostgreSQL server's part of a placement, as configs/postgresql.ts takes it. */
+export function serverPlacement(p: Placement): PostgresServerPlacement {
+  return { port: p.ports.postgres, socketDirectory: p.paths.postgresSocketDir, tls: { certificate: p.paths.tlsCertificate, key: p.paths.tlsKey } };
+}
+
+/** The TLS files of a placement: what the servers present and what their clients trust. */
+export function tlsFiles(p: Placement): TlsFiles {
+  return { certificate: p.paths.tlsCertificate, key: p.paths.tlsKey, ca: p.paths.tlsCa };
 }
 
 /** `host:port` for a bind address; "" binds every address (`:9187`, as the Go servers spell it). */

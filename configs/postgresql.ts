@@ -6,6 +6,7 @@
 import { memoryPlan, type MemoryPlan } from "./memory";
 import { sharedMemorySettings, userSetting } from "./hugepages";
 import type { StackSpec, StorageClass } from "./stack-spec";
+import { containerTls, minimumTlsVersion, type TlsFiles } from "./tls";
 import { bytes, pgDuration, pgMemory } from "./units";
 
 const { MiB, GiB } = bytes;
@@ -91,7 +92,21 @@ export function maxWalSize(spec: StackSpec): number {
 
 type Entry = readonly [name: string, value: string, reason: string];
 
-function stackSettings(spec: StackSpec, plan: MemoryPlan, port: number, socketDirectory: string): readonly (readonly [section: string, entries: readonly Entry[]])[] {
+/**
+ * Where one server listens and which files it reads, as its target's placement says (configs/placement.ts maps a
+ * Placement onto this; it is declared here so this file needs nothing of placement.ts, which imports it).
+ */
+export interface PostgresServerPlacement {
+  readonly port: number;
+  readonly socketDirectory: string;
+  readonly tls: Pick<TlsFiles, "certificate" | "key">;
+}
+
+/** Every container target's: port 5432, the image's socket directory, the mounted certificate Secret. */
+export const containerServer: PostgresServerPlacement = { port: postgresPort, socketDirectory: unixSocketDirectory, tls: containerTls };
+
+function stackSettings(spec: StackSpec, plan: MemoryPlan, server: PostgresServerPlacement): readonly (readonly [section: string, entries: readonly Entry[]])[] {
+  const { port, socketDirectory } = server;
   const m = plan.rendered;
   const shm = sharedMemorySettings(spec);
   const par = parallelism(spec);
@@ -122,6 +137,10 @@ function stackSettings(spec: StackSpec, plan: MemoryPlan, port: number, socketDi
       "Security",
       [
         ["password_encryption", "scram-sha-256", "guide, Security: strong authentication (SCRAM-SHA-256); pg_hba.conf accepts nothing else"],
+        ["ssl", "on", "guide, Security: SSL/TLS for all connections; pg_hba.conf admits TCP clients over TLS only"],
+        ["ssl_cert_file", server.tls.certificate, "the server certificate, signed by the stack's CA; re-read on reload, so renewing needs no restart"],
+        ["ssl_key_file", server.tls.key, "its key: the server's own file, mode 0600 (or root's with 0640), else PostgreSQL refuses it"],
+        ["ssl_min_protocol_version", minimumTlsVersion, "guide, Security: TLS 1.2 at least (PostgreSQL's default since 13, stated)"],
         ["allow_alter_system", "off", "the rendered file is the configuration; ALTER SYSTEM would drift from it unseen"],
       ],
     ],
@@ -219,19 +238,11 @@ function stackSettings(spec: StackSpec, plan: MemoryPlan, port: number, socketDi
   ];
 }
 
-/**
- * Every setting the stack renders, in file order, users' last. `port` and `socketDirectory` are the placement's
- * (configs/placement.ts); every container target uses the defaults.
- */
-export function postgresqlSettings(
-  spec: StackSpec,
-  plan: MemoryPlan = memoryPlan(spec),
-  port = postgresPort,
-  socketDirectory = unixSocketDirectory,
-): readonly PostgresSetting[] {
+/** Every setting the stack renders, in file order, users' last, for the server's placement (containers': the default). */
+export function postgresqlSettings(spec: StackSpec, plan: MemoryPlan = memoryPlan(spec), server: PostgresServerPlacement = containerServer): readonly PostgresSetting[] {
   const user = spec.postgres.settings;
   const settings: PostgresSetting[] = [];
-  for (const [section, entries] of stackSettings(spec, plan, port, socketDirectory)) {
+  for (const [section, entries] of stackSettings(spec, plan, server)) {
     for (const [name, value, reason] of entries) {
       if (user[name] === undefined) settings.push({ name, value, reason, section, source: "stack" });
     }
@@ -269,16 +280,11 @@ function wrap(text: string, width: number, prefix: string): string[] {
 }
 
 /**
- * The complete postgresql.conf, listening on `port` with its Unix socket in `socketDirectory` (the placement's: 5432
- * and /var/run/postgresql on every container target, the perf cluster's own port and scratch directory).
+ * The complete postgresql.conf for the server's placement: 5432, /var/run/postgresql and the mounted certificate on
+ * every container target; the perf cluster's own port, socket and certificate directories.
  */
-export function renderPostgresqlConf(
-  spec: StackSpec,
-  plan: MemoryPlan = memoryPlan(spec),
-  port = postgresPort,
-  socketDirectory = unixSocketDirectory,
-): string {
-  const settings = postgresqlSettings(spec, plan, port, socketDirectory);
+export function renderPostgresqlConf(spec: StackSpec, plan: MemoryPlan = memoryPlan(spec), server: PostgresServerPlacement = containerServer): string {
+  const settings = postgresqlSettings(spec, plan, server);
   const gib = (spec.node.memoryBytes / GiB).toFixed(spec.node.memoryBytes % GiB === 0 ? 0 : 1);
   const lines = [
     `# postgresql.conf for stack "${spec.stack}" (${spec.target}), rendered by pgvector-stack: do not edit, change the stack config.`,

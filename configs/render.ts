@@ -12,7 +12,7 @@ import { podResources } from "./kubernetes-resources";
 import { renderLaunches, type Launches } from "./launches";
 import { memoryPlan, type MemoryPlan } from "./memory";
 import { renderMtailProgram } from "./mtail";
-import { placementFor, placementProblems, promDuration, type Placement } from "./placement";
+import { placementFor, placementProblems, promDuration, serverPlacement, tlsFiles, type Placement } from "./placement";
 import { pgbouncerUsers, renderPgBouncerIni } from "./pgbouncer";
 import { renderPgHba } from "./pg-hba";
 import { parallelism, postgresqlSettingValues, renderPostgresqlConf } from "./postgresql";
@@ -20,6 +20,7 @@ import type { HookPlan, Rendered, RenderedFiles, RenderedMemory, RenderedRoles, 
 import { monitorRole, statsUser, superuser } from "./roles";
 import { defaultScrapeJobNames, jobSources, renderPrometheusConfigYaml } from "./scrape";
 import type { StackSpec } from "./stack-spec";
+import { serverNames, verifyFullQuery } from "./tls";
 import { bytes, humanBytes, parseBytes, parseDuration, pgMemory } from "./units";
 
 /** Rendered values as the alert rules compare them with pg_settings: memory in bytes, time in ms, the rest as text. */
@@ -163,13 +164,14 @@ export function renderStack(spec: StackSpec, placement: Placement = placementFor
   };
   const rendered = renderedMemory(spec, memory);
   const files: RenderedFiles = {
-    "postgresql.conf": renderPostgresqlConf(spec, memory, placement.ports.postgres, placement.paths.postgresSocketDir),
+    "postgresql.conf": renderPostgresqlConf(spec, memory, serverPlacement(placement)),
     "pg_hba.conf": renderPgHba(),
     "pgbouncer.ini": renderPgBouncerIni(spec, {
       server: { host: "127.0.0.1", port: placement.ports.postgres },
       listenAddr: placement.pgbouncerListen,
       listenPort: placement.ports.pgbouncer,
       authFile: placement.paths.pgbouncerAuthFile,
+      tls: tlsFiles(placement),
     }),
     "postgres-exporter-queries.yaml": postgresExporterQueriesYaml(),
     "alert-rules.yaml": renderAlertRulesYaml(rulesInput),
@@ -191,6 +193,13 @@ export function renderStack(spec: StackSpec, placement: Placement = placementFor
     launches,
     scrapeJobs,
     roles: renderedRoles(spec),
+    tls: {
+      files: tlsFiles(placement),
+      serverNames: serverNames(),
+      clientQuery: verifyFullQuery(placement.paths.tlsCa),
+      certificateValidityMs: spec.tls.certificateValidityMs,
+      renewBeforeMs: spec.tls.renewBeforeMs,
+    },
     kubernetesPod:
       spec.target === "kubernetes"
         ? podResources({

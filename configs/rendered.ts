@@ -9,6 +9,7 @@ import type { Launches } from "./launches";
 import type { Placement } from "./placement";
 import type { MetricSource } from "./scrape";
 import type { StackSpec } from "./stack-spec";
+import type { ServerNames, TlsFiles } from "./tls";
 
 /** The files every target deploys, byte for byte. */
 export type RenderedFileName =
@@ -59,6 +60,18 @@ export interface RenderedRoles {
   readonly pgbouncerUsers: readonly string[];
 }
 
+/** TLS as the target sets it up: the files, the names the server certificate must carry, how long it lives. */
+export interface RenderedTls {
+  /** Where the servers read their certificate and key and every client the CA (the placement's paths). */
+  readonly files: TlsFiles;
+  /** Loopback names; a target adds its own (Services, network aliases, the published address). */
+  readonly serverNames: ServerNames;
+  /** Query of every client URL the stack builds: verify-full against the CA at files.ca. */
+  readonly clientQuery: string;
+  readonly certificateValidityMs: number;
+  readonly renewBeforeMs: number;
+}
+
 /** One Prometheus scrape job: the job name the alert rules guard and the program it scrapes. */
 export interface ScrapeJob {
   readonly job: string;
@@ -81,6 +94,7 @@ export interface Rendered {
   /** The metric sources Prometheus scrapes, each guarded by the alert rules' up/absent rules. */
   readonly scrapeJobs: readonly ScrapeJob[];
   readonly roles: RenderedRoles;
+  readonly tls: RenderedTls;
   /** The database pod's requests and limits on its node (configs/kubernetes-resources.ts); null off Kubernetes. */
   readonly kubernetesPod: PodResourcePlan | null;
   /** Things a person should read before deploying, one line each (e.g. worst-case memory above RAM). */

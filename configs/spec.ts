@@ -27,12 +27,13 @@ import type {
   Images,
   KubernetesSpec,
   NodeSpec,
+  TlsSpec,
   PgBouncerSpec,
   PostgresSpec,
   StackSpec,
   Target,
 } from "./stack-spec";
-import { bytes } from "./units";
+import { bytes, parseDuration } from "./units";
 
 export { SpecError } from "./spec-reader";
 export type { StackSpec } from "./stack-spec";
@@ -43,7 +44,7 @@ export const configNamespace = "pgvector-stack";
 /** Secret config keys: read by program.ts as Pulumi secrets, never part of the spec. */
 export const secretConfigKeys = ["appPassword", "monitorPassword", "statsPassword", "superuserPassword"] as const;
 
-const specKeys = ["target", "node", "postgres", "pgbouncer", "vectorTables", "benchmark", "alerts", "images", "kubernetes", "docker"] as const;
+const specKeys = ["target", "node", "postgres", "pgbouncer", "vectorTables", "benchmark", "alerts", "tls", "images", "kubernetes", "docker"] as const;
 
 /** Every key of the namespace: a stack file with any other is refused ("did you mean"). */
 export const topLevelKeys: readonly string[] = [...specKeys, ...secretConfigKeys];
@@ -451,6 +452,36 @@ function readAlerts(r: SpecReader, config: Obj): AlertsSpec {
   };
 }
 
+const day = 86_400_000;
+
+function readTls(r: SpecReader, config: Obj, target: Target, alerts: AlertsSpec): TlsSpec {
+  const t = r.section(config, "tls", "tls", ["certificateValidity", "renewBefore", "certManagerIssuer"]);
+  const validity = r.duration(t, "certificateValidity", "tls.certificateValidity", day, 825 * day, "from 1d to 825d", 90 * day);
+  const renewBefore = r.duration(t, "renewBefore", "tls.renewBefore", 3_600_000, 824 * day, "from 1h to 824d", 30 * day);
+  if (renewBefore >= validity) {
+    r.fail("tls.renewBefore", `tls.renewBefore ${show(t.renewBefore ?? "30d")} must be shorter than tls.certificateValidity ${show(t.certificateValidity ?? "90d")}`);
+  }
+  // The expiry warning must not fire before a renewal is even due, or every healthy certificate would page.
+  const warning = parseDuration(alerts.certificateExpiryWarning);
+  if (warning.ok && warning.value >= renewBefore) {
+    r.fail(
+      "alerts.certificateExpiryWarning",
+      `alerts.certificateExpiryWarning ${alerts.certificateExpiryWarning} must be shorter than tls.renewBefore ${show(t.renewBefore ?? "30d")}: a certificate is renewed that long before it ends, so the alert would fire on every healthy one`,
+    );
+  }
+  let certManagerIssuer: TlsSpec["certManagerIssuer"] = null;
+  if (t.certManagerIssuer !== undefined) {
+    const i = r.section(t, "certManagerIssuer", "tls.certManagerIssuer", ["name", "kind"]);
+    if (target !== "kubernetes") r.fail("tls.certManagerIssuer", `tls.certManagerIssuer is for target: kubernetes (cert-manager runs in a cluster); this stack's target is ${target}`);
+    if (i.name === undefined) r.fail("tls.certManagerIssuer.name", "tls.certManagerIssuer.name is missing; write the Issuer's or ClusterIssuer's name");
+    certManagerIssuer = {
+      name: r.string(i, "name", "tls.certManagerIssuer.name", /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/, "a Kubernetes object name", "issuer"),
+      kind: r.oneOf(i, "kind", "tls.certManagerIssuer.kind", ["Issuer", "ClusterIssuer"] as const, "Issuer"),
+    };
+  }
+  return { certificateValidityMs: validity, renewBeforeMs: renewBefore, certManagerIssuer };
+}
+
 const imageRef = /^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]+|@sha256:[a-f0-9]{64})$/;
 
 function readImages(r: SpecReader, config: Obj): Images {
@@ -618,6 +649,7 @@ export function parseStackSpec(stack: string, config: Obj, options: SpecOptions 
   const node = readNode(r, config, target, options.host);
   const postgres = readPostgres(r, config);
   const pgbouncer = readPgBouncer(r, config, postgres);
+  const alerts = readAlerts(r, config);
   const spec: StackSpec = {
     stack,
     target,
@@ -626,7 +658,8 @@ export function parseStackSpec(stack: string, config: Obj, options: SpecOptions 
     pgbouncer,
     vectorTables: readVectorTables(r, config, target),
     benchmark: readBenchmark(r, config, pgbouncer),
-    alerts: readAlerts(r, config),
+    alerts,
+    tls: readTls(r, config, target, alerts),
     images: readImages(r, config),
     kubernetes: readKubernetes(r, config),
     docker: readDocker(r, config),

@@ -62,6 +62,19 @@ export interface Images {
   readonly node: string;
 }
 
+/**
+ * TLS on every connection (guide, Security: SSL/TLS for all connections). The certificates come from a CA the program
+ * makes (@pulumi/tls on Docker and Kubernetes, a throw-away one per perf cluster) or, on Kubernetes, from cert-manager.
+ */
+export interface TlsSpec {
+  /** Lifetime of the server certificate the stack issues. Defaults to 90 days. */
+  readonly certificateValidityMs: number;
+  /** Renew this long before it ends (cert-manager renewBefore; @pulumi/tls earlyRenewalHours). Defaults to 30 days. */
+  readonly renewBeforeMs: number;
+  /** Kubernetes: the cert-manager issuer of the server certificate; null = the CA the program generates. */
+  readonly certManagerIssuer: { readonly name: string; readonly kind: "Issuer" | "ClusterIssuer" } | null;
+}
+
 /** Kubernetes label selector terms (`matchLabels`): keys and values checked as the API server checks them. */
 export type Labels = Readonly<Record<string, string>>;
 
@@ -133,6 +146,13 @@ export interface AlertThresholds {
   /** Guide: connection failures > 1 % of requests, CRITICAL (measured by the canary). */
   readonly connectionFailureRatio: number;
   readonly connectionFailureFor: string;
+  /**
+   * TLS: the served certificate's notAfter is nearer than this (a renewal that should have happened did not: the
+   * stack renews well before, tls.renewBefore), WARNING; and nearer than the critical one, CRITICAL.
+   */
+  readonly certificateExpiryWarning: string;
+  readonly certificateExpiryCritical: string;
+  readonly certificateExpiryFor: string;
   /** Guide: P95 latency > 200 ms for vector operations, WARNING (canary scenarios search, hybrid, insert). */
   readonly vectorQueryP95Seconds: number;
   readonly vectorQueryP95For: string;
@@ -210,6 +230,7 @@ export interface StackSpec {
   readonly benchmark: BenchmarkSpec;
   /** Alert thresholds and `for` durations (defaults: the tuning guide's alert policy), runbook URL, routing labels. */
   readonly alerts: AlertsSpec;
+  readonly tls: TlsSpec;
   readonly images: Images;
   readonly kubernetes: KubernetesSpec;
   readonly docker: DockerSpec;

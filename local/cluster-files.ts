@@ -16,6 +16,7 @@ import type { Rendered, RenderedRoles } from "../configs/rendered";
 import { bootstrapSql } from "../configs/roles";
 import { scramSaltBytes, scramVerifier } from "../configs/scram";
 import { quoteIdent, quoteLiteral } from "../configs/sql";
+import { verifyFullQuery } from "../configs/tls";
 
 /** Every password the cluster uses, generated per run; never written anywhere but the 0600 state file. */
 export interface ClusterPasswords {
@@ -51,6 +52,8 @@ export interface ClusterDirPaths {
   readonly postgresExporter: string;
   readonly mtail: string;
   readonly prometheus: string;
+  /** The server certificate, its key and the CA certificate (cert-manager's names): PostgreSQL, PgBouncer and every client read them. */
+  readonly tls: string;
 }
 
 /** Names inside those directories; PGDATA's is the rig's (local/runtime/postgres.ts `postgresDataEntry`). */
@@ -61,6 +64,9 @@ export const clusterEntries = {
   prometheusConfig: "prometheus.yml",
   alertRules: "alert-rules.yaml",
   prometheusData: "data",
+  tlsCertificate: "tls.crt",
+  tlsKey: "tls.key",
+  tlsCa: "ca.crt",
 } as const;
 
 /**
@@ -80,6 +86,9 @@ export function clusterPlacement(input: {
     pgdata: `${dirs.postgres}/${input.pgdataEntry}`,
     postgresSocketDir: dirs.postgres,
     postgresExporterQueries: `${dirs.postgresExporter}/${clusterEntries.queries}`,
+    tlsCertificate: `${dirs.tls}/${clusterEntries.tlsCertificate}`,
+    tlsKey: `${dirs.tls}/${clusterEntries.tlsKey}`,
+    tlsCa: `${dirs.tls}/${clusterEntries.tlsCa}`,
     mtailPrograms: `${dirs.mtail}/${clusterEntries.mtailPrograms}`,
     pgbouncerAuthFile: `${dirs.pgbouncer}/${clusterEntries.userlist}`,
     prometheusConfig: `${dirs.prometheus}/${clusterEntries.prometheusConfig}`,
@@ -169,9 +178,12 @@ export function clusterUserlist(roles: RenderedRoles, verifiers: Readonly<Record
 
 // ---- URLs and secrets ------------------------------------------------------------------------------------------
 
-/** `postgresql://user:pw@127.0.0.1:port/db` with the parts percent-encoded. */
-export function connectionUrl(user: string, password: string, port: number, database: string): string {
-  return `postgresql://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(database)}`;
+/**
+ * `postgresql://user:pw@127.0.0.1:port/db?sslmode=verify-full&sslrootcert=<caPath>` with the parts percent-encoded:
+ * every server of the cluster admits TCP clients over TLS only, and every client of ours verifies it fully.
+ */
+export function connectionUrl(user: string, password: string, port: number, database: string, caPath: string): string {
+  return `postgresql://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(database)}?${verifyFullQuery(caPath)}`;
 }
 
 /** The cluster's addresses, at the rendered placement's ports. The database URLs carry passwords. */
@@ -187,23 +199,30 @@ export interface ClusterUrls {
   readonly prometheus: string;
 }
 
-/** Every program of the placement shares this host's loopback (Placement.ports): so do its clients here. */
-export function clusterUrls(rendered: Rendered, passwords: ClusterPasswords): ClusterUrls {
+/**
+ * Every program of the placement shares this host's loopback (Placement.ports): so do its clients here. They run on
+ * this host, so they read the CA at its host path (`caHostPath`: inside the rootfs under chroot), where the
+ * placement's `tlsCa` is the path the programs in the rootfs see.
+ */
+export function clusterUrls(rendered: Rendered, passwords: ClusterPasswords, caHostPath: string): ClusterUrls {
   const { ports } = rendered.placement;
   const { roles } = rendered;
   const database = rendered.spec.postgres.database;
   return {
-    pooled: connectionUrl(roles.app, passwords.app, ports.pgbouncer, database),
-    direct: connectionUrl(roles.app, passwords.app, ports.postgres, database),
-    superuser: connectionUrl(roles.superuser, passwords.superuser, ports.postgres, "postgres"),
-    stats: connectionUrl(roles.stats, passwords.stats, ports.pgbouncer, "pgbouncer"),
+    pooled: connectionUrl(roles.app, passwords.app, ports.pgbouncer, database, caHostPath),
+    direct: connectionUrl(roles.app, passwords.app, ports.postgres, database, caHostPath),
+    superuser: connectionUrl(roles.superuser, passwords.superuser, ports.postgres, "postgres", caHostPath),
+    stats: connectionUrl(roles.stats, passwords.stats, ports.pgbouncer, "pgbouncer", caHostPath),
     prometheus: `http://127.0.0.1:${ports.prometheus}`,
   };
 }
 
-/** What each secret a launch names holds on this cluster (configs/launches.ts SecretInput). */
-export function secretInputs(rendered: Rendered, passwords: ClusterPasswords): Readonly<Record<SecretInput, string>> {
-  const urls = clusterUrls(rendered, passwords);
+/**
+ * What each secret a launch names holds on this cluster (configs/launches.ts SecretInput). The URLs go to the canary,
+ * a process of this host: they name the CA by its host path.
+ */
+export function secretInputs(rendered: Rendered, passwords: ClusterPasswords, caHostPath: string): Readonly<Record<SecretInput, string>> {
+  const urls = clusterUrls(rendered, passwords, caHostPath);
   return { monitorPassword: passwords.monitor, statsPassword: passwords.stats, pooledUrl: urls.pooled, directUrl: urls.direct };
 }
 

@@ -32,8 +32,21 @@ import type { Rendered, RenderedMemory } from "../configs/rendered";
 import { maskSecrets } from "../configs/secrets";
 import type { StackSpec } from "../configs/stack-spec";
 import { humanBytes, pgMemory } from "../configs/units";
+import * as fs from "node:fs";
 import { connect, newClient } from "../pgclient/connect";
 import { startCanaryProcess, type CanaryProcess } from "./canary-process";
+import {
+  certificateFacts,
+  certificateProblems,
+  createCertificateAuthority,
+  describeCertificate,
+  issueServerCertificate,
+  keyFileProblem,
+  servedCertificate,
+  type CertificateAuthority,
+  type CertificateFacts,
+  type ServerCertificate,
+} from "./tls";
 import {
   alertRuleGroupNames,
   clusterBootstrapSql,
@@ -127,6 +140,40 @@ export interface StartClusterOptions {
    * (configs/placement.ts localIntervals: 5 s, 5 s, 10 s).
    */
   readonly monitoring?: Partial<MonitoringIntervals>;
+  /**
+   * The cluster's TLS: by default a throw-away CA made for this cluster and a server certificate from it for the
+   * rendered server names, valid for the stack's tls.certificateValidity. Tests give their own CA or certificate to
+   * see what the cluster refuses before it starts anything.
+   */
+  readonly tls?: {
+    /** The CA to issue from and that every client trusts. Defaults to a new one (its key never leaves the cluster). */
+    readonly ca?: CertificateAuthority;
+    /** The first server certificate. Defaults to one the CA issues, valid for the stack's tls.certificateValidity. */
+    readonly certificate?: CertificateRequest;
+  };
+}
+
+/**
+ * A server certificate for the cluster: issued by its CA (`validMs`) or made elsewhere (`provided`). Either way it is
+ * checked before it replaces anything: it must chain to the cluster's CA, be valid now, carry the rendered server names,
+ * and its key file must be one PostgreSQL accepts.
+ */
+export interface CertificateRequest {
+  /** Lifetime of a certificate the cluster's CA issues. Defaults to the stack's tls.certificateValidity. */
+  readonly validMs?: number;
+  /** A certificate and its key made elsewhere, installed instead of issuing one. */
+  readonly provided?: ServerCertificate;
+  /**
+   * Mode of the key file as written. Defaults to 0600 (owned by the servers' user), which with root's 0640 is all
+   * PostgreSQL accepts; anything wider is refused before it is installed, as a person's copied-in key would be.
+   */
+  readonly keyMode?: number;
+}
+
+/** The certificate a renewal installed, as both servers now serve it. */
+export interface RenewedCertificate extends CertificateFacts {
+  /** The pids of PostgreSQL and PgBouncer, the same before and after: neither was restarted. */
+  readonly pids: { readonly postgres: number; readonly pgbouncer: number };
 }
 
 /** The cluster's ports, by server: its placement's. */
@@ -143,6 +190,11 @@ export interface ClusterInfo {
   readonly directUrl: string;
   readonly superuserUrl: string;
   readonly prometheusUrl: string;
+  /**
+   * Host path of the cluster's CA certificate: the `sslrootcert` of every URL above (PostgreSQL and PgBouncer admit
+   * TCP clients over TLS only; every client of ours verifies with sslmode=verify-full).
+   */
+  readonly caPath: string;
   readonly ports: ClusterPorts;
   readonly hugePages: HugePagesStatus;
   readonly stateFile: string;
@@ -199,6 +251,17 @@ interface ClusterDirs {
   readonly mtail: ScratchDir;
   readonly canary: ScratchDir;
   readonly prometheus: ScratchDir;
+  /** The server certificate, its key and the CA certificate, where the placement says; and the CA's key, root's only. */
+  readonly tls: ScratchDir;
+}
+
+/** The cluster's CA and where its clients on this host find its certificate. */
+interface ClusterTls {
+  readonly ca: CertificateAuthority;
+  /** Host path of the CA certificate (inside the rootfs under chroot): clients on this host verify with it. */
+  readonly caHostPath: string;
+  /** The certificate installed at the start. */
+  readonly certificate: CertificateFacts;
 }
 
 /**
@@ -212,6 +275,8 @@ interface Built {
   readonly dirs: ClusterDirs;
   /** placement: the stack rendered for this run; replaced by a step whose server had to move. */
   readonly rendered: Rendered;
+  /** certificates */
+  readonly tls: ClusterTls;
   /** huge-pages */
   readonly hugePagesIntent: HugePagesIntent;
   /** postgres (what was reserved), completed by bootstrap (what the running server reports). */
@@ -241,7 +306,10 @@ const serverKeys = ["postgres", "pgbouncer", "postgresExporter", "pgbouncerExpor
 
 /** What the cluster lends its steps: its settings, its passwords and its state file. */
 interface StepHost {
+  readonly name: string;
   readonly spec: StackSpec;
+  /** StartClusterOptions.tls. */
+  readonly tls: StartClusterOptions["tls"];
   readonly progress: Progress;
   readonly passwords: ClusterPasswords;
   readonly secrets: readonly string[];
@@ -350,6 +418,7 @@ async function placement(ctx: Pick<Built, "runtime">, host: StepHost): Promise<P
     mtail: dir("mtail"),
     canary: dir("canary"),
     prometheus: dir("prometheus"),
+    tls: dir("tls"),
   };
   const port = freeLoopbackPort;
   const ports: PlacementPorts = {
@@ -365,15 +434,86 @@ async function placement(ctx: Pick<Built, "runtime">, host: StepHost): Promise<P
   const placed = clusterPlacement({
     ports,
     // As the programs see them: inside the rootfs under chroot.
-    dirs: { postgres: dirs.postgres.path, pgbouncer: dirs.pgbouncer.path, postgresExporter: dirs.postgresExporter.path, mtail: dirs.mtail.path, prometheus: dirs.prometheus.path },
+    dirs: {
+      postgres: dirs.postgres.path,
+      pgbouncer: dirs.pgbouncer.path,
+      postgresExporter: dirs.postgresExporter.path,
+      mtail: dirs.mtail.path,
+      prometheus: dirs.prometheus.path,
+      tls: dirs.tls.path,
+    },
     pgdataEntry: postgresDataEntry,
     intervals: host.monitoring,
   });
   return { dirs, rendered: renderStack(host.spec, placed) };
 }
 
+/** The CA's key beside the files the servers read, but root's alone (0600): kept for renewals, read by nobody else. */
+const caKeyEntry = "ca.key";
+
+/** Lifetime of a cluster's CA: twice the certificates' and a day, so a renewal at any point stays inside it. */
+function caValidityMs(certificateValidityMs: number): number {
+  return 2 * certificateValidityMs + 86_400_000;
+}
+
 /**
- * 2. Whether to reserve huge pages at all (root, the kernel's page size, --no-huge-pages). The pages themselves are
+ * 2. TLS: the cluster's CA (a new throw-away one unless the caller gives one) and a server certificate from it for
+ * the rendered server names, written where the placement says — checked first, so a bad one stops the start before
+ * anything runs. PostgreSQL and PgBouncer present it; every client verifies it with the CA (sslmode=verify-full).
+ */
+async function certificates(ctx: Pick<Built, "runtime" | "rendered" | "dirs">, host: StepHost): Promise<Pick<Built, "tls">> {
+  const { rendered } = ctx;
+  const validMs = rendered.tls.certificateValidityMs;
+  const ca = host.tls?.ca ?? (await createCertificateAuthority({ commonName: `pgvector-stack perf cluster ${host.name} CA`, validMs: caValidityMs(validMs) }));
+  host.checkpoint();
+  const dir = ctx.dirs.tls;
+  // Root's only, not the postgres user's: no server needs it. Written before the certificate so a renewal always finds it.
+  fs.writeFileSync(dir.hostPathOf(caKeyEntry), ca.keyPem, { mode: 0o600 });
+  writePlaced(dir, rendered.placement.paths.tlsCa, ca.certificatePem, 0o644);
+  const request = host.tls?.certificate ?? {};
+  const material = request.provided ?? (await issueServerCertificate(ca, { names: rendered.tls.serverNames, validMs: request.validMs ?? validMs }));
+  const certificate = installCertificate(ctx.runtime, dir, rendered, ca, material, request.keyMode, `cluster ${host.name}`);
+  host.progress.step(`TLS: a CA for this cluster and a server certificate for ${[...rendered.tls.serverNames.dns, ...rendered.tls.serverNames.ips].join(", ")} (${describeCertificate(certificate)})`);
+  return { tls: { ca, caHostPath: dir.hostPathOf(entryIn(dir.path, rendered.placement.paths.tlsCa)), certificate } };
+}
+
+/**
+ * Puts a server certificate and its key where the placement says, and only if both pass: it chains to the cluster's
+ * CA, is valid now, carries the rendered server names, and its key file is one PostgreSQL accepts (checked on the
+ * file as written, beside the old one). Each file replaces the old by a rename; nothing is changed when a check
+ * fails. Whether the key belongs to the certificate the servers check themselves when they load them.
+ */
+function installCertificate(
+  runtime: Runtime,
+  dir: ScratchDir,
+  rendered: Rendered,
+  ca: CertificateAuthority,
+  material: ServerCertificate,
+  keyMode: number | undefined,
+  who: string,
+): CertificateFacts {
+  const { paths } = rendered.placement;
+  const problems = certificateProblems({ caPem: ca.certificatePem, certificatePem: material.certificatePem, names: rendered.tls.serverNames });
+  const keyEntry = entryIn(dir.path, paths.tlsKey);
+  const certificateEntry = entryIn(dir.path, paths.tlsCertificate);
+  const staged = { key: `${keyEntry}.new`, certificate: `${certificateEntry}.new` };
+  if (problems.length === 0) {
+    dir.writeFile(staged.key, material.keyPem, keyMode ?? 0o600);
+    const keyProblem = keyFileProblem(dir.hostPathOf(staged.key), runtime.postgresUser.uid);
+    if (keyProblem !== undefined) problems.push(keyProblem.replace(dir.hostPathOf(staged.key), runtime.hostPath(paths.tlsKey)));
+  }
+  if (problems.length > 0) {
+    fs.rmSync(dir.hostPathOf(staged.key), { force: true });
+    throw new Error(`${who}: the server certificate was refused and nothing was installed: ${problems.join("; ")}`);
+  }
+  dir.writeFile(staged.certificate, material.certificatePem, 0o644);
+  fs.renameSync(dir.hostPathOf(staged.key), dir.hostPathOf(keyEntry));
+  fs.renameSync(dir.hostPathOf(staged.certificate), dir.hostPathOf(certificateEntry));
+  return certificateFacts(material.certificatePem);
+}
+
+/**
+ * 3. Whether to reserve huge pages at all (root, the kernel's page size, --no-huge-pages). The pages themselves are
  * reserved by the postgres step, from inside its spawn, right before PostgreSQL maps its shared memory.
  */
 async function decideHugePages(ctx: Pick<Built, "rendered">, host: StepHost): Promise<Pick<Built, "hugePagesIntent">> {
@@ -450,13 +590,13 @@ function hugePagesAtSpawn(host: StepHost, memory: RenderedMemory, intent: HugePa
 }
 
 /**
- * 3. PostgreSQL with the rendered postgresql.conf and pg_hba.conf as they are (`placed`: the conf says its port,
+ * 4. PostgreSQL with the rendered postgresql.conf and pg_hba.conf as they are (`placed`: the conf says its port,
  * listen address and socket directory; the rig adds no `-c` of its own), its data directory and socket where the
  * placement says. Started once more (in a fresh directory: initdb cannot run twice in one) when another process took
  * its port, or took the huge pages reserved for it.
  */
 async function postgres(
-  ctx: Pick<Built, "runtime" | "rendered" | "dirs" | "hugePagesIntent">,
+  ctx: Pick<Built, "runtime" | "rendered" | "dirs" | "hugePagesIntent" | "tls">,
   host: StepHost,
 ): Promise<Pick<Built, "postgres" | "hugePages" | "rendered" | "dirs">> {
   const { spec, memory } = ctx.rendered;
@@ -480,6 +620,7 @@ async function postgres(
         scratch: dir,
         placed: true,
         port: rendered.placement.ports.postgres,
+        caHostPath: ctx.tls.caHostPath,
         postgresqlConf: rendered.files["postgresql.conf"],
         pgHbaConf: rendered.files["pg_hba.conf"],
         superuserPassword: host.passwords.superuser,
@@ -508,28 +649,35 @@ async function postgres(
   }
 }
 
-/** 4. Roles, the app database, CREATE EXTENSION vector; then a check that huge pages really are in use. */
-async function bootstrap(ctx: Pick<Built, "rendered" | "postgres" | "hugePages">, host: StepHost): Promise<Pick<Built, "verifiers" | "hugePages">> {
+/** 5. Roles, the app database, CREATE EXTENSION vector; then a check that huge pages really are in use. */
+async function bootstrap(ctx: Pick<Built, "rendered" | "postgres" | "hugePages" | "tls">, host: StepHost): Promise<Pick<Built, "verifiers" | "hugePages">> {
   const { rendered } = ctx;
   const { roles } = rendered;
   host.progress.step(`PostgreSQL on 127.0.0.1:${ctx.postgres.port}: roles ${roles.app}, ${roles.monitor}; database ${rendered.spec.postgres.database} with CREATE EXTENSION vector`);
   const verifiers = clusterVerifiers(roles, host.passwords);
   await ctx.postgres.psql(clusterBootstrapSql(rendered, verifiers));
-  const server = await checkHugePages(clusterUrls(rendered, host.passwords).superuser, ctx.hugePages, host.progress);
+  const server = await checkHugePages(clusterUrls(rendered, host.passwords, ctx.tls.caHostPath).superuser, ctx.hugePages, host.progress);
   return { verifiers, hugePages: { ...ctx.hugePages, ...server } };
 }
 
-/** 5. PgBouncer with the rendered pgbouncer.ini; its auth_file, where the ini says, holds verifiers only. */
-async function pgbouncer(ctx: Pick<Built, "runtime" | "rendered" | "dirs" | "verifiers">, host: StepHost): Promise<Pick<Built, "pgbouncer" | "rendered">> {
+/** 6. PgBouncer with the rendered pgbouncer.ini; its auth_file, where the ini says, holds verifiers only. */
+async function pgbouncer(ctx: Pick<Built, "runtime" | "rendered" | "dirs" | "verifiers" | "tls">, host: StepHost): Promise<Pick<Built, "pgbouncer" | "rendered">> {
   const dir = ctx.dirs.pgbouncer;
   const placed = await onPlacedPort(ctx.rendered, "pgbouncer", (rendered) => {
     writePlaced(dir, rendered.placement.paths.pgbouncerAuthFile, clusterUserlist(rendered.roles, ctx.verifiers));
     // `placed`: PgBouncer reads the rendered ini byte for byte (listen address and port, auth_file, no socket, log to
     // stderr and no pid file by leaving logfile and pidfile unset).
-    return startPgBouncer({ runtime: ctx.runtime, scratch: dir, ini: rendered.files["pgbouncer.ini"], port: rendered.placement.ports.pgbouncer, placed: true });
+    return startPgBouncer({
+      runtime: ctx.runtime,
+      scratch: dir,
+      ini: rendered.files["pgbouncer.ini"],
+      port: rendered.placement.ports.pgbouncer,
+      placed: true,
+      caHostPath: ctx.tls.caHostPath,
+    });
   });
   const { rendered } = placed;
-  const urls = clusterUrls(rendered, host.passwords);
+  const urls = clusterUrls(rendered, host.passwords, ctx.tls.caHostPath);
   host.progress.step(`PgBouncer ${ctx.runtime.versions.pgbouncer} on 127.0.0.1:${placed.started.port} (${rendered.spec.pgbouncer.poolMode} pooling, SCRAM)`);
   // pgbouncer_exporter 0.10 exits when it cannot log in at start-up: log in as it will before starting it.
   await checkLogin(urls.pooled, "SELECT 1", `${rendered.roles.app} through PgBouncer`, host);
@@ -537,9 +685,9 @@ async function pgbouncer(ctx: Pick<Built, "runtime" | "rendered" | "dirs" | "ver
   return { pgbouncer: placed.started, rendered };
 }
 
-/** 6. postgres_exporter (its queries file where the placement says), pgbouncer_exporter and node_exporter. */
+/** 7. postgres_exporter (its queries file where the placement says), pgbouncer_exporter and node_exporter. */
 async function exporters(
-  ctx: Pick<Built, "runtime" | "rendered" | "dirs">,
+  ctx: Pick<Built, "runtime" | "rendered" | "dirs" | "tls">,
   host: StepHost,
 ): Promise<Pick<Built, "postgresExporter" | "pgbouncerExporter" | "nodeExporter" | "rendered">> {
   const { runtime, dirs } = ctx;
@@ -549,7 +697,7 @@ async function exporters(
     rendered = placed.rendered;
     return placed.started;
   };
-  const secrets = (r: Rendered) => secretInputs(r, host.passwords);
+  const secrets = (r: Rendered) => secretInputs(r, host.passwords, ctx.tls.caHostPath);
   const postgresExporter = await place("postgresExporter", (r) => {
     writePlaced(dirs.postgresExporter, r.placement.paths.postgresExporterQueries, r.files["postgres-exporter-queries.yaml"], 0o644);
     return startLaunch(runtime, r.launches.postgresExporter, dirs.postgresExporter, secrets(r));
@@ -563,26 +711,26 @@ async function exporters(
 }
 
 /**
- * 7. mtail, as the rig's postgres user, following the logging collector's files in PGDATA with the rendered program
+ * 8. mtail, as the rig's postgres user, following the logging collector's files in PGDATA with the rendered program
  * and flags, as on the container targets: the metric source the exporters lack (docs/runbooks.md, "Metric sources").
  */
-async function mtail(ctx: Pick<Built, "runtime" | "rendered" | "dirs">, host: StepHost): Promise<Pick<Built, "mtail" | "rendered">> {
+async function mtail(ctx: Pick<Built, "runtime" | "rendered" | "dirs" | "tls">, host: StepHost): Promise<Pick<Built, "mtail" | "rendered">> {
   const dir = ctx.dirs.mtail;
   const placed = await onPlacedPort(ctx.rendered, "mtail", (rendered) => {
     writePlaced(dir, `${rendered.placement.paths.mtailPrograms}/${mtailProgramFile}`, rendered.files["postgresql.mtail"], 0o644);
-    return startLaunch(ctx.runtime, rendered.launches.mtail, dir, secretInputs(rendered, host.passwords));
+    return startLaunch(ctx.runtime, rendered.launches.mtail, dir, secretInputs(rendered, host.passwords, ctx.tls.caHostPath));
   });
   host.progress.step(`mtail ${ctx.runtime.versions.mtail} :${placed.started.port} following PostgreSQL's log`);
   return { mtail: placed.started, rendered: placed.rendered };
 }
 
-/** 8. The canary: a process of this host (Node, not the rootfs), recorded like the rig's servers the moment it exists. */
-async function canary(ctx: Pick<Built, "rendered" | "dirs">, host: StepHost): Promise<Pick<Built, "canary" | "rendered">> {
+/** 9. The canary: a process of this host (Node, not the rootfs), recorded like the rig's servers the moment it exists. */
+async function canary(ctx: Pick<Built, "rendered" | "dirs" | "tls">, host: StepHost): Promise<Pick<Built, "canary" | "rendered">> {
   const placed = await onPlacedPort(ctx.rendered, "canary", (rendered) =>
     startCanaryProcess({
       scratch: ctx.dirs.canary,
       launch: rendered.launches.canary,
-      secretEnv: filledSecretEnv(rendered.launches.canary, secretInputs(rendered, host.passwords)),
+      secretEnv: filledSecretEnv(rendered.launches.canary, secretInputs(rendered, host.passwords, ctx.tls.caHostPath)),
       onSpawn: (server) => {
         host.track(server, "SIGTERM");
         // As for the rig's servers: a stop that came meanwhile has stopped the others; this one goes with them.
@@ -596,8 +744,8 @@ async function canary(ctx: Pick<Built, "rendered" | "dirs">, host: StepHost): Pr
   return { canary: placed.started, rendered: placed.rendered };
 }
 
-/** 9. Prometheus with the rendered prometheus.yml and alert rules where the placement says; every target up. */
-async function prometheus(ctx: Pick<Built, "runtime" | "rendered" | "dirs">, host: StepHost): Promise<Pick<Built, "prometheus" | "rendered">> {
+/** 10. Prometheus with the rendered prometheus.yml and alert rules where the placement says; every target up. */
+async function prometheus(ctx: Pick<Built, "runtime" | "rendered" | "dirs" | "tls">, host: StepHost): Promise<Pick<Built, "prometheus" | "rendered">> {
   const dir = ctx.dirs.prometheus;
   const placed = await onPlacedPort(ctx.rendered, "prometheus", (rendered) => {
     const launch = rendered.launches.prometheus;
@@ -605,7 +753,7 @@ async function prometheus(ctx: Pick<Built, "runtime" | "rendered" | "dirs">, hos
     if (launch === null || config === undefined) throw new Error(`the perf cluster's placement runs Prometheus, but stack ${rendered.spec.stack} rendered none`);
     writePlaced(dir, rendered.placement.paths.prometheusConfig, config, 0o644);
     writePlaced(dir, rendered.placement.paths.alertRules, rendered.files["alert-rules.yaml"], 0o644);
-    return startLaunch(ctx.runtime, launch, dir, secretInputs(rendered, host.passwords), "/-/ready");
+    return startLaunch(ctx.runtime, launch, dir, secretInputs(rendered, host.passwords, ctx.tls.caHostPath), "/-/ready");
   });
   const { rendered } = placed;
   host.progress.step(`Prometheus ${ctx.runtime.versions.prometheus} on ${placed.started.url}: waiting for the first scrape of every target and the alert rules`);
@@ -616,14 +764,15 @@ async function prometheus(ctx: Pick<Built, "runtime" | "rendered" | "dirs">, hos
 /** The steps of a start, in order. */
 const steps = [
   step("placement", ["runtime"], placement),
+  step("certificates", ["runtime", "rendered", "dirs"], certificates),
   step("huge-pages", ["rendered"], decideHugePages),
-  step("postgres", ["runtime", "rendered", "dirs", "hugePagesIntent"], postgres),
-  step("bootstrap", ["rendered", "postgres", "hugePages"], bootstrap),
-  step("pgbouncer", ["runtime", "rendered", "dirs", "verifiers"], pgbouncer),
-  step("exporters", ["runtime", "rendered", "dirs"], exporters),
-  step("mtail", ["runtime", "rendered", "dirs"], mtail),
-  step("canary", ["rendered", "dirs"], canary),
-  step("prometheus", ["runtime", "rendered", "dirs"], prometheus),
+  step("postgres", ["runtime", "rendered", "dirs", "hugePagesIntent", "tls"], postgres),
+  step("bootstrap", ["rendered", "postgres", "hugePages", "tls"], bootstrap),
+  step("pgbouncer", ["runtime", "rendered", "dirs", "verifiers", "tls"], pgbouncer),
+  step("exporters", ["runtime", "rendered", "dirs", "tls"], exporters),
+  step("mtail", ["runtime", "rendered", "dirs", "tls"], mtail),
+  step("canary", ["rendered", "dirs", "tls"], canary),
+  step("prometheus", ["runtime", "rendered", "dirs", "tls"], prometheus),
 ] as const;
 
 export type ClusterStepName = (typeof steps)[number]["name"];
@@ -638,7 +787,7 @@ function startedFacts(ctx: Readonly<Partial<Built>>, passwords: ClusterPasswords
     const started = ctx[server];
     if (started !== undefined) ports[server] = started.port;
   }
-  const urls = ctx.rendered === undefined ? undefined : clusterUrls(ctx.rendered, passwords);
+  const urls = ctx.rendered === undefined || ctx.tls === undefined ? undefined : clusterUrls(ctx.rendered, passwords, ctx.tls.caHostPath);
   return {
     ports,
     urls: {
@@ -666,8 +815,8 @@ export class LocalCluster {
   private startPromise: Promise<ClusterInfo> | undefined;
   private stopPromise: Promise<ClusterStopReport> | undefined;
   private stopRequested = false;
-  /** What a finished start built, frozen. */
-  private up: Readonly<{ info: ClusterInfo; rendered: Rendered }> | undefined;
+  /** What a finished start built, frozen: what renewals and drills work on. */
+  private up: Readonly<{ info: ClusterInfo; rendered: Rendered; built: Pick<Built, "runtime" | "dirs" | "tls" | "postgres" | "pgbouncer"> }> | undefined;
   /** What the steps may use of the cluster. */
   private readonly host: StepHost;
   private reportExit: (message: string) => void = () => undefined;
@@ -698,7 +847,9 @@ export class LocalCluster {
       throw new Error(`${failAfterEnv}="${failAfter}" is not a step; use one of ${clusterSteps.join(", ")}`);
     }
     this.host = {
+      name: this.name,
       spec: this.spec,
+      tls: options.tls,
       progress: this.progress,
       passwords: this.passwords,
       secrets: passwordList(this.passwords),
@@ -764,7 +915,7 @@ export class LocalCluster {
   /** Current values of `reportedSettings` from the running server, plus pgvector's version in the app database. */
   async settings(): Promise<Record<string, string>> {
     const { rendered } = this;
-    const url = connectionUrl(rendered.roles.superuser, this.passwords.superuser, rendered.placement.ports.postgres, rendered.spec.postgres.database);
+    const url = connectionUrl(rendered.roles.superuser, this.passwords.superuser, rendered.placement.ports.postgres, rendered.spec.postgres.database, this.info.caPath);
     const client = await connect(url, "pgstack-local");
     try {
       const rows = await client.query<{ name: string; value: string }>(
@@ -778,6 +929,95 @@ export class LocalCluster {
     } finally {
       await client.end().catch(() => undefined);
     }
+  }
+
+  /**
+   * A server certificate from this cluster's CA for the rendered server names, not installed: `renewCertificate`
+   * installs one. `notBefore` in the past with a short `validMs` makes an expired one (tests of the checks).
+   */
+  async issueCertificate(opts: { readonly validMs?: number; readonly notBefore?: Date } = {}): Promise<ServerCertificate> {
+    const { rendered, built } = this.running();
+    return issueServerCertificate(built.tls.ca, { names: rendered.tls.serverNames, validMs: opts.validMs ?? rendered.tls.certificateValidityMs, notBefore: opts.notBefore });
+  }
+
+  /**
+   * Renews the server certificate without a restart: a new certificate and key (from the cluster's CA, or `provided`)
+   * checked and put in place, then PostgreSQL (SIGHUP, as pg_reload_conf() sends) and PgBouncer (SIGHUP, its RELOAD)
+   * re-read them, and both are asked for the certificate they now serve. A certificate the checks refuse changes
+   * nothing. One the servers refuse (a key that does not match it: both keep the old pair and log why) is taken out
+   * again, the old files put back and re-read, and the error names what they logged; the old certificate stays served
+   * throughout. Sessions open across the renewal keep their TLS session.
+   */
+  renewCertificate(request: CertificateRequest = {}): Promise<RenewedCertificate> {
+    // One at a time: a second renewal's files must not replace the first's while its reload is being checked.
+    const renewal = this.renewal.catch(() => undefined).then(() => this.renewOnce(request));
+    this.renewal = renewal;
+    return renewal;
+  }
+
+  private renewal: Promise<unknown> = Promise.resolve();
+
+  private async renewOnce(request: CertificateRequest): Promise<RenewedCertificate> {
+    const { rendered, built } = this.running();
+    const { runtime, dirs, tls } = built;
+    const who = `cluster ${this.name}: renewing the certificate`;
+    const material =
+      request.provided ?? (await issueServerCertificate(tls.ca, { names: rendered.tls.serverNames, validMs: request.validMs ?? rendered.tls.certificateValidityMs }));
+    const { paths } = rendered.placement;
+    const previous = { certificatePem: fs.readFileSync(runtime.hostPath(paths.tlsCertificate), "utf8"), keyPem: fs.readFileSync(runtime.hostPath(paths.tlsKey), "utf8") };
+    const servers = { postgres: built.postgres, pgbouncer: built.pgbouncer };
+    const pids = { postgres: servers.postgres.process.pid, pgbouncer: servers.pgbouncer.process.pid };
+    const down = Object.entries(servers).filter(([, server]) => server.process.exitStatus() !== undefined);
+    if (down.length > 0) throw new Error(`${who}: ${down.map(([name]) => name).join(" and ")} is not running (stopped by stopServer?); nothing was changed`);
+    const wanted = installCertificate(runtime, dirs.tls, rendered, tls.ca, material, request.keyMode, who);
+    const logs = { postgres: () => servers.postgres.logText(), pgbouncer: () => readText(servers.pgbouncer.logFile) };
+    const reload = async (expected: string): Promise<Record<keyof typeof servers, { serial: string; logged: string }>> => {
+      const before = { postgres: logs.postgres().length, pgbouncer: logs.pgbouncer().length };
+      for (const server of Object.values(servers)) process.kill(server.process.pid, "SIGHUP");
+      const served = await Promise.all(
+        (["postgres", "pgbouncer"] as const).map(async (name) => {
+          const serial = await this.servedSerialOnceSettled(servers[name].port, expected, () => refusedReload.test(logs[name]().slice(before[name])));
+          return [name, { serial, logged: logs[name]().slice(before[name]) }] as const;
+        }),
+      );
+      return Object.fromEntries(served) as Record<keyof typeof servers, { serial: string; logged: string }>;
+    };
+    const outcome = await reload(wanted.serial);
+    const refused = (["postgres", "pgbouncer"] as const).filter((name) => outcome[name].serial !== wanted.serial);
+    if (refused.length > 0) {
+      // Back to the pair the servers still serve, so the files on disk are what runs (and what a restart would load).
+      const restored = installCertificate(runtime, dirs.tls, rendered, tls.ca, previous, undefined, `${who} (putting the old one back)`);
+      await reload(restored.serial);
+      const said = refused.map((name) => {
+        const lines = outcome[name].logged.split("\n").filter((line) => /SSL|TLS|certificate|private key|key values/i.test(line));
+        return `${name} kept serving serial ${outcome[name].serial}${lines.length > 0 ? ` and logged: ${lines.map((l) => l.trim()).join(" | ")}` : " and logged nothing about it"}`;
+      });
+      throw new Error(`${who}: the servers refused serial ${wanted.serial}: ${said.join("; ")}. The previous certificate and key are back in place`);
+    }
+    for (const [name, pid] of Object.entries(pids)) {
+      const now = servers[name as keyof typeof servers].process;
+      if (now.exitStatus() !== undefined || now.pid !== pid) throw new Error(`${who}: ${name} (pid ${pid}) is no longer running after the reload`);
+    }
+    this.progress.step(`TLS: renewed without a restart, PostgreSQL and PgBouncer serve ${describeCertificate(wanted)}`);
+    return { ...wanted, pids };
+  }
+
+  /**
+   * The serial the server on `port` serves once it settled after a reload: `expected` as soon as it shows, else what
+   * it still serves once it logged that it kept its old TLS configuration (`refused`), or after 10 s.
+   */
+  private async servedSerialOnceSettled(port: number, expected: string, refused: () => boolean): Promise<string> {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const serial = certificateFacts(await servedCertificate(port)).serial;
+      if (serial === expected || refused() || Date.now() > deadline) return serial;
+      await delay(100);
+    }
+  }
+
+  private running(): NonNullable<LocalCluster["up"]> {
+    if (this.up === undefined || this.stopRequested) throw new Error(`cluster ${this.name} is not up`);
+    return this.up;
   }
 
   /**
@@ -841,20 +1081,20 @@ export class LocalCluster {
       this.failIfAsked(name);
     }
 
-    const built = picked(ctx, ["rendered", "hugePages", ...serverKeys], "the cluster's info");
+    const built = picked(ctx, ["runtime", "dirs", "tls", "rendered", "hugePages", ...serverKeys], "the cluster's info");
     const info = this.clusterInfo(base, built);
-    this.up = Object.freeze({ info, rendered: built.rendered });
+    this.up = Object.freeze({ info, rendered: built.rendered, built });
     this.record({ phase: "up" });
     return info;
   }
 
-  private clusterInfo(base: Runtime, built: Pick<Built, "rendered" | "hugePages" | (typeof serverKeys)[number]>): ClusterInfo {
+  private clusterInfo(base: Runtime, built: Pick<Built, "rendered" | "hugePages" | "tls" | (typeof serverKeys)[number]>): ClusterInfo {
     const { rendered } = built;
     const ports = rendered.placement.ports;
     // Each server was started from the rendering it is placed in, and a moved one re-rendered before the next started.
     const astray = serverKeys.filter((s) => built[s].port !== ports[s]);
     if (astray.length > 0) throw new Error(`servers off their placement (a bug in local/cluster.ts): ${astray.map((s) => `${s} on ${built[s].port}, placed on ${ports[s]}`).join("; ")}`);
-    const urls = clusterUrls(rendered, this.passwords);
+    const urls = clusterUrls(rendered, this.passwords, built.tls.caHostPath);
     return Object.freeze({
       name: this.name,
       stack: rendered.spec.stack,
@@ -863,6 +1103,7 @@ export class LocalCluster {
       directUrl: urls.direct,
       superuserUrl: urls.superuser,
       prometheusUrl: urls.prometheus,
+      caPath: built.tls.caHostPath,
       ports,
       hugePages: built.hugePages,
       stateFile: this.stateFile,
@@ -1117,6 +1358,13 @@ async function checkPrometheus(url: string, expectedTargets: number, expectedGro
     await delay(500);
   }
   throw new Error(`Prometheus at ${url} is not scraping every metric source after 60 s: ${problem}`);
+}
+
+/** What PostgreSQL ("SSL configuration was not reloaded") and PgBouncer ("TLS configuration could not be reloaded") log when they keep the old pair. */
+const refusedReload = /SSL configuration was not reloaded|TLS configuration could not be reloaded/;
+
+function readText(file: string): string {
+  return fs.existsSync(file) ? fs.readFileSync(file, "utf8") : "";
 }
 
 function delay(ms: number): Promise<void> {

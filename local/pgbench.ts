@@ -3,6 +3,7 @@
  * asks for: the same statements (postdeploy/pgbench-scripts.ts), the same concurrency and duration, one after the
  * other on the same table, Node first so both run on a warmed-up server.
  */
+import * as fs from "node:fs";
 import { silentProgress, type Progress } from "../configs/progress";
 import { maskSecrets, urlPasswords } from "../configs/secrets";
 import {
@@ -19,7 +20,11 @@ import type { Runtime } from "./runtime";
 
 export interface PgbenchOptions {
   readonly runtime: Runtime;
-  /** postgresql:// URL, normally through PgBouncer; the password goes to pgbench as PGPASSWORD, never on its command line. */
+  /**
+   * postgresql:// URL, normally through PgBouncer; the password goes to pgbench as PGPASSWORD, never on its command
+   * line. Its sslmode and sslrootcert (a host path) go to pgbench as PGSSLMODE and PGSSLROOTCERT, the CA copied where
+   * pgbench sees it (inside the rootfs under chroot).
+   */
   readonly url: string;
   readonly scripts: PgbenchScripts;
   readonly scenario: ScenarioName;
@@ -56,7 +61,7 @@ export async function runPgbench(opts: PgbenchOptions): Promise<PgbenchRun> {
       decodeURIComponent(url.pathname.replace(/^\//, "")) || "postgres",
     ];
     const result = await runtime.exec("pgbench", args, {
-      env: { PGPASSWORD: decodeURIComponent(url.password), PGAPPNAME: "pgstack-pgbench" },
+      env: { PGPASSWORD: decodeURIComponent(url.password), PGAPPNAME: "pgstack-pgbench", ...pgbenchTlsEnv(url, dir) },
       timeoutMs: (opts.seconds + 120) * 1000,
     });
     const output = maskSecrets(`${result.stdout}\n${result.stderr}`, urlPasswords([opts.url]));
@@ -65,6 +70,22 @@ export async function runPgbench(opts: PgbenchOptions): Promise<PgbenchRun> {
   } finally {
     dir.remove();
   }
+}
+
+/**
+ * libpq's TLS settings from the URL's query: what node-postgres reads from it, pgbench reads from its environment.
+ * A CA without an sslmode is verify-full, as node-postgres reads that URL: libpq's default (prefer) would check the
+ * chain but not the name, and fall back to plaintext when the handshake fails, so pgbench would verify less than the
+ * Node clients it is compared with. An empty sslrootcert is no CA, for both.
+ */
+export function pgbenchTlsEnv(url: URL, dir: Pick<ReturnType<Runtime["scratchDir"]>, "writeFile">): Record<string, string> {
+  const env: Record<string, string> = {};
+  const sslmode = url.searchParams.get("sslmode");
+  const rootcert = url.searchParams.get("sslrootcert") || null;
+  if (sslmode !== null) env.PGSSLMODE = sslmode;
+  else if (rootcert !== null) env.PGSSLMODE = "verify-full";
+  if (rootcert !== null) env.PGSSLROOTCERT = dir.writeFile("ca.crt", fs.readFileSync(rootcert, "utf8"), 0o644);
+  return env;
 }
 
 export interface CompareOptions {

@@ -8,8 +8,11 @@ import { maskedError, maskUrl, urlPasswords } from "../configs/secrets";
 import { postgresPort } from "../configs/postgresql";
 
 /**
- * Where to connect: a postgresql:// URL (its sslmode and options are node-postgres's to read), or a ClientConfig for
- * callers that parsed the target themselves or need more (drift's TLS modes and timeouts, the canary's deadline).
+ * Where to connect: a postgresql:// URL (its sslmode, sslrootcert and options are node-postgres's to read), or a
+ * ClientConfig for callers that parsed the target themselves or need more (drift's TLS modes and timeouts, the
+ * canary's deadline). A ClientConfig around a URL (`{ connectionString, connectionTimeoutMillis }`) keeps the URL's
+ * TLS: node-postgres lays what it parses from the URL over the rest. Never build a ClientConfig from the URL's parts
+ * (host, port, user): that drops sslmode and sslrootcert, and the connection goes out without TLS.
  */
 export type PgTarget = string | ClientConfig;
 

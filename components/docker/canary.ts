@@ -9,7 +9,7 @@ import type { Rendered } from "../../configs/rendered";
 import { containerCommand, containerEnvs, type DockerNames, paths, sha256, sortedLabels } from "./layout";
 
 export interface DockerCanaryArgs {
-  /** The rendered stack: the canary's launch, the node image and the stack name. Required; no default. */
+  /** The rendered stack: the canary's launch, the node image, the stack name and the CA's path (rendered.tls.files). Required; no default. */
   readonly rendered: Rendered;
   /** Docker object names of this stack (see `dockerNames`). Required; no default. */
   readonly names: DockerNames;
@@ -21,6 +21,8 @@ export interface DockerCanaryArgs {
   readonly pooledUrl: pulumi.Input<string>;
   /** The application role's URL of PostgreSQL on loopback (the launch's `directUrl`), a secret. Required; no default. */
   readonly directUrl: pulumi.Input<string>;
+  /** The CA certificate (PEM) its URLs verify the servers with, uploaded where rendered.tls.files.ca says. Required; no default. */
+  readonly caCertificate: pulumi.Input<string>;
   /** Resources to create first (the database, PgBouncer). Defaults to none. */
   readonly startAfter?: pulumi.Input<pulumi.Resource>[];
 }
@@ -43,7 +45,10 @@ export class DockerCanary extends pulumi.ComponentResource {
         name: args.names.canary,
         image: image.imageId,
         command: containerCommand(launch),
-        uploads: [{ file: paths.hookBundle, content: args.hookBundle }],
+        uploads: [
+          { file: paths.hookBundle, content: args.hookBundle },
+          { file: rendered.tls.files.ca, content: args.caCertificate },
+        ],
         // The environment, not arguments (a process list shows arguments); as for the other containers, env is
         // visible to `docker inspect` on this host (the dev trade-off).
         envs: pulumi.secret(pulumi.output(urls).apply((values) => containerEnvs(launch, values))),

@@ -16,7 +16,9 @@ import type { Placement } from "../../configs/placement";
 import type { Rendered, RenderedMemory } from "../../configs/rendered";
 import { quoteIdent, quoteLiteral } from "../../configs/sql";
 import type { DockerSpec } from "../../configs/stack-spec";
+import type { ServerNames } from "../../configs/tls";
 import { bytes } from "../../configs/units";
+import { mergeServerNames } from "../stack-certificates";
 
 const { MiB } = bytes;
 
@@ -194,9 +196,48 @@ export function endpoints(docker: DockerSpec): Endpoints {
   };
 }
 
-/** A libpq URL; user and password are percent-encoded, so any generated or configured password works. */
-export function connectionUrl(user: string, password: string, hostPort: string, database: string): string {
-  return `postgresql://${encodeURIComponent(user)}:${encodeURIComponent(password)}@${hostPort}/${encodeURIComponent(database)}?sslmode=disable`;
+/**
+ * A libpq URL; user and password are percent-encoded, so any generated or configured password works. `tlsQuery`
+ * makes the client verify the server: rendered.tls.clientQuery inside the containers, hostTlsQuery on the host.
+ */
+export function connectionUrl(user: string, password: string, hostPort: string, database: string, tlsQuery: string): string {
+  return `postgresql://${encodeURIComponent(user)}:${encodeURIComponent(password)}@${hostPort}/${encodeURIComponent(database)}?${tlsQuery}`;
+}
+
+/**
+ * Where a client on the Docker host keeps the CA by default: a file named after the stack, relative to the directory
+ * the client runs in (libpq and node-postgres open a relative sslrootcert from there):
+ * `pulumi stack output caCertificate > pgstack-<stack>-ca.crt`.
+ */
+export function defaultHostCaPath(stack: string): string {
+  return `pgstack-${stack}-ca.crt`;
+}
+
+/**
+ * The names of the server certificate on Docker: the network aliases the hook connects to, rendered.tls.serverNames
+ * (loopback: the programs in the database's network namespace and PgBouncer's server leg), and the address the ports
+ * are published on, which clients on the host connect to (a wildcard bind is reached through 127.0.0.1, already there).
+ */
+export function dockerServerNames(rendered: Rendered): ServerNames {
+  return mergeServerNames(rendered.tls.serverNames, {
+    dns: [networkAliases.postgres, networkAliases.pgbouncer],
+    ips: [connectHost(rendered.spec.docker.publishAddress)],
+  });
+}
+
+/** The server certificate's subject common name: the database's network alias (verifiers go by the names above). */
+export const tlsCommonName = networkAliases.postgres;
+
+/**
+ * The database container's entrypoint. The provider uploads every file as root:root 0644 (terraform-provider-docker
+ * writes each upload as a tar entry with mode 0644 and uid/gid 0 and copies it without CopyUIDGID), and PostgreSQL
+ * refuses a key others may read. The container starts as root (the image's entrypoint drops to postgres with gosu),
+ * so the key is made the postgres user's, mode 0600, before the image's own entrypoint runs with the same arguments.
+ * Idempotent: a restarted container does it again on the same file.
+ */
+export function postgresEntrypoint(keyPath: string): string[] {
+  const key = `'${keyPath.replace(/'/g, `'\\''`)}'`;
+  return ["/bin/sh", "-c", `chown postgres:postgres ${key} && chmod 0600 ${key} && exec docker-entrypoint.sh "$@"`, "pgstack-postgres"];
 }
 
 /**

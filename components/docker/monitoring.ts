@@ -20,7 +20,7 @@ import {
 } from "./layout";
 
 export interface DockerMonitoringArgs {
-  /** The rendered stack: launches, placement, exporter queries, prometheus.yml, alert rules, images. Required; no default. */
+  /** The rendered stack: launches, placement, exporter queries, prometheus.yml, alert rules, images, the CA's path (rendered.tls.files). Required; no default. */
   readonly rendered: Rendered;
   /** Docker object names of this stack (see `dockerNames`). Required; no default. */
   readonly names: DockerNames;
@@ -32,6 +32,8 @@ export interface DockerMonitoringArgs {
   readonly monitorPassword: pulumi.Input<string>;
   /** Password of PgBouncer's stats user pgbouncer_exporter logs in as. Required; no default. */
   readonly statsPassword: pulumi.Input<string>;
+  /** The CA certificate (PEM) both exporters verify the servers with, uploaded where rendered.tls.files.ca says. Required; no default. */
+  readonly caCertificate: pulumi.Input<string>;
   /** Resources to create first (PgBouncer, for its exporter). Defaults to none. */
   readonly startAfter?: pulumi.Input<pulumi.Resource>[];
 }
@@ -72,6 +74,9 @@ export class DockerMonitoring extends pulumi.ComponentResource {
     const secrets: Partial<Record<SecretInput, pulumi.Input<string>>> = { monitorPassword: args.monitorPassword, statsPassword: args.statsPassword };
     const envs = (launch: Launch) => pulumi.secret(pulumi.output(secrets).apply((values) => containerEnvs(launch, values)));
 
+    // Both exporters connect with sslmode=verify-full and sslrootcert at this path (their launches).
+    const caUpload = { file: rendered.tls.files.ca, content: args.caCertificate };
+
     const queries = rendered.files["postgres-exporter-queries.yaml"];
     this.postgresExporter = inNamespace(
       "postgres-exporter",
@@ -80,7 +85,7 @@ export class DockerMonitoring extends pulumi.ComponentResource {
       {
         command: containerCommand(launches.postgresExporter),
         envs: envs(launches.postgresExporter),
-        uploads: [{ file: placement.paths.postgresExporterQueries, content: queries }],
+        uploads: [{ file: placement.paths.postgresExporterQueries, content: queries }, caUpload],
       },
       { "postgres-exporter-queries": queries },
     );
@@ -90,6 +95,7 @@ export class DockerMonitoring extends pulumi.ComponentResource {
     this.pgbouncerExporter = inNamespace("pgbouncer-exporter", names.pgbouncerExporter, images.pgbouncerExporter, {
       command: containerCommand(launches.pgbouncerExporter),
       envs: envs(launches.pgbouncerExporter),
+      uploads: [caUpload],
     });
 
     const dataMount = placement.dataVolumeMount;

@@ -7,9 +7,10 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { Rendered } from "../../configs/rendered";
 import { type DockerNames, paths, sha256, sortedLabels } from "./layout";
+import type { ServerTlsPems } from "./postgres";
 
 export interface DockerPgBouncerArgs {
-  /** The rendered stack: pgbouncer.ini, the auth_file's path (placement) and the image (pinned by tag). Required; no default. */
+  /** The rendered stack: pgbouncer.ini, the auth_file's path (placement), the TLS files' paths and the image (pinned by tag). Required; no default. */
   readonly rendered: Rendered;
   /** Docker object names of this stack (see `dockerNames`). Required; no default. */
   readonly names: DockerNames;
@@ -17,6 +18,8 @@ export interface DockerPgBouncerArgs {
   readonly namespaceOwnerId: pulumi.Input<string>;
   /** PgBouncer's auth_file: SCRAM verifiers only, never a password (configs/pgbouncer.ts). Required; no default. */
   readonly userlist: pulumi.Input<string>;
+  /** The server certificate, its key (secret) and the CA, PEM: PgBouncer presents the first two and verifies PostgreSQL with the CA. Required; no default. */
+  readonly tls: ServerTlsPems;
 }
 
 export class DockerPgBouncer extends pulumi.ComponentResource {
@@ -36,9 +39,16 @@ export class DockerPgBouncer extends pulumi.ComponentResource {
         image: image.imageId,
         // The image's entrypoint generates a pgbouncer.ini only when none exists, then runs its CMD
         // `pgbouncer /etc/pgbouncer/pgbouncer.ini`: with the rendered file uploaded there, it runs exactly that.
+        // The TLS files land root:root 0644 (the provider sets no owner or mode). PgBouncer, which runs as the image's
+        // postgres user, can read them and checks no mode; nothing else runs in this container, and whoever may use
+        // Docker here can read any container's files anyway (`docker cp`), so on a developer's host that is accepted.
+        // A renewed certificate replaces the container (a restart of the pooler).
         uploads: [
           { file: paths.pgbouncerIni, content: ini },
           { file: rendered.placement.paths.pgbouncerAuthFile, content: args.userlist },
+          { file: rendered.tls.files.certificate, content: args.tls.certificate },
+          { file: rendered.tls.files.key, content: pulumi.secret(args.tls.privateKey) },
+          { file: rendered.tls.files.ca, content: args.tls.caCertificate },
         ],
         networkMode: pulumi.interpolate`container:${args.namespaceOwnerId}`,
         restart: "unless-stopped",

@@ -4,6 +4,7 @@
  *
  * It runs again exactly when plan.json changes (index plan or benchmark settings): the plan's sha256 is in the
  * container's name and labels, and a Docker container cannot be updated in place, so a new hash is a new container.
+ * Of the TLS files it gets only the CA, which lives ten years: a renewed server certificate does not re-run it.
  * It reaches the database by name on the stack network rather than through the database's namespace, so replacing
  * the database container (a postgresql.conf change) does not re-run it.
  */
@@ -14,7 +15,7 @@ import type { Rendered } from "../../configs/rendered";
 import { type DockerNames, hookTrigger, paths, sortedLabels } from "./layout";
 
 export interface DockerPostDeployHookArgs {
-  /** The rendered stack: plan.json and the node image. Required; no default. */
+  /** The rendered stack: plan.json, the node image and where the CA goes (rendered.tls.files.ca). Required; no default. */
   readonly rendered: Rendered;
   /** Docker object names of this stack (see `dockerNames`). Required; no default. */
   readonly names: DockerNames;
@@ -26,6 +27,8 @@ export interface DockerPostDeployHookArgs {
   readonly directUrl: pulumi.Input<string>;
   /** PgBouncer URL for the smoke benchmark (PGSTACK_POOLED_URL), a secret. Required; no default. */
   readonly pooledUrl: pulumi.Input<string>;
+  /** The CA certificate (PEM) its URLs verify the servers with, uploaded where rendered.tls.files.ca says. Required; no default. */
+  readonly caCertificate: pulumi.Input<string>;
   /** Resources that must be up first (the database, PgBouncer). Defaults to none. */
   readonly startAfter?: pulumi.Input<pulumi.Resource>[];
 }
@@ -62,6 +65,7 @@ export class DockerPostDeployHook extends pulumi.ComponentResource {
         uploads: [
           { file: paths.hookBundle, content: args.hookBundle },
           { file: paths.hookPlan, content: plan },
+          { file: rendered.tls.files.ca, content: args.caCertificate },
         ],
         // As for the other containers, env is visible to `docker inspect` on this host (the dev trade-off).
         envs: [pulumi.interpolate`${directUrlEnv}=${args.directUrl}`, pulumi.interpolate`${pooledUrlEnv}=${args.pooledUrl}`],

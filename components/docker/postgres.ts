@@ -11,6 +11,7 @@ import {
   networkAliases,
   paths,
   postgresCommand,
+  postgresEntrypoint,
   postgresHealthcheck,
   publishedPorts,
   sha256,
@@ -19,7 +20,7 @@ import {
 } from "./layout";
 
 export interface DockerPostgresArgs {
-  /** The rendered stack: postgresql.conf, pg_hba.conf, memory plan, placement, roles, image, ports. Required; no default. */
+  /** The rendered stack: postgresql.conf, pg_hba.conf, memory plan, placement, roles, image, ports, the TLS files' paths. Required; no default. */
   readonly rendered: Rendered;
   /** Docker object names of this stack (see `dockerNames`). Required; no default. */
   readonly names: DockerNames;
@@ -29,6 +30,16 @@ export interface DockerPostgresArgs {
   readonly superuserVerifier: pulumi.Input<string>;
   /** Role bootstrap SQL holding SCRAM verifiers only (configs/roles.ts `bootstrapSql`). Required; no default. */
   readonly bootstrapSql: pulumi.Input<string>;
+  /** The server certificate, its private key (secret) and the CA, PEM, uploaded where rendered.tls.files says. Required; no default. */
+  readonly tls: ServerTlsPems;
+}
+
+/** What a server container presents (certificate and key) and trusts (the CA), PEM. */
+export interface ServerTlsPems {
+  readonly certificate: pulumi.Input<string>;
+  /** Secret. */
+  readonly privateKey: pulumi.Input<string>;
+  readonly caCertificate: pulumi.Input<string>;
 }
 
 export class DockerPostgres extends pulumi.ComponentResource {
@@ -64,6 +75,8 @@ export class DockerPostgres extends pulumi.ComponentResource {
       {
         name: names.postgres,
         image: image.imageId,
+        // Makes the uploaded key the postgres user's, mode 0600, then runs the image's entrypoint (layout.ts).
+        entrypoints: postgresEntrypoint(rendered.tls.files.key),
         command: [...postgresCommand],
         // Not the password: its SCRAM verifier. The entrypoint hands POSTGRES_PASSWORD to initdb, whose
         // `ALTER USER postgres PASSWORD '…'` stores a verifier as it is (as for any role), and runs its init scripts
@@ -77,6 +90,11 @@ export class DockerPostgres extends pulumi.ComponentResource {
           { file: paths.pgHbaConf, content: files["pg_hba.conf"] },
           // Runs once, when the entrypoint initialises the empty data volume (see DockerVectorStack on passwords).
           { file: paths.bootstrapSql, content: args.bootstrapSql },
+          // A renewed certificate changes these uploads, which replaces the container (Docker cannot update a
+          // container's files in place): a restart, acceptable on a developer's stack.
+          { file: rendered.tls.files.certificate, content: args.tls.certificate },
+          { file: rendered.tls.files.key, content: pulumi.secret(args.tls.privateKey) },
+          { file: rendered.tls.files.ca, content: args.tls.caCertificate },
         ],
         volumes: [{ volumeName: this.dataVolume.name, containerPath: dataMount }],
         shmSize: this.shmSizeMiB,

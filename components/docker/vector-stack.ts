@@ -13,7 +13,9 @@ import {
   type Endpoints,
   type HugePagesDecision,
   connectionUrl,
+  defaultHostCaPath,
   dockerNames,
+  dockerServerNames,
   endpoints,
   hugePagesDecision,
   loopbackAddresses,
@@ -21,6 +23,7 @@ import {
   sortedLabels,
   stackProblems,
   superuserPasswordSql,
+  tlsCommonName,
 } from "./layout";
 import { DockerCanary } from "./canary";
 import { DockerMonitoring } from "./monitoring";
@@ -28,6 +31,8 @@ import { DockerPgBouncer } from "./pgbouncer";
 import { DockerPostDeployHook, type HookReport } from "./postdeploy-hook";
 import { DockerPostgres } from "./postgres";
 import { roleVerifier } from "../../configs/scram";
+import { verifyFullQuery } from "../../configs/tls";
+import { StackCertificates } from "../stack-certificates";
 
 export interface DockerVectorStackArgs {
   /** The rendered stack (configs/render.ts) of a stack whose target is docker. Required; no default. */
@@ -44,6 +49,12 @@ export interface DockerVectorStackArgs {
   readonly statsPassword?: pulumi.Input<string>;
   /** Prefix of every Docker object name (containers, network, volume). Defaults to `pgstack-<stack>`. */
   readonly namePrefix?: string;
+  /**
+   * Where clients on the Docker host keep the CA (`pulumi stack output caCertificate > <path>`): the sslrootcert of
+   * the connection strings this stack outputs. A relative path is opened from the client's working directory.
+   * Defaults to `pgstack-<stack>-ca.crt`.
+   */
+  readonly hostCaPath?: string;
 }
 
 /** The memory plan as deployed: the rendered plan plus the container's /dev/shm. */
@@ -54,12 +65,14 @@ export interface DockerMemoryPlan extends RenderedMemory {
 export class DockerVectorStack extends pulumi.ComponentResource {
   /** host:port on the Docker host: pooled (PgBouncer), direct (PostgreSQL), Prometheus. */
   public readonly endpoints: Endpoints;
-  /** The application's URL through PgBouncer (secret). */
+  /** The application's URL through PgBouncer (secret), verifying the server against the CA at hostCaPath. */
   public readonly connectionString: pulumi.Output<string>;
-  /** The application's URL straight to PostgreSQL, for migrations and index builds (secret). */
+  /** The application's URL straight to PostgreSQL, for migrations and index builds (secret), verifying likewise. */
   public readonly directConnectionString: pulumi.Output<string>;
-  /** The superuser's URL straight to PostgreSQL (secret). */
+  /** The superuser's URL straight to PostgreSQL (secret), verifying likewise. */
   public readonly superuserConnectionString: pulumi.Output<string>;
+  /** The stack's CA certificate (PEM, not secret): save it where hostCaPath says. */
+  public readonly caCertificate: pulumi.Output<string>;
   public readonly memoryPlan: DockerMemoryPlan;
   /** huge_pages as deployed ("on" or "try", or "off") and why. */
   public readonly hugePages: HugePagesDecision;
@@ -69,6 +82,10 @@ export class DockerVectorStack extends pulumi.ComponentResource {
   constructor(name: string, args: DockerVectorStackArgs, opts?: pulumi.ComponentResourceOptions) {
     const problems = stackProblems(args.rendered);
     if (problems.length > 0) throw new Error(`DockerVectorStack ${name}: ${problems.join("; ")}`);
+    // libpq reads an empty sslrootcert as "the default file" (~/.postgresql/root.crt), not as this stack's CA.
+    if (args.hostCaPath !== undefined && args.hostCaPath.trim() === "") {
+      throw new Error(`DockerVectorStack ${name}: hostCaPath is empty; give the file clients on the host keep the CA in, or leave it out for pgstack-<stack>-ca.crt`);
+    }
     // Args carry passwords: what super() receives is recorded in state, so it gets nothing.
     super("pgvector-stack:docker:DockerVectorStack", name, {}, opts);
     const { rendered, hookBundle } = args;
@@ -112,6 +129,18 @@ export class DockerVectorStack extends pulumi.ComponentResource {
       )
       .apply(pgbouncerUserlist);
 
+    // The stack's CA and the server certificate PostgreSQL and PgBouncer present, for every name a client uses: the
+    // network aliases (the hook), loopback (everything in the database's namespace), the published address (the host).
+    const certificates = new StackCertificates(
+      `${name}-tls`,
+      { stack: spec.stack, serverNames: dockerServerNames(rendered), commonName: tlsCommonName, lifetime: rendered.tls },
+      { parent: this },
+    );
+    const serverTls = { certificate: certificates.certificate, privateKey: certificates.privateKey, caCertificate: certificates.caCertificate };
+    // Inside the containers every URL verifies against the uploaded CA; on the host, against the CA where the user keeps it.
+    const inContainers = rendered.tls.clientQuery;
+    const onHost = verifyFullQuery(args.hostCaPath ?? defaultHostCaPath(spec.stack));
+
     const network = new docker.Network(
       `${name}-network`,
       { name: names.network, labels: sortedLabels({ "pgvector-stack.stack": spec.stack }) },
@@ -133,6 +162,7 @@ export class DockerVectorStack extends pulumi.ComponentResource {
         networkName: network.name,
         superuserVerifier,
         bootstrapSql: bootstrap,
+        tls: serverTls,
       },
       { parent: this },
     );
@@ -144,6 +174,7 @@ export class DockerVectorStack extends pulumi.ComponentResource {
         names,
         namespaceOwnerId: postgres.container.id,
         userlist,
+        tls: serverTls,
       },
       { parent: this },
     );
@@ -157,6 +188,7 @@ export class DockerVectorStack extends pulumi.ComponentResource {
         dataVolumeName: postgres.dataVolume.name,
         monitorPassword,
         statsPassword,
+        caCertificate: certificates.caCertificate,
         startAfter: [pgbouncer.container],
       },
       { parent: this },
@@ -171,8 +203,9 @@ export class DockerVectorStack extends pulumi.ComponentResource {
         names,
         namespaceOwnerId: postgres.container.id,
         hookBundle,
-        pooledUrl: appPassword.apply((p) => connectionUrl(appUser, p, canaryAt.pooled, database)),
-        directUrl: appPassword.apply((p) => connectionUrl(appUser, p, canaryAt.direct, database)),
+        pooledUrl: appPassword.apply((p) => connectionUrl(appUser, p, canaryAt.pooled, database, inContainers)),
+        directUrl: appPassword.apply((p) => connectionUrl(appUser, p, canaryAt.direct, database, inContainers)),
+        caCertificate: certificates.caCertificate,
         startAfter: [pgbouncer.container],
       },
       { parent: this },
@@ -185,17 +218,19 @@ export class DockerVectorStack extends pulumi.ComponentResource {
         names,
         networkName: network.name,
         hookBundle,
-        directUrl: appPassword.apply((p) => connectionUrl(appUser, p, `${networkAliases.postgres}:${placement.ports.postgres}`, database)),
-        pooledUrl: appPassword.apply((p) => connectionUrl(appUser, p, `${networkAliases.pgbouncer}:${placement.ports.pgbouncer}`, database)),
+        directUrl: appPassword.apply((p) => connectionUrl(appUser, p, `${networkAliases.postgres}:${placement.ports.postgres}`, database, inContainers)),
+        pooledUrl: appPassword.apply((p) => connectionUrl(appUser, p, `${networkAliases.pgbouncer}:${placement.ports.pgbouncer}`, database, inContainers)),
+        caCertificate: certificates.caCertificate,
         startAfter: [postgres.container, pgbouncer.container],
       },
       { parent: this },
     );
 
     this.endpoints = endpoints(spec.docker);
-    this.connectionString = appPassword.apply((p) => connectionUrl(appUser, p, this.endpoints.pooled, database));
-    this.directConnectionString = appPassword.apply((p) => connectionUrl(appUser, p, this.endpoints.direct, database));
-    this.superuserConnectionString = superuserPassword.apply((p) => connectionUrl(roles.superuser, p, this.endpoints.direct, database));
+    this.connectionString = appPassword.apply((p) => connectionUrl(appUser, p, this.endpoints.pooled, database, onHost));
+    this.directConnectionString = appPassword.apply((p) => connectionUrl(appUser, p, this.endpoints.direct, database, onHost));
+    this.superuserConnectionString = superuserPassword.apply((p) => connectionUrl(roles.superuser, p, this.endpoints.direct, database, onHost));
+    this.caCertificate = certificates.caCertificate;
     this.memoryPlan = { ...rendered.memory, shmSizeBytes: postgres.shmSizeMiB * 1024 * 1024 };
     this.hugePages = hugePagesDecision(rendered);
     this.hookReport = hook.report;
@@ -205,6 +240,7 @@ export class DockerVectorStack extends pulumi.ComponentResource {
       connectionString: this.connectionString,
       directConnectionString: this.directConnectionString,
       superuserConnectionString: this.superuserConnectionString,
+      caCertificate: this.caCertificate,
       memoryPlan: this.memoryPlan,
       hugePages: this.hugePages,
       hookReport: this.hookReport,

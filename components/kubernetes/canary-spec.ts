@@ -10,6 +10,7 @@ import type { Launch } from "../../configs/launches";
 import { bytes } from "../../configs/units";
 import { containerEnv, containerLaunch, containerNames, nodeUid, paths, portNames, sha256, sortedRecord, urlSecretRefs } from "./layout";
 import { restrictedPodSecurityContext, restrictedSecurityContext } from "./pod-template";
+import { caVolume, caVolumeMount } from "./tls-spec";
 
 const bundleFile = path.posix.basename(paths.hookBundle);
 
@@ -39,6 +40,8 @@ export interface CanaryDeploymentInput {
   readonly hookBundle: string;
   /** Secret with direct-url and pooled-url (VectorPostgres.hookSecret): the application's role, as the canary must be. */
   readonly credentialsSecret: string;
+  /** The TLS Secret (its ca.crt) and where the URLs' sslrootcert expects the CA (rendered.tls.files.ca). */
+  readonly tls: { readonly secretName: string; readonly caPath: string };
   /** Selector labels (immutable on a live Deployment). */
   readonly selector: Readonly<Record<string, string>>;
   /** Pod labels: the selector labels plus ownership; the database's NetworkPolicy admits the selector labels. */
@@ -88,6 +91,8 @@ export function canaryDeploymentSpec(input: CanaryDeploymentInput): k8s.types.in
             volumeMounts: [
               { mountPath: paths.hookDir, name: "bundle", readOnly: true },
               { mountPath: paths.tmp, name: "tmp" },
+              // The CA its URLs verify both servers with; a CA the issuer rotates reaches it in place.
+              caVolumeMount(input.tls.caPath),
             ],
           },
         ],
@@ -100,6 +105,7 @@ export function canaryDeploymentSpec(input: CanaryDeploymentInput): k8s.types.in
         volumes: [
           { configMap: { items: [{ key: bundleFile, path: bundleFile }], name: input.configMapName }, name: "bundle" },
           { emptyDir: { sizeLimit: "16Mi" }, name: "tmp" },
+          caVolume(input.tls.secretName, input.tls.caPath),
         ],
       },
     },

@@ -8,8 +8,9 @@ import { canaryNetworkPolicySpec } from "./network";
 
 export interface VectorCanaryArgs {
   /**
-   * The rendered stack: the canary's launch and scrape job, the node image, stack name, namespace, and the Prometheus
-   * selectors (spec.kubernetes) its NetworkPolicy admits. Required; no default.
+   * The rendered stack: the canary's launch and scrape job, the node image, stack name, namespace, the Prometheus
+   * selectors (spec.kubernetes) its NetworkPolicy admits, and where its URLs expect the CA (rendered.tls.files.ca,
+   * mounted from the TLS Secret). Required; no default.
    */
   readonly rendered: Rendered;
   /** The bundled pgstack CLI (one esbuild JS file), which carries `pgstack canary`. Required; no default. */
@@ -72,6 +73,7 @@ export class VectorCanary extends pulumi.ComponentResource {
             configMapName: names.canary,
             hookBundle,
             credentialsSecret,
+            tls: { secretName: names.tls, caPath: rendered.tls.files.ca },
             selector,
             podLabels: labels,
           }),

@@ -43,7 +43,10 @@ export function userlistFor(roles: RenderedRoles, verifiers: Readonly<Record<str
   );
 }
 
-/** A libpq URL; user, password and database are percent-encoded, so any generated or configured password works. */
-export function connectionUrl(user: string, password: string, host: string, port: number, database: string): string {
-  return `postgresql://${encodeURIComponent(user)}:${encodeURIComponent(password)}@${host}:${port}/${encodeURIComponent(database)}?sslmode=disable`;
+/**
+ * A libpq URL; user, password and database are percent-encoded, so any generated or configured password works.
+ * `tlsQuery` is rendered.tls.clientQuery: verify-full against the CA where the client mounts it.
+ */
+export function connectionUrl(user: string, password: string, host: string, port: number, database: string, tlsQuery: string): string {
+  return `postgresql://${encodeURIComponent(user)}:${encodeURIComponent(password)}@${host}:${port}/${encodeURIComponent(database)}?${tlsQuery}`;
 }

@@ -8,6 +8,7 @@ import { directUrlEnv, pooledUrlEnv } from "../../configs/canary";
 import { k8sQuantity } from "../../configs/kubernetes-resources";
 import { containerNames, nodeUid, paths, secretKeys } from "./layout";
 import { restrictedPodSecurityContext, restrictedSecurityContext } from "./pod-template";
+import { caProjection, caVolume, caVolumeMount } from "./tls-spec";
 
 /** Kubernetes refuses a ConfigMap whose data adds up to more than 1 MiB (validation.MaxConfigMapSize… in apimachinery). */
 export const configMapLimitBytes = 1024 * 1024;
@@ -63,6 +64,8 @@ export interface HookJobInput {
   readonly configMapName: string;
   /** Secret with direct-url and pooled-url (VectorPostgres). */
   readonly credentialsSecret: string;
+  /** The TLS Secret (its ca.crt) and where the URLs' sslrootcert expects the CA (rendered.tls.files.ca). */
+  readonly tls: { readonly secretName: string; readonly caPath: string };
   /** The direct Service's host and port, which the init container waits for. */
   readonly databaseHost: string;
   readonly databasePort: number;
@@ -76,6 +79,14 @@ export interface HookJobInput {
 /** The Job's spec. Its pod template carries the plan hash: a new plan is a new template, hence a new Job. */
 export function hookJobSpec(input: HookJobInput): k8s.types.input.batch.v1.JobSpec {
   const memory = k8sQuantity(input.memoryBytes);
+  const planFile = path.posix.basename(paths.plan);
+  // The CA goes into the plan's volume when its path is below the plan's directory (/etc/pgstack/tls under
+  // /etc/pgstack): a second volume cannot be mounted inside a ConfigMap's.
+  const ca = caProjection(paths.planDir, input.tls.caPath, input.tls.secretName);
+  const planVolume: k8s.types.input.core.v1.Volume =
+    ca === null
+      ? { configMap: { items: [{ key: planFile, path: planFile }], name: input.configMapName }, name: "plan" }
+      : { name: "plan", projected: { sources: [{ configMap: { items: [{ key: planFile, path: planFile }], name: input.configMapName } }, ca] } };
   const secret = (name: string, key: string) => ({ name, valueFrom: { secretKeyRef: { key, name: input.credentialsSecret } } });
   return {
     // The hook is idempotent and repairs what an interrupted run left (postdeploy/indexes.ts), so a failed attempt is retried.
@@ -100,6 +111,7 @@ export function hookJobSpec(input: HookJobInput): k8s.types.input.batch.v1.JobSp
               { mountPath: paths.hookDir, name: "hook", readOnly: true },
               { mountPath: paths.planDir, name: "plan", readOnly: true },
               { mountPath: paths.tmp, name: "tmp" },
+              ...(ca === null ? [caVolumeMount(input.tls.caPath)] : []),
             ],
           },
         ],
@@ -123,8 +135,9 @@ export function hookJobSpec(input: HookJobInput): k8s.types.input.batch.v1.JobSp
         securityContext: restrictedPodSecurityContext(nodeUid),
         volumes: [
           { configMap: { items: [{ key: path.posix.basename(paths.hookBundle), path: path.posix.basename(paths.hookBundle) }], name: input.configMapName }, name: "hook" },
-          { configMap: { items: [{ key: path.posix.basename(paths.plan), path: path.posix.basename(paths.plan) }], name: input.configMapName }, name: "plan" },
+          planVolume,
           { emptyDir: {}, name: "tmp" },
+          ...(ca === null ? [caVolume(input.tls.secretName, input.tls.caPath)] : []),
         ],
       },
     },

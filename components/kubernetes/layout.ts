@@ -11,7 +11,9 @@ import type { MemoryBudget } from "../../configs/kubernetes-resources";
 import type { Launch, SecretInput } from "../../configs/launches";
 import { mtailProgramFile } from "../../configs/mtail";
 import type { Rendered, RenderedFileName, RenderedMemory } from "../../configs/rendered";
+import type { Placement } from "../../configs/placement";
 import type { MetricSource } from "../../configs/scrape";
+import type { TlsFiles } from "../../configs/tls";
 
 /** uid/gid of `postgres` in the official postgres (and pgvector/pgvector) Debian images. */
 export const postgresUid = 999;
@@ -75,6 +77,7 @@ export const containerNames = {
   hook: "postdeploy",
   waitForDatabase: "wait-for-database",
   canary: "canary",
+  tlsReloader: "tls-reloader",
 } as const;
 
 /** The files the database pod reads: the checksum annotation covers exactly these. */
@@ -95,7 +98,12 @@ export const secretKeys = {
   userlist: "userlist.txt",
   hookDirectUrl: "direct-url",
   hookPooledUrl: "pooled-url",
+  /** The application Secret's copy of the CA (the TLS Secret's key name too), for the application to mount. */
+  appCa: "ca.crt",
 } as const;
+
+/** The TLS Secret's keys (cert-manager's; `tls.crt` and `tls.key` are what type kubernetes.io/tls requires). */
+export const tlsSecretKeys = { certificate: "tls.crt", key: "tls.key", ca: "ca.crt" } as const;
 
 /** Kubernetes object names of one stack; fixed (not auto-named), so Services have stable DNS names. */
 export interface KubernetesNames {
@@ -108,8 +116,10 @@ export interface KubernetesNames {
   readonly credentials: string;
   readonly bootstrap: string;
   readonly pgbouncerAuth: string;
-  /** For applications: uri, host, port, database, username, password (pooled). */
+  /** For applications: uri, host, port, database, username, password (pooled), and ca.crt. */
   readonly app: string;
+  /** The server certificate, its key and the CA (type kubernetes.io/tls; written by the program or by cert-manager). */
+  readonly tls: string;
   /** For the post-deploy hook: direct-url, pooled-url. */
   readonly hookCredentials: string;
   readonly disruptionBudget: string;
@@ -150,6 +160,7 @@ export function kubernetesNames(base: string): KubernetesNames {
     bootstrap: `${base}-bootstrap`,
     pgbouncerAuth: `${base}-pgbouncer-auth`,
     app: `${base}-app`,
+    tls: `${base}-tls`,
     hookCredentials: `${base}-hook`,
     disruptionBudget: base,
     networkPolicy: base,
@@ -288,6 +299,42 @@ function isStrictlyWithin(child: string, parent: string): boolean {
 }
 
 /**
+ * The directory the placement keeps the TLS files in, when the pod can mount the Secret there: the three files in one
+ * directory under the Secret's key names. Null otherwise (kubernetesProblems says why).
+ */
+export function tlsDirectory(files: TlsFiles): string | null {
+  const dir = path.posix.dirname(files.certificate);
+  const named = (file: string, key: string) => path.posix.dirname(file) === dir && path.posix.basename(file) === key;
+  if (!named(files.certificate, tlsSecretKeys.certificate) || !named(files.key, tlsSecretKeys.key) || !named(files.ca, tlsSecretKeys.ca)) return null;
+  return dir;
+}
+
+function isWithin(child: string, parent: string): boolean {
+  const relative = path.posix.relative(parent, child);
+  return relative === "" || (!relative.startsWith("..") && !path.posix.isAbsolute(relative));
+}
+
+/**
+ * What keeps the pod from mounting the TLS Secret where the placement says; empty when nothing does. The files must
+ * sit in one directory under the Secret's keys, and that directory must hold no other mount: Secret volumes are
+ * read-only, and the container runtime cannot create a mount point inside one.
+ */
+export function tlsPlacementProblems(placement: Placement, otherMountDirs: readonly string[]): string[] {
+  const { tlsCertificate, tlsKey, tlsCa } = placement.paths;
+  const dir = tlsDirectory({ certificate: tlsCertificate, key: tlsKey, ca: tlsCa });
+  if (dir === null) {
+    return [
+      `placement.paths.tlsCertificate, tlsKey and tlsCa are ${tlsCertificate}, ${tlsKey} and ${tlsCa}; the pod mounts the TLS Secret as one directory, ` +
+        `so they must be ${Object.values(tlsSecretKeys).join(", ")} in the same directory`,
+    ];
+  }
+  if (dir === "/") return [`placement.paths.tlsCertificate is ${tlsCertificate}; the TLS Secret cannot be mounted over the root directory`];
+  return otherMountDirs
+    .filter((other) => isWithin(other, dir))
+    .map((other) => `the pod mounts ${other} inside the TLS directory ${dir}, a read-only Secret volume that cannot hold a mount point`);
+}
+
+/**
  * What this layout cannot deploy from a Rendered, in words a person can act on; empty when all is well. Only what
  * ties Rendered to this target: user input was checked by the spec, the placement by renderStack. None of these can
  * follow from a stack file the spec accepts (tests/unit/components/kubernetes-layout.test.ts renders a range of them).
@@ -325,6 +372,23 @@ export function kubernetesProblems(rendered: Rendered): string[] {
   if (path.posix.dirname(placement.paths.pgbouncerAuthFile) !== paths.pgbouncerDir) {
     problems.push(`placement.paths.pgbouncerAuthFile is ${placement.paths.pgbouncerAuthFile}; the pod mounts the auth_file beside pgbouncer.ini, in ${paths.pgbouncerDir}`);
   }
+  // The TLS Secret is mounted as one directory, holding no other mount.
+  problems.push(
+    ...tlsPlacementProblems(placement, [
+      paths.configDir,
+      paths.initdbDir,
+      paths.shm,
+      paths.hugepages,
+      paths.tmp,
+      paths.pgbouncerDir,
+      paths.hookDir,
+      paths.planDir,
+      ...(mount === null ? [] : [mount]),
+      placement.paths.postgresSocketDir,
+      path.posix.dirname(placement.paths.postgresExporterQueries),
+      placement.paths.mtailPrograms,
+    ]),
+  );
   // Prometheus scrapes the pod's IP, not its loopback.
   if (placement.metricsBind !== "" && placement.metricsBind !== "0.0.0.0") {
     problems.push(`placement.metricsBind is "${placement.metricsBind}"; Prometheus scrapes the pod's IP, so the metric sources must listen on every address`);

@@ -23,7 +23,9 @@ import {
   secretKeys,
   selectorLabels,
   sortedRecord,
+  tlsDirectory,
 } from "./layout";
+import { caProjection, caVolume, caVolumeMount, serverTlsVolume, tlsReloaderContainer, tlsReloadIntervalSeconds, tlsVolumes } from "./tls-spec";
 
 type Container = k8s.types.input.core.v1.Container;
 type EnvVar = k8s.types.input.core.v1.EnvVar;
@@ -80,6 +82,23 @@ function dataMount(rendered: Rendered): string {
   return mount;
 }
 
+/** The directory the TLS Secret is mounted at; kubernetesProblems refuses a placement without one before any resource exists. */
+function tlsMount(rendered: Rendered): string {
+  const dir = tlsDirectory(rendered.tls.files);
+  if (dir === null) throw new Error("rendered.tls.files are not tls.crt, tls.key and ca.crt in one directory; the pod cannot mount the TLS Secret there");
+  return dir;
+}
+
+/** The whole TLS Secret, for the two servers (and the reloader): read-only, no subPath, so renewals reach the files. */
+function serverTlsMount(rendered: Rendered) {
+  return { mountPath: tlsMount(rendered), name: tlsVolumes.server, readOnly: true } as const;
+}
+
+/** Where the exporters' queries volume is mounted: the CA is projected into it when its path lies below. */
+function queriesDir(rendered: Rendered): string {
+  return path.posix.dirname(rendered.placement.paths.postgresExporterQueries);
+}
+
 function postgresContainer(rendered: Rendered, names: KubernetesNames, resources: PodResourcePlan): Container {
   const hugePages = resources.hugePagesBytes > 0;
   const { placement } = rendered;
@@ -113,6 +132,7 @@ function postgresContainer(rendered: Rendered, names: KubernetesNames, resources
       // The server's socket and lock file: a writable directory where the rendered unix_socket_directories says.
       { mountPath: placement.paths.postgresSocketDir, name: "run" },
       { mountPath: paths.tmp, name: "tmp" },
+      serverTlsMount(rendered),
     ],
     // Up to an hour for initdb on a fresh volume or crash recovery of a large WAL; liveness starts only after it.
     startupProbe: { exec: { command: pgIsReady }, failureThreshold: 360, periodSeconds: 10, timeoutSeconds: 6 },
@@ -147,7 +167,7 @@ function pgbouncerContainer(rendered: Rendered, resources: PodResourcePlan): Con
     restartPolicy: "Always",
     ports: [{ containerPort: port, name: portNames.pgbouncer, protocol: "TCP" }],
     resources: { limits: sortedRecord(resources.pgbouncer.limits), requests: sortedRecord(resources.pgbouncer.requests) },
-    volumeMounts: [{ mountPath: paths.pgbouncerDir, name: "pgbouncer-config", readOnly: true }],
+    volumeMounts: [{ mountPath: paths.pgbouncerDir, name: "pgbouncer-config", readOnly: true }, serverTlsMount(rendered)],
     // The regular containers start once this passes: pgbouncer_exporter then finds the admin console listening.
     startupProbe: { ...tcp, failureThreshold: 30, periodSeconds: 1 },
     readinessProbe: { ...tcp, failureThreshold: 3, periodSeconds: 10 },
@@ -165,7 +185,12 @@ function postgresExporterContainer(rendered: Rendered, names: KubernetesNames, r
     env: containerEnv(launch, databaseSecretRefs(names)),
     ports: [metricsPort(portNames.postgresMetrics, launch)],
     resources: { limits: sortedRecord(resources.postgresExporter.limits), requests: sortedRecord(resources.postgresExporter.requests) },
-    volumeMounts: [{ mountPath: path.posix.dirname(rendered.placement.paths.postgresExporterQueries), name: "exporter-queries", readOnly: true }],
+    // The queries, and the CA projected beside them when its path is below theirs (the containers' placement:
+    // /etc/pgstack and /etc/pgstack/tls); else the CA volume of its own.
+    volumeMounts: [
+      { mountPath: queriesDir(rendered), name: "exporter-queries", readOnly: true },
+      ...(caProjection(queriesDir(rendered), rendered.tls.files.ca, names.tls) === null ? [caVolumeMount(rendered.tls.files.ca)] : []),
+    ],
     // Liveness only, on the landing page (no database query). No readiness probe: a pod is Ready only when every
     // container is, and a slow scrape must never take the database out of its Services.
     livenessProbe: { failureThreshold: 6, httpGet: { path: "/", port: portNames.postgresMetrics }, periodSeconds: 20, timeoutSeconds: 5 },
@@ -185,9 +210,33 @@ function pgbouncerExporterContainer(rendered: Rendered, names: KubernetesNames, 
     env: containerEnv(launch, databaseSecretRefs(names)),
     ports: [metricsPort(portNames.pgbouncerMetrics, launch)],
     resources: { limits: sortedRecord(resources.pgbouncerExporter.limits), requests: sortedRecord(resources.pgbouncerExporter.requests) },
+    // The CA it verifies PgBouncer with (its launch's sslrootcert).
+    volumeMounts: [caVolumeMount(rendered.tls.files.ca)],
     livenessProbe: { failureThreshold: 6, httpGet: { path: "/", port: portNames.pgbouncerMetrics }, periodSeconds: 20, timeoutSeconds: 5 },
     securityContext: restrictedSecurityContext(postgresUid),
   };
+}
+
+/**
+ * Reloads PostgreSQL and PgBouncer when the mounted certificate changes (tls-spec.ts tlsReloadScript: why a sidecar,
+ * why these two commands). The postgres image: sh, sha256sum and psql, run as the postgres uid.
+ */
+function reloaderContainer(rendered: Rendered, names: KubernetesNames, resources: PodResourcePlan): Container {
+  const { placement } = rendered;
+  return tlsReloaderContainer({
+    reload: {
+      tlsDir: tlsMount(rendered),
+      socketDir: placement.paths.postgresSocketDir,
+      postgresPort: placement.ports.postgres,
+      pgbouncerPort: placement.ports.pgbouncer,
+      superuser: rendered.roles.superuser,
+      intervalSeconds: tlsReloadIntervalSeconds,
+    },
+    image: rendered.spec.images.postgres,
+    credentialsSecret: names.credentials,
+    resources: resources.tlsReloader,
+    securityContext: restrictedSecurityContext(postgresUid),
+  });
 }
 
 /** The data volume for the containers that only look at it: they can never write to PostgreSQL's files. */
@@ -266,14 +315,7 @@ function volumes(rendered: Rendered, names: KubernetesNames, resources: PodResou
         ],
       },
     },
-    {
-      configMap: {
-        defaultMode: readOnlyFileMode,
-        items: [{ key: "postgres-exporter-queries.yaml", path: path.posix.basename(placed.postgresExporterQueries) }],
-        name: names.config,
-      },
-      name: "exporter-queries",
-    },
+    exporterQueriesVolume(rendered, names),
     {
       configMap: { defaultMode: readOnlyFileMode, items: [{ key: mtailProgramFile, path: mtailProgramFile }], name: names.config },
       name: "mtail-program",
@@ -283,7 +325,19 @@ function volumes(rendered: Rendered, names: KubernetesNames, resources: PodResou
     ...(resources.hugePagesBytes > 0 ? [{ emptyDir: { medium: "HugePages" }, name: "hugepages" }] : []),
     { emptyDir: {}, name: "run" },
     { emptyDir: {}, name: "tmp" },
+    // Not in checksum/config: a renewed certificate reaches these files in place and is reloaded (tls-reloader), the
+    // pod is not restarted.
+    serverTlsVolume(names.tls),
+    caVolume(names.tls, rendered.tls.files.ca),
   ];
+}
+
+/** postgres_exporter's queries file, with the CA projected beside it when the CA's path is below the queries' directory. */
+function exporterQueriesVolume(rendered: Rendered, names: KubernetesNames): Volume {
+  const queries = { key: "postgres-exporter-queries.yaml", path: path.posix.basename(rendered.placement.paths.postgresExporterQueries) };
+  const ca = caProjection(queriesDir(rendered), rendered.tls.files.ca, names.tls);
+  if (ca === null) return { configMap: { defaultMode: readOnlyFileMode, items: [queries], name: names.config }, name: "exporter-queries" };
+  return { name: "exporter-queries", projected: { defaultMode: readOnlyFileMode, sources: [{ configMap: { items: [queries], name: names.config } }, ca] } };
 }
 
 export interface DatabaseWorkloadInput {
@@ -326,7 +380,8 @@ export function databaseStatefulSetSpec(input: DatabaseWorkloadInput): k8s.types
         ],
         // Service environment variables would only add noise (and names like PGBOUNCER_PORT) to every container.
         enableServiceLinks: false,
-        initContainers: [pgbouncerContainer(rendered, resources)],
+        // Native sidecars, started in this order before the regular containers: PgBouncer, then the TLS reloader.
+        initContainers: [pgbouncerContainer(rendered, resources), reloaderContainer(rendered, names, resources)],
         securityContext: { ...restrictedPodSecurityContext(postgresUid), fsGroupChangePolicy: "OnRootMismatch" },
         // The preStop fast shutdown gets 100 s to write its shutdown checkpoint; SIGKILL comes after 120 s.
         terminationGracePeriodSeconds: 120,

@@ -6,7 +6,7 @@ import { assertHookFits, hookConfigData, hookJobSpec } from "./hook-job-spec";
 import { kubernetesNames, objectLabels, sha256 } from "./layout";
 
 export interface PostDeployJobArgs {
-  /** The rendered stack: plan.json, the node image, stack name, namespace. Required; no default. */
+  /** The rendered stack: plan.json, the node image, stack name, namespace, the CA's path (rendered.tls.files.ca). Required; no default. */
   readonly rendered: Rendered;
   /** The bundled pgstack CLI: one JavaScript file built by esbuild, at most 1 MiB with plan.json. Required; no default. */
   readonly hookBundle: string;
@@ -72,6 +72,7 @@ export class PostDeployJob extends pulumi.ComponentResource {
             planSha256: this.planSha256,
             configMapName: names.hookConfig(this.planSha256),
             credentialsSecret,
+            tls: { secretName: names.tls, caPath: rendered.tls.files.ca },
             databaseHost,
             databasePort: args.databasePort ?? rendered.placement.ports.postgres,
             podLabels: labels,

@@ -15,6 +15,7 @@ import {
   namespaceNameLabel,
 } from "./network";
 import { databaseStatefulSetSpec } from "./pod-template";
+import { ServerTls } from "./server-tls";
 
 export interface VectorPostgresArgs {
   /**
@@ -41,9 +42,9 @@ export interface VectorPostgresArgs {
 }
 
 /**
- * PostgreSQL 17 + pgvector as a one-pod StatefulSet, PgBouncer as a native sidecar, both exporters, node_exporter
- * and mtail, the Services, the NetworkPolicy and PodDisruptionBudget, and the Secrets they read. See pod-template.ts
- * for the pod itself.
+ * PostgreSQL 17 + pgvector as a one-pod StatefulSet, PgBouncer and the TLS reloader as native sidecars, both
+ * exporters, node_exporter and mtail, the Services, the NetworkPolicy and PodDisruptionBudget, the Secrets they read,
+ * and the TLS Secret both servers present (ServerTls). See pod-template.ts for the pod itself.
  */
 export class VectorPostgres extends pulumi.ComponentResource {
   public readonly names: KubernetesNames;
@@ -59,6 +60,11 @@ export class VectorPostgres extends pulumi.ComponentResource {
   public readonly connectionString: pulumi.Output<string>;
   /** The application role's URL straight to PostgreSQL (secret). */
   public readonly directConnectionString: pulumi.Output<string>;
+  /**
+   * The CA certificate (PEM) clients verify both servers with; undefined with spec.tls.certManagerIssuer (the
+   * issuer's CA, in the TLS Secret's ca.crt).
+   */
+  public readonly caCertificate: pulumi.Output<string> | undefined;
   /** Requests, limits and the memory budget behind them. */
   public readonly resources: PodResourcePlan;
 
@@ -131,21 +137,41 @@ export class VectorPostgres extends pulumi.ComponentResource {
       { parent: this },
     );
 
+    // The server certificate and the CA (names.tls), from the program's own CA or from cert-manager.
+    const tls = new ServerTls(`${name}-tls`, { rendered, names, namespace, labels }, { parent: this });
+    this.caCertificate = tls.caCertificate;
+
+    // Every URL verifies the server fully against the CA at rendered.tls.files.ca: where the hook and the canary
+    // mount it, and where an application is asked to mount the app Secret's ca.crt.
+    const tlsQuery = rendered.tls.clientQuery;
     const dns = (service: string) => pulumi.interpolate`${service}.${namespace}.svc.${clusterDomain}`;
     this.pooled = { host: dns(names.pooled), port: ports.pgbouncer };
     this.direct = { host: dns(names.direct), port: ports.postgres };
     this.connectionString = pulumi.secret(
-      pulumi.all([passwords, this.pooled.host]).apply(([p, host]) => connectionUrl(appUser, p.app, host, ports.pgbouncer, database)),
+      pulumi.all([passwords, this.pooled.host]).apply(([p, host]) => connectionUrl(appUser, p.app, host, ports.pgbouncer, database, tlsQuery)),
     );
     this.directConnectionString = pulumi.secret(
-      pulumi.all([passwords, this.direct.host]).apply(([p, host]) => connectionUrl(appUser, p.app, host, ports.postgres, database)),
+      pulumi.all([passwords, this.direct.host]).apply(([p, host]) => connectionUrl(appUser, p.app, host, ports.postgres, database, tlsQuery)),
     );
+    // For applications. `uri` verifies the server against the CA at rendered.tls.files.ca, so an application mounts
+    // this Secret's ca.crt there (its annotation says so). With cert-manager the CA is the issuer's, which the
+    // program does not know: the application mounts ca.crt of the TLS Secret (or the issuer's trust bundle) instead.
+    const caPath = rendered.tls.files.ca;
     new k8s.core.v1.Secret(
       `${name}-app`,
       {
-        metadata: metadata(names.app),
+        metadata: {
+          annotations: {
+            "pgvector-stack/ca-certificate":
+              tls.caCertificate === undefined
+                ? `uri verifies the server (sslmode=verify-full) against ${caPath}: mount key ${secretKeys.appCa} of Secret ${names.tls} (cert-manager's issuer CA) there`
+                : `uri verifies the server (sslmode=verify-full) against ${caPath}: mount this Secret's key ${secretKeys.appCa} there`,
+          },
+          ...metadata(names.app),
+        },
         type: "Opaque",
         stringData: {
+          ...(tls.caCertificate === undefined ? {} : { [secretKeys.appCa]: tls.caCertificate }),
           database,
           host: this.pooled.host,
           password: passwords.app,
@@ -179,7 +205,7 @@ export class VectorPostgres extends pulumi.ComponentResource {
       {
         parent: this,
         // Object names are fixed strings, so Pulumi sees no dependency on the objects the pod mounts: state it.
-        dependsOn: [config, credentials, bootstrap, pgbouncerAuth],
+        dependsOn: [config, credentials, bootstrap, pgbouncerAuth, tls.ready],
         // A safety net, not the way to change storage. Kubernetes refuses any change to a live StatefulSet's
         // volumeClaimTemplates, and @pulumi/kubernetes 4.23 plans a change there as delete-before-replace (its diff
         // lists .spec.volumeClaimTemplates as forceNew): PostgreSQL would go down, and the recreated StatefulSet would
@@ -223,6 +249,7 @@ export class VectorPostgres extends pulumi.ComponentResource {
       direct: this.direct,
       connectionString: this.connectionString,
       directConnectionString: this.directConnectionString,
+      caCertificate: this.caCertificate,
       resources: this.resources,
     });
   }

@@ -41,10 +41,15 @@ export interface VectorStackArgs {
  */
 export class VectorStack extends pulumi.ComponentResource {
   public readonly endpoints: { readonly pooled: Endpoint; readonly direct: Endpoint };
-  /** The application role's URL through PgBouncer (secret). */
+  /** The application role's URL through PgBouncer (secret), verifying the server against the CA at rendered.tls.files.ca. */
   public readonly connectionString: pulumi.Output<string>;
   public readonly memoryPlan: KubernetesMemoryPlan;
   public readonly hookJobName: pulumi.Output<string>;
+  /**
+   * The CA certificate (PEM, not secret) both servers' certificate verifies against: the application's
+   * sslrootcert. Undefined with spec.tls.certManagerIssuer: the issuer's CA, in the TLS Secret's ca.crt.
+   */
+  public readonly caCertificate: pulumi.Output<string> | undefined;
 
   constructor(name: string, args: VectorStackArgs, opts?: pulumi.ComponentResourceOptions) {
     // Args carry passwords: what super() receives is recorded in state, so it gets nothing.
@@ -141,12 +146,14 @@ export class VectorStack extends pulumi.ComponentResource {
       hugePagesBytes: database.resources.hugePagesBytes,
     };
     this.hookJobName = hook.jobName;
+    this.caCertificate = database.caCertificate;
 
     this.registerOutputs({
       endpoints: this.endpoints,
       connectionString: this.connectionString,
       memoryPlan: this.memoryPlan,
       hookJobName: this.hookJobName,
+      caCertificate: this.caCertificate,
     });
   }
 }

@@ -20,6 +20,7 @@ export { stopAll, runningServers } from "./registry";
 export { freeLoopbackPort } from "./ports";
 export { startPostgres, type PostgresOptions, type PostgresServer } from "./postgres";
 export { startPgBouncer, type PgBouncerOptions, type PgBouncerServer } from "./pgbouncer";
+export { writeRigTls, type RigTls } from "./tls";
 export { startLaunch, type LaunchOptions } from "./launch";
 export type { HttpServer } from "./httpServer";
 export { startPrometheus, promtool, type PrometheusOptions, type PrometheusServer } from "./prometheus";

@@ -1,8 +1,10 @@
+import { verifyFullQuery, type TlsFiles } from "../../configs/tls";
 import { acceptsTcp, onFreePort } from "./ports";
 import type { ServerProcess } from "./processes";
 import { waitUntilReady } from "./readiness";
 import type { Runtime } from "./runtime";
 import type { ScratchDir } from "./scratch";
+import { writeRigTls, type RigTls } from "./tls";
 
 export interface PgBouncerOptions {
   readonly runtime: Runtime;
@@ -23,19 +25,29 @@ export interface PgBouncerOptions {
    * neither logfile nor pidfile (PgBouncer's defaults: it logs to stderr, which the rig captures, and a foreground
    * process needs no pid file). PgBouncer then reads the ini byte for byte as given. Defaults to false: any ini,
    * and the rig listens on `port` (or a free one), writes `userlist` as the auth_file and sets its socket
-   * directory, log and pid file, whatever the ini says (see `iniForRig`).
+   * directory, log and pid file, whatever the ini says (see `iniForRig`), and its TLS files: a certificate of its
+   * own from the rig's CA, and that CA for both legs (PostgreSQL servers the rig started carry certificates from it).
+   * Whether each leg uses TLS stays the ini's to say (client_tls_sslmode, server_tls_sslmode).
    */
   readonly placed?: boolean;
+  /** Host path of the CA that signed the certificate a placed ini names: what `url()` verifies with. Required when `placed`. */
+  readonly caHostPath?: string;
+  /** For an ini not placed: TLS files already written (see PostgresOptions.tls). Defaults to a certificate of its own. */
+  readonly tls?: RigTls;
 }
 
 export interface PgBouncerServer {
   readonly host: "127.0.0.1";
   readonly port: number;
+  /** Host path of the CA certificate its client certificate chains to: every URL's sslrootcert. */
+  readonly caPath: string;
+  /** The rig's TLS files for an ini not rendered for a placement, as PgBouncer sees them; undefined for a placed ini. */
+  readonly tls: TlsFiles | undefined;
   /** Host path of the log. */
   readonly logFile: string;
   readonly scratch: ScratchDir;
   readonly process: ServerProcess;
-  /** postgresql:// URL through the pooler. */
+  /** postgresql:// URL through the pooler, verifying it: `sslmode=verify-full` with `sslrootcert` = `caPath`. */
   url(database: string, user: string, password: string): string;
   /** Safe shutdown (SIGINT), then SIGKILL after 10 s. */
   stop(): Promise<void>;
@@ -52,14 +64,18 @@ export interface PgBouncerServer {
  */
 export async function startPgBouncer(opts: PgBouncerOptions): Promise<PgBouncerServer> {
   const { runtime } = opts;
-  if (opts.placed === true && (opts.port === undefined || opts.userlist !== undefined)) {
-    throw new Error("startPgBouncer: a placed ini needs `port` (its listen_port) and takes no `userlist` (its auth_file is already written)");
+  if (opts.placed === true && (opts.port === undefined || opts.caHostPath === undefined || opts.userlist !== undefined)) {
+    throw new Error(
+      "startPgBouncer: a placed ini needs `port` (its listen_port) and `caHostPath` (the CA of the certificate it names), and takes no `userlist` (its auth_file is already written)",
+    );
   }
   const scratch = opts.scratch ?? runtime.scratchDir("pgbouncer");
   const placed = opts.placed === true;
   if (!placed) scratch.writeFile("stack.ini", opts.ini);
   const authFile = opts.userlist === undefined ? undefined : scratch.writeFile("userlist.txt", opts.userlist);
   const logFile = scratch.hostPathOf("pgbouncer.log");
+  const rigTls = placed ? undefined : (opts.tls ?? (await writeRigTls(scratch)));
+  const caPath = rigTls?.caHostPath ?? (opts.caHostPath as string);
 
   /** The rig's own keys for an ini not rendered for a placement. */
   const rigKeys = (port: number): Record<string, string> => ({
@@ -70,6 +86,14 @@ export async function startPgBouncer(opts: PgBouncerOptions): Promise<PgBouncerS
     logfile: "",
     pidfile: "",
     ...(authFile === undefined ? {} : { auth_file: authFile }),
+    ...(rigTls === undefined
+      ? {}
+      : {
+          client_tls_cert_file: rigTls.files.certificate,
+          client_tls_key_file: rigTls.files.key,
+          client_tls_ca_file: rigTls.files.ca,
+          server_tls_ca_file: rigTls.files.ca,
+        }),
   });
 
   return onFreePort(opts.port, async (port) => {
@@ -86,11 +110,13 @@ export async function startPgBouncer(opts: PgBouncerOptions): Promise<PgBouncerS
     const pgbouncer: PgBouncerServer = {
       host: "127.0.0.1",
       port,
+      caPath,
+      tls: rigTls?.files,
       logFile,
       scratch,
       process: server,
       url: (database, user, password) =>
-        `postgresql://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(database)}`,
+        `postgresql://${encodeURIComponent(user)}:${encodeURIComponent(password)}@127.0.0.1:${port}/${encodeURIComponent(database)}?${verifyFullQuery(caPath)}`,
       async stop() {
         await server.stop("SIGINT", 10_000);
       },

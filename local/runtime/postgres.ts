@@ -3,17 +3,19 @@ import * as fs from "node:fs";
 import * as path from "node:path";
 import { postgresLogDirectory } from "../../configs/postgresql";
 import { superuser } from "../../configs/roles";
+import { verifyFullQuery, type TlsFiles } from "../../configs/tls";
 import { onFreePort } from "./ports";
 import type { ServerProcess } from "./processes";
 import { waitUntilReady } from "./readiness";
 import type { Runtime } from "./runtime";
 import type { ScratchDir } from "./scratch";
+import { writeRigTls, type RigTls } from "./tls";
 
 export interface PostgresOptions {
   readonly runtime: Runtime;
   /** The stack's rendered postgresql.conf, written verbatim as the data directory's postgresql.conf. */
   readonly postgresqlConf: string;
-  /** pg_hba.conf, written verbatim. It must let the superuser in over TCP from 127.0.0.1 for `psql()`. */
+  /** pg_hba.conf, written verbatim. It must let the superuser in on the Unix socket (`local`) for `psql()`. */
   readonly pgHbaConf: string;
   /** Password of the superuser initdb creates (configs/roles.ts `superuser`). Defaults to a random one. */
   readonly superuserPassword?: string;
@@ -25,9 +27,20 @@ export interface PostgresOptions {
    * directory that exists). The server then runs on the conf as it is, `postgres -D <data directory>` and nothing
    * else; a port taken meanwhile is a PortInUseError, for the caller to render again. Defaults to false: any conf,
    * and the rig puts the server on 127.0.0.1 at `port` (or a free one) with its socket in the scratch directory, by
-   * `-c` options, which take precedence over the file.
+   * `-c` options, which take precedence over the file, and gives it a certificate of its own (`ssl_cert_file`,
+   * `ssl_key_file`: local/runtime/tls.ts) that clients verify with the rig's CA (`caPath`). Whether TCP clients must
+   * use TLS stays the conf's and pg_hba.conf's to say (`ssl = on`, `hostssl`). A placed conf names its certificate
+   * files itself; the caller writes them before the start and names their CA in `caHostPath`.
    */
   readonly placed?: boolean;
+  /** Host path of the CA that signed the certificate a placed conf names: what `url()` verifies with. Required when `placed`. */
+  readonly caHostPath?: string;
+  /**
+   * For a conf not placed: TLS files already written (local/runtime/tls.ts `writeRigTls`), e.g. one set a test
+   * renders the stack with and gives PostgreSQL and PgBouncer alike. Defaults to a certificate of its own in the
+   * scratch directory.
+   */
+  readonly tls?: RigTls;
   /** Added to the server's environment. Defaults to none. */
   readonly extraEnv?: Readonly<Record<string, string>>;
   /** How long startup (crash recovery, huge shared_buffers) may take. Defaults to 120 s. */
@@ -46,6 +59,13 @@ export const postgresDataEntry = "data";
 export interface PostgresServer {
   readonly host: "127.0.0.1";
   readonly port: number;
+  /** Host path of the CA certificate its server certificate chains to: every URL's sslrootcert. */
+  readonly caPath: string;
+  /**
+   * The rig's TLS files for a server started without a placement, as the server sees them (PgBouncer's
+   * server_tls_ca_file is the same CA); undefined for a placed conf, which names its own.
+   */
+  readonly tls: TlsFiles | undefined;
   readonly superuser: typeof superuser;
   readonly password: string;
   /** Host path of the data directory. */
@@ -62,9 +82,15 @@ export interface PostgresServer {
   /** The scratch directory holding the data directory, the log and the Unix socket. */
   readonly scratch: ScratchDir;
   readonly process: ServerProcess;
-  /** postgresql:// URL for `pg`, the exporters and pgbench. Defaults: database postgres, the superuser. */
+  /**
+   * postgresql:// URL for `pg` and the other clients on this host, verifying the server: `sslmode=verify-full` with
+   * `sslrootcert` = `caPath`. Defaults: database postgres, the superuser.
+   */
   url(database?: string, user?: string, password?: string): string;
-  /** Runs SQL with psql (-X -At, ON_ERROR_STOP) as the superuser over TCP; resolves to its output. */
+  /**
+   * Runs SQL with psql (-X -At, ON_ERROR_STOP) as the superuser on the Unix socket in the scratch directory (pg_hba's
+   * `local` lines: peer, or the password; no TLS on a socket); resolves to its output.
+   */
   psql(sql: string, database?: string): Promise<string>;
   /** Fast shutdown (SIGINT), then SIGKILL after 30 s. The data directory stays until stopAll(). */
   stop(): Promise<void>;
@@ -79,8 +105,8 @@ export interface PostgresServer {
  */
 export async function startPostgres(opts: PostgresOptions): Promise<PostgresServer> {
   const { runtime } = opts;
-  if (opts.placed === true && opts.port === undefined) {
-    throw new Error("startPostgres: a placed postgresql.conf needs `port` (the port it sets), for the readiness probe and the URLs");
+  if (opts.placed === true && (opts.port === undefined || opts.caHostPath === undefined)) {
+    throw new Error("startPostgres: a placed postgresql.conf needs `port` (the port it sets) and `caHostPath` (the CA of the certificate it names), for the readiness probe and the URLs");
   }
   const password = opts.superuserPassword ?? randomBytes(18).toString("base64url");
   const scratch = opts.scratch ?? runtime.scratchDir("postgres");
@@ -110,10 +136,18 @@ export async function startPostgres(opts: PostgresOptions): Promise<PostgresServ
   const logFile = scratch.hostPathOf("postgres.log");
   // The stack owns log_directory ('log', PostgreSQL's default too), relative to the data directory.
   const logDir = path.join(scratch.hostPathOf(postgresDataEntry), postgresLogDirectory);
+  const rigTls = opts.placed === true ? undefined : (opts.tls ?? (await writeRigTls(scratch)));
+  const caPath = rigTls?.caHostPath ?? (opts.caHostPath as string);
 
   return onFreePort(opts.port, async (port) => {
-    const rigListens = opts.placed === true ? [] : ["-c", `port=${port}`, "-c", "listen_addresses=127.0.0.1", "-c", `unix_socket_directories=${scratch.path}`];
-    const server = await runtime.spawn("postgres", ["-D", dataPath, ...rigListens], {
+    const rigOptions =
+      rigTls === undefined
+        ? []
+        : [
+            ...["-c", `port=${port}`, "-c", "listen_addresses=127.0.0.1", "-c", `unix_socket_directories=${scratch.path}`],
+            ...["-c", `ssl_cert_file=${rigTls.files.certificate}`, "-c", `ssl_key_file=${rigTls.files.key}`],
+          ];
+    const server = await runtime.spawn("postgres", ["-D", dataPath, ...rigOptions], {
       logFile,
       env: opts.extraEnv,
       stopSignal: "SIGINT",
@@ -132,6 +166,8 @@ export async function startPostgres(opts: PostgresOptions): Promise<PostgresServ
     const postgres: PostgresServer = {
       host: "127.0.0.1",
       port,
+      caPath,
+      tls: rigTls?.files,
       superuser,
       password,
       dataDir: scratch.hostPathOf(postgresDataEntry),
@@ -141,15 +177,16 @@ export async function startPostgres(opts: PostgresOptions): Promise<PostgresServ
       scratch,
       process: server,
       url: (database = "postgres", user = superuser, userPassword = password) =>
-        `postgresql://${encodeURIComponent(user)}:${encodeURIComponent(userPassword)}@127.0.0.1:${port}/${encodeURIComponent(database)}`,
+        `postgresql://${encodeURIComponent(user)}:${encodeURIComponent(userPassword)}@127.0.0.1:${port}/${encodeURIComponent(database)}?${verifyFullQuery(caPath)}`,
       async psql(sql, database = "postgres") {
+        // The socket is in the scratch directory: the rig puts it there, and a placed conf must too (the cluster's does).
         const result = await runtime.exec(
           "psql",
-          ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", "127.0.0.1", "-p", String(port), "-U", superuser, "-d", database, "-f", "-"],
+          ["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h", scratch.path, "-p", String(port), "-U", superuser, "-d", database, "-f", "-"],
           { input: sql, env: { PGPASSWORD: password } },
         );
         if (result.code !== 0) {
-          throw new Error(`psql on 127.0.0.1:${port}/${database} failed (exit ${result.code ?? result.signal}): ${result.stderr.trim()}`);
+          throw new Error(`psql on ${scratch.path} (port ${port})/${database} failed (exit ${result.code ?? result.signal}): ${result.stderr.trim()}`);
         }
         return result.stdout.replace(/\n$/, "");
       },

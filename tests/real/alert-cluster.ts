@@ -21,6 +21,8 @@ export interface AlertClusterOptions {
   readonly pgbouncer: Readonly<Record<string, unknown>>;
   readonly alerts: Readonly<Record<string, unknown>>;
   readonly postgres?: Readonly<Record<string, unknown>>;
+  /** The stack's `tls` section (certificate validity, renewBefore). Defaults to the perf stack's. */
+  readonly tls?: Readonly<Record<string, unknown>>;
   /** A fake kernel huge page pool, given the state directory for its lock file. Defaults to the kernel's. */
   readonly hugePagesPool?: (stateRoot: string) => HugePagesPool;
 }
@@ -40,7 +42,13 @@ export function alertCluster(label: string, options: AlertClusterOptions): Alert
   const name = `${label}-${process.pid}`;
   const stateRoot = fs.mkdtempSync(path.join(os.tmpdir(), `pgstack-${label}-`));
   const perf = readStackConfig("perf");
-  const config = { ...perf, postgres: { ...(perf.postgres as object), ...options.postgres }, pgbouncer: options.pgbouncer, alerts: options.alerts };
+  const config = {
+    ...perf,
+    postgres: { ...(perf.postgres as object), ...options.postgres },
+    pgbouncer: options.pgbouncer,
+    alerts: options.alerts,
+    ...(options.tls === undefined ? {} : { tls: options.tls }),
+  };
   const { spec } = clusterSpec(parseClusterFlags(["--memory", "1Gi"]).flags, {}, config);
   const cluster = new LocalCluster({ name, spec, stateRoot, monitoring, hugePagesPool: options.hugePagesPool?.(stateRoot) });
   return {

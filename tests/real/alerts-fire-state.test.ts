@@ -2,7 +2,8 @@
  * The rest of the alert policy fires on the real stack: the host alerts from node_exporter (with the collectors every
  * target runs), huge pages not in use, settings drift and a pending restart, an INVALID HNSW index, clients waiting
  * on average over 100 ms, PgBouncer's max_client_conn and PostgreSQL's max_connections nearly used up, and the
- * buffer-cache and index hit ratios falling, a metric source stopped. tests/real/alerts-fire.test.ts covers the
+ * buffer-cache and index hit ratios falling, a certificate renewed too short-lived (the canary's notAfter gauge), a
+ * metric source stopped. tests/real/alerts-fire.test.ts covers the
  * outages, the pool, long transactions, slow queries and latency.
  *
  * One local perf cluster with small limits (max_connections 40, max_client_conn 40, a pool of 5), `for` durations of
@@ -19,7 +20,7 @@ import { bytes } from "../../configs/units";
 import type { ClusterInfo } from "../../local/cluster";
 import { alertCluster } from "./alert-cluster";
 import type { HugePagesPool } from "../../local/hugepages";
-import { AlertProbe, connect } from "./alert-probe";
+import { AlertProbe, connect, delay } from "./alert-probe";
 
 const alerts = {
   rateWindow: "20s",
@@ -45,7 +46,13 @@ const alerts = {
   memoryCriticalFor: "5s",
   diskCritical: 0.0001,
   diskCriticalFor: "5s",
+  // A certificate valid for a day is within the warning's 2 days and outside the critical's 12 hours.
+  certificateExpiryWarning: "2d",
+  certificateExpiryCritical: "12h",
+  certificateExpiryFor: "5s",
 };
+/** The gate refuses an expiry warning at or beyond renewBefore (it would fire on every healthy certificate). */
+const tls = { certificateValidity: "90d", renewBefore: "3d" };
 const maxConnections = 40;
 const maxClientConn = 40;
 const pgbouncer = { defaultPoolSize: 5, reservePoolSize: 0, maxClientConn };
@@ -61,6 +68,7 @@ const { cluster, spec, started, stop } = alertCluster("alerts-fire-state", {
   pgbouncer,
   alerts,
   postgres: { hugePages: "try", maxConnections },
+  tls,
   hugePagesPool: noHugePages,
 });
 let info: ClusterInfo;
@@ -301,6 +309,28 @@ describe("the rest of the rendered alerts fire on a local perf cluster", () => {
       await reader.end().catch(() => undefined);
     }
     expect(rounds).toBeGreaterThan(3);
+  });
+
+  it("a certificate renewed for one day (a renewal that went wrong) → CertificateExpiresSoon (warning) for PgBouncer and PostgreSQL", async () => {
+    await probe.waitUntilQuiet("CertificateExpiresSoon");
+    const notAfter = 'pgstack_canary_tls_certificate_not_after_seconds{stack="perf"}';
+    // The 90-day certificate of the start is seen and quiet: the canary reports what both servers serve.
+    let left: number | undefined;
+    for (const deadline = Date.now() + 30_000; left === undefined && Date.now() < deadline; await delay(500)) left = await probe.scalar(`min(${notAfter}) - time()`);
+    expect(left).toBeGreaterThan(80 * 86_400);
+    const since = Date.now();
+    const renewed = await cluster.renewCertificate({ validMs: 86_400_000 });
+    const diagnose = [notAfter, `${notAfter} - time()`];
+    for (const target of ["pgbouncer", "postgres"]) {
+      const alert = await probe.waitForFiring("CertificateExpiresSoon", since, (l) => l.target === target && l.severity === "warning", diagnose);
+      probe.expectWellFormed(alert, "warning");
+      // The value is the seconds left on the certificate the server serves now: the renewed one, about a day.
+      expect(Math.abs(Number(alert.value) - (renewed.notAfter.getTime() - Date.now()) / 1000)).toBeLessThan(120);
+    }
+    const seen = await probe.query(notAfter);
+    expect(seen).toContain(String(Math.floor(renewed.notAfter.getTime() / 1000)));
+    // A day is more than the critical threshold's 12 hours: only the warning fires.
+    expect((await probe.activeAlerts()).filter((a) => a.labels.alertname === "CertificateExpiresSoon" && a.labels.severity === "critical")).toEqual([]);
   });
 
   it("mtail stopped → ScrapeTargetDown for job mtail (warning): a dead source is reported, not silent", async () => {

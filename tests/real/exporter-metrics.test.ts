@@ -35,7 +35,7 @@ import {
 } from "../../local/runtime";
 import { parseExposition, type Series } from "../exposition";
 import { matches, recordedNames, selectorsOfRules, sourceMetricNames } from "../promtool/metric-names";
-import { renderedFor, startRenderedExporter } from "./rendered-launch";
+import { renderedFor, rigCa, startRenderedExporter } from "./rendered-launch";
 
 // Metric names the rules read that no exporter started here serves, listed explicitly: a new name in the rules
 // must be added to one of these lists or be served by an exporter below.
@@ -46,6 +46,7 @@ const canaryAndMtail = [
   `${canaryMetrics.queryDuration.name}_bucket`,
   canaryMetrics.connectionAttempts.name,
   canaryMetrics.connectionFailures.name,
+  canaryMetrics.certificateNotAfter.name,
   ...Object.values(mtailMetrics).map((m) => m.name),
 ];
 /** node_exporter: checked below against the real one. */
@@ -61,7 +62,8 @@ const spec = parseStackSpec("real", { target: "local", node: { memory: "2Gi", cp
 const rendered = renderStack(spec);
 const memory = memoryPlan(spec);
 const rulesInput = alertRulesInput(spec, postgresqlSettingValues(spec, memory), memory.hugePagesMode);
-const PG_HBA_CONF = ["local all all scram-sha-256", "host all all 127.0.0.1/32 scram-sha-256", ""].join("\n");
+// TCP over TLS only, as the stack's pg_hba.conf: the exporters' launches verify the server (verify-full).
+const PG_HBA_CONF = ["local all all scram-sha-256", "hostssl all all 127.0.0.1/32 scram-sha-256", ""].join("\n");
 
 async function scrape(server: HttpServer): Promise<Series[]> {
   const response = await httpGet(`${server.url}/metrics`);
@@ -125,6 +127,9 @@ describe("exporters serve every metric the alert rules read", () => {
         `default_pool_size = ${spec.pgbouncer.defaultPoolSize}`,
         `max_client_conn = ${spec.pgbouncer.maxClientConn}`,
         ...Object.entries(pgbouncerIniForExporter).map(([k, v]) => `${k} = ${v}`),
+        // TLS on both legs, as the stack's ini: the rig writes the files from its CA.
+        "client_tls_sslmode = require",
+        "server_tls_sslmode = verify-full",
         "",
       ].join("\n"),
       userlist: `"postgres" "${superuserVerifier}"\n"${statsUser}" "${statsPassword}"\n`,
@@ -140,7 +145,10 @@ describe("exporters serve every metric the alert rules read", () => {
     // PGPASSWORD, as the launches name them.
     const queries = runtime.scratchDir("pgstack-queries");
     expect(rendered.files["postgres-exporter-queries.yaml"]).toBe(postgresExporterQueriesYaml());
-    let placed = await renderedFor(spec, { ports: { postgres: pg.port, pgbouncer: bouncer.port }, paths: { postgresExporterQueries: queries.pathOf("queries.yaml") } });
+    let placed = await renderedFor(spec, {
+      ports: { postgres: pg.port, pgbouncer: bouncer.port },
+      paths: { postgresExporterQueries: queries.pathOf("queries.yaml"), tlsCa: rigCa(pg) },
+    });
     queries.writeFile("queries.yaml", placed.files["postgres-exporter-queries.yaml"], 0o644);
     const started = async (exporter: "postgresExporter" | "pgbouncerExporter" | "nodeExporter"): Promise<HttpServer> => {
       const launched = await startRenderedExporter(runtime, placed, exporter, { monitorPassword, statsPassword });

@@ -32,10 +32,16 @@ const cases: readonly (readonly [string, StackSpec])[] = [
 let runtime: Runtime;
 let pg: PostgresServer;
 
-/** Runs `postgres -C <name>` on the stopped cluster with `conf` as its postgresql.conf. */
+/**
+ * Runs `postgres -C <name>` on the stopped cluster with `conf` as its postgresql.conf. A runtime-computed setting
+ * (shared_memory_size…) makes postgres load its TLS files too: the rig's, as it gives them to the running server, in
+ * place of the containers' paths the stack's conf names.
+ */
 async function postgresC(conf: string, name: string): Promise<number> {
   pg.scratch.writeFile("data/postgresql.conf", conf);
-  const result = await runtime.exec("postgres", ["-D", pg.scratch.pathOf("data"), "-C", name]);
+  const tls = pg.tls;
+  if (tls === undefined) throw new Error("the rig started PostgreSQL without its certificate");
+  const result = await runtime.exec("postgres", ["-D", pg.scratch.pathOf("data"), "-c", `ssl_cert_file=${tls.certificate}`, "-c", `ssl_key_file=${tls.key}`, "-C", name]);
   if (result.code !== 0) throw new Error(`postgres -C ${name} failed (exit ${result.code}): ${result.stderr.trim()}`);
   return Number(result.stdout.trim());
 }

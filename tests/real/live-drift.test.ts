@@ -18,7 +18,9 @@ import { driftCommand } from "../../cli/drift";
 import { renderedFiles } from "../../cli/render";
 import { readStackConfig } from "../../cli/stack-file";
 import type { LiveDrift } from "../../drift/live-report";
-import { freeLoopbackPort, getRuntime, startPgBouncer, startPostgres, stopAll, type PgBouncerServer, type PostgresServer, type Runtime } from "../../local/runtime";
+import { freeLoopbackPort, getRuntime, startPgBouncer, startPostgres, stopAll, writeRigTls, type PgBouncerServer, type RigTls, type PostgresServer, type Runtime } from "../../local/runtime";
+import { localPlacement } from "../../configs/placement";
+import type { TlsFiles } from "../../configs/tls";
 
 const superuserPassword = "Drift-Test-Superuser-7f3a9c";
 const appPassword = "Drift-Test-App-1b2c3d";
@@ -28,14 +30,18 @@ const appPassword = "Drift-Test-App-1b2c3d";
  * allow_alter_system is rendered `off` (so ALTER SYSTEM cannot drift a real deployment); the test turns it on in the
  * server's file AND in the desired files, so the desired state still matches and ALTER SYSTEM can be exercised.
  */
-function testFiles(): Record<string, string> {
+/**
+ * The perf stack's files, rendered with the TLS files the rig wrote for this test in place of the reference
+ * placement's: PostgreSQL and PgBouncer read exactly the paths their files name, so the certificate is no drift.
+ */
+function testFiles(tls: TlsFiles): Record<string, string> {
   const config = readStackConfig("perf");
   const spec = parseStackSpec("perf", {
     ...config,
     node: { memory: "2Gi", cpus: 2, storage: "ssd" },
     postgres: { ...(config.postgres as object), hugePages: "try" },
   });
-  const files = renderedFiles(renderStack(spec));
+  const files = renderedFiles(renderStack(spec, localPlacement({ paths: { tlsCertificate: tls.certificate, tlsKey: tls.key, tlsCa: tls.ca } })));
   files["postgresql.conf"] = files["postgresql.conf"].replace(/^allow_alter_system = off\b/m, "allow_alter_system = on ");
   if (!/^allow_alter_system = on/m.test(files["postgresql.conf"])) throw new Error("the rendered postgresql.conf has no allow_alter_system line to turn on");
   return files;
@@ -90,17 +96,22 @@ describe("pgstack drift --live on a real PostgreSQL 17 and PgBouncer", () => {
   let files: Record<string, string>;
   let dir: string;
   let userlist: string;
+  /** One certificate for both servers, at the paths the rendered files name. */
+  let tls: RigTls;
   const pgbouncerIni = (pgPort: number, text: string) => text.replace(/^(app = host=127\.0\.0\.1 port=)5432\b/m, `$1${pgPort}`);
 
+  /** What every client's URL carries: the server admits TCP clients over TLS only (verify-full, the rig's CA). */
+  const tlsQuery = () => `sslmode=verify-full&sslrootcert=${pg.caPath}`;
   const baseArgs = () => ["--live", "--stack", "perf", "--rendered", dir, "--url", pg.url("app"), "--pgbouncer-url", bouncer.url("pgbouncer", "postgres", superuserPassword)];
 
   beforeAll(async () => {
     runtime = await getRuntime();
-    files = testFiles();
+    tls = await writeRigTls(runtime.scratchDir("tls"));
+    files = testFiles(tls.files);
     dir = fs.mkdtempSync(path.join(os.tmpdir(), "pgstack-live-drift-"));
     for (const [name, text] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), text);
 
-    pg = await startPostgres({ runtime, postgresqlConf: files["postgresql.conf"], pgHbaConf: files["pg_hba.conf"], superuserPassword });
+    pg = await startPostgres({ runtime, postgresqlConf: files["postgresql.conf"], pgHbaConf: files["pg_hba.conf"], superuserPassword, tls });
     const salt = (n: number) => Buffer.alloc(16, n);
     // The stack's own bootstrap (roles, database, extensions), then its index plan, as the post-deploy hook would.
     await pg.psql(bootstrapSql("app", "app", { app: scramVerifier(appPassword, salt(1)), monitor: scramVerifier("monitor-pw", salt(2)) }));
@@ -109,7 +120,7 @@ describe("pgstack drift --live on a real PostgreSQL 17 and PgBouncer", () => {
       await pg.psql([...(entry.createTableSql ?? []), entry.storageSql, entry.createIndexSql].filter(Boolean).map((s) => `${s};`).join("\n"), "app");
     }
     userlist = pgbouncerUserlist([{ user: "postgres", verifier: scramVerifier(superuserPassword, salt(3)) }]);
-    bouncer = await startPgBouncer({ runtime, ini: pgbouncerIni(pg.port, files["pgbouncer.ini"]), userlist });
+    bouncer = await startPgBouncer({ runtime, ini: pgbouncerIni(pg.port, files["pgbouncer.ini"]), userlist, tls });
   });
 
   afterAll(async () => {
@@ -192,6 +203,7 @@ describe("pgstack drift --live on a real PostgreSQL 17 and PgBouncer", () => {
       runtime,
       ini: pgbouncerIni(pg.port, files["pgbouncer.ini"]).replace(/^default_pool_size = \d+$/m, "default_pool_size = 50"),
       userlist,
+      tls,
     });
     try {
       const args = baseArgs();
@@ -208,7 +220,7 @@ describe("pgstack drift --live on a real PostgreSQL 17 and PgBouncer", () => {
 
   it("takes the password from PGPASSWORD when the URL has none", async () => {
     const run = await drift(
-      ["--live", "--stack", "perf", "--rendered", dir, "--url", `postgresql://postgres@127.0.0.1:${pg.port}/app`, "--format", "json"],
+      ["--live", "--stack", "perf", "--rendered", dir, "--url", `postgresql://postgres@127.0.0.1:${pg.port}/app?${tlsQuery()}`, "--format", "json"],
       { PGPASSWORD: superuserPassword },
     );
     expect(run.stderr).toBe("");
@@ -239,16 +251,16 @@ describe("pgstack drift --live on a real PostgreSQL 17 and PgBouncer", () => {
     });
 
     it("a wrong password, in the URL or in PGPASSWORD", async () => {
-      const inUrl = await drift(["--live", "--stack", "perf", "--rendered", dir, "--url", `postgresql://postgres:Wrong-Password-123@127.0.0.1:${pg.port}/app`]);
+      const inUrl = await drift(["--live", "--stack", "perf", "--rendered", dir, "--url", `postgresql://postgres:Wrong-Password-123@127.0.0.1:${pg.port}/app?${tlsQuery()}`]);
       oneCleanLine(inUrl);
       expect(inUrl.stderr).toContain('password authentication failed for user "postgres"');
-      const inEnv = await drift(["--live", "--stack", "perf", "--rendered", dir, "--url", `postgresql://postgres@127.0.0.1:${pg.port}/app`], { PGPASSWORD: "Wrong-Password-123" });
+      const inEnv = await drift(["--live", "--stack", "perf", "--rendered", dir, "--url", `postgresql://postgres@127.0.0.1:${pg.port}/app?${tlsQuery()}`], { PGPASSWORD: "Wrong-Password-123" });
       oneCleanLine(inEnv);
       expect(inEnv.stderr).toContain("password authentication failed");
     });
 
     it("no password at all", async () => {
-      const run = await drift(["--live", "--stack", "perf", "--rendered", dir, "--url", `postgresql://postgres@127.0.0.1:${pg.port}/app`], { PGPASSWORD: undefined });
+      const run = await drift(["--live", "--stack", "perf", "--rendered", dir, "--url", `postgresql://postgres@127.0.0.1:${pg.port}/app?${tlsQuery()}`], { PGPASSWORD: undefined });
       oneCleanLine(run);
       expect(run.stderr).toMatch(/none was given|password authentication failed/);
     });

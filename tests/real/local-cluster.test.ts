@@ -19,6 +19,7 @@ import { mtailProgramFile } from "../../configs/mtail";
 import { renderStack } from "../../configs/render";
 import { LocalCluster } from "../../local/cluster";
 import { alertRuleGroupNames, connectionUrl } from "../../local/cluster-files";
+import { certificateProblems } from "../../local/tls";
 import { getRuntime, httpGet } from "../../local/runtime";
 import { defaultStateRoot, isRunning, readState, type ClusterState } from "../../local/state";
 import { teardownFromState } from "../../local/teardown";
@@ -34,6 +35,7 @@ interface UpOutput {
   readonly pooledUrl: string;
   readonly directUrl: string;
   readonly prometheusUrl: string;
+  readonly caPath: string;
   readonly ports: Record<string, number>;
   readonly hugePages: { used: boolean; reserved: number; text: string };
   readonly stateFile: string;
@@ -169,7 +171,10 @@ describe("pgstack local up / down", () => {
     const ports = [...Object.values(a.out.ports), ...Object.values(b.out.ports)];
     expect(new Set(ports).size).toBe(16);
 
+    // Each its own CA: a client of one cluster does not trust the other's servers.
+    expect(a.out.caPath).not.toBe(b.out.caPath);
     for (const up of [a, b]) {
+      for (const url of [up.out.pooledUrl, up.out.directUrl]) expect(url).toMatch(new RegExp(`\\?sslmode=verify-full&sslrootcert=${up.out.caPath}$`));
       // SQL through PgBouncer as the app user, pgvector in the app database.
       const [row] = await sql<{ user: string; vector: string; one: string }>(
         up.out.pooledUrl,
@@ -341,13 +346,20 @@ describe("the cluster runs what the stack rendered for its placement", () => {
       const userlist = read(placement.paths.pgbouncerAuthFile);
       expect([...userlist.matchAll(/^"([^"]+)" "SCRAM-SHA-256\$/gm)].map((m) => m[1])).toEqual(rendered.roles.pgbouncerUsers);
       for (const pw of Object.values(state.passwords)) expect(userlist).not.toContain(pw);
+      // The TLS files where the placement says: the key the servers' user's alone, the certificate from the CA every
+      // URL names (info.caPath is the host's name of the placement's tlsCa), and the CA's key not among them.
+      const keyStat = fs.statSync(runtime.hostPath(placement.paths.tlsKey));
+      expect([keyStat.uid, keyStat.mode & 0o777]).toEqual([runtime.postgresUser.uid, 0o600]);
+      expect(info.caPath).toBe(runtime.hostPath(placement.paths.tlsCa));
+      expect(certificateProblems({ caPem: read(placement.paths.tlsCa), certificatePem: read(placement.paths.tlsCertificate), names: rendered.tls.serverNames })).toEqual([]);
+      for (const url of [info.pooledUrl, info.directUrl, info.superuserUrl]) expect(url).toContain(`?sslmode=verify-full&sslrootcert=${info.caPath}`);
 
       // PgBouncer reads the rendered ini byte for byte. It says all the rig needs: no Unix socket, and neither
       // logfile nor pidfile, so PgBouncer logs to stderr (the rig's log file) and writes no pid file.
       const pgbouncerArgs = cmdline(pidOf("pgbouncer"));
       expect(pgbouncerArgs).toHaveLength(2);
       expect(read(pgbouncerArgs[1])).toBe(rendered.files["pgbouncer.ini"]);
-      const statsUrl = connectionUrl(rendered.roles.stats, state.passwords.stats, placement.ports.pgbouncer, "pgbouncer");
+      const statsUrl = connectionUrl(rendered.roles.stats, state.passwords.stats, placement.ports.pgbouncer, "pgbouncer", info.caPath);
       const config = new Map((await sql<{ key: string; value: string }>(statsUrl, "SHOW CONFIG")).map((r) => [r.key, r.value]));
       expect(Object.fromEntries(["listen_addr", "listen_port", "auth_file", "unix_socket_dir", "logfile", "pidfile"].map((k) => [k, config.get(k)]))).toEqual({
         listen_addr: "127.0.0.1",
@@ -356,6 +368,12 @@ describe("the cluster runs what the stack rendered for its placement", () => {
         unix_socket_dir: "",
         logfile: "",
         pidfile: "",
+      });
+      expect(Object.fromEntries(["client_tls_sslmode", "client_tls_cert_file", "server_tls_sslmode", "server_tls_ca_file"].map((k) => [k, config.get(k)]))).toEqual({
+        client_tls_sslmode: "require",
+        client_tls_cert_file: placement.paths.tlsCertificate,
+        server_tls_sslmode: "verify-full",
+        server_tls_ca_file: placement.paths.tlsCa,
       });
       expect(fs.readFileSync(info.logs.pgbouncer, "utf8")).toMatch(/listening on 127\.0\.0\.1:/);
     } finally {

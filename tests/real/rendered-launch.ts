@@ -8,6 +8,7 @@ import { localPlacement, type PlacementPaths, type PlacementPorts } from "../../
 import { renderStack } from "../../configs/render";
 import type { Rendered } from "../../configs/rendered";
 import type { StackSpec } from "../../configs/stack-spec";
+import type { TlsFiles } from "../../configs/tls";
 import { onPlacedPort } from "../../local/cluster";
 import { freeLoopbackPort, startLaunch, type HttpServer, type Runtime } from "../../local/runtime";
 
@@ -23,6 +24,15 @@ export async function renderedFor(spec: StackSpec, at: { readonly ports: Partial
     ...at.ports,
   };
   return renderStack(spec, localPlacement({ ports, paths: at.paths }));
+}
+
+/**
+ * The CA a rig server's certificate chains to, as the programs in the runtime see it: the `tlsCa` the exporters'
+ * launches verify with. Every server the rig starts without a placement has one, from the same CA.
+ */
+export function rigCa(server: { readonly tls: TlsFiles | undefined }): string {
+  if (server.tls === undefined) throw new Error("the server was started for a placement, which names its own CA");
+  return server.tls.ca;
 }
 
 /** The launch's secret variables filled from `secrets`; names the input a launch needs that the test did not give. */

@@ -19,7 +19,7 @@ import {
   type Runtime,
 } from "../../local/runtime";
 import { descendantsOf, processesInGroup } from "../../local/runtime/processTable";
-import { renderedFor, startRenderedExporter } from "./rendered-launch";
+import { renderedFor, rigCa, startRenderedExporter } from "./rendered-launch";
 
 // Small on purpose: the rig must run whatever conf it is given, including the stack's preload library.
 const POSTGRESQL_CONF = [
@@ -27,10 +27,12 @@ const POSTGRESQL_CONF = [
   "max_connections = 40",
   "password_encryption = 'scram-sha-256'",
   "shared_preload_libraries = 'pg_stat_statements'",
+  // The rig gives the server its certificate (-c ssl_cert_file, ssl_key_file); whether to use TLS is the conf's.
+  "ssl = on",
   "",
 ].join("\n");
 
-const PG_HBA_CONF = ["local all all scram-sha-256", "host all all 127.0.0.1/32 scram-sha-256", ""].join("\n");
+const PG_HBA_CONF = ["local all all scram-sha-256", "hostssl all all 127.0.0.1/32 scram-sha-256", ""].join("\n");
 
 const QUIET_RULES = `groups:
   - name: postgres
@@ -100,15 +102,18 @@ describe("the real-server rig", () => {
     expect(runtime.reason).not.toBe("");
   });
 
-  it("starts PostgreSQL from the given conf, unedited, and answers over TCP with SCRAM only", async () => {
+  it("starts PostgreSQL from the given conf, unedited, and answers over TCP with TLS (verify-full, the rig's CA) and SCRAM only", async () => {
     pg = await startPostgres({ runtime, postgresqlConf: POSTGRESQL_CONF, pgHbaConf: PG_HBA_CONF });
     scratchDirs.push(pg.scratch.hostPath);
     expect(fs.readFileSync(`${pg.dataDir}/postgresql.conf`, "utf8")).toBe(POSTGRESQL_CONF);
 
     const row = await queryOne(
       pg.url(),
-      "SELECT current_setting('server_version_num')::int AS version, current_setting('shared_preload_libraries') AS preload, inet_server_port() AS port",
+      "SELECT current_setting('server_version_num')::int AS version, current_setting('shared_preload_libraries') AS preload, inet_server_port() AS port, " +
+        "(SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()) AS ssl",
     );
+    expect(row.ssl).toBe(true);
+    expect(pg.url()).toMatch(new RegExp(`\\?sslmode=verify-full&sslrootcert=${pg.caPath}$`));
     expect(row.version).toBeGreaterThanOrEqual(170000);
     expect(row.version).toBeLessThan(180000);
     expect(row.preload).toBe("pg_stat_statements");
@@ -143,6 +148,9 @@ describe("the real-server rig", () => {
       `stats_users = ${statsUser}`,
       "pool_mode = transaction",
       "ignore_startup_parameters = extra_float_digits",
+      // TLS on both legs; the rig writes the files (its certificate, the rig's CA for both legs).
+      "client_tls_sslmode = require",
+      "server_tls_sslmode = verify-full",
       "",
     ].join("\n");
     const statsVerifier = scramVerifier(statsPassword, randomBytes(16));
@@ -160,7 +168,11 @@ describe("the real-server rig", () => {
     await pg.psql(bootstrapSql(spec.postgres.database, spec.postgres.appUser, { app: scramVerifier(randomBytes(18).toString("hex"), randomBytes(16)), monitor: scramVerifier(monitorPassword, randomBytes(16)) }));
     const queries = runtime.scratchDir("queries");
     scratchDirs.push(queries.hostPath);
-    let rendered = await renderedFor(spec, { ports: { postgres: pg.port, pgbouncer: bouncer.port }, paths: { postgresExporterQueries: queries.pathOf("queries.yaml") } });
+    // The exporters verify both servers with the rig's CA, which signed both certificates.
+    let rendered = await renderedFor(spec, {
+      ports: { postgres: pg.port, pgbouncer: bouncer.port },
+      paths: { postgresExporterQueries: queries.pathOf("queries.yaml"), tlsCa: rigCa(bouncer) },
+    });
     queries.writeFile("queries.yaml", rendered.files["postgres-exporter-queries.yaml"], 0o644);
     const started = async (exporter: "postgresExporter" | "pgbouncerExporter" | "nodeExporter") => {
       const placed = await startRenderedExporter(runtime, rendered, exporter, { monitorPassword, statsPassword });

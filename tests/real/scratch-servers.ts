@@ -1,6 +1,7 @@
 /**
  * Throw-away servers for real tests that exercise post-deploy code rather than the rendered configuration:
- * durability off for speed, parallel maintenance allowed, SCRAM on loopback only. Tests of the rendered files
+ * durability off for speed, parallel maintenance allowed, SCRAM on loopback only and over TLS only, as the stack's
+ * own servers (the rig gives each a certificate from its CA; `url()` verifies it with verify-full). Tests of the rendered files
  * (settings read-back, the local cluster) start servers from renderStack() instead.
  */
 import { planIndex, type IndexPlanEntry } from "../../configs/hnsw";
@@ -27,12 +28,13 @@ fsync = off
 synchronous_commit = off
 full_page_writes = off
 log_min_messages = warning
+ssl = on
 `;
 }
 
 export const scratchPgHbaConf = `
 local all all scram-sha-256
-host all all 127.0.0.1/32 scram-sha-256
+hostssl all all 127.0.0.1/32 scram-sha-256
 `;
 
 export async function startScratchPostgres(o: ScratchPostgresOptions): Promise<PostgresServer> {
@@ -76,6 +78,8 @@ max_prepared_statements = 200
 auth_type = scram-sha-256
 default_pool_size = 20
 max_client_conn = 200
+client_tls_sslmode = require
+server_tls_sslmode = verify-full
 `,
     userlist: `"app" "${verifier}"\n`,
   });

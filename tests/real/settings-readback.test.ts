@@ -5,6 +5,7 @@
  * prod (64Gi) renderings are then read back with `postgres -C` on the stopped cluster, which parses and checks
  * the whole file without allocating their shared memory.
  */
+import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { renderPgHba } from "../../configs/pg-hba";
 import { postgresqlSettings, renderPostgresqlConf, type PostgresSetting } from "../../configs/postgresql";
@@ -13,7 +14,8 @@ import { getRuntime, startPostgres, stopAll, type PostgresServer, type Runtime }
 import { specFor } from "../unit/spec-fixture";
 
 /** Set by the rig on the command line (test isolation); the file's values for these are overridden by design. */
-const rigOwned = new Set(["port", "listen_addresses", "unix_socket_directories"]);
+/** What the rig sets with -c for a conf not rendered for a placement: where it listens, and its own certificate. */
+const rigOwned = new Set(["port", "listen_addresses", "unix_socket_directories", "ssl_cert_file", "ssl_key_file"]);
 
 const perfSpec = specFor(
   {
@@ -70,13 +72,17 @@ let pg: PostgresServer;
 const meta = new Map<string, PgSetting>();
 
 async function readSettings(names: readonly string[]): Promise<Map<string, PgSetting>> {
-  const list = names.map((n) => `'${n}'`).join(",");
-  // LOAD makes pgvector's hnsw.* real settings in this session (a placeholder until then).
-  const out = await pg.psql(
-    `LOAD 'vector';\nSELECT json_agg(json_build_object('name', name, 'setting', setting, 'unit', unit, 'vartype', vartype, 'source', source)) FROM pg_settings WHERE name IN (${list});`,
-  );
-  const rows = JSON.parse(out) as (PgSetting & { name: string })[];
-  return new Map(rows.map((r) => [r.name, r]));
+  // Over TCP, as applications connect: the tcp_keepalives_* settings read 0 on a Unix socket session.
+  const client = new Client({ connectionString: pg.url() });
+  await client.connect();
+  try {
+    // LOAD makes pgvector's hnsw.* real settings in this session (a placeholder until then).
+    await client.query("LOAD 'vector'");
+    const rows = (await client.query<PgSetting & { name: string }>("SELECT name, setting, unit, vartype, source FROM pg_settings WHERE name = ANY($1::text[])", [names])).rows;
+    return new Map(rows.map((r) => [r.name, r]));
+  } finally {
+    await client.end();
+  }
 }
 
 beforeAll(async () => {
@@ -103,7 +109,7 @@ describe("the rendered postgresql.conf on a running PostgreSQL 17 (4Gi perf node
     expect(got, `${s.name}: rendered ${s.value}, pg_settings ${actual.setting} ${actual.unit ?? ""}`).toEqual(want);
   });
 
-  it("lets the rig override only its own settings (port, listen address, socket directory)", () => {
+  it("lets the rig override only its own settings (port, listen address, socket directory, certificate and key)", () => {
     for (const name of rigOwned) expect(meta.get(name)?.source).toBe("command line");
   });
 
@@ -132,9 +138,16 @@ describe("the rendered postgresql.conf on a running PostgreSQL 17 (4Gi perf node
   });
 
   it("logs queries over 100ms with the parseable prefix", async () => {
-    await pg.psql("SELECT pg_sleep(0.15);");
+    // Over TCP (TLS, as every TCP client must), so the prefix carries a client address.
+    const client = new Client({ connectionString: pg.url(), application_name: "readback" });
+    await client.connect();
+    try {
+      await client.query("SELECT pg_sleep(0.15);");
+    } finally {
+      await client.end();
+    }
     const log = pg.logText();
-    expect(log).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC \[\d+\]: user=postgres,db=postgres,app=psql,client=127\.0\.0\.1 LOG:  duration: \d+\.\d+ ms  statement: SELECT pg_sleep\(0\.15\);$/m);
+    expect(log).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC \[\d+\]: user=postgres,db=postgres,app=readback,client=127\.0\.0\.1 LOG:  duration: \d+\.\d+ ms  statement: SELECT pg_sleep\(0\.15\);$/m);
   });
 });
 

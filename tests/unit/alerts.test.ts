@@ -87,6 +87,8 @@ describe("renderAlertRules", () => {
     expect(list.sort()).toEqual(
       [
         "CanaryConnectionFailures critical",
+        "CertificateExpiresSoon critical",
+        "CertificateExpiresSoon warning",
         "HostCpuUsageHigh warning",
         "HostDiskUsageHigh critical",
         "HostMemoryUsageHigh critical",
@@ -198,6 +200,9 @@ describe("threshold plumbing: a changed threshold changes its rule, and only its
     ["clientConnectionsCriticalFor", "3m", "PgBouncerClientConnectionsNearLimit", "critical", "for 3m"],
     ["connectionFailureRatio", 0.05, "CanaryConnectionFailures", undefined, "> 0.05"],
     ["connectionFailureFor", "7m", "CanaryConnectionFailures", undefined, "for 7m"],
+    ["certificateExpiryWarning", "14d", "CertificateExpiresSoon", "warning", "< 1209600"],
+    ["certificateExpiryCritical", "2d", "CertificateExpiresSoon", "critical", "< 172800"],
+    ["certificateExpiryFor", "30m", "CertificateExpiresSoon", undefined, "for 30m"],
     ["vectorQueryP95Seconds", 0.1, "VectorQueryLatencyP95High", undefined, "> 0.1"],
     ["vectorQueryP95For", "7m", "VectorQueryLatencyP95High", undefined, "for 7m"],
     ["queryP99Seconds", 0.3, "QueryLatencyP99High", undefined, "> 0.3"],

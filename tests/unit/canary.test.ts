@@ -31,6 +31,7 @@ describe("canary metric contract", () => {
     expect(canaryMetrics.queryDuration.labels).toEqual(["scenario"]);
     expect(canaryMetrics.connectionAttempts).toEqual({ name: "pgstack_canary_connection_attempts_total", labels: ["target"] });
     expect(canaryMetrics.connectionFailures).toEqual({ name: "pgstack_canary_connection_failures_total", labels: ["target"] });
+    expect(canaryMetrics.certificateNotAfter).toEqual({ name: "pgstack_canary_tls_certificate_not_after_seconds", labels: ["target"] });
     expect(canaryVectorScenarios).toEqual(["search", "hybrid", "insert"]);
   });
 
@@ -54,8 +55,15 @@ describe("canary metric contract", () => {
         expect(series).toContainEqual({ name: canaryExtraMetrics.queryFailures.name, labels: { scenario, reason }, value: 0 });
       }
     }
+    // The certificate gauge has no zero (0 would be a certificate that expired in 1970): absent until a handshake.
+    expect(series.some((s) => s.name === canaryMetrics.certificateNotAfter.name)).toBe(false);
+    metrics.certificateSeen("postgres", new Date("2030-01-02T03:04:05.678Z"));
+    const after = parseExposition(await metrics.text());
+    expect(after.filter((s) => s.name === canaryMetrics.certificateNotAfter.name)).toEqual([
+      { name: canaryMetrics.certificateNotAfter.name, labels: { target: "postgres" }, value: Date.UTC(2030, 0, 2, 3, 4, 5) / 1000 },
+    ]);
     // Names outside the contract are prom-client's process metrics only.
-    const own = new Set(series.map((s) => s.name).filter((n) => n.startsWith("pgstack_")));
+    const own = new Set(after.map((s) => s.name).filter((n) => n.startsWith("pgstack_")));
     expect([...own].sort()).toEqual(canaryMetricNames());
     expect(series.some((s) => s.name === "process_start_time_seconds")).toBe(true);
   });
@@ -74,6 +82,7 @@ describe("canary metric contract", () => {
   it("serves every name, matcher and grouping label the canary rules use", async () => {
     const metrics = new CanaryMetrics(["pgbouncer"]);
     metrics.observe("hybrid", 0.01);
+    metrics.certificateSeen("pgbouncer", new Date());
     const series = parseExposition(await metrics.text());
     const rules = renderAlertRules({
       stack: "unit",

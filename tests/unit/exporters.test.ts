@@ -23,7 +23,7 @@ import { promtoolRulesInput } from "../promtool/fixture";
 import { sourceMetricNames } from "../promtool/metric-names";
 
 describe("postgres_exporter", () => {
-  const command = postgresExporterCommand({ database: "app", queriesPath: "/etc/pgstack/queries.yaml" });
+  const command = postgresExporterCommand({ database: "app", queriesPath: "/etc/pgstack/queries.yaml", caPath: "/etc/pgstack/tls/ca.crt" });
 
   it("turns on every collector the rules and runbooks need by name, default-on ones too", () => {
     expect(command.args).toEqual([
@@ -41,20 +41,21 @@ describe("postgres_exporter", () => {
   });
 
   it("leaves stat_statements off when the stack has no pg_stat_statements", () => {
-    const without = postgresExporterCommand({ database: "app", queriesPath: "/q.yaml", statStatements: false });
+    const without = postgresExporterCommand({ database: "app", queriesPath: "/q.yaml", statStatements: false, caPath: "/ca.crt" });
     expect(without.args).not.toContain("--collector.stat_statements");
     expect(monitoringSetupSql({ statStatements: false }).join("\n")).not.toContain("pg_stat_statements");
   });
 
   it("logs in as pgstack_monitor to the application database, the password only through DATA_SOURCE_PASS(_FILE)", () => {
     expect(command.env).toEqual({
-      DATA_SOURCE_URI: "127.0.0.1:5432/app?sslmode=disable&application_name=pgstack-postgres-exporter",
+      DATA_SOURCE_URI: "127.0.0.1:5432/app?sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt&application_name=pgstack-postgres-exporter",
       DATA_SOURCE_USER: "pgstack_monitor",
     });
     expect(command.passwordEnv).toBe("DATA_SOURCE_PASS");
     expect(command.passwordFileEnv).toBe("DATA_SOURCE_PASS_FILE");
-    const custom = postgresExporterCommand({ database: "vectors", host: "db", port: 6543, queriesPath: "/q", listenAddress: "127.0.0.1:9999", sslmode: "require" });
-    expect(custom.env.DATA_SOURCE_URI).toBe("db:6543/vectors?sslmode=require&application_name=pgstack-postgres-exporter");
+    const custom = postgresExporterCommand({ database: "vectors", host: "db", port: 6543, queriesPath: "/q", listenAddress: "127.0.0.1:9999", caPath: "/run/my ca&x.crt" });
+    // verify-full with the CA; what would end or bend the query value is escaped.
+    expect(custom.env.DATA_SOURCE_URI).toBe("db:6543/vectors?sslmode=verify-full&sslrootcert=/run/my%20ca%26x.crt&application_name=pgstack-postgres-exporter");
     expect(custom.args[0]).toBe("--web.listen-address=127.0.0.1:9999");
   });
 
@@ -85,6 +86,7 @@ describe("custom queries", () => {
       `${canaryMetrics.queryDuration.name}_bucket`,
       canaryMetrics.connectionAttempts.name,
       canaryMetrics.connectionFailures.name,
+      canaryMetrics.certificateNotAfter.name,
       mtailMetrics.slowQueries.name,
       mtailMetrics.logLines.name,
     ]);
@@ -126,10 +128,10 @@ describe("custom queries", () => {
 
 describe("pgbouncer_exporter", () => {
   it("reads PgBouncer's admin console as the stats user, the password only through PGPASSWORD", () => {
-    const command = pgbouncerExporterCommand();
+    const command = pgbouncerExporterCommand({ caPath: "/etc/pgstack/tls/ca.crt" });
     expect(command.args).toEqual([
       "--web.listen-address=:9127",
-      "--pgBouncer.connectionString=postgres://pgstack_stats@127.0.0.1:6432/pgbouncer?sslmode=disable&application_name=pgstack-pgbouncer-exporter",
+      "--pgBouncer.connectionString=postgres://pgstack_stats@127.0.0.1:6432/pgbouncer?sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt&application_name=pgstack-pgbouncer-exporter",
       "--log.level=info",
     ]);
     expect(command.env).toEqual({});

@@ -51,7 +51,11 @@ const dirs = {
   postgresExporter: "/tmp/pgstack/perf-postgres-exporter-cccccc",
   mtail: "/tmp/pgstack/perf-mtail-dddddd",
   prometheus: "/tmp/pgstack/perf-prometheus-eeeeee",
+  tls: "/tmp/pgstack/perf-tls-ffffff",
 };
+/** The CA certificate as clients on this host see it (inside the rootfs under chroot). */
+const caHostPath = `/work/.cache/debian13-rootfs${dirs.tls}/ca.crt`;
+const tlsQuery = `sslmode=verify-full&sslrootcert=${caHostPath}`;
 const placement = clusterPlacement({ ports, dirs, pgdataEntry: "data" });
 const rendered = renderStack(spec, placement);
 const passwords = generatePasswords();
@@ -66,9 +70,11 @@ describe("generated passwords", () => {
   });
 
   it("are masked wherever they appear, raw or percent-encoded", () => {
-    const url = connectionUrl("app", "p@ss/w:rd", 5432, "app");
-    expect(url).toBe("postgresql://app:p%40ss%2Fw%3Ard@127.0.0.1:5432/app");
-    expect(maskPasswords(`failed: ${url} and p@ss/w:rd`, ["p@ss/w:rd"])).toBe("failed: postgresql://app:***@127.0.0.1:5432/app and ***");
+    const url = connectionUrl("app", "p@ss/w:rd", 5432, "app", "/ca.crt");
+    expect(url).toBe("postgresql://app:p%40ss%2Fw%3Ard@127.0.0.1:5432/app?sslmode=verify-full&sslrootcert=/ca.crt");
+    expect(maskPasswords(`failed: ${url} and p@ss/w:rd`, ["p@ss/w:rd"])).toBe(
+      "failed: postgresql://app:***@127.0.0.1:5432/app?sslmode=verify-full&sslrootcert=/ca.crt and ***",
+    );
   });
 });
 
@@ -78,6 +84,9 @@ describe("the cluster's placement", () => {
       pgdata: `${dirs.postgres}/data`,
       postgresSocketDir: dirs.postgres,
       postgresExporterQueries: `${dirs.postgresExporter}/${clusterEntries.queries}`,
+      tlsCertificate: `${dirs.tls}/tls.crt`,
+      tlsKey: `${dirs.tls}/tls.key`,
+      tlsCa: `${dirs.tls}/ca.crt`,
       mtailPrograms: `${dirs.mtail}/progs`,
       pgbouncerAuthFile: `${dirs.pgbouncer}/userlist.txt`,
       prometheusConfig: `${dirs.prometheus}/prometheus.yml`,
@@ -207,20 +216,23 @@ describe("verifiers, bootstrap and userlist", () => {
 });
 
 describe("URLs and the launches' secrets", () => {
-  const urls = clusterUrls(rendered, passwords);
+  const urls = clusterUrls(rendered, passwords, caHostPath);
 
-  it("reach this run's PostgreSQL, PgBouncer and Prometheus as the rendered roles", () => {
+  it("reach this run's PostgreSQL, PgBouncer and Prometheus as the rendered roles, verifying the servers with the CA's host path", () => {
     expect(urls).toEqual({
-      pooled: `postgresql://app:${passwords.app}@127.0.0.1:41002/app`,
-      direct: `postgresql://app:${passwords.app}@127.0.0.1:41001/app`,
-      superuser: `postgresql://postgres:${passwords.superuser}@127.0.0.1:41001/postgres`,
-      stats: `postgresql://${statsUser}:${passwords.stats}@127.0.0.1:41002/pgbouncer`,
+      pooled: `postgresql://app:${passwords.app}@127.0.0.1:41002/app?${tlsQuery}`,
+      direct: `postgresql://app:${passwords.app}@127.0.0.1:41001/app?${tlsQuery}`,
+      superuser: `postgresql://postgres:${passwords.superuser}@127.0.0.1:41001/postgres?${tlsQuery}`,
+      stats: `postgresql://${statsUser}:${passwords.stats}@127.0.0.1:41002/pgbouncer?${tlsQuery}`,
       prometheus: "http://127.0.0.1:41008",
     });
+    // The programs in the rootfs (the exporters) read the same CA at the placement's path; the rendering says so.
+    expect(rendered.tls.clientQuery).toBe(`sslmode=verify-full&sslrootcert=${dirs.tls}/ca.crt`);
+    expect(rendered.launches.postgresExporter.env.DATA_SOURCE_URI).toContain(rendered.tls.clientQuery);
   });
 
   it("fill exactly the variables each launch names, and no other", () => {
-    const inputs = secretInputs(rendered, passwords);
+    const inputs = secretInputs(rendered, passwords, caHostPath);
     const { launches } = rendered;
     expect(filledSecretEnv(launches.postgresExporter, inputs)).toEqual({ DATA_SOURCE_PASS: passwords.monitor });
     expect(filledSecretEnv(launches.pgbouncerExporter, inputs)).toEqual({ PGPASSWORD: passwords.stats });
@@ -236,7 +248,7 @@ describe("URLs and the launches' secrets", () => {
 
   it("follow a server that moved", () => {
     const moved = renderedWith(rendered, { ports: { postgres: 42001 } });
-    expect(secretInputs(moved, passwords).directUrl).toBe(`postgresql://app:${passwords.app}@127.0.0.1:42001/app`);
+    expect(secretInputs(moved, passwords, caHostPath).directUrl).toBe(`postgresql://app:${passwords.app}@127.0.0.1:42001/app?${tlsQuery}`);
   });
 });
 
@@ -255,7 +267,7 @@ describe("Prometheus's checks", () => {
 
 describe("a start's steps (local/cluster.ts)", () => {
   it("run in this order, each named in `pgstack local --help` for PGSTACK_LOCAL_FAIL_AFTER", () => {
-    expect(clusterSteps).toEqual(["placement", "huge-pages", "postgres", "bootstrap", "pgbouncer", "exporters", "mtail", "canary", "prometheus"]);
+    expect(clusterSteps).toEqual(["placement", "certificates", "huge-pages", "postgres", "bootstrap", "pgbouncer", "exporters", "mtail", "canary", "prometheus"]);
     const help = localCommand.help.replace(/\s+/g, " ");
     const named = /PGSTACK_LOCAL_FAIL_AFTER=STEP for teardown tests: fail right after (.*?), with everything/.exec(help)?.[1] ?? "";
     expect(named.split(/,? (?:or )?/).sort()).toEqual([...clusterSteps].sort());

@@ -12,6 +12,7 @@ import type { Launch } from "../../configs/launches";
 import { renderStack } from "../../configs/render";
 import { superuser } from "../../configs/roles";
 import { parseStackSpec } from "../../configs/spec";
+import { serverNames } from "../../configs/tls";
 import { clusterPlacement, filledSecretEnv, generatePasswords, secretInputs } from "../../local/cluster-files";
 import * as rig from "../../local/runtime";
 import { startLaunch } from "../../local/runtime/launch";
@@ -20,6 +21,8 @@ import { postgresDataEntry, startPostgres } from "../../local/runtime/postgres";
 import type { ExecResult } from "../../local/runtime/processes";
 import type { Runtime, SpawnOptions } from "../../local/runtime/runtime";
 import type { ScratchDir } from "../../local/runtime/scratch";
+import { runPgbench } from "../../local/pgbench";
+import { certificateProblems, keyMatches } from "../../local/tls";
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), "pgstack-rig-args-"));
 afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
@@ -51,9 +54,15 @@ interface Spawned {
 class Recorded extends Error {}
 
 /** A runtime whose commands succeed and whose every spawn is recorded, then fails (nothing is started). */
-function recordingRuntime(): { runtime: Runtime; spawned: Spawned[]; execs: { program: string; args: readonly string[] }[] } {
+interface Exec {
+  readonly program: string;
+  readonly args: readonly string[];
+  readonly env?: Readonly<Record<string, string>>;
+}
+
+function recordingRuntime(): { runtime: Runtime; spawned: Spawned[]; execs: Exec[] } {
   const spawned: Spawned[] = [];
-  const execs: { program: string; args: readonly string[] }[] = [];
+  const execs: Exec[] = [];
   const runtime: Runtime = {
     kind: "native",
     rootDir: "/",
@@ -63,8 +72,8 @@ function recordingRuntime(): { runtime: Runtime; spawned: Spawned[]; execs: { pr
     programPath: (name) => `/usr/bin/${name}`,
     hostPath: (p) => p,
     scratchDir,
-    async exec(program, args): Promise<ExecResult> {
-      execs.push({ program, args });
+    async exec(program, args, opts): Promise<ExecResult> {
+      execs.push({ program, args, env: opts?.env });
       return { code: 0, signal: null, stdout: "", stderr: "", timedOut: false };
     },
     async spawn(program, args, opts) {
@@ -85,24 +94,25 @@ describe("startPostgres", () => {
       spec,
       clusterPlacement({
         ports: { postgres: 41001, pgbouncer: 41002, postgresExporter: 41003, pgbouncerExporter: 41004, nodeExporter: 41005, mtail: 41006, canary: 41007, prometheus: 41008 },
-        dirs: { postgres: dir.path, pgbouncer: "/p/b", postgresExporter: "/p/e", mtail: "/p/m", prometheus: "/p/p" },
+        dirs: { postgres: dir.path, pgbouncer: "/p/b", postgresExporter: "/p/e", mtail: "/p/m", prometheus: "/p/p", tls: "/p/t" },
         pgdataEntry: postgresDataEntry,
       }),
     );
     const conf = rendered.files["postgresql.conf"];
     await expect(
-      startPostgres({ runtime, scratch: dir, placed: true, port: 41001, postgresqlConf: conf, pgHbaConf: rendered.files["pg_hba.conf"] }),
+      startPostgres({ runtime, scratch: dir, placed: true, port: 41001, caHostPath: "/p/t/ca.crt", postgresqlConf: conf, pgHbaConf: rendered.files["pg_hba.conf"] }),
     ).rejects.toThrow(Recorded);
     expect(spawned.map((s) => [s.program, s.args])).toEqual([["postgres", ["-D", rendered.placement.paths.pgdata]]]);
     expect(fs.readFileSync(dir.hostPathOf(`${postgresDataEntry}/postgresql.conf`), "utf8")).toBe(conf);
   });
 
-  it("needs the placed conf's port", async () => {
+  it("needs the placed conf's port and the CA of the certificate it names", async () => {
     const { runtime } = recordingRuntime();
-    await expect(startPostgres({ runtime, placed: true, postgresqlConf: "", pgHbaConf: "" })).rejects.toThrow(/placed postgresql\.conf needs `port`/);
+    await expect(startPostgres({ runtime, placed: true, postgresqlConf: "", pgHbaConf: "", caHostPath: "/ca.crt" })).rejects.toThrow(/placed postgresql\.conf needs `port`/);
+    await expect(startPostgres({ runtime, placed: true, postgresqlConf: "", pgHbaConf: "", port: 41001 })).rejects.toThrow(/and `caHostPath`/);
   });
 
-  it("puts any other conf on loopback with -c options, leaving the file unedited", async () => {
+  it("puts any other conf on loopback with -c options and a certificate from the rig's CA, leaving the file unedited", async () => {
     const { runtime, spawned } = recordingRuntime();
     const dir = scratchDir("postgres");
     await expect(startPostgres({ runtime, scratch: dir, port: 41101, postgresqlConf: "shared_buffers = 128MB\n", pgHbaConf: "" })).rejects.toThrow(Recorded);
@@ -111,7 +121,14 @@ describe("startPostgres", () => {
       "-c", "port=41101",
       "-c", "listen_addresses=127.0.0.1",
       "-c", `unix_socket_directories=${dir.path}`,
+      "-c", `ssl_cert_file=${dir.pathOf("tls/tls.crt")}`,
+      "-c", `ssl_key_file=${dir.pathOf("tls/tls.key")}`,
     ]);
+    // The key is the server's alone; the certificate chains to the CA every URL of the rig names.
+    expect(fs.statSync(dir.hostPathOf("tls/tls.key")).mode & 0o777).toBe(0o600);
+    const [ca, certificate] = ["tls/ca.crt", "tls/tls.crt"].map((f) => fs.readFileSync(dir.hostPathOf(f), "utf8"));
+    expect(certificateProblems({ caPem: ca, certificatePem: certificate, names: serverNames() })).toEqual([]);
+    expect(keyMatches(certificate, fs.readFileSync(dir.hostPathOf("tls/tls.key"), "utf8"))).toBe(true);
     expect(fs.readFileSync(dir.hostPathOf(`${postgresDataEntry}/postgresql.conf`), "utf8")).toBe("shared_buffers = 128MB\n");
   });
 
@@ -129,7 +146,7 @@ describe("startPgBouncer", () => {
     const { runtime, spawned } = recordingRuntime();
     const dir = scratchDir("pgbouncer");
     const ini = renderStack(spec).files["pgbouncer.ini"];
-    await expect(startPgBouncer({ runtime, scratch: dir, ini, port: 6432, placed: true })).rejects.toThrow(Recorded);
+    await expect(startPgBouncer({ runtime, scratch: dir, ini, port: 6432, placed: true, caHostPath: "/etc/pgstack/tls/ca.crt" })).rejects.toThrow(Recorded);
     expect(spawned.map((s) => s.program)).toEqual(["pgbouncer"]);
     expect(spawned[0].args).toHaveLength(1);
     expect(fs.readFileSync(spawned[0].args[0], "utf8")).toBe(ini);
@@ -143,6 +160,10 @@ describe("startPgBouncer", () => {
     await expect(startPgBouncer({ runtime, scratch: dir, ini, port: 41103, userlist: "" })).rejects.toThrow(Recorded);
     const read = fs.readFileSync(spawned[0].args[0], "utf8");
     for (const line of ["listen_addr = 127.0.0.1", "listen_port = 41103", `unix_socket_dir = ${dir.path}`, "logfile = ", "pidfile = "]) expect(read).toContain(`\n${line}\n`);
+    // Its certificate and the CA of both legs: the rig's, which signed every PostgreSQL the rig started too.
+    for (const [key, entry] of [["client_tls_cert_file", "tls.crt"], ["client_tls_key_file", "tls.key"], ["client_tls_ca_file", "ca.crt"], ["server_tls_ca_file", "ca.crt"]]) {
+      expect(read).toContain(`\n${key} = ${dir.pathOf(`tls/${entry}`)}\n`);
+    }
     expect(fs.readFileSync(dir.hostPathOf("stack.ini"), "utf8")).toBe(ini);
   });
 });
@@ -150,7 +171,7 @@ describe("startPgBouncer", () => {
 describe("startLaunch: the rig's one way to start an exporter", () => {
   const rendered = renderStack(spec);
   const passwords = generatePasswords();
-  const inputs = secretInputs(rendered, passwords);
+  const inputs = secretInputs(rendered, passwords, "/host/ca.crt");
 
   it.each(["postgresExporter", "pgbouncerExporter", "nodeExporter", "mtail"] as const)("runs the %s launch exactly, its secrets in the environment", async (key) => {
     const { runtime, spawned } = recordingRuntime();
@@ -183,5 +204,23 @@ describe("startLaunch: the rig's one way to start an exporter", () => {
   it("is the only exporter starter the rig offers", () => {
     expect(Object.keys(rig).filter((name) => /^start/.test(name)).sort()).toEqual(["startLaunch", "startPgBouncer", "startPostgres", "startPrometheus"]);
     expect(fs.existsSync(path.join(__dirname, "../../local/runtime/exporters.ts"))).toBe(false);
+  });
+});
+
+describe("runPgbench: the pooler's URL as libpq's environment", () => {
+  it("verifies the server as the URL says: PGSSLMODE, and PGSSLROOTCERT at a copy pgbench sees; the password only in PGPASSWORD", async () => {
+    const { runtime, execs } = recordingRuntime();
+    const ca = path.join(tmp, "ca.crt");
+    fs.writeFileSync(ca, "-----BEGIN CERTIFICATE-----\nca\n-----END CERTIFICATE-----\n");
+    const url = `postgresql://app:s3cret-pw@127.0.0.1:6432/app?sslmode=verify-full&sslrootcert=${ca}`;
+    const scripts = { search: "SELECT 1;\n", hybrid: null, insert: "SELECT 2;\n" } as unknown as Parameters<typeof runPgbench>[0]["scripts"];
+    // The recording runtime's pgbench prints nothing, so the run fails after the command was recorded.
+    await expect(runPgbench({ runtime, url, scripts, scenario: "search", concurrency: 2, seconds: 1 })).rejects.toThrow(/tps/);
+    const pgbench = execs.find((e) => e.program === "pgbench");
+    expect(pgbench?.env).toMatchObject({ PGPASSWORD: "s3cret-pw", PGSSLMODE: "verify-full" });
+    const copied = pgbench?.env?.PGSSLROOTCERT ?? "";
+    expect(copied).not.toBe(ca);
+    expect(copied.endsWith("/ca.crt")).toBe(true);
+    expect(pgbench?.args.join(" ")).not.toMatch(/s3cret-pw|sslrootcert/);
   });
 });

@@ -48,6 +48,10 @@ describe("what used to fail later, with a stack trace, is refused at the gate", 
     ["a Kubernetes node too small for the pod", { ...k8s, node: { memory: "1Gi", cpus: 2 }, postgres: { hugePages: "on" } }, "node.memory", "leaves PostgreSQL"],
     ["DaemonSets that leave the pod too little", { ...k8s, kubernetes: { daemonSetMemory: "31Gi" } }, "node.memory", "31 GiB for DaemonSets"],
     ["a label selector value Kubernetes refuses", { ...k8s, kubernetes: { monitoringLabels: { release: "kube prometheus" } } }, "kubernetes.monitoringLabels.release", "a label value is at most 63"],
+    ["a renewal window as long as the certificate lives", { ...local, tls: { certificateValidity: "30d", renewBefore: "30d" } }, "tls.renewBefore", "must be shorter than tls.certificateValidity"],
+    ["an expiry warning that would fire before renewal is due", { ...local, tls: { renewBefore: "14d" } }, "alerts.certificateExpiryWarning", "must be shorter than tls.renewBefore"],
+    ["an expiry critical longer than its warning", { ...local, alerts: { certificateExpiryCritical: "25d" } }, "alerts.certificateExpiryCritical", "must be shorter than alerts.certificateExpiryWarning"],
+    ["a cert-manager issuer off Kubernetes", { target: "docker", node: { memory: "8Gi", cpus: 4 }, tls: { certManagerIssuer: { name: "ca" } } }, "tls.certManagerIssuer", "for target: kubernetes"],
     ["a resize record not below the size", { ...k8s, kubernetes: { storageSize: "100Gi", storageResizedFrom: "100Gi" } }, "kubernetes.storageResizedFrom", "must be smaller"],
   ])("%s", (_, config, key, text) => {
     const issues = issuesOf("staging", config);
@@ -142,6 +146,9 @@ const candidates: Readonly<Record<string, readonly unknown[]>> = {
   "kubernetes.daemonSetMemory": ["256Mi", "2Gi", "60Gi"],
   "kubernetes.clusterDomain": ["cluster.local", "corp.internal", "Bad_Domain"],
   "docker.ports.pgbouncer": [6432, 5432, 9090, 70_000],
+  "tls.certificateValidity": ["1d", "90d", "825d", "2000d"],
+  "tls.renewBefore": ["1h", "22d", "30d", "60d"],
+  "tls.certManagerIssuer": [{ name: "letsencrypt", kind: "ClusterIssuer" }, { name: "Bad Name" }],
   "docker.hostHugePages": [true, false],
 };
 

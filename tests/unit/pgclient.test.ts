@@ -3,9 +3,11 @@
  * throws (a loopback port nobody listens on refuses at once). Connecting for real is in every tests/real file.
  */
 import * as net from "node:net";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Client } from "pg";
+import { verifyFullQuery } from "../../configs/tls";
 import { connect, connectFailure, newClient } from "../../pgclient/connect";
+import { makeTestCertificates, startFakeTlsPostgres, type FakeTlsPostgres, type TestCertificates } from "./fake-tls-postgres";
 
 /** What node-postgres will send as application_name (its resolved parameters are not in @types/pg). */
 function applicationNameOf(client: Client): string | undefined {
@@ -84,5 +86,55 @@ describe("connectFailure", () => {
     ["a ClientConfig with a URL", { connectionString: "postgresql://app:pw@h/db" }, "cannot connect to postgresql://app:***@h/db: auth failed for *** "],
   ] as const)("%s", (_, target, message) => {
     expect(connectFailure(target, new Error("auth failed for pw ")).message).toBe(message);
+  });
+});
+
+/**
+ * Every client that opens its connection from a URL (postdeploy's hook and smoke benchmark, the canary, the local
+ * cluster) gets the URL's TLS parameters through node-postgres: verify-full with the CA named by sslrootcert, the
+ * host checked against the certificate (IP SANs for an address, node-postgres ≥ 8.23). Against the in-process fake.
+ */
+describe("a URL's TLS parameters", () => {
+  let certs: TestCertificates;
+  const servers: FakeTlsPostgres[] = [];
+  beforeAll(async () => {
+    certs = await makeTestCertificates();
+  });
+  afterEach(async () => {
+    await Promise.all(servers.splice(0).map((s) => s.close()));
+  });
+  afterAll(() => certs.remove());
+
+  async function urlFor(certificate: "valid" | "expired" | "foreign" | "localhostOnly"): Promise<{ url: string; server: FakeTlsPostgres }> {
+    const server = await startFakeTlsPostgres({ certificate: certs[certificate] });
+    servers.push(server);
+    return { url: `postgresql://app:Pgclient-Tls-7@127.0.0.1:${server.port}/app?${verifyFullQuery(certs.caFile)}`, server };
+  }
+
+  it("survive a ClientConfig built around the URL (the hook's wait, the canary's deadline)", () => {
+    const client = newClient({ connectionString: `postgresql://app@127.0.0.1/app?${verifyFullQuery(certs.caFile)}`, connectionTimeoutMillis: 5000 }, "pgstack-test");
+    const ssl = (client as unknown as { connectionParameters: { ssl: { ca?: string; rejectUnauthorized?: boolean } } }).connectionParameters.ssl;
+    expect(ssl.ca).toBe(certs.ca.certificatePem);
+    expect(ssl.rejectUnauthorized).not.toBe(false);
+  });
+
+  it("connect: a certificate from the URL's CA with the URL's address is accepted", async () => {
+    const { url, server } = await urlFor("valid");
+    const client = await connect(url, "pgstack-test");
+    await client.end();
+    expect(server.connections[0]).toMatchObject({ handshake: true, user: "app" });
+  });
+
+  it.each([
+    ["foreign", /unable to verify the first certificate/],
+    ["expired", /certificate has expired/],
+    ["localhostOnly", /IP: 127\.0\.0\.1 is not in the cert's list/],
+  ] as const)("connect: a %s certificate is refused before the login, the password masked", async (kind, message) => {
+    const { url, server } = await urlFor(kind);
+    const error = (await connect(url, "pgstack-test").catch((e: unknown) => e)) as Error;
+    expect(error.message).toMatch(message);
+    expect(error.message).toMatch(/^cannot connect to postgresql:\/\/app:\*\*\*@127\.0\.0\.1:/);
+    expect(error.message).not.toContain("Pgclient-Tls-7");
+    expect(server.connections.every((c) => c.user === null)).toBe(true);
   });
 });

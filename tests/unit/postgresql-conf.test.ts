@@ -187,9 +187,14 @@ describe("pg_hba.conf", () => {
     expect(rules.slice(-2).map((r) => r.split(/\s+/)[4])).toEqual(["reject", "reject"]);
   });
 
-  it("lets the postgres OS user in on the socket by peer, and the superuser by password over loopback", () => {
+  it("lets the postgres OS user in on the socket by peer, and TCP clients by password over TLS only", () => {
     expect(rules[0].split(/\s+/).slice(0, 4)).toEqual(["local", "all", "postgres", "peer"]);
-    expect(rules.find((r) => r.includes("127.0.0.1/32"))?.split(/\s+/).slice(0, 5)).toEqual(["host", "all", "all", "127.0.0.1/32", "scram-sha-256"]);
+    expect(rules.find((r) => r.includes("127.0.0.1/32"))?.split(/\s+/).slice(0, 5)).toEqual(["hostssl", "all", "all", "127.0.0.1/32", "scram-sha-256"]);
+    // Without TLS, every TCP address meets a reject before any line that could admit it (first match wins).
+    const plain = rules.findIndex((r) => r.startsWith("hostnossl") && r.includes("0.0.0.0/0") && /\sreject\s/.test(r));
+    const firstTcp = rules.findIndex((r) => /^host/.test(r));
+    expect(plain).toBe(firstTcp);
+    expect(rules.some((r) => /^host\s/.test(r) && /scram-sha-256/.test(r))).toBe(false);
   });
 
   it("takes the cluster's networks when given, and refuses a CIDR that admits everyone or is malformed", () => {

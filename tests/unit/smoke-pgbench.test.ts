@@ -1,5 +1,10 @@
-import { describe, expect, it } from "vitest";
+import * as fs from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { planIndex } from "../../configs/hnsw";
+import { verifyFullQuery } from "../../configs/tls";
+import { pgbenchTlsEnv } from "../../local/pgbench";
 import {
   comparisonRow,
   parsePgbenchOutput,
@@ -92,5 +97,39 @@ tps = 2858.943166 (without initial connection time)
     const row = comparisonRow({ scenario: "search", concurrency: 4, seconds: 2, nodeOpsPerSec: 2700, pgbenchTps: 3000, pgbenchFailed: 0, nodeErrors: 0 });
     expect(row.ratio).toBe(0.9);
     expect(comparisonRow({ ...row, pgbenchTps: 0 }).ratio).toBe(0);
+  });
+});
+
+describe("pgbench's TLS environment", () => {
+  /** A scratch directory that records what is written and answers with the path pgbench would see. */
+  function dir(): { written: Map<string, { text: string; mode?: number }>; writeFile(name: string, text: string, mode?: number): string } {
+    const written = new Map<string, { text: string; mode?: number }>();
+    return { written, writeFile: (name, text, mode) => (written.set(name, { text, mode }), `/rootfs-view/pgbench/${name}`) };
+  }
+  let caFile: string;
+  beforeAll(() => {
+    caFile = path.join(fs.mkdtempSync(path.join(os.tmpdir(), "pgstack-pgbench-tls-")), "ca.crt");
+    fs.writeFileSync(caFile, "-----BEGIN CERTIFICATE-----\nstack CA\n-----END CERTIFICATE-----\n");
+  });
+  afterAll(() => fs.rmSync(path.dirname(caFile), { recursive: true, force: true }));
+
+  it("passes the URL's verify-full and its CA, copied where pgbench sees it (the rootfs under chroot)", () => {
+    const d = dir();
+    const env = pgbenchTlsEnv(new URL(`postgresql://app:pw@127.0.0.1:6432/app?${verifyFullQuery(caFile)}`), d);
+    expect(env).toEqual({ PGSSLMODE: "verify-full", PGSSLROOTCERT: "/rootfs-view/pgbench/ca.crt" });
+    expect(d.written.get("ca.crt")).toEqual({ text: fs.readFileSync(caFile, "utf8"), mode: 0o644 });
+  });
+
+  it.each([
+    ["", {}],
+    ["?sslmode=require", { PGSSLMODE: "require" }],
+    ["?sslmode=disable", { PGSSLMODE: "disable" }],
+    ["?sslrootcert=", {}],
+  ])("%s → %j", (query, expected) => {
+    expect(pgbenchTlsEnv(new URL(`postgresql://app@h/app${query}`), dir())).toEqual(expected);
+  });
+
+  it("a CA without sslmode is verify-full, as node-postgres reads the same URL", () => {
+    expect(pgbenchTlsEnv(new URL(`postgresql://app@h/app?sslrootcert=${caFile}`), dir())).toEqual({ PGSSLMODE: "verify-full", PGSSLROOTCERT: "/rootfs-view/pgbench/ca.crt" });
   });
 });

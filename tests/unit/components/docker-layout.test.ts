@@ -1,13 +1,18 @@
 /** The docker target's pure layout functions (components/docker/layout.ts): no Pulumi involved. */
+import { spawnSync } from "node:child_process";
 import { pbkdf2Sync } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import * as os from "node:os";
+import * as path from "node:path";
 import yaml from "js-yaml";
 import { describe, expect, it } from "vitest";
 import {
   connectionUrl,
   containerCommand,
   containerEnvs,
+  defaultHostCaPath,
   dockerNames,
+  dockerServerNames,
   endpoints,
   hookTrigger,
   hugePagesDecision,
@@ -16,6 +21,7 @@ import {
   metricSourceVolumes,
   mtailProgramPath,
   postgresCommand,
+  postgresEntrypoint,
   postgresHealthcheck,
   postgresOwner,
   publishedPorts,
@@ -184,7 +190,54 @@ describe("names, labels, endpoints, URLs", () => {
   });
 
   it("percent-encodes user and password", () => {
-    expect(connectionUrl("app", "p@ss:/w?rd", "h:1", "db")).toBe("postgresql://app:p%40ss%3A%2Fw%3Frd@h:1/db?sslmode=disable");
+    expect(connectionUrl("app", "p@ss:/w?rd", "h:1", "db", "sslmode=verify-full&sslrootcert=ca.crt")).toBe(
+      "postgresql://app:p%40ss%3A%2Fw%3Frd@h:1/db?sslmode=verify-full&sslrootcert=ca.crt",
+    );
+  });
+});
+
+describe("TLS", () => {
+  it("names the server certificate after the network aliases, loopback and the published address", () => {
+    expect(dockerServerNames(rendered())).toEqual({ dns: ["localhost", "pgbouncer", "postgres"], ips: ["127.0.0.1", "::1"] });
+    // A wildcard bind is reached through 127.0.0.1, already there; any other address is a SAN of its own.
+    expect(dockerServerNames(rendered((c) => (c.docker = { publishAddress: "0.0.0.0" }))).ips).toEqual(["127.0.0.1", "::1"]);
+    expect(dockerServerNames(rendered((c) => (c.docker = { publishAddress: "192.168.1.5" }))).ips).toEqual(["127.0.0.1", "192.168.1.5", "::1"]);
+  });
+
+  it("gives the key to the postgres user, 0600, before the image's entrypoint runs with the same arguments", () => {
+    const entrypoint = postgresEntrypoint("/etc/pgstack/tls/tls.key");
+    expect(entrypoint).toEqual([
+      "/bin/sh",
+      "-c",
+      `chown postgres:postgres '/etc/pgstack/tls/tls.key' && chmod 0600 '/etc/pgstack/tls/tls.key' && exec docker-entrypoint.sh "$@"`,
+      "pgstack-postgres",
+    ]);
+    expect(postgresEntrypoint("/k/it's")[2]).toContain(`'/k/it'\\''s'`);
+  });
+
+  it("runs, under sh, chown and chmod on the key and then the image's entrypoint with the command word for word", () => {
+    // Docker runs ENTRYPOINT followed by CMD; chown, chmod and docker-entrypoint.sh are stubs that record their arguments.
+    const dir = mkdtempSync(path.join(os.tmpdir(), "pgstack-entrypoint-"));
+    try {
+      const log = path.join(dir, "log");
+      for (const program of ["chown", "chmod", "docker-entrypoint.sh"]) {
+        writeFileSync(path.join(dir, program), `#!/bin/sh\nprintf '%s|' ${program} "$@" >> ${log}\necho >> ${log}\n`, { mode: 0o755 });
+      }
+      const [shell, ...args] = [...postgresEntrypoint("/etc/pgstack/tls/tls.key"), ...postgresCommand, "-c", "x=a b"];
+      const run = spawnSync(shell, args, { env: { PATH: `${dir}:/usr/bin:/bin` }, encoding: "utf8" });
+      expect(run.status).toBe(0);
+      expect(readFileSync(log, "utf8").trim().split("\n")).toEqual([
+        "chown|postgres:postgres|/etc/pgstack/tls/tls.key|",
+        "chmod|0600|/etc/pgstack/tls/tls.key|",
+        `docker-entrypoint.sh|${[...postgresCommand, "-c", "x=a b"].join("|")}|`,
+      ]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it("keeps the host's CA next to where the client runs, named after the stack, unless told otherwise", () => {
+    expect(defaultHostCaPath("dev")).toBe("pgstack-dev-ca.crt");
   });
 });
 
@@ -224,7 +277,7 @@ describe("launches as containers", () => {
     ]);
     expect(containerCommand(launches.pgbouncerExporter)).toEqual([
       "--web.listen-address=127.0.0.1:9127",
-      "--pgBouncer.connectionString=postgres://pgstack_stats@127.0.0.1:6432/pgbouncer?sslmode=disable&application_name=pgstack-pgbouncer-exporter",
+      "--pgBouncer.connectionString=postgres://pgstack_stats@127.0.0.1:6432/pgbouncer?sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt&application_name=pgstack-pgbouncer-exporter",
       "--log.level=info",
     ]);
     expect(containerCommand(launches.prometheus!)).toEqual([
@@ -240,7 +293,7 @@ describe("launches as containers", () => {
 
   it("fills each launch's environment: plain variables, then its secrets, each in name order", () => {
     expect(containerEnvs(r.launches.postgresExporter, { monitorPassword: "m-pw" })).toEqual([
-      "DATA_SOURCE_URI=127.0.0.1:5432/app?sslmode=disable&application_name=pgstack-postgres-exporter",
+      "DATA_SOURCE_URI=127.0.0.1:5432/app?sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt&application_name=pgstack-postgres-exporter",
       "DATA_SOURCE_USER=pgstack_monitor",
       "DATA_SOURCE_PASS=m-pw",
     ]);

@@ -18,7 +18,7 @@ import { monitorRole, statsUser } from "../../../configs/roles";
 import { isScramVerifier, scramVerifier } from "../../../configs/scram";
 import { parseStackSpec, stackConfigFromFile } from "../../../configs/spec";
 import { parseBytes } from "../../../configs/units";
-import { type RecordedResource, byType, installMocks, one, outputOf, settle } from "./pulumi-harness";
+import { type RecordedResource, byType, installMocks, mockPem, mockPrivateKeyPrefix, one, outputOf, settle } from "./pulumi-harness";
 
 const MiB = 1024 * 1024;
 const containerType = "docker:index/container:Container";
@@ -211,9 +211,11 @@ describe("DockerVectorStack: the dev stack", () => {
   it("gives the same verifiers on every run, so a preview replaces nothing", async () => {
     const first = await deploy("a", rendered(), { superuser: "s", app: "a", monitor: "m", stats: "t" });
     const second = await deploy("b", rendered(), { superuser: "s", app: "a", monitor: "m", stats: "t" });
+    // The TLS files aside: every stack has a CA and a certificate of its own (the mocks name theirs after the stack).
+    const withoutTls = (inputs: Record<string, unknown>) => (reveal(inputs.uploads) as Upload[]).filter((u) => !u.file.startsWith("/etc/pgstack/tls/"));
     for (const role of ["postgres-container", "pgbouncer-container"]) {
       const [a, b] = [first, second].map((d) => container(d.recorded, role).inputs);
-      expect(reveal(b.uploads), role).toEqual(reveal(a.uploads));
+      expect(withoutTls(b), role).toEqual(withoutTls(a));
       expect(reveal(b.envs), role).toEqual(reveal(a.envs));
     }
   });
@@ -371,8 +373,8 @@ describe("DockerVectorStack: the dev stack", () => {
     // The URLs are secret env, never a label, command or upload.
     expect(isSecretValue(canary.inputs.envs)).toBe(true);
     expect(reveal(canary.inputs.envs)).toEqual([
-      `PGSTACK_DIRECT_URL=postgresql://app:${configuredSecret}@127.0.0.1:5432/app?sslmode=disable`,
-      `PGSTACK_POOLED_URL=postgresql://app:${configuredSecret}@127.0.0.1:6432/app?sslmode=disable`,
+      `PGSTACK_DIRECT_URL=postgresql://app:${configuredSecret}@127.0.0.1:5432/app?sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt`,
+      `PGSTACK_POOLED_URL=postgresql://app:${configuredSecret}@127.0.0.1:6432/app?sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt`,
     ]);
     // Prometheus, in the same namespace, scrapes it with the stack label, and its rules are in the uploaded file.
     const prometheus = container(res, "prometheus");
@@ -388,7 +390,7 @@ describe("DockerVectorStack: the dev stack", () => {
       "pgstack-dev-targets",
     ]);
     const canaryAlerts = rules.groups.find((g) => g.name === "pgstack-dev-canary")!.rules.flatMap((x) => (x.alert ? [x.alert] : []));
-    expect(canaryAlerts).toEqual(["CanaryConnectionFailures", "VectorQueryLatencyP95High", "QueryLatencyP99High"]);
+    expect(canaryAlerts).toEqual(["CanaryConnectionFailures", "CertificateExpiresSoon", "CertificateExpiresSoon", "VectorQueryLatencyP95High", "QueryLatencyP99High"]);
     expect(rules.groups.find((g) => g.name === "pgstack-dev-targets")!.rules.map((x) => x.expr).join("\n")).toContain('job="canary"');
     // node_exporter and mtail run beside it now, so their rules are rendered too: every job a rule's guard names is
     // scraped, and nothing else is.
@@ -403,8 +405,8 @@ describe("DockerVectorStack: the dev stack", () => {
     expect(hook.inputs.networksAdvanced).toEqual([{ name: "pgstack-dev" }]);
     expect(isSecretValue(hook.inputs.envs)).toBe(true);
     expect(reveal(hook.inputs.envs)).toEqual([
-      `PGSTACK_DIRECT_URL=postgresql://app:${configuredSecret}@postgres:5432/app?sslmode=disable`,
-      `PGSTACK_POOLED_URL=postgresql://app:${configuredSecret}@pgbouncer:6432/app?sslmode=disable`,
+      `PGSTACK_DIRECT_URL=postgresql://app:${configuredSecret}@postgres:5432/app?sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt`,
+      `PGSTACK_POOLED_URL=postgresql://app:${configuredSecret}@pgbouncer:6432/app?sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt`,
     ]);
     const report = await outputOf(stack.hookReport);
     expect(report.planSha256).toBe(labels(hook)["pgvector-stack.plan-sha256"]);
@@ -424,6 +426,12 @@ describe("DockerVectorStack: the dev stack", () => {
       return { hook: container(d.recorded, "hook-container"), plan: d.rendered.files["plan.json"], inputs };
     };
     const base = await hookOf("base", () => {});
+    // The CA upload aside: the mocks give each stack name a CA of its own, where a real stack keeps its CA (ten years)
+    // through all of these changes.
+    const withoutCa = (inputs: Record<string, unknown>) => {
+      const all = reveal(inputs) as Record<string, unknown>;
+      return { ...all, uploads: (all.uploads as Upload[]).filter((u) => u.file !== "/etc/pgstack/tls/ca.crt") };
+    };
     const trigger = (h: RecordedResource) => ({ name: h.inputs.name, sha: labels(h)["pgvector-stack.plan-sha256"] });
 
     // Index plan or benchmark settings: a new plan.json, a new container name and label.
@@ -449,7 +457,7 @@ describe("DockerVectorStack: the dev stack", () => {
       const other = await hookOf(`other-${what.replace(/\W/g, "")}`, change);
       expect(other.plan, what).toBe(base.plan);
       expect(other.inputs(moved), `${what} moves ${moved}`).not.toEqual(base.inputs(moved));
-      expect(reveal(other.hook.inputs), what).toEqual(reveal(base.hook.inputs));
+      expect(withoutCa(other.hook.inputs), what).toEqual(withoutCa(base.hook.inputs));
     }
   });
 
@@ -482,18 +490,24 @@ describe("DockerVectorStack: the dev stack", () => {
     const r = renderStack(base.spec, placement);
     const { recorded: res } = await deploy("moved", r, { superuser: "s", app: "a", monitor: "m", stats: "t" });
     const pgbouncer = container(res, "pgbouncer-container");
-    expect(uploads(pgbouncer).map((u) => u.file)).toEqual(["/etc/pgbouncer/pgbouncer.ini", "/etc/pgbouncer/auth/users.txt"]);
+    expect(uploads(pgbouncer).map((u) => u.file)).toEqual([
+      "/etc/pgbouncer/pgbouncer.ini",
+      "/etc/pgbouncer/auth/users.txt",
+      "/etc/pgstack/tls/tls.crt",
+      "/etc/pgstack/tls/tls.key",
+      "/etc/pgstack/tls/ca.crt",
+    ]);
     expect(upload(pgbouncer, "/etc/pgbouncer/pgbouncer.ini")).toMatch(/^auth_file = \/etc\/pgbouncer\/auth\/users.txt$/m);
     expect(upload(container(res, "postgres-exporter"), "/etc/queries/pg.yaml")).toBe(r.files["postgres-exporter-queries.yaml"]);
     expect((container(res, "postgres-container").inputs.ports as { internal: number }[]).map((p) => p.internal)).toEqual([5432, 6433, 9091]);
     expect(reveal(container(res, "canary-container").inputs.envs)).toEqual([
-      "PGSTACK_DIRECT_URL=postgresql://app:a@127.0.0.1:5432/app?sslmode=disable",
-      "PGSTACK_POOLED_URL=postgresql://app:a@127.0.0.1:6433/app?sslmode=disable",
+      "PGSTACK_DIRECT_URL=postgresql://app:a@127.0.0.1:5432/app?sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt",
+      "PGSTACK_POOLED_URL=postgresql://app:a@127.0.0.1:6433/app?sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt",
     ]);
     expect(container(res, "canary-container").inputs.command).toContain("127.0.0.1:9189");
     expect(reveal(container(res, "hook-container").inputs.envs)).toEqual([
-      "PGSTACK_DIRECT_URL=postgresql://app:a@postgres:5432/app?sslmode=disable",
-      "PGSTACK_POOLED_URL=postgresql://app:a@pgbouncer:6433/app?sslmode=disable",
+      "PGSTACK_DIRECT_URL=postgresql://app:a@postgres:5432/app?sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt",
+      "PGSTACK_POOLED_URL=postgresql://app:a@pgbouncer:6433/app?sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt",
     ]);
     expect(upload(container(res, "prometheus"), "/etc/prometheus/prometheus.yml")).toContain("127.0.0.1:9189");
     expect(container(res, "prometheus").inputs.command).toContain("--web.listen-address=:9091");
@@ -516,20 +530,104 @@ describe("DockerVectorStack: the dev stack", () => {
   });
 });
 
+describe("DockerVectorStack: TLS", () => {
+  const ca = mockPem("CERTIFICATE", "mock-certificate-dev-tls-ca");
+  const certificate = mockPem("CERTIFICATE", "mock-certificate-dev-tls-server");
+  const tlsFiles = ["/etc/pgstack/tls/tls.crt", "/etc/pgstack/tls/tls.key", "/etc/pgstack/tls/ca.crt"];
+
+  it("makes the CA and the server certificate with @pulumi/tls for the network aliases, loopback and the published address", async () => {
+    const { recorded: res } = await deploy("dev", rendered());
+    const request = reveal(one(res, "tls:index/certRequest:CertRequest").inputs) as Record<string, unknown>;
+    expect(request.dnsNames).toEqual(["localhost", "pgbouncer", "postgres"]);
+    expect(request.ipAddresses).toEqual(["127.0.0.1", "::1"]);
+    expect(request.subject).toEqual({ commonName: "postgres", organization: "pgvector-stack" });
+    expect(reveal(one(res, "tls:index/selfSignedCert:SelfSignedCert").inputs)).toMatchObject({ isCaCertificate: true, subject: { commonName: "pgvector-stack dev CA" } });
+    expect(reveal(one(res, "tls:index/locallySignedCert:LocallySignedCert").inputs)).toMatchObject({ validityPeriodHours: 2160, earlyRenewalHours: 720 });
+    for (const key of byType(res, "tls:index/privateKey:PrivateKey")) expect(key.inputs).toEqual({ algorithm: "ECDSA", ecdsaCurve: "P256" });
+
+    recorded = installMocks();
+    const lan = await deploy("lan", rendered((c) => (c.docker = { publishAddress: "192.168.1.5" })), { app: "x" });
+    expect((reveal(one(lan.recorded, "tls:index/certRequest:CertRequest").inputs) as Record<string, unknown>).ipAddresses).toEqual(["127.0.0.1", "192.168.1.5", "::1"]);
+  });
+
+  it("uploads certificate, key and CA into PostgreSQL and PgBouncer, and the CA alone wherever a client's sslrootcert points", async () => {
+    const { recorded: res, rendered: r } = await deploy("dev", rendered());
+    const server = (role: string) => container(res, role);
+    for (const role of ["postgres-container", "pgbouncer-container"]) {
+      expect(upload(server(role), "/etc/pgstack/tls/tls.crt"), role).toBe(certificate);
+      expect(upload(server(role), "/etc/pgstack/tls/ca.crt"), role).toBe(ca);
+    }
+    // What the servers are configured with is what was uploaded.
+    expect(r.files["postgresql.conf"]).toContain("ssl_cert_file = '/etc/pgstack/tls/tls.crt'");
+    expect(r.files["postgresql.conf"]).toContain("ssl_key_file = '/etc/pgstack/tls/tls.key'");
+    expect(r.files["pgbouncer.ini"]).toMatch(/^client_tls_key_file = \/etc\/pgstack\/tls\/tls.key$/m);
+    // Every client: its sslrootcert (in its command line, its environment or its URLs) names an uploaded CA.
+    for (const role of ["postgres-exporter", "pgbouncer-exporter", "canary-container", "hook-container"]) {
+      const c = server(role);
+      const said = JSON.stringify([c.inputs.command, reveal(c.inputs.envs)]);
+      const roots = [...new Set([...said.matchAll(/sslrootcert=([^&"\s]+)/g)].map((m) => m[1]))];
+      expect(roots, role).toEqual(["/etc/pgstack/tls/ca.crt"]);
+      expect(upload(c, roots[0]), role).toBe(ca);
+      // The CA alone: neither the certificate nor the key.
+      expect(uploads(c).filter((u) => tlsFiles.includes(u.file)).map((u) => u.file), role).toEqual(["/etc/pgstack/tls/ca.crt"]);
+    }
+    // node_exporter, mtail and Prometheus talk to no server of the stack: no TLS file.
+    for (const role of ["node-exporter", "mtail", "prometheus"]) expect(uploads(server(role)).filter((u) => tlsFiles.includes(u.file)), role).toEqual([]);
+  });
+
+  it("hands the uploaded key to the postgres user, 0600, before the image's entrypoint starts the server", async () => {
+    const db = container((await deploy("dev", rendered())).recorded, "postgres-container");
+    expect(db.inputs.entrypoints).toEqual([
+      "/bin/sh",
+      "-c",
+      `chown postgres:postgres '/etc/pgstack/tls/tls.key' && chmod 0600 '/etc/pgstack/tls/tls.key' && exec docker-entrypoint.sh "$@"`,
+      "pgstack-postgres",
+    ]);
+    // The command stays the image's CMD replacement: the wrapper hands it on as "$@".
+    expect(db.inputs.command).toEqual(["postgres", "-c", "config_file=/etc/postgresql/postgresql.conf", "-c", "hba_file=/etc/postgresql/pg_hba.conf"]);
+  });
+
+  it("outputs the CA in the clear, and host URLs that verify against it where the user keeps it", async () => {
+    const { stack } = await deploy("dev", rendered());
+    expect(await pulumi.isSecret(stack.caCertificate)).toBe(false);
+    expect(await outputOf(stack.caCertificate)).toBe(ca);
+    expect(await outputOf(stack.directConnectionString)).toBe(`postgresql://app:${configuredSecret}@127.0.0.1:5432/app?sslmode=verify-full&sslrootcert=pgstack-dev-ca.crt`);
+
+    recorded = installMocks({ "pgvector-stack:appPassword": configuredSecret });
+    const config = new pulumi.Config("pgvector-stack");
+    const placed = new DockerVectorStack("ca-path", { rendered: rendered(), hookBundle, appPassword: config.requireSecret("appPassword"), hostCaPath: "/home/dev/.pgstack/ca.crt" });
+    expect(await outputOf(placed.connectionString)).toBe(`postgresql://app:${configuredSecret}@127.0.0.1:6432/app?sslmode=verify-full&sslrootcert=/home/dev/.pgstack/ca.crt`);
+    await outputOf(placed.hookReport);
+    await settle();
+    expect(() => new DockerVectorStack("no-ca-path", { rendered: rendered(), hookBundle, hostCaPath: " " })).toThrow(/hostCaPath is empty/);
+  });
+});
+
 describe("DockerVectorStack: secrets", () => {
   it("keeps every password out of uploads, labels, plain outputs and non-secret inputs", async () => {
     const { recorded: res, stack } = await deploy("dev", rendered());
     const generated = byType(res, "random:index/randomPassword:RandomPassword").map((p) => p.name);
     expect(generated.sort()).toEqual(["dev-monitor-password", "dev-stats-password", "dev-superuser-password"]);
-    const leaks = (text: string) => text.includes("mock-password-") || text.includes(configuredSecret);
+    const leaks = (text: string) => text.includes("mock-password-") || text.includes(configuredSecret) || text.includes(mockPrivateKeyPrefix);
 
-    for (const r of res) {
+    // A key handed to @pulumi/tls as a secret input stays in Pulumi's state, encrypted; every other resource is checked.
+    // The server key's own upload is where the key belongs (checked below); nothing else uploaded may hold a secret.
+    const keyFile = "/etc/pgstack/tls/tls.key";
+    for (const r of res.filter((x) => !x.type.startsWith("tls:"))) {
       for (const [key, value] of Object.entries(r.inputs)) {
         if (key === "uploads" || key === "labels" || !isSecretValue(value)) {
-          expect(leaks(JSON.stringify(reveal(value))), `${r.name}.${key}`).toBe(false);
+          const shown = key === "uploads" ? (reveal(value) as Upload[]).filter((u) => u.file !== keyFile) : reveal(value);
+          expect(leaks(JSON.stringify(shown)), `${r.name}.${key}`).toBe(false);
         }
       }
       expect(isSecretValue(r.inputs.labels), `${r.name}.labels`).toBe(false);
+    }
+    // The server key reaches the two servers only, as a secret upload.
+    const withKey = byType(res, containerType).filter((c) => uploads(c).some((u) => u.file === keyFile));
+    expect(withKey.map((c) => c.inputs.name).sort()).toEqual(["pgstack-dev-pgbouncer", "pgstack-dev-postgres"]);
+    for (const c of withKey) {
+      expect(isSecretValue(c.inputs.uploads), `${c.name}.uploads`).toBe(true);
+      expect(upload(c, keyFile)).toBe(mockPem("EC PRIVATE KEY", `${mockPrivateKeyPrefix}dev-tls-server-key`));
     }
     // The passwords the clients need do reach them, as secret env.
     const withPasswords = byType(res, containerType).filter((c) => leaks(JSON.stringify(reveal(c.inputs.envs ?? []))));
@@ -543,7 +641,7 @@ describe("DockerVectorStack: secrets", () => {
     for (const output of [stack.connectionString, stack.directConnectionString, stack.superuserConnectionString]) {
       expect(await pulumi.isSecret(output)).toBe(true);
     }
-    expect(await outputOf(stack.connectionString)).toBe(`postgresql://app:${configuredSecret}@127.0.0.1:6432/app?sslmode=disable`);
-    expect(await outputOf(stack.superuserConnectionString)).toBe("postgresql://postgres:mock-password-dev-superuser-password@127.0.0.1:5432/app?sslmode=disable");
+    expect(await outputOf(stack.connectionString)).toBe(`postgresql://app:${configuredSecret}@127.0.0.1:6432/app?sslmode=verify-full&sslrootcert=pgstack-dev-ca.crt`);
+    expect(await outputOf(stack.superuserConnectionString)).toBe("postgresql://postgres:mock-password-dev-superuser-password@127.0.0.1:5432/app?sslmode=verify-full&sslrootcert=pgstack-dev-ca.crt");
   });
 });

@@ -7,6 +7,7 @@
  *    with the TypeScript checker: a misspelt field (`restartPolicy` on a Service, `sizelimit`) is reported with its
  *    path. Maps (`labels`, `data`, `resources.limits`) are index signatures and accept any key.
  *
+ * cert-manager's Certificate is checked the same way with @kubernetes-models/cert-manager (generated from its CRDs).
  * Custom resources of the Prometheus Operator have no model in kubernetes-models; `crdShapes` lists the fields we
  * use, from the monitoring.coreos.com/v1 API reference, and is checked the same way.
  */
@@ -20,13 +21,23 @@ export interface SchemaProblem {
 
 const modelsRoot = path.dirname(require.resolve("kubernetes-models/package.json"));
 
-/** Pulumi type token → kubernetes-models module (relative to its root), class and interface names. */
-function modelFor(pulumiType: string): { module: string; kind: string } | null {
+/**
+ * API groups of custom resources with a model package of their own (kubernetes-models' third-party packages, generated
+ * from the projects' CRDs): @kubernetes-models/cert-manager for cert-manager.io.
+ */
+const thirdPartyRoots: Readonly<Record<string, string>> = {
+  "cert-manager.io": path.dirname(require.resolve("@kubernetes-models/cert-manager/package.json")),
+};
+
+/** Pulumi type token → the model package's root, the module (relative to it), class and interface names. */
+function modelFor(pulumiType: string): { root: string; module: string; kind: string } | null {
   const match = /^kubernetes:([^:]+):([A-Za-z]+)$/.exec(pulumiType);
   if (!match) return null;
   const [, groupVersion, kind] = match;
+  const thirdParty = thirdPartyRoots[groupVersion.split("/")[0]];
+  if (thirdParty) return { root: thirdParty, module: `${groupVersion}/${kind}`, kind };
   const dir = groupVersion.startsWith("core/") ? groupVersion.slice("core/".length) : groupVersion;
-  return { module: `${dir}/${kind}`, kind };
+  return { root: modelsRoot, module: `${dir}/${kind}`, kind };
 }
 
 /** The kinds a program of this project registers; loaded into one TypeScript program up front (loading is slow). */
@@ -40,13 +51,14 @@ const knownModules = [
   "batch/v1/Job",
   "networking.k8s.io/v1/NetworkPolicy",
   "policy/v1/PodDisruptionBudget",
-];
+].map((m) => path.join(modelsRoot, `${m}.d.ts`));
+knownModules.push(path.join(thirdPartyRoots["cert-manager.io"], "cert-manager.io/v1/Certificate.d.ts"));
 
 let program: ts.Program | null = null;
 
 function checkerFor(file: string): { checker: ts.TypeChecker; source: ts.SourceFile } {
   if (!program || !program.getSourceFile(file)) {
-    const roots = new Set([...knownModules.map((m) => path.join(modelsRoot, `${m}.d.ts`)), file, ...(program?.getRootFileNames() ?? [])]);
+    const roots = new Set([...knownModules, file, ...(program?.getRootFileNames() ?? [])]);
     program = ts.createProgram([...roots], { strict: true, noEmit: true, skipLibCheck: true, types: [], lib: ["lib.es5.d.ts"] });
   }
   const source = program.getSourceFile(file);
@@ -54,8 +66,8 @@ function checkerFor(file: string): { checker: ts.TypeChecker; source: ts.SourceF
   return { checker: program.getTypeChecker(), source };
 }
 
-function declaredInterface(module: string, kind: string): { checker: ts.TypeChecker; type: ts.Type } {
-  const file = path.join(modelsRoot, `${module}.d.ts`);
+function declaredInterface(root: string, module: string, kind: string): { checker: ts.TypeChecker; type: ts.Type } {
+  const file = path.join(root, `${module}.d.ts`);
   const { checker, source } = checkerFor(file);
   const moduleSymbol = checker.getSymbolAtLocation(source);
   const exported = moduleSymbol ? checker.getExportsOfModule(moduleSymbol) : [];
@@ -174,6 +186,14 @@ export function withoutSecretMarkers(value: unknown): unknown {
   return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, withoutSecretMarkers(v)]));
 }
 
+/** Inputs with every value Pulumi holds as a secret replaced by "[secret]": what a non-secret input shows. */
+export function redactedSecrets(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(redactedSecrets);
+  if (!isPlainObject(value)) return value;
+  if (value[secretSig] === secretSigValue) return "[secret]";
+  return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactedSecrets(v)]));
+}
+
 interface ModelClass {
   new (data: unknown): { validate(): void };
 }
@@ -194,7 +214,7 @@ export function schemaProblems(pulumiType: string, recordedInputs: Record<string
   const model = modelFor(pulumiType);
   if (!model) return [{ path: "", message: `no schema for ${pulumiType}` }];
   // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const exports = require(path.join(modelsRoot, model.module)) as Record<string, ModelClass>;
+  const exports = require(path.join(model.root, model.module)) as Record<string, ModelClass>;
   const Model = exports[model.kind];
   if (!Model) return [{ path: "", message: `kubernetes-models has no ${model.module}` }];
   try {
@@ -202,7 +222,7 @@ export function schemaProblems(pulumiType: string, recordedInputs: Record<string
   } catch (e) {
     problems.push({ path: "", message: (e as Error).message });
   }
-  const { checker, type } = declaredInterface(model.module, model.kind);
+  const { checker, type } = declaredInterface(model.root, model.module, model.kind);
   walk(checker, inputs, type, "", problems);
   return problems;
 }

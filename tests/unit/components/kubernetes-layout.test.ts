@@ -34,6 +34,15 @@ import {
 import { canaryPodMonitorSpec, podMonitorSpec, prometheusRuleSpec } from "../../../components/kubernetes/monitoring-spec";
 import { canaryNetworkPolicySpec, databaseNetworkPolicySpec, databasePorts, databaseServiceSpecs } from "../../../components/kubernetes/network";
 import { databaseStatefulSetSpec, restrictedSecurityContext } from "../../../components/kubernetes/pod-template";
+import {
+  caProjection,
+  certManagerCertificateSpec,
+  goDuration,
+  kubernetesServerNames,
+  tlsCommonName,
+  tlsReloadScript,
+} from "../../../components/kubernetes/tls-spec";
+import { certificateHours, mergeServerNames } from "../../../components/stack-certificates";
 
 function rendered(overrides: Record<string, unknown> = {}): Rendered {
   return renderStack(
@@ -189,6 +198,104 @@ describe("kubernetesProblems", () => {
   });
 });
 
+describe("TLS on the pod", () => {
+  const names = kubernetesNames("pgvector");
+  const withTls = (r: Rendered, files: Partial<Record<"tlsCertificate" | "tlsKey" | "tlsCa", string>>): Rendered => ({
+    ...r,
+    placement: { ...r.placement, paths: { ...r.placement.paths, ...files } },
+  });
+
+  it.each([
+    [
+      "the key under another name",
+      { tlsKey: "/etc/pgstack/tls/server.key" },
+      "placement.paths.tlsCertificate, tlsKey and tlsCa are /etc/pgstack/tls/tls.crt, /etc/pgstack/tls/server.key and /etc/pgstack/tls/ca.crt; the pod mounts the TLS Secret as one directory, so they must be tls.crt, tls.key, ca.crt in the same directory",
+    ],
+    [
+      "the CA elsewhere",
+      { tlsCa: "/etc/ssl/ca.crt" },
+      "placement.paths.tlsCertificate, tlsKey and tlsCa are /etc/pgstack/tls/tls.crt, /etc/pgstack/tls/tls.key and /etc/ssl/ca.crt; the pod mounts the TLS Secret as one directory, so they must be tls.crt, tls.key, ca.crt in the same directory",
+    ],
+    [
+      "the files over PgBouncer's configuration",
+      { tlsCertificate: "/etc/tls.crt", tlsKey: "/etc/tls.key", tlsCa: "/etc/ca.crt" },
+      "the pod mounts /etc/postgresql inside the TLS directory /etc, a read-only Secret volume that cannot hold a mount point",
+    ],
+  ] as const)("refuses a placement with %s", (_what, files, message) => {
+    expect(kubernetesProblems(withTls(rendered(), files))[0]).toBe(message);
+  });
+
+  it("names the certificate after every Service, short to FQDN, the pod, and the rendered loopback names", () => {
+    const r = rendered();
+    const got = kubernetesServerNames(names, "db", "cluster.example", r.tls.serverNames);
+    expect(got.ips).toEqual(["127.0.0.1", "::1"]);
+    expect(got.dns).toEqual(
+      [
+        "localhost",
+        "pgvector-0.pgvector-headless.db.svc.cluster.example",
+        ...["pgvector-direct", "pgvector-headless", "pgvector-pooled"].flatMap((svc) => [svc, `${svc}.db`, `${svc}.db.svc`, `${svc}.db.svc.cluster.example`]),
+      ].sort(),
+    );
+    // The rendered names come in as they are (nothing re-derived), each name once.
+    expect(kubernetesServerNames(names, "db", "c", { dns: ["localhost", "pgvector-pooled"], ips: ["10.0.0.1"] }).ips).toEqual(["10.0.0.1"]);
+    expect(mergeServerNames({ dns: ["b", "a"], ips: [] }, { dns: ["a"] })).toEqual({ dns: ["a", "b"], ips: [] });
+    // The longest prefix still gives a common name within RFC 5280's 64 characters.
+    expect(tlsCommonName(kubernetesNames("p".repeat(42))).length).toBeLessThanOrEqual(64);
+  });
+
+  it("turns rendered.tls into @pulumi/tls hours and cert-manager durations", () => {
+    const day = 86_400_000;
+    expect(certificateHours({ certificateValidityMs: 90 * day, renewBeforeMs: 30 * day })).toEqual({ validityPeriodHours: 2160, earlyRenewalHours: 720 });
+    // Rounded towards renewing early, and never a window as long as the lifetime (that would renew on every run).
+    expect(certificateHours({ certificateValidityMs: day + 90 * 60_000, renewBeforeMs: day + 80 * 60_000 })).toEqual({ validityPeriodHours: 25, earlyRenewalHours: 24 });
+    expect(certificateHours({ certificateValidityMs: 2 * day, renewBeforeMs: 90 * 60_000 })).toEqual({ validityPeriodHours: 48, earlyRenewalHours: 2 });
+    expect(goDuration(90 * day)).toBe("2160h0m0s");
+    expect(goDuration(90 * 60_000 + 5000)).toBe("1h30m5s");
+    const spec = certManagerCertificateSpec({
+      secretName: "pgvector-tls",
+      issuer: { name: "ca", kind: "Issuer" },
+      commonName: "pgvector-pooled",
+      serverNames: { dns: ["a"], ips: ["127.0.0.1"] },
+      lifetime: { certificateValidityMs: 90 * day, renewBeforeMs: 30 * day },
+      secretLabels: { b: "2", a: "1" },
+    });
+    expect(spec).toMatchObject({ duration: "2160h0m0s", renewBefore: "720h0m0s", issuerRef: { group: "cert-manager.io", kind: "Issuer", name: "ca" } });
+    expect(Object.keys(spec)).toEqual([...Object.keys(spec)].sort());
+    expect(Object.keys((spec.secretTemplate as { labels: object }).labels)).toEqual(["a", "b"]);
+  });
+
+  it("projects the CA into a client's volume only when its path is below that volume's directory", () => {
+    expect(caProjection("/etc/pgstack", "/etc/pgstack/tls/ca.crt", "s")).toEqual({ secret: { items: [{ key: "ca.crt", path: "tls/ca.crt" }], name: "s" } });
+    expect(caProjection("/etc/pgstack/tls", "/etc/pgstack/tls/ca.crt", "s")).toEqual({ secret: { items: [{ key: "ca.crt", path: "ca.crt" }], name: "s" } });
+    for (const dir of ["/etc/other", "/etc/pgstack/tls/ca.crt", "/etc/pgstack/t"]) expect(caProjection(dir, "/etc/pgstack/tls/ca.crt", "s"), dir).toBeNull();
+    // Elsewhere, the hook gets the CA volume of its own beside its plan.
+    const job = hookJobSpec({
+      image: "node",
+      planSha256: sha256("plan"),
+      configMapName: "cm",
+      credentialsSecret: "pgvector-hook",
+      tls: { secretName: "pgvector-tls", caPath: "/srv/ca/ca.crt" },
+      databaseHost: "h",
+      databasePort: 5432,
+      podLabels: {},
+      backoffLimit: 6,
+      timeoutSeconds: 60,
+      memoryBytes: 1024 ** 3,
+    });
+    // biome-ignore lint/suspicious/noExplicitAny: test navigation of a plain spec
+    const pod = (job.template as any).spec;
+    expect(pod.volumes).toContainEqual({ name: "tls-ca", secret: { defaultMode: 0o440, items: [{ key: "ca.crt", path: "ca.crt" }], secretName: "pgvector-tls" } });
+    expect(pod.containers[0].volumeMounts).toContainEqual({ mountPath: "/srv/ca", name: "tls-ca", readOnly: true });
+    expect(pod.volumes.find((v: { name: string }) => v.name === "plan")).toEqual({ configMap: { items: [{ key: "plan.json", path: "plan.json" }], name: "cm" }, name: "plan" });
+  });
+
+  it("quotes every value of the reloader's script for the shell", () => {
+    const script = tlsReloadScript({ tlsDir: "/x/it's", socketDir: "/run/pg", postgresPort: 5432, pgbouncerPort: 6432, superuser: "postgres", intervalSeconds: 30 });
+    expect(script).toContain(`'/x/it'\\''s/tls.crt'`);
+    expect(script).toContain("sleep 30 & wait $!");
+  });
+});
+
 describe("the rendered files agree with the pod (checked here, not at deploy: the spec owns these settings)", () => {
   /** The last `name = value` of a postgresql.conf or pgbouncer.ini, quotes and a trailing `#` or `;` comment removed. */
   const setting = (text: string, name: string) => {
@@ -240,7 +347,7 @@ describe("launches as containers", () => {
       "--extend.query-path=/etc/pgstack/postgres-exporter-queries.yaml",
     ]);
     expect(containerLaunch(r.launches.pgbouncerExporter).args).toContain(
-      `--pgBouncer.connectionString=postgres://${statsUser}@127.0.0.1:6432/pgbouncer?sslmode=disable&application_name=pgstack-pgbouncer-exporter`,
+      `--pgBouncer.connectionString=postgres://${statsUser}@127.0.0.1:6432/pgbouncer?sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt&application_name=pgstack-pgbouncer-exporter`,
     );
     expect(containerLaunch(r.launches.canary)).toEqual({ command: ["node", "/hook/pgstack.js", "canary", "--listen", "0.0.0.0:9188"] });
     // Kubernetes leaves Prometheus to the Prometheus Operator.
@@ -249,7 +356,7 @@ describe("launches as containers", () => {
 
   it("fills plain variables as values and secret ones from the Secret holding them, never a literal", () => {
     expect(containerEnv(r.launches.postgresExporter, databaseSecretRefs(names))).toEqual([
-      { name: "DATA_SOURCE_URI", value: "127.0.0.1:5432/app?sslmode=disable&application_name=pgstack-postgres-exporter" },
+      { name: "DATA_SOURCE_URI", value: "127.0.0.1:5432/app?sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt&application_name=pgstack-postgres-exporter" },
       { name: "DATA_SOURCE_USER", value: monitorRole },
       { name: "DATA_SOURCE_PASS", valueFrom: { secretKeyRef: { key: "monitor-password", name: "pgvector-credentials" } } },
     ]);
@@ -321,8 +428,8 @@ describe("credentials", () => {
   });
 
   it("connection URLs percent-encode user, password and database", () => {
-    expect(connectionUrl("app", "p@ss:w/rd?#", "h.ns.svc.cluster.local", 6432, "app")).toBe(
-      "postgresql://app:p%40ss%3Aw%2Frd%3F%23@h.ns.svc.cluster.local:6432/app?sslmode=disable",
+    expect(connectionUrl("app", "p@ss:w/rd?#", "h.ns.svc.cluster.local", 6432, "app", "sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt")).toBe(
+      "postgresql://app:p%40ss%3Aw%2Frd%3F%23@h.ns.svc.cluster.local:6432/app?sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt",
     );
   });
 });
@@ -504,6 +611,7 @@ describe("the hook Job", () => {
       planSha256: sha256("plan"),
       configMapName: "cm",
       credentialsSecret: "pgvector-hook",
+      tls: { secretName: "pgvector-tls", caPath: "/etc/pgstack/tls/ca.crt" },
       databaseHost: "pgvector-direct.ns.svc.cluster.local",
       databasePort: 5432,
       podLabels: { a: "b" },
@@ -531,6 +639,7 @@ describe("the canary Deployment", () => {
     configMapName: "pgvector-canary",
     hookBundle: bundle,
     credentialsSecret: "pgvector-hook",
+    tls: { secretName: "pgvector-tls", caPath: "/etc/pgstack/tls/ca.crt" },
     selector: { "app.kubernetes.io/component": "canary" },
     podLabels: { "app.kubernetes.io/component": "canary", "pgvector-stack/stack": "staging" },
   });

@@ -5,8 +5,8 @@
 import yaml from "js-yaml";
 import { beforeAll, describe, expect, it } from "vitest";
 import type { Rendered } from "../../../configs/rendered";
-import { schemaProblems, withoutSecretMarkers } from "./k8s-schema";
-import { installMocks, outputOf, type RecordedResource } from "./pulumi-harness";
+import { redactedSecrets, schemaProblems, withoutSecretMarkers } from "./k8s-schema";
+import { installMocks, mockPem, mockPrivateKeyPrefix, outputOf, type RecordedResource } from "./pulumi-harness";
 
 /** A configured secret (Pulumi config, `--secret`), and the harness's generated passwords: neither may leak. */
 const configuredSecret = "configured-app-password-3c1d9e";
@@ -110,6 +110,7 @@ const T = {
   prometheusRule: "kubernetes:monitoring.coreos.com/v1:PrometheusRule",
   networkPolicy: "kubernetes:networking.k8s.io/v1:NetworkPolicy",
   pdb: "kubernetes:policy/v1:PodDisruptionBudget",
+  certificate: "kubernetes:cert-manager.io/v1:Certificate",
 };
 
 
@@ -175,7 +176,10 @@ describe("the database pod: huge pages, memory, /dev/shm", () => {
 describe("the database pod: containers", () => {
   it("runs PgBouncer as a native sidecar: an init container with restartPolicy Always", async () => {
     const spec = podSpec((await mainStack()).one(T.statefulSet));
-    expect(spec.initContainers.map((c: Obj) => [c.name, c.restartPolicy])).toEqual([["pgbouncer", "Always"]]);
+    expect(spec.initContainers.map((c: Obj) => [c.name, c.restartPolicy])).toEqual([
+      ["pgbouncer", "Always"],
+      ["tls-reloader", "Always"],
+    ]);
     expect(spec.containers.map((c: Obj) => c.name)).toEqual(["postgres", "postgres-exporter", "pgbouncer-exporter", "node-exporter", "mtail"]);
     expect(spec.containers.every((c: Obj) => c.restartPolicy === undefined)).toBe(true);
   });
@@ -319,7 +323,7 @@ describe("Services, NetworkPolicy, PodDisruptionBudget", () => {
     expect(ports("headless")).toEqual(["postgres:5432", "pgbouncer:6432", "pg-metrics:9187", "pgb-metrics:9127", "node-metrics:9100", "mtail-metrics:3903"]);
     const sts = d.one(T.statefulSet);
     expect(sts.spec.serviceName).toBe("pgvector-headless");
-    const containerPorts = [...podSpec(sts).containers, ...podSpec(sts).initContainers].flatMap((c: Obj) => c.ports.map((p: Obj) => `${p.name}:${p.containerPort}`));
+    const containerPorts = [...podSpec(sts).containers, ...podSpec(sts).initContainers].flatMap((c: Obj) => (c.ports ?? []).map((p: Obj) => `${p.name}:${p.containerPort}`));
     expect(containerPorts.sort()).toEqual(["mtail-metrics:3903", "node-metrics:9100", "pg-metrics:9187", "pgb-metrics:9127", "pgbouncer:6432", "postgres:5432"]);
   });
 
@@ -459,7 +463,7 @@ describe("platform knobs from the stack file (kubernetes: …)", () => {
 });
 
 describe("secrets", () => {
-  const secretValues = [configuredSecret, generatedPrefix];
+  const secretValues = [configuredSecret, generatedPrefix, mockPrivateKeyPrefix];
 
   it("appear in no ConfigMap and no resource input other than Secrets; super() records nothing", async () => {
     const d = await mainStack();
@@ -470,7 +474,7 @@ describe("secrets", () => {
       expect.arrayContaining(["s1-canary-deployment", "s1-canary-config", "s1-canary-network-policy", "s1-monitoring-canary-pod-monitor", "s1-monitoring-dashboard"]),
     );
     for (const r of nonSecret) {
-      const text = JSON.stringify(r.inputs);
+      const text = JSON.stringify(r.type.startsWith("tls:") ? redactedSecrets(r.inputs) : r.inputs);
       for (const value of [...secretValues, "SCRAM-SHA-256$"]) expect(text.includes(value), `${r.type} ${r.name} holds ${value}`).toBe(false);
     }
     for (const r of d.resources.filter((x) => x.type.startsWith("pgvector-stack:"))) expect(r.inputs, r.name).toEqual({});
@@ -486,7 +490,7 @@ describe("secrets", () => {
     for (const value of secretValues) expect(plain).not.toContain(value);
     expect(await m.pulumi.isSecret(stack.connectionString)).toBe(true);
     expect(await outputOf(stack.connectionString)).toBe(
-      `postgresql://app:${configuredSecret}@pgvector-pooled.pgvector-test.svc.cluster.local:6432/app?sslmode=disable`,
+      `postgresql://app:${configuredSecret}@pgvector-pooled.pgvector-test.svc.cluster.local:6432/app?sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt`,
     );
   });
 
@@ -504,8 +508,8 @@ describe("secrets", () => {
     expect(data("bootstrap")["bootstrap.sql"]).toContain(`ALTER ROLE "app" WITH LOGIN PASSWORD '${appVerifier}'`);
     expect(data("bootstrap")["bootstrap.sql"]).not.toContain(configuredSecret);
     expect(data("hook")).toEqual({
-      "direct-url": `postgresql://app:${configuredSecret}@pgvector-direct.pgvector-test.svc.cluster.local:5432/app?sslmode=disable`,
-      "pooled-url": `postgresql://app:${configuredSecret}@pgvector-pooled.pgvector-test.svc.cluster.local:6432/app?sslmode=disable`,
+      "direct-url": `postgresql://app:${configuredSecret}@pgvector-direct.pgvector-test.svc.cluster.local:5432/app?sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt`,
+      "pooled-url": `postgresql://app:${configuredSecret}@pgvector-pooled.pgvector-test.svc.cluster.local:6432/app?sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt`,
     });
   });
 
@@ -695,7 +699,7 @@ describe("the canary", () => {
       "pgstack-staging-targets",
     ]);
     const canaryAlerts = groups.find((g) => g.name === "pgstack-staging-canary").rules.filter((r: Obj) => r.alert).map((r: Obj) => r.alert);
-    expect(canaryAlerts).toEqual(["CanaryConnectionFailures", "VectorQueryLatencyP95High", "QueryLatencyP99High"]);
+    expect(canaryAlerts).toEqual(["CanaryConnectionFailures", "CertificateExpiresSoon", "CertificateExpiresSoon", "VectorQueryLatencyP95High", "QueryLatencyP99High"]);
     const guards = groups.find((g) => g.name === "pgstack-staging-targets").rules.map((r: Obj) => r.expr).join("\n");
     for (const job of ["postgres", "pgbouncer", "node", "canary", "mtail"]) expect(guards).toContain(`absent(up{job="${job}",stack="staging"})`);
   });
@@ -721,6 +725,254 @@ describe("the canary", () => {
       expect(declared.has(e.port), e.port).toBe(true);
       expect(admitted).toContain(declared.get(e.port));
     }
+  });
+});
+
+describe("TLS", () => {
+  const caPath = "/etc/pgstack/tls/ca.crt";
+  const tlsQuery = `sslmode=verify-full&sslrootcert=${caPath}`;
+  const tlsTypes = {
+    privateKey: "tls:index/privateKey:PrivateKey",
+    selfSigned: "tls:index/selfSignedCert:SelfSignedCert",
+    request: "tls:index/certRequest:CertRequest",
+    signed: "tls:index/locallySignedCert:LocallySignedCert",
+  };
+  const certManager = () =>
+    deploy("s-cm", () => renderedFor({ tls: { certManagerIssuer: { name: "stack-ca", kind: "ClusterIssuer" }, renewBefore: "25d" } }));
+
+  /** Where a container reads `file`: the Secret or ConfigMap key behind the mount that holds it (no subPath is used). */
+  function sourceOf(pod: Obj, c: Obj, file: string): { secret?: string; configMap?: string; key: string } | undefined {
+    const mounts = ((c.volumeMounts ?? []) as Obj[])
+      .filter((m) => file.startsWith(`${m.mountPath}/`))
+      .sort((a, b) => b.mountPath.length - a.mountPath.length);
+    if (mounts.length === 0) return undefined;
+    const relative = file.slice(mounts[0].mountPath.length + 1);
+    const volume = (pod.volumes as Obj[]).find((v) => v.name === mounts[0].name);
+    const fromItems = (items: Obj[] | undefined, name: string, kind: "secret" | "configMap") => {
+      if (items === undefined) return { [kind]: name, key: relative };
+      const item = items.find((i) => i.path === relative);
+      return item === undefined ? undefined : { [kind]: name, key: item.key };
+    };
+    if (volume.secret) return fromItems(volume.secret.items, volume.secret.secretName, "secret");
+    if (volume.configMap) return fromItems(volume.configMap.items, volume.configMap.name, "configMap");
+    for (const source of volume.projected?.sources ?? []) {
+      const found = source.secret ? fromItems(source.secret.items, source.secret.name, "secret") : fromItems(source.configMap.items, source.configMap.name, "configMap");
+      if (found) return found;
+    }
+    return undefined;
+  }
+
+  it("makes the CA and the server certificate with @pulumi/tls: ECDSA P-256, every Service name and loopback, rendered.tls' lifetime", async () => {
+    const d = await mainStack();
+    const of = (type: string) => d.resources.filter((r) => r.type === type).map((r) => ({ name: r.name, inputs: withoutSecretMarkers(r.inputs) as Obj }));
+    expect(of(tlsTypes.privateKey).map((k) => [k.name, k.inputs])).toEqual([
+      ["s1-database-tls-certificates-ca-key", { algorithm: "ECDSA", ecdsaCurve: "P256" }],
+      ["s1-database-tls-certificates-server-key", { algorithm: "ECDSA", ecdsaCurve: "P256" }],
+    ]);
+    const [ca] = of(tlsTypes.selfSigned);
+    expect(ca.inputs).toMatchObject({
+      allowedUses: ["cert_signing", "crl_signing", "digital_signature"],
+      isCaCertificate: true,
+      privateKeyPem: mockPem("EC PRIVATE KEY", `${mockPrivateKeyPrefix}s1-database-tls-certificates-ca-key`),
+      subject: { commonName: "pgvector-stack staging CA" },
+      validityPeriodHours: 87600,
+    });
+    const [request] = of(tlsTypes.request);
+    const ns = "pgvector-test";
+    const service = (svc: string) => [svc, `${svc}.${ns}`, `${svc}.${ns}.svc`, `${svc}.${ns}.svc.cluster.local`];
+    expect(request.inputs.dnsNames).toEqual(
+      ["localhost", `pgvector-0.pgvector-headless.${ns}.svc.cluster.local`, ...service("pgvector-direct"), ...service("pgvector-headless"), ...service("pgvector-pooled")].sort(),
+    );
+    // PgBouncer's server leg and the exporters connect to 127.0.0.1 with verify-full: the address is a SAN.
+    expect(request.inputs.ipAddresses).toEqual(["127.0.0.1", "::1"]);
+    expect(request.inputs.subject).toEqual({ commonName: "pgvector-pooled", organization: "pgvector-stack" });
+    const [signed] = of(tlsTypes.signed);
+    // Defaults: 90 days, renewed 30 days before the end.
+    expect(signed.inputs).toMatchObject({ allowedUses: ["digital_signature", "key_encipherment", "server_auth"], earlyRenewalHours: 720, validityPeriodHours: 2160 });
+    expect(signed.inputs.caCertPem).toBe(mockPem("CERTIFICATE", "mock-certificate-s1-database-tls-certificates-ca"));
+    // Keys handed on stay secrets.
+    const raw = d.resources.find((r) => r.type === tlsTypes.signed)!.inputs as Obj;
+    expect(JSON.stringify(redactedSecrets(raw.caPrivateKeyPem))).toBe('"[secret]"');
+    expect(JSON.stringify(redactedSecrets(d.resources.find((r) => r.type === tlsTypes.request)!.inputs.privateKeyPem))).toBe('"[secret]"');
+  });
+
+  it("takes the lifetime and renewal window from spec.tls", async () => {
+    const d = await deploy("s-life", () => renderedFor({ tls: { certificateValidity: "60d", renewBefore: "25d" } }));
+    expect(withoutSecretMarkers(d.of(tlsTypes.signed)[0].inputs)).toMatchObject({ validityPeriodHours: 1440, earlyRenewalHours: 600 });
+  });
+
+  it("stores them in one kubernetes.io/tls Secret, the key a secret; the CA is an output and the app Secret's ca.crt", async () => {
+    const d = await mainStack();
+    const secret = d.one(T.secret, "database-tls-secret");
+    expect(secret.metadata.name).toBe("pgvector-tls");
+    expect(secret.type).toBe("kubernetes.io/tls");
+    const ca = mockPem("CERTIFICATE", "mock-certificate-s1-database-tls-certificates-ca");
+    expect(secret.stringData).toEqual({
+      "ca.crt": ca,
+      "tls.crt": mockPem("CERTIFICATE", "mock-certificate-s1-database-tls-certificates-server"),
+      "tls.key": mockPem("EC PRIVATE KEY", `${mockPrivateKeyPrefix}s1-database-tls-certificates-server-key`),
+    });
+    const raw = d.resources.find((r) => r.name === "s1-database-tls-secret")!.inputs as Obj;
+    expect(redactedSecrets(raw.stringData)).toBe("[secret]");
+    // The CA: a plain output, the same bytes as in the Secrets.
+    expect(d.stack.caCertificate).toBeDefined();
+    expect(await m.pulumi.isSecret(d.stack.caCertificate!)).toBe(false);
+    expect(await outputOf(d.stack.caCertificate!)).toBe(ca);
+    const app = d.one(T.secret, "database-app");
+    expect(app.stringData["ca.crt"]).toBe(ca);
+    expect(app.stringData.uri).toMatch(new RegExp(`\\?${tlsQuery.replace(/[?.]/g, "\\$&")}$`));
+    expect(app.metadata.annotations["pgvector-stack/ca-certificate"]).toBe(
+      `uri verifies the server (sslmode=verify-full) against ${caPath}: mount this Secret's key ca.crt there`,
+    );
+  });
+
+  it("mounts the whole Secret into PostgreSQL, PgBouncer and the reloader only, read-only and without subPath", async () => {
+    const d = await mainStack();
+    const pod = podSpec(d.one(T.statefulSet));
+    const volume = pod.volumes.find((v: Obj) => v.name === "tls");
+    expect(volume).toEqual({ name: "tls", secret: { defaultMode: 0o440, secretName: "pgvector-tls" } });
+    const mounting = [...pod.initContainers, ...pod.containers].filter((c: Obj) => (c.volumeMounts ?? []).some((m: Obj) => m.name === "tls"));
+    expect(mounting.map((c: Obj) => c.name).sort()).toEqual(["pgbouncer", "postgres", "tls-reloader"]);
+    for (const c of mounting) expect(c.volumeMounts.find((m: Obj) => m.name === "tls"), c.name).toEqual({ mountPath: "/etc/pgstack/tls", name: "tls", readOnly: true });
+    // The files the servers are configured with are the Secret's keys.
+    const rendered = renderedFor();
+    const setting = (text: string, name: string) => new RegExp(`^${name}\\s*=\\s*'?([^'\\s#;]+)`, "m").exec(text)?.[1];
+    const conf = rendered.files["postgresql.conf"];
+    const ini = rendered.files["pgbouncer.ini"];
+    expect(sourceOf(pod, container(d.one(T.statefulSet), "postgres"), setting(conf, "ssl_cert_file")!)).toEqual({ secret: "pgvector-tls", key: "tls.crt" });
+    expect(sourceOf(pod, container(d.one(T.statefulSet), "postgres"), setting(conf, "ssl_key_file")!)).toEqual({ secret: "pgvector-tls", key: "tls.key" });
+    const pgbouncer = container(d.one(T.statefulSet), "pgbouncer");
+    expect(sourceOf(pod, pgbouncer, setting(ini, "client_tls_cert_file")!)).toEqual({ secret: "pgvector-tls", key: "tls.crt" });
+    expect(sourceOf(pod, pgbouncer, setting(ini, "client_tls_key_file")!)).toEqual({ secret: "pgvector-tls", key: "tls.key" });
+    expect(sourceOf(pod, pgbouncer, setting(ini, "server_tls_ca_file")!)).toEqual({ secret: "pgvector-tls", key: "ca.crt" });
+    // subPath mounts never see an updated Secret: none anywhere.
+    for (const workload of [pod, d.one(T.job).spec.template.spec, podSpec(d.one(T.deployment))]) {
+      expect(JSON.stringify(workload)).not.toContain("subPath");
+    }
+  });
+
+  it("gives every client the CA alone, where its sslrootcert says: both exporters, the canary, the hook", async () => {
+    const d = await mainStack();
+    const { launches } = renderedFor();
+    const sslrootcert = (text: string) => /sslrootcert=([^&\s"]+)/.exec(text)?.[1];
+    const pod = podSpec(d.one(T.statefulSet));
+    const clients: [Obj, Obj, string | undefined][] = [
+      [pod, container(d.one(T.statefulSet), "postgres-exporter"), sslrootcert(launches.postgresExporter.env.DATA_SOURCE_URI)],
+      [pod, container(d.one(T.statefulSet), "pgbouncer-exporter"), sslrootcert(launches.pgbouncerExporter.args.join(" "))],
+      [podSpec(d.one(T.deployment)), podSpec(d.one(T.deployment)).containers[0], sslrootcert(d.one(T.secret, "database-hook").stringData["pooled-url"])],
+      [d.one(T.job).spec.template.spec, d.one(T.job).spec.template.spec.containers[0], sslrootcert(d.one(T.secret, "database-hook").stringData["direct-url"])],
+    ];
+    for (const [spec, c, file] of clients) {
+      expect(file, c.name).toBe(caPath);
+      expect(sourceOf(spec, c, file!), c.name).toEqual({ secret: "pgvector-tls", key: "ca.crt" });
+      // Nothing of the key: the client's volumes name the TLS Secret with the ca.crt item only.
+      const tlsVolumes = JSON.stringify(spec.volumes.filter((v: Obj) => JSON.stringify(v).includes("pgvector-tls")));
+      expect(tlsVolumes, c.name).not.toContain("tls.key");
+      expect(tlsVolumes, c.name).not.toContain("tls.crt");
+    }
+    // The exporter's queries and the hook's plan are still where they were, beside the CA in one projected volume.
+    expect(sourceOf(pod, clients[0][1], "/etc/pgstack/postgres-exporter-queries.yaml")).toEqual({ configMap: "pgvector-config", key: "postgres-exporter-queries.yaml" });
+    const job = d.one(T.job).spec.template.spec;
+    expect(sourceOf(job, job.containers[0], "/etc/pgstack/plan.json")?.key).toBe("plan.json");
+  });
+
+  it("leaves the certificate out of the pod template: a renewed one is reloaded, never a restart", async () => {
+    // Two stacks whose certificates differ (the mocks name them after the stack) have the same pod template.
+    const [a, b] = await Promise.all([mainStack(), deploy("s-same", () => renderedFor())]);
+    expect(a.one(T.secret, "database-tls-secret").stringData["tls.crt"]).not.toBe(b.one(T.secret, "database-tls-secret").stringData["tls.crt"]);
+    expect(b.one(T.statefulSet)).toEqual(a.one(T.statefulSet));
+    expect(JSON.stringify(a.one(T.statefulSet))).not.toContain("BEGIN");
+    expect(m.layout.podFiles).not.toContain("tls.crt");
+  });
+
+  it("runs the reloader as a native sidecar from the postgres image: the Secret and the socket read-only, the superuser's password from the Secret", async () => {
+    const sts = (await mainStack()).one(T.statefulSet);
+    const reloader = container(sts, "tls-reloader");
+    const rendered = renderedFor();
+    expect(reloader.image).toBe(rendered.spec.images.postgres);
+    expect(reloader.restartPolicy).toBe("Always");
+    expect(reloader.command.slice(0, 2)).toEqual(["sh", "-c"]);
+    expect(reloader.command[2]).toContain("SELECT pg_reload_conf()");
+    expect(reloader.command[2]).toContain("-c RELOAD");
+    expect(reloader.command[2]).toContain("-h '/var/run/postgresql' -p 5432 -U 'postgres'");
+    expect(reloader.command[2]).toContain("host=127.0.0.1 port=6432 dbname=pgbouncer user=postgres sslmode=require sslcertmode=disable");
+    expect(reloader.env).toEqual([{ name: "PGPASSWORD", valueFrom: { secretKeyRef: { key: "superuser-password", name: "pgvector-credentials" } } }]);
+    expect(reloader.volumeMounts).toEqual([
+      { mountPath: "/etc/pgstack/tls", name: "tls", readOnly: true },
+      { mountPath: "/var/run/postgresql", name: "run", readOnly: true },
+    ]);
+    // The socket directory PostgreSQL writes, the same volume.
+    expect(container(sts, "postgres").volumeMounts).toContainEqual({ mountPath: "/var/run/postgresql", name: "run" });
+    expect(reloader.securityContext.runAsUser).toBe(999);
+    expect(reloader.resources).toEqual({ limits: { memory: "32Mi" }, requests: { cpu: "10m", memory: "32Mi" } });
+    // No process namespace is shared for it.
+    expect(podSpec(sts).shareProcessNamespace).toBeUndefined();
+  });
+
+  it("creates the StatefulSet after the TLS Secret, and asks for the keys as secret outputs", async () => {
+    const options: Record<string, Obj> = {};
+    const stack = new m.stack.VectorStack(
+      "s-tls-opts",
+      { rendered: renderedFor(), hookBundle: "x", appPassword: "x" },
+      { transformations: [(a) => void (options[a.name] = a.opts)] },
+    );
+    await outputOf(stack.hookJobName);
+    await quiesce();
+    const after = await Promise.all((options["s-tls-opts-database-statefulset"].dependsOn as Obj[]).map((r) => outputOf(r.urn)));
+    expect(after.map((u: string) => u.split("::").pop())).toContain("s-tls-opts-database-tls-secret");
+    // The keys are secret outputs in a real deploy too (the mocks do not apply additionalSecretOutputs).
+    for (const key of ["ca-key", "server-key"]) {
+      expect(options[`s-tls-opts-database-tls-certificates-${key}`].additionalSecretOutputs, key).toEqual(
+        expect.arrayContaining(["privateKeyPem", "privateKeyPemPkcs8", "privateKeyOpenssh"]),
+      );
+    }
+  });
+
+  it("with tls.certManagerIssuer: a cert-manager Certificate writes the Secret, awaited until Ready; nothing of @pulumi/tls", async () => {
+    const d = await certManager();
+    expect(d.resources.filter((r) => r.type.startsWith("tls:"))).toEqual([]);
+    expect(d.of(T.secret).map((r) => (withoutSecretMarkers(r.inputs) as Obj).metadata.name)).not.toContain("pgvector-tls");
+    const certificate = d.one(T.certificate);
+    expect(certificate.apiVersion).toBe("cert-manager.io/v1");
+    expect(certificate.kind).toBe("Certificate");
+    expect(certificate.metadata).toMatchObject({ annotations: { "pulumi.com/waitFor": "condition=Ready" }, name: "pgvector-tls", namespace: "pgvector-test" });
+    const request = withoutSecretMarkers(d.of(T.certificate)[0].inputs) as Obj;
+    expect(request.spec).toEqual({
+      commonName: "pgvector-pooled",
+      dnsNames: expect.arrayContaining(["localhost", "pgvector-pooled", "pgvector-pooled.pgvector-test.svc.cluster.local", "pgvector-direct.pgvector-test.svc"]),
+      duration: "2160h0m0s",
+      ipAddresses: ["127.0.0.1", "::1"],
+      issuerRef: { group: "cert-manager.io", kind: "ClusterIssuer", name: "stack-ca" },
+      privateKey: { algorithm: "ECDSA", rotationPolicy: "Always", size: 256 },
+      renewBefore: "600h0m0s",
+      secretName: "pgvector-tls",
+      secretTemplate: { labels: certificate.metadata.labels },
+      usages: ["digital signature", "key encipherment", "server auth"],
+    });
+    // The same names as the generated certificate would carry.
+    const generated = withoutSecretMarkers((await mainStack()).of("tls:index/certRequest:CertRequest")[0].inputs) as Obj;
+    expect(request.spec.dnsNames).toEqual(generated.dnsNames);
+    // The pod mounts the Secret cert-manager writes, and waits for it.
+    expect(podSpec(d.one(T.statefulSet)).volumes.find((v: Obj) => v.name === "tls").secret.secretName).toBe("pgvector-tls");
+    // The CA is the issuer's: no output, no copy in the app Secret, whose annotation says where to get it.
+    expect(d.stack.caCertificate).toBeUndefined();
+    const app = d.one(T.secret, "database-app");
+    expect(app.stringData["ca.crt"]).toBeUndefined();
+    expect(app.metadata.annotations["pgvector-stack/ca-certificate"]).toBe(
+      `uri verifies the server (sslmode=verify-full) against ${caPath}: mount key ca.crt of Secret pgvector-tls (cert-manager's issuer CA) there`,
+    );
+  });
+
+  it("the cert-manager Certificate passes @kubernetes-models/cert-manager's schema, and the check is not vacuous", async () => {
+    const d = await certManager();
+    const inputs = d.of(T.certificate)[0].inputs;
+    expect(schemaProblems(T.certificate, inputs)).toEqual([]);
+    const broken = structuredClone(withoutSecretMarkers(inputs)) as Obj;
+    broken.spec.privateKey.rotationpolicy = "Always";
+    broken.spec.usages = ["server auth", "serverauth"];
+    const problems = schemaProblems(T.certificate, broken);
+    expect(problems).toContainEqual({ path: ".spec.privateKey.rotationpolicy", message: 'unknown field "rotationpolicy"' });
+    expect(problems.some((p) => p.path === "" && /usages/.test(p.message))).toBe(true);
   });
 });
 
@@ -826,8 +1078,11 @@ describe("schema", () => {
   it("no secret value in any non-Secret input of any deployment", async () => {
     await Promise.all([...deployments.values()]);
     for (const r of recorded.filter((x) => x.type !== T.secret)) {
-      const text = JSON.stringify(r.inputs);
-      expect(text.includes(configuredSecret) || text.includes(generatedPrefix) || text.includes("SCRAM-SHA-256$"), `${r.type} ${r.name}`).toBe(false);
+      // A key handed to @pulumi/tls as a secret input stays in Pulumi's state, encrypted; anywhere else (a ConfigMap
+      // with a secret-marked value is still plain text in the cluster) a secret is a leak, marked or not.
+      const text = JSON.stringify(r.type.startsWith("tls:") ? redactedSecrets(r.inputs) : r.inputs);
+      const leaked = [configuredSecret, generatedPrefix, "SCRAM-SHA-256$", mockPrivateKeyPrefix].filter((v) => text.includes(v));
+      expect(leaked, `${r.type} ${r.name}`).toEqual([]);
     }
   });
 

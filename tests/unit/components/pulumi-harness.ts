@@ -20,6 +20,7 @@ export function installMocks(config: Record<string, string> = {}, project = "pgv
         const state: Record<string, unknown> = { ...args.inputs };
         // Generated passwords: a fixed, obviously fake value so tests can look for leaks of it.
         if (args.type === "random:index/randomPassword:RandomPassword") state.result = `mock-password-${args.name}`;
+        Object.assign(state, tlsState(args.type, args.name));
         return { id: `${args.name}-id`, state };
       },
       call(args: pulumi.runtime.MockCallArgs) {
@@ -31,6 +32,37 @@ export function installMocks(config: Record<string, string> = {}, project = "pgv
     false,
   );
   return recorded;
+}
+
+/** A PEM block around a marker: what a fake key or certificate looks like under the mocks. */
+export function mockPem(label: string, marker: string): string {
+  return `-----BEGIN ${label}-----\n${marker}\n-----END ${label}-----\n`;
+}
+
+/** Marker of every fake private key (`mock-private-key-<resource>`): tests look for leaks of it. */
+export const mockPrivateKeyPrefix = "mock-private-key-";
+
+/**
+ * @pulumi/tls outputs, which the mocks otherwise lack (they echo inputs): fake PEMs named after the resource. Keys
+ * are returned as secrets, as @pulumi/tls marks them (additionalSecretOutputs is not applied under mocks).
+ */
+function tlsState(type: string, name: string): Record<string, unknown> {
+  switch (type) {
+    case "tls:index/privateKey:PrivateKey":
+      return {
+        privateKeyPem: pulumi.secret(mockPem("EC PRIVATE KEY", `${mockPrivateKeyPrefix}${name}`)),
+        privateKeyPemPkcs8: pulumi.secret(mockPem("PRIVATE KEY", `${mockPrivateKeyPrefix}${name}-pkcs8`)),
+        privateKeyOpenssh: pulumi.secret(mockPem("OPENSSH PRIVATE KEY", `${mockPrivateKeyPrefix}${name}-openssh`)),
+        publicKeyPem: mockPem("PUBLIC KEY", `mock-public-key-${name}`),
+      };
+    case "tls:index/certRequest:CertRequest":
+      return { certRequestPem: mockPem("CERTIFICATE REQUEST", `mock-certificate-request-${name}`) };
+    case "tls:index/selfSignedCert:SelfSignedCert":
+    case "tls:index/locallySignedCert:LocallySignedCert":
+      return { certPem: mockPem("CERTIFICATE", `mock-certificate-${name}`), readyForRenewal: false, validityEndTime: "2000-01-01T00:00:00Z" };
+    default:
+      return {};
+  }
 }
 
 export function outputOf<T>(output: pulumi.Output<T> | pulumi.Input<T>): Promise<T> {
