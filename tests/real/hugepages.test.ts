@@ -13,9 +13,9 @@ import { getRuntime, startPostgres, stopAll, type PostgresServer, type Runtime }
 import { specFor } from "../unit/spec-fixture";
 
 const cases: readonly (readonly [string, StackSpec])[] = [
-  // Too small for a Kubernetes pod beside its sidecars (the gate refuses it there): the model is the same on Docker.
+  // Too small for a Kubernetes pod beside its sidecars (the gate refuses them there): the model is the same on Docker.
   ["1Gi node, 2 cpus (docker)", specFor({ target: "docker", node: { memory: "1Gi", cpus: 2 }, postgres: { hugePages: "on" } })],
-  ["4Gi node, 2 cpus", specFor({ node: { memory: "4Gi", cpus: 2 } })],
+  ["4Gi node, 2 cpus (docker)", specFor({ target: "docker", node: { memory: "4Gi", cpus: 2 }, postgres: { hugePages: "on" } })],
   ["16Gi node, 4 cpus", specFor({ node: { memory: "16Gi", cpus: 4 } })],
   ["32Gi node, 8 cpus (staging)", specFor({ node: { memory: "32Gi", cpus: 8 } })],
   ["64Gi node, 16 cpus (prod)", specFor({ node: { memory: "64Gi", cpus: 16 } })],
