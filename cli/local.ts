@@ -56,6 +56,11 @@ const perfOptions = {
     help: 'after the benchmark, run search, hybrid, insert and mixed with "pgbench -M prepared" on the\nsame statements, table, concurrency and PgBouncer, alternating with Node; the report shows\nNode ops/s ÷ pgbench tps per scenario',
   },
   "pgbench-rounds": { type: "string", value: "N", default: "3", help: "with --against-pgbench: rounds per scenario, the best of each side kept" },
+  "compare-tls": {
+    type: "boolean",
+    help: "measure what TLS costs: after the benchmark, run search, hybrid, insert and mixed through\nPgBouncer over plain text (sslmode=disable) and over verify-full TLS in alternating rounds,\nand pgbench -C (a new connection per SELECT 1) both ways; the report shows TLS ÷ plain per\nscenario against the goal (≥ 90 % in steady state). For this, PgBouncer runs with\nclient_tls_sslmode = allow instead of require; PostgreSQL stays TLS-only",
+  },
+  "tls-rounds": { type: "string", value: "N", default: "3", help: "with --compare-tls: rounds per scenario and leg, the median of each leg kept" },
   keep: { type: "boolean", help: "keep the cluster up after the report, in the foreground, until Ctrl-C or `local down`" },
 } as const;
 
@@ -72,7 +77,8 @@ const help = commandHelp({
     "pgstack local down [--name NAME] [--format text|json]",
     "pgstack local perf [--stack S] [--name NAME] [--memory SIZE] [--no-huge-pages] [--rows N] [--duration D]",
     "                   [--warmup D] [--sustained D] [--concurrency N] [--report-dir DIR]",
-    "                   [--against-pgbench [--pgbench-rounds N]] [--keep] [--format text|json]",
+    "                   [--against-pgbench [--pgbench-rounds N]] [--compare-tls [--tls-rounds N]] [--keep]",
+    "                   [--format text|json]",
   ],
   description: [
     "up     Start the stack's rendered files as real processes on loopback ports: PostgreSQL 17 + pgvector, PgBouncer",
@@ -84,6 +90,7 @@ const help = commandHelp({
     "       servers itself, deletes their directories and gives back the huge pages the cluster added.",
     "perf   up → HNSW indexes (postdeploy/indexes.ts, tables created) → smoke benchmark through PgBouncer",
     "       (postdeploy/smoke.ts) → report (report.json, report.md, report.html in --report-dir) → down.",
+    "       --compare-tls adds plain text vs TLS through PgBouncer to the report (PgBouncer then admits both).",
     "",
     "Ctrl-C, SIGTERM, SIGHUP, an uncaught error or a failed step tears the cluster down before pgstack exits.",
   ],
@@ -129,6 +136,8 @@ export interface PerfFlags extends ClusterFlags {
   readonly keep: boolean;
   /** 0: no pgbench comparison; otherwise the rounds per scenario (--against-pgbench [--pgbench-rounds N]). */
   readonly againstPgbenchRounds: number;
+  /** 0: no TLS comparison; otherwise the rounds per scenario and leg (--compare-tls [--tls-rounds N]). */
+  readonly compareTlsRounds: number;
   /** benchmark.* keys to override, as a stack file would write them. */
   readonly benchmark: Readonly<Record<string, string | number>>;
 }
@@ -181,11 +190,14 @@ export function parsePerfFlags(args: string[]): PerfFlags {
   }
   const rounds = positiveInteger(values["pgbench-rounds"], "pgbench-rounds");
   if (rounds !== undefined && values["against-pgbench"] !== true) throw new UsageError("--pgbench-rounds goes with --against-pgbench");
+  const tlsRounds = positiveInteger(values["tls-rounds"], "tls-rounds");
+  if (tlsRounds !== undefined && values["compare-tls"] !== true) throw new UsageError("--tls-rounds goes with --compare-tls");
   return {
     ...flags,
     reportDir: values["report-dir"] ?? path.join("reports", "perf"),
     keep: values.keep === true,
     againstPgbenchRounds: values["against-pgbench"] === true ? (rounds ?? 3) : 0,
+    compareTlsRounds: values["compare-tls"] === true ? (tlsRounds ?? 3) : 0,
     benchmark,
   };
 }
@@ -354,6 +366,21 @@ export function perfTable(outcome: PerfOutcome, sizing: string): string {
       lines.push(`${c.scenario.padEnd(10)} Node ${c.nodeOpsPerSec.toFixed(1).padStart(8)} ops/s   pgbench ${c.pgbenchTps.toFixed(1).padStart(8)} tps   ratio ${(c.ratio * 100).toFixed(0)} %`);
     }
   }
+  const t = outcome.tlsCost;
+  if (t !== null) {
+    lines.push(
+      "",
+      `TLS cost through PgBouncer: plain text vs verify-full TLS, median of ${t.rounds} alternating rounds of ${t.seconds} s; goal TLS ≥ ${Math.round(t.goal * 100)} % of plain in steady state: ${t.meetsGoal ? "met" : "MISSED"}`,
+    );
+    for (const row of t.rows) {
+      const unit = row.steadyState ? "ops/s" : "tps  ";
+      const connect = row.plain.connectionMs !== undefined && row.tls.connectionMs !== undefined ? `   connect ${row.plain.connectionMs.toFixed(2)} → ${row.tls.connectionMs.toFixed(2)} ms` : "";
+      lines.push(
+        `${row.scenario.padEnd(10)} plain ${row.plain.opsPerSec.toFixed(1).padStart(8)} ${unit}   TLS ${row.tls.opsPerSec.toFixed(1).padStart(8)} ${unit}   ratio ${(row.ratio * 100).toFixed(1).padStart(5)} %` +
+          `${row.meetsGoal === null ? connect : row.meetsGoal ? "" : "   MISSED"}`,
+      );
+    }
+  }
   lines.push(
     "",
     `machine       ${r.machine.cores} cores, ${humanBytes(r.machine.memoryBytes)} RAM; node sized for ${sizing}`,
@@ -444,10 +471,20 @@ async function perf(args: string[]): Promise<number> {
   const progress = terminalProgress();
   warnRendered(rendered, progress.warn);
   const reportDir = path.resolve(flags.reportDir);
-  const cluster = new LocalCluster({ name: flags.name, spec, progress, hugePages: flags.hugePages, owner: "local perf" });
+  const cluster = new LocalCluster({
+    name: flags.name,
+    spec,
+    progress,
+    hugePages: flags.hugePages,
+    owner: "local perf",
+    // Plain-text clients are admitted only for the comparison that measures them; every other run requires TLS.
+    clientTls: flags.compareTlsRounds > 0 ? "allow" : "require",
+  });
   return guarded(cluster, progress, flags.json, async (guard, printResult) => {
     await guard.race(cluster.start());
-    const outcome = await guard.race(runPerf({ cluster, progress, reportDir, sizing, againstPgbenchRounds: flags.againstPgbenchRounds }));
+    const outcome = await guard.race(
+      runPerf({ cluster, progress, reportDir, sizing, againstPgbenchRounds: flags.againstPgbenchRounds, compareTlsRounds: flags.compareTlsRounds }),
+    );
     printResult(flags.json ? perfJson(outcome, sizing) : perfTable(outcome, sizing));
     if (flags.keep) {
       if (!flags.json) console.log(`\n${connectionTable(cluster.info, sizing)}\n\nKept up (--keep). Stop with Ctrl-C, or: pgstack local down --name ${cluster.name}`);
@@ -465,6 +502,7 @@ function perfJson(outcome: PerfOutcome, sizing: string): string {
     hugePages: outcome.hugePages,
     indexBuildSeconds: outcome.indexBuildSeconds,
     sizing,
+    tlsCost: outcome.tlsCost,
     scenarios: outcome.result.scenarios.map((s) => ({
       name: s.name,
       opsPerSec: s.opsPerSec,

@@ -29,6 +29,13 @@ export const pgbouncerAuthFile = "/etc/pgbouncer/userlist.txt";
 /** PgBouncer admin console user (PAUSE, RELOAD, SHOW): the database superuser, already an operator's identity. */
 export const pgbouncerAdminUser = superuser;
 
+/**
+ * What PgBouncer asks of its clients (client_tls_sslmode). "require" everywhere the stack runs. "allow" admits
+ * plain-text clients beside TLS ones, so one PgBouncer can be measured both ways: only the perf cluster's TLS cost
+ * comparison (`pgstack local perf --compare-tls`) asks for it, and configs/placement.ts refuses it on any other target.
+ */
+export type ClientTlsMode = "require" | "allow";
+
 export interface PgBouncerIniOptions {
   /** The PostgreSQL PgBouncer pools. Defaults to 127.0.0.1:5432: the server in the same pod or network namespace. */
   readonly server?: { readonly host: string; readonly port: number };
@@ -40,6 +47,8 @@ export interface PgBouncerIniOptions {
   readonly listenPort?: number;
   /** The certificate it presents, its key, and the CA it verifies PostgreSQL with. Defaults to the containers' mount. */
   readonly tls?: TlsFiles;
+  /** client_tls_sslmode (see ClientTlsMode). Defaults to "require". */
+  readonly clientTls?: ClientTlsMode;
 }
 
 export interface PgBouncerSetting {
@@ -69,7 +78,7 @@ export function pgbouncerSettings(spec: StackSpec, opts: PgBouncerIniOptions = {
     },
     { name: "unix_socket_dir", value: "", reason: "no Unix socket: clients and the exporter connect over TCP" },
     { name: "auth_type", value: "scram-sha-256", reason: "guide, Security: strong authentication (SCRAM-SHA-256)" },
-    { name: "client_tls_sslmode", value: "require", reason: "guide, Security: SSL/TLS for all connections; a client without TLS is told 'SSL required'" },
+    clientTlsSetting(opts.clientTls ?? "require"),
     { name: "client_tls_cert_file", value: tls.certificate, reason: "the server certificate PostgreSQL presents too; re-read on RELOAD, so renewing needs no restart" },
     { name: "client_tls_key_file", value: tls.key, reason: "its key (a wrong one on RELOAD: PgBouncer keeps the old pair and logs it)" },
     {
@@ -114,6 +123,19 @@ export function pgbouncerSettings(spec: StackSpec, opts: PgBouncerIniOptions = {
     { name: "log_pooler_errors", value: "1", reason: "errors PgBouncer itself sends to clients (pool full, timeouts)" },
     { name: "stats_period", value: "60", reason: "averages in SHOW STATS and the log every minute" },
   ];
+}
+
+function clientTlsSetting(mode: ClientTlsMode): PgBouncerSetting {
+  if (mode === "require") {
+    return { name: "client_tls_sslmode", value: "require", reason: "guide, Security: SSL/TLS for all connections; a client without TLS is told 'SSL required'" };
+  }
+  return {
+    name: "client_tls_sslmode",
+    value: "allow",
+    reason:
+      "for the perf cluster's TLS cost comparison only (pgstack local perf --compare-tls): plain-text clients are admitted beside TLS ones, " +
+      "so both are measured through this one PgBouncer; PgBouncer to PostgreSQL stays verify-full and PostgreSQL stays hostssl-only",
+  };
 }
 
 /** pgbouncer.ini. Holds no secret: the auth_file is named, not included. Same spec, same bytes. */

@@ -11,7 +11,7 @@
 import { canaryPort } from "./canary";
 import { nodeExporterPort, pgbouncerExporterPort, postgresExporterPort } from "./exporters";
 import { mtailPort } from "./mtail";
-import { pgbouncerAuthFile, pgbouncerPort } from "./pgbouncer";
+import { pgbouncerAuthFile, pgbouncerPort, type ClientTlsMode } from "./pgbouncer";
 import { postgresPort, unixSocketDirectory, type PostgresServerPlacement } from "./postgresql";
 import { prometheusPort } from "./scrape";
 import { containerTls, type TlsFiles } from "./tls";
@@ -90,6 +90,12 @@ export interface Placement {
   readonly intervals: MonitoringIntervals;
   /** Whether the target runs Prometheus itself (Docker, perf cluster) or leaves it to the Prometheus Operator. */
   readonly runsPrometheus: boolean;
+  /**
+   * PgBouncer's client_tls_sslmode: "require" on every placement. A perf cluster started for `pgstack local perf
+   * --compare-tls` has "allow" (`localPlacement({ clientTls: "allow" })`), so one PgBouncer serves plain-text and TLS
+   * clients side by side; no stack file key reaches it, and `placementProblems` refuses it on any other target.
+   */
+  readonly clientTls: ClientTlsMode;
 }
 
 /**
@@ -145,6 +151,7 @@ const docker: Placement = {
   dataVolumeMount: containerDataMount,
   intervals: productionIntervals,
   runsPrometheus: true,
+  clientTls: "require",
 };
 
 const kubernetes: Placement = {
@@ -158,6 +165,7 @@ const kubernetes: Placement = {
   dataVolumeMount: containerDataMount,
   intervals: productionIntervals,
   runsPrometheus: false,
+  clientTls: "require",
 };
 
 /** The perf cluster at its reference placement (what `pgstack render` shows); a running cluster passes its own. */
@@ -184,6 +192,7 @@ const local: Placement = {
   dataVolumeMount: null,
   intervals: localIntervals,
   runsPrometheus: true,
+  clientTls: "require",
 };
 
 const placements: Readonly<Record<Target, Placement>> = { docker, kubernetes, local };
@@ -193,13 +202,22 @@ export function placementFor(target: Target): Placement {
   return placements[target];
 }
 
-/** The perf cluster's placement for one run: its own ports, paths and intervals over the reference one. */
-export function localPlacement(over: { readonly ports?: Partial<PlacementPorts>; readonly paths?: Partial<PlacementPaths>; readonly intervals?: Partial<MonitoringIntervals> }): Placement {
+/**
+ * The perf cluster's placement for one run: its own ports, paths and intervals over the reference one, and PgBouncer's
+ * client_tls_sslmode ("require" unless the run compares TLS with plain text).
+ */
+export function localPlacement(over: {
+  readonly ports?: Partial<PlacementPorts>;
+  readonly paths?: Partial<PlacementPaths>;
+  readonly intervals?: Partial<MonitoringIntervals>;
+  readonly clientTls?: ClientTlsMode;
+}): Placement {
   return {
     ...local,
     ports: { ...local.ports, ...over.ports },
     paths: { ...local.paths, ...over.paths },
     intervals: { ...local.intervals, ...over.intervals },
+    clientTls: over.clientTls ?? local.clientTls,
   };
 }
 
@@ -237,6 +255,9 @@ export function placementProblems(p: Placement): string[] {
   if (!Number.isInteger(evaluationMs) || evaluationMs < 100) problems.push(`intervals.evaluationMs ${evaluationMs} must be a whole number ≥ 100`);
   // configs/canary.ts accepts intervals from 100 ms.
   if (!Number.isInteger(canaryMs) || canaryMs < 100) problems.push(`intervals.canaryMs ${canaryMs} must be a whole number ≥ 100`);
+  if (p.clientTls !== "require" && p.clientTls !== "allow") problems.push(`clientTls "${String(p.clientTls)}" must be require or allow`);
+  // Plain text to the pooler is a measuring aid of the throw-away perf cluster, never something a deployed stack serves.
+  if (p.clientTls === "allow" && p.target !== "local") problems.push(`clientTls "allow" is for the perf cluster's TLS cost comparison only; target ${p.target} requires TLS of every client`);
   return problems;
 }
 

@@ -172,6 +172,7 @@ export function renderStack(spec: StackSpec, placement: Placement = placementFor
       listenPort: placement.ports.pgbouncer,
       authFile: placement.paths.pgbouncerAuthFile,
       tls: tlsFiles(placement),
+      clientTls: placement.clientTls,
     }),
     "postgres-exporter-queries.yaml": postgresExporterQueriesYaml(),
     "alert-rules.yaml": renderAlertRulesYaml(rulesInput),

@@ -10,7 +10,7 @@ import { randomBytes } from "node:crypto";
 import { monitoringSetupSql } from "../configs/exporters";
 import type { Launch, SecretInput } from "../configs/launches";
 import { localPlacement, type MonitoringIntervals, type Placement, type PlacementPaths, type PlacementPorts } from "../configs/placement";
-import { pgbouncerUserlist } from "../configs/pgbouncer";
+import { pgbouncerUserlist, type ClientTlsMode } from "../configs/pgbouncer";
 import { renderStack } from "../configs/render";
 import type { Rendered, RenderedRoles } from "../configs/rendered";
 import { bootstrapSql } from "../configs/roles";
@@ -80,6 +80,8 @@ export function clusterPlacement(input: {
   readonly dirs: ClusterDirPaths;
   readonly pgdataEntry: string;
   readonly intervals?: Partial<MonitoringIntervals>;
+  /** PgBouncer's client_tls_sslmode: "allow" only for `local perf --compare-tls`. Defaults to "require". */
+  readonly clientTls?: ClientTlsMode;
 }): Placement {
   const { dirs } = input;
   const paths: PlacementPaths = {
@@ -95,7 +97,7 @@ export function clusterPlacement(input: {
     alertRules: `${dirs.prometheus}/${clusterEntries.alertRules}`,
     prometheusData: `${dirs.prometheus}/${clusterEntries.prometheusData}`,
   };
-  return localPlacement({ ports: input.ports, paths, intervals: input.intervals });
+  return localPlacement({ ports: input.ports, paths, intervals: input.intervals, clientTls: input.clientTls });
 }
 
 /** A placement change: a server moved to another port, PGDATA (and PostgreSQL's socket) to a fresh directory. */
@@ -112,7 +114,7 @@ export function renderedWith(rendered: Rendered, change: PlacementChange): Rende
   const p = rendered.placement;
   return renderStack(
     rendered.spec,
-    localPlacement({ ports: { ...p.ports, ...change.ports }, paths: { ...p.paths, ...change.paths }, intervals: p.intervals }),
+    localPlacement({ ports: { ...p.ports, ...change.ports }, paths: { ...p.paths, ...change.paths }, intervals: p.intervals, clientTls: p.clientTls }),
   );
 }
 

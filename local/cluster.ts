@@ -26,6 +26,7 @@ import { hugePageBytes } from "../configs/hugepages";
 import type { Launch, SecretInput } from "../configs/launches";
 import { mtailProgramFile } from "../configs/mtail";
 import { localPlacement, placementProblems, type MonitoringIntervals, type PlacementPorts } from "../configs/placement";
+import type { ClientTlsMode } from "../configs/pgbouncer";
 import { silentProgress, type Progress } from "../configs/progress";
 import { renderStack } from "../configs/render";
 import type { Rendered, RenderedMemory } from "../configs/rendered";
@@ -140,6 +141,11 @@ export interface StartClusterOptions {
    * (configs/placement.ts localIntervals: 5 s, 5 s, 10 s).
    */
   readonly monitoring?: Partial<MonitoringIntervals>;
+  /**
+   * PgBouncer's client_tls_sslmode for this run. "allow" (plain-text clients admitted beside TLS ones) only for
+   * `local perf --compare-tls`, which measures both through one PgBouncer. Defaults to "require".
+   */
+  readonly clientTls?: ClientTlsMode;
   /**
    * The cluster's TLS: by default a throw-away CA made for this cluster and a server certificate from it for the
    * rendered server names, valid for the stack's tls.certificateValidity. Tests give their own CA or certificate to
@@ -314,6 +320,8 @@ interface StepHost {
   readonly passwords: ClusterPasswords;
   readonly secrets: readonly string[];
   readonly monitoring: Partial<MonitoringIntervals> | undefined;
+  /** StartClusterOptions.clientTls. */
+  readonly clientTls: ClientTlsMode | undefined;
   /** False with `--no-huge-pages`. */
   readonly hugePagesWanted: boolean;
   readonly pool: HugePagesPool;
@@ -444,6 +452,7 @@ async function placement(ctx: Pick<Built, "runtime">, host: StepHost): Promise<P
     },
     pgdataEntry: postgresDataEntry,
     intervals: host.monitoring,
+    clientTls: host.clientTls,
   });
   return { dirs, rendered: renderStack(host.spec, placed) };
 }
@@ -840,7 +849,7 @@ export class LocalCluster {
           `(ports and directories of this run)`,
       );
     }
-    const problems = placementProblems(localPlacement({ intervals: options.monitoring }));
+    const problems = placementProblems(localPlacement({ intervals: options.monitoring, clientTls: options.clientTls }));
     if (problems.length > 0) throw new Error(`cluster ${options.name}: ${problems.join("; ")}`);
     const failAfter = options.failAfter ?? process.env[failAfterEnv];
     if (failAfter !== undefined && failAfter !== "" && !(clusterSteps as readonly string[]).includes(failAfter)) {
@@ -854,6 +863,7 @@ export class LocalCluster {
       passwords: this.passwords,
       secrets: passwordList(this.passwords),
       monitoring: options.monitoring,
+      clientTls: options.clientTls,
       hugePagesWanted: options.hugePages !== false,
       pool: this.pool,
       checkpoint: () => this.checkpoint(),

@@ -7,7 +7,9 @@
  *      its build time is the one a real deploy would see (loading into an already indexed table would instead pay
  *      HNSW insertion per row, ~3 ms of CPU each, and measure nothing);
  *   3. postdeploy/smoke.ts runs the scenarios through PgBouncer on that table;
- *   4. postdeploy/report.ts writes JSON, Markdown and HTML with the machine, settings, huge pages and build time.
+ *   4. on request, Node against pgbench on the same statements (local/pgbench.ts), and what TLS costs through
+ *      PgBouncer, plain text against verify-full TLS (local/tls-cost.ts);
+ *   5. postdeploy/report.ts writes JSON, Markdown and HTML with the machine, settings, huge pages and build time.
  */
 import * as os from "node:os";
 import type { IndexPlanEntry } from "../configs/hnsw";
@@ -20,11 +22,13 @@ import { loadBenchmarkRows, type LoadResult } from "../postdeploy/load";
 import { writeReport, type ReportInput, type WrittenReport } from "../postdeploy/report";
 import type { PgbenchComparison } from "../postdeploy/pgbench-scripts";
 import { runSmoke, SmokeSession, smokeExitCode, type SmokeResult } from "../postdeploy/smoke";
+import type { TlsCostReport } from "../postdeploy/tls-cost";
 import { ClusteredVectors } from "../postdeploy/vectors";
 import type { LocalCluster } from "./cluster";
 import { describeHugePages } from "./hugepages";
 import { compareWithPgbench } from "./pgbench";
 import { getRuntime } from "./runtime";
+import { compareTlsCost } from "./tls-cost";
 
 export interface PerfOptions {
   readonly cluster: LocalCluster;
@@ -38,6 +42,12 @@ export interface PerfOptions {
    * rounds per scenario (each side keeps its best), to show the Node client is not the bottleneck. Defaults to 0: off.
    */
   readonly againstPgbenchRounds?: number;
+  /**
+   * After the benchmark, run search, hybrid, insert and mixed through PgBouncer over plain text and over verify-full
+   * TLS, and pgbench -C both ways, alternating this many rounds per scenario (each leg keeps its median). The cluster
+   * must have been started with clientTls "allow". Defaults to 0: off.
+   */
+  readonly compareTlsRounds?: number;
 }
 
 export interface PerfOutcome {
@@ -49,6 +59,8 @@ export interface PerfOutcome {
   readonly indexBuildSeconds: number | null;
   /** Node vs pgbench per scenario, when asked for. */
   readonly comparison: readonly PgbenchComparison[];
+  /** Plain text vs TLS through PgBouncer, when asked for. */
+  readonly tlsCost: TlsCostReport | null;
   /** Non-zero only when benchmark.enforce is set and a target was missed. */
   readonly exitCode: number;
 }
@@ -71,6 +83,10 @@ export async function runPerf(opts: PerfOptions): Promise<PerfOutcome> {
   const spec = rendered.spec;
   const plan = rendered.indexPlan;
   const entry = benchmarkEntry(plan);
+  // Checked before the long load and build, not after them.
+  if (opts.compareTlsRounds && rendered.placement.clientTls !== "allow") {
+    throw new Error(`the TLS comparison needs a PgBouncer that admits plain text too; cluster ${cluster.name} was started with client_tls_sslmode = ${rendered.placement.clientTls} (start it with clientTls: "allow", as local perf --compare-tls does)`);
+  }
   if (plan.length > 1) progress.warn(`the smoke benchmark runs on ${entry.table} only; the other ${plan.length - 1} table(s) are indexed, not benchmarked`);
 
   const load = await createAndLoad(info.directUrl, entry, spec.benchmark, progress);
@@ -97,6 +113,18 @@ export async function runPerf(opts: PerfOptions): Promise<PerfOutcome> {
   };
 
   const comparison = opts.againstPgbenchRounds ? await againstPgbench(opts, entry, opts.againstPgbenchRounds) : [];
+  const tlsCost = opts.compareTlsRounds
+    ? await compareTlsCost({
+        runtime: await getRuntime(),
+        pooledUrl: info.pooledUrl,
+        directUrl: info.directUrl,
+        consoleUrl: pgbouncerConsoleUrl(info),
+        plan: entry,
+        spec: spec.benchmark,
+        rounds: opts.compareTlsRounds,
+        progress,
+      })
+    : null;
 
   const settings = { ...(await cluster.settings()), ...perfFacts(opts, entry, indexes.results) };
   const hugePages = describeHugePages(info.hugePages);
@@ -107,9 +135,18 @@ export async function runPerf(opts: PerfOptions): Promise<PerfOutcome> {
     hugePages,
     indexBuildSeconds,
     comparison,
+    ...(tlsCost === null ? {} : { tlsCost }),
   };
   const files = writeReport(opts.reportDir, input);
-  return { files, result, indexes, settings, hugePages, indexBuildSeconds, comparison, exitCode: smokeExitCode(result, spec.benchmark) };
+  return { files, result, indexes, settings, hugePages, indexBuildSeconds, comparison, tlsCost, exitCode: smokeExitCode(result, spec.benchmark) };
+}
+
+/** PgBouncer's admin console as the superuser (admin_users), over the cluster's verify-full TLS: for SHOW CLIENTS. */
+export function pgbouncerConsoleUrl(info: Pick<LocalCluster["info"], "superuserUrl" | "ports">): string {
+  const url = new URL(info.superuserUrl);
+  url.port = String(info.ports.pgbouncer);
+  url.pathname = "/pgbouncer";
+  return url.toString();
 }
 
 /** The same table, statements and concurrency through the same PgBouncer: Node's ops/s against pgbench's tps. */
@@ -141,6 +178,10 @@ function perfFacts(opts: PerfOptions, entry: IndexPlanEntry, results: readonly I
     "pgbouncer default_pool_size": String(spec.pgbouncer.defaultPoolSize),
     "pgbouncer max_client_conn": String(spec.pgbouncer.maxClientConn),
     "runtime": `${opts.cluster.info.runtime.kind} (PgBouncer ${opts.cluster.info.runtime.versions.pgbouncer})`,
+    "pgbouncer client_tls_sslmode":
+      opts.cluster.rendered.placement.clientTls === "allow"
+        ? "allow (for the TLS comparison: plain text admitted beside TLS; the smoke benchmark itself ran over verify-full TLS)"
+        : "require",
     [`${entry.table}.${entry.column} storage`]: `${entry.storage} (${entry.vectorBytes} bytes per vector${entry.storageSql ? `; ${entry.storageSql} before loading` : ""})`,
   };
   for (const r of results) {

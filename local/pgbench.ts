@@ -30,6 +30,8 @@ export interface PgbenchOptions {
   readonly scenario: ScenarioName;
   readonly concurrency: number;
   readonly seconds: number;
+  /** PGAPPNAME, which PgBouncer's SHOW CLIENTS shows. Defaults to "pgstack-pgbench". */
+  readonly applicationName?: string;
 }
 
 export interface PgbenchRun extends PgbenchSummary {
@@ -39,17 +41,52 @@ export interface PgbenchRun extends PgbenchSummary {
 
 /** `pgbench -M prepared -n -c N -j N -T secs -f script@weight …` through the rig's runtime. */
 export async function runPgbench(opts: PgbenchOptions): Promise<PgbenchRun> {
+  return execPgbench(opts, ["-M", "prepared"], (dir) =>
+    scriptWeights(opts.scenario).map(({ kind, weight }) => {
+      const text = opts.scripts[kind];
+      if (!text) throw new Error(`no pgbench script for ${kind} (scenario ${opts.scenario}): the table has no filter column?`);
+      return `${dir.writeFile(`${kind}.sql`, text, 0o644)}@${weight}`;
+    }),
+  );
+}
+
+export interface PgbenchReconnectOptions {
+  readonly runtime: Runtime;
+  /** As PgbenchOptions.url: its sslmode decides whether each new connection makes a TLS handshake. */
+  readonly url: string;
+  readonly concurrency: number;
+  readonly seconds: number;
+  /** PGAPPNAME. Defaults to "pgstack-pgbench". */
+  readonly applicationName?: string;
+}
+
+/** The reconnect case's whole transaction: the cheapest statement there is, so the connection is what is measured. */
+export const reconnectScript = "-- pgvector-stack: a new connection per transaction (pgbench -C)\nSELECT 1;\n";
+
+/**
+ * `pgbench -C -n -c N -j N -T secs -f select1.sql`: every transaction on a new connection (TCP connect, the TLS
+ * handshake when the URL asks for TLS, SCRAM, startup), simple query protocol (preparing a statement used once would
+ * only add a round trip). tps includes the reconnections; averageConnectionMs is pgbench's average connection time.
+ */
+export async function runPgbenchReconnect(opts: PgbenchReconnectOptions): Promise<PgbenchRun> {
+  const run = await execPgbench(opts, ["-C"], (dir) => [dir.writeFile("select1.sql", reconnectScript, 0o644)]);
+  if (run.averageConnectionMs === undefined) throw new Error(`pgbench -C printed no "average connection time" (${run.command})`);
+  return run;
+}
+
+/** pgbench through the rig's runtime with `modeArgs`, the scripts `scripts` writes, and the URL's server and TLS. */
+async function execPgbench(
+  opts: { readonly runtime: Runtime; readonly url: string; readonly concurrency: number; readonly seconds: number; readonly applicationName?: string },
+  modeArgs: readonly string[],
+  scripts: (dir: ReturnType<Runtime["scratchDir"]>) => string[],
+): Promise<PgbenchRun> {
   const { runtime } = opts;
   const url = new URL(opts.url);
   const dir = runtime.scratchDir("pgbench");
   try {
-    const files = scriptWeights(opts.scenario).map(({ kind, weight }) => {
-      const text = opts.scripts[kind];
-      if (!text) throw new Error(`no pgbench script for ${kind} (scenario ${opts.scenario}): the table has no filter column?`);
-      return `${dir.writeFile(`${kind}.sql`, text, 0o644)}@${weight}`;
-    });
+    const files = scripts(dir);
     const args = [
-      "-M", "prepared",
+      ...modeArgs,
       "-n",
       "-c", String(opts.concurrency),
       "-j", String(opts.concurrency),
@@ -61,7 +98,7 @@ export async function runPgbench(opts: PgbenchOptions): Promise<PgbenchRun> {
       decodeURIComponent(url.pathname.replace(/^\//, "")) || "postgres",
     ];
     const result = await runtime.exec("pgbench", args, {
-      env: { PGPASSWORD: decodeURIComponent(url.password), PGAPPNAME: "pgstack-pgbench", ...pgbenchTlsEnv(url, dir) },
+      env: { PGPASSWORD: decodeURIComponent(url.password), PGAPPNAME: opts.applicationName ?? "pgstack-pgbench", ...pgbenchTlsEnv(url, dir) },
       timeoutMs: (opts.seconds + 120) * 1000,
     });
     const output = maskSecrets(`${result.stdout}\n${result.stderr}`, urlPasswords([opts.url]));

@@ -80,20 +80,27 @@ export interface PgbenchSummary {
   readonly transactions: number;
   readonly failed: number;
   readonly latencyAverageMs: number | null;
+  /**
+   * With -C (a new connection per transaction): pgbench's "average connection time", ms; then `tps` includes the
+   * reconnections.
+   */
+  readonly averageConnectionMs?: number;
 }
 
-/** Reads pgbench's closing summary (PostgreSQL 15–17 wording). */
+/** Reads pgbench's closing summary (PostgreSQL 15–17 wording), with or without -C. */
 export function parsePgbenchOutput(output: string): PgbenchSummary {
   const tps = /^tps = ([\d.]+) \(without initial connection time\)/m.exec(output) ?? /^tps = ([\d.]+)/m.exec(output);
   if (!tps) throw new Error(`pgbench printed no "tps = …" line:\n${output.slice(-1500)}`);
   const processed = /number of transactions actually processed: (\d+)/.exec(output);
   const failed = /number of failed transactions: (\d+)/.exec(output);
   const latency = /latency average = ([\d.]+) ms/.exec(output);
+  const connection = /^average connection time = ([\d.]+) ms/m.exec(output);
   return {
     tps: Number(tps[1]),
     transactions: processed ? Number(processed[1]) : 0,
     failed: failed ? Number(failed[1]) : 0,
     latencyAverageMs: latency ? Number(latency[1]) : null,
+    ...(connection ? { averageConnectionMs: Number(connection[1]) } : {}),
   };
 }
 

@@ -10,6 +10,7 @@ import * as path from "path";
 import type { PgbenchComparison } from "./pgbench-scripts";
 import { nodeToPgbenchTarget } from "./pgbench-scripts";
 import type { ScenarioResult, SmokeResult } from "./smoke";
+import type { TlsCostReport, TlsCostRow, TlsLegEvidence, TlsLegSummary } from "./tls-cost";
 
 export interface ReportInput {
   readonly result: SmokeResult;
@@ -23,6 +24,8 @@ export interface ReportInput {
   readonly indexBuildSeconds?: number | null;
   /** Node vs pgbench on the same statements, when measured. Defaults to none. */
   readonly comparison?: readonly PgbenchComparison[];
+  /** Plain text vs TLS through PgBouncer (`local perf --compare-tls`), when measured. Defaults to none. */
+  readonly tlsCost?: TlsCostReport;
 }
 
 /** Stable JSON: keys sorted at every level, two-space indent, trailing newline. */
@@ -35,6 +38,7 @@ export function renderReportJson(input: ReportInput): string {
     settings: input.settings ?? {},
     result: input.result,
     comparison: input.comparison ?? [],
+    tlsCost: input.tlsCost ?? null,
   };
   return `${JSON.stringify(sortKeys(doc), null, 2)}\n`;
 }
@@ -74,6 +78,7 @@ export function renderReportMarkdown(input: ReportInput): string {
       );
     }
   }
+  if (input.tlsCost) lines.push("", ...tlsCostMarkdown(input.tlsCost));
   lines.push(
     "",
     `Closed loop, ${r.run.concurrency} connections through PgBouncer, ${r.run.durationSeconds} s per scenario after ${r.run.warmupSeconds} s warm-up (sustained ${r.run.sustainedSeconds} s); latencies from an HDR histogram; recall@10 against exact search (index scans off).`,
@@ -149,6 +154,7 @@ ${rows}
 </tbody></table>
 ${settings ? `<h2>Settings</h2>\n<table><tbody>\n${settings}\n</tbody></table>` : ""}
 ${comparison}
+${input.tlsCost ? tlsCostHtml(input.tlsCost) : ""}
 <p><small>Closed-loop clients (a stall is under-sampled: coordinated omission); latencies from an HDR histogram (3 significant digits); recall@10 against exact search with index scans off.</small></p>
 </body>
 </html>
@@ -169,6 +175,80 @@ export function writeReport(dir: string, input: ReportInput): WrittenReport {
   fs.writeFileSync(out.markdown, renderReportMarkdown(input));
   fs.writeFileSync(out.html, renderReportHtml(input));
   return out;
+}
+
+// ---- TLS cost ----------------------------------------------------------------------------------------------
+
+function tlsCostIntro(t: TlsCostReport): string {
+  return (
+    `plain text (sslmode=disable) against TLS (${t.tlsMode}) through the same PgBouncer, table and ${t.concurrency} connections; ` +
+    `each leg the median of ${t.rounds} alternating round${t.rounds === 1 ? "" : "s"} of ${num(t.seconds, 0)} s; ` +
+    `goal: with TLS at least ${Math.round(t.goal * 100)} % of plain text in steady state`
+  );
+}
+
+/** ops/s, or tps for pgbench. */
+function legRate(row: TlsCostRow, leg: TlsLegSummary): string {
+  return `${num(leg.opsPerSec, 1)}${row.steadyState ? "" : " tps"}`;
+}
+
+/** p50 / p99 for Node; pgbench -C's average connection time. */
+function legLatency(leg: TlsLegSummary): string {
+  if (leg.connectionMs !== undefined) return `connect ${num(leg.connectionMs, 2)}`;
+  return leg.p50Ms === null || leg.p99Ms === null ? "–" : `${num(leg.p50Ms, 2)} / ${num(leg.p99Ms, 2)}`;
+}
+
+function legRounds(leg: TlsLegSummary): string {
+  return leg.rounds.map((r) => num(r.opsPerSec, 0)).join(" · ");
+}
+
+function tlsVerdict(row: TlsCostRow): string {
+  if (row.meetsGoal === null) return "handshake cost, not judged";
+  if (row.meetsGoal) return "met";
+  return row.plain.errors + row.tls.errors > 0 ? "MISSED (errors)" : "MISSED";
+}
+
+function evidenceText(e: TlsLegEvidence): string {
+  const connections = `${e.clients} connection${e.clients === 1 ? "" : "s"}`;
+  const tls = e.tls.filter((t) => t !== "");
+  return `${e.client}, ${e.leg === "plain" ? "plain text" : "TLS"}: ${connections} (${e.applicationName}), ${tls.length === 0 ? "none with TLS" : `TLS ${tls.join(", ")}`}`;
+}
+
+function tlsCostMarkdown(t: TlsCostReport): string[] {
+  const lines = [
+    `**TLS cost through PgBouncer: ${t.meetsGoal ? "goal met" : "goal MISSED"}** (${tlsCostIntro(t)})`,
+    "",
+    "| scenario | client | plain ops/s | TLS ops/s | TLS / plain | plain p50 / p99 ms | TLS p50 / p99 ms | errors plain / TLS | rounds plain | rounds TLS | goal |",
+    "|---|---|---:|---:|---:|---:|---:|---:|---|---|---|",
+  ];
+  for (const row of t.rows) {
+    lines.push(
+      `| ${row.scenario} | ${mdCell(row.client)} | ${legRate(row, row.plain)} | ${legRate(row, row.tls)} | ${num(row.ratio * 100, 1)} % | ${legLatency(row.plain)} | ${legLatency(row.tls)} | ` +
+        `${row.plain.errors} / ${row.tls.errors} | ${legRounds(row.plain)} | ${legRounds(row.tls)} | ${row.meetsGoal === false ? `**${tlsVerdict(row)}**` : tlsVerdict(row)} |`,
+    );
+  }
+  lines.push("", `Each leg as PgBouncer's SHOW CLIENTS saw it: ${t.evidence.map(evidenceText).map(mdCell).join("; ")}.`);
+  if (t.reconnectCommand) lines.push("", `Reconnect case: \`PGSSLMODE=disable|verify-full ${t.reconnectCommand.replace(/`/g, "'")}\`.`);
+  return lines;
+}
+
+function tlsCostHtml(t: TlsCostReport): string {
+  const rows = t.rows
+    .map(
+      (row) =>
+        `<tr class="${row.meetsGoal === false ? "bad" : "ok"}"><td>${esc(row.scenario)}</td><td>${esc(row.client)}</td><td>${legRate(row, row.plain)}</td><td>${legRate(row, row.tls)}</td>` +
+        `<td>${num(row.ratio * 100, 1)} %</td><td>${legLatency(row.plain)}</td><td>${legLatency(row.tls)}</td><td>${row.plain.errors} / ${row.tls.errors}</td>` +
+        `<td>${legRounds(row.plain)}</td><td>${legRounds(row.tls)}</td><td>${esc(tlsVerdict(row))}</td></tr>`,
+    )
+    .join("\n");
+  return `<h2>TLS cost through PgBouncer: ${t.meetsGoal ? `<span class="pass">goal met</span>` : `<span class="fail">goal missed</span>`}</h2>
+<p>${esc(tlsCostIntro(t))}.</p>
+<table><thead><tr><th>scenario</th><th>client</th><th>plain ops/s</th><th>TLS ops/s</th><th>TLS / plain</th><th>plain p50 / p99 ms</th><th>TLS p50 / p99 ms</th><th>errors plain / TLS</th><th>rounds plain</th><th>rounds TLS</th><th>goal</th></tr></thead><tbody>
+${rows}
+</tbody></table>
+<p>Each leg as PgBouncer's SHOW CLIENTS saw it:</p>
+<ul>${t.evidence.map((e) => `<li>${esc(evidenceText(e))}</li>`).join("")}</ul>
+${t.reconnectCommand ? `<p>Reconnect case: <code>PGSSLMODE=disable|verify-full ${esc(t.reconnectCommand)}</code></p>` : ""}`;
 }
 
 // ---- charts --------------------------------------------------------------------------------------------------

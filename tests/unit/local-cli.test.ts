@@ -92,6 +92,8 @@ describe("localCommand", () => {
       "--report-dir DIR",
       "--against-pgbench",
       "--pgbench-rounds N",
+      "--compare-tls",
+      "--tls-rounds N",
       "--keep",
       "--format text|json",
       "--json",
@@ -113,6 +115,15 @@ describe("localCommand", () => {
     expect(() => parseClusterFlags(["--json", "--format", "text"])).toThrow("--json and --format text contradict each other; give one of them");
     expect(() => parsePerfFlags(["--pgbench-rounds", "2"])).toThrow("--pgbench-rounds goes with --against-pgbench");
     expect(parsePerfFlags(["--against-pgbench"]).againstPgbenchRounds).toBe(3);
+  });
+  it("--compare-tls runs 3 rounds unless --tls-rounds says otherwise; a run without it compares nothing", () => {
+    expect(parsePerfFlags([]).compareTlsRounds).toBe(0);
+    expect(parsePerfFlags(["--compare-tls"]).compareTlsRounds).toBe(3);
+    expect(parsePerfFlags(["--compare-tls", "--tls-rounds", "5"]).compareTlsRounds).toBe(5);
+    expect(() => parsePerfFlags(["--tls-rounds", "2"])).toThrow("--tls-rounds goes with --compare-tls");
+    expect(() => parsePerfFlags(["--compare-tls", "--tls-rounds", "0"])).toThrow('--tls-rounds "0" must be a whole number above 0');
+    expect(localCommand.help).toMatch(/--compare-tls +measure what TLS costs/);
+    expect(localCommand.help).toContain("client_tls_sslmode = allow instead of require");
   });
 });
 

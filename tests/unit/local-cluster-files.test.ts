@@ -169,6 +169,18 @@ describe("the cluster's placement", () => {
     expect(fresh.placement.intervals).toEqual(rendered.placement.intervals);
   });
 
+  it("requires TLS of PgBouncer's clients unless the run compares TLS, and keeps the comparison's choice when a server moves", () => {
+    expect(rendered.placement.clientTls).toBe("require");
+    expect(rendered.files["pgbouncer.ini"]).toMatch(/^client_tls_sslmode = require$/m);
+    const comparing = renderStack(spec, clusterPlacement({ ports, dirs, pgdataEntry: "data", clientTls: "allow" }));
+    expect(comparing.files["pgbouncer.ini"]).toMatch(/^client_tls_sslmode = allow$/m);
+    // A server that had to move re-renders: PgBouncer, started after it, must still admit the plain-text leg.
+    const moved = renderedWith(comparing, { ports: { postgres: 42001 } });
+    expect(moved.placement.clientTls).toBe("allow");
+    expect(moved.files["pgbouncer.ini"]).toMatch(/^client_tls_sslmode = allow$/m);
+    expect(renderedWith(rendered, { ports: { postgres: 42001 } }).files["pgbouncer.ini"]).toMatch(/^client_tls_sslmode = require$/m);
+  });
+
   it.each([
     [dirs.pgbouncer, `${dirs.pgbouncer}/userlist.txt`, "userlist.txt"],
     [dirs.mtail, `${dirs.mtail}/progs/postgresql.mtail`, "progs/postgresql.mtail"],

@@ -1,6 +1,8 @@
 import { describe, expect, it } from "vitest";
+import { listStacks, loadStackSpec } from "../../cli/stack-file";
 import { memoryPlan } from "../../configs/memory";
 import { renderPgHba } from "../../configs/pg-hba";
+import { localPlacement, placementFor, placementProblems } from "../../configs/placement";
 import {
   pgbouncerAuthFile,
   pgbouncerUserlist,
@@ -85,6 +87,59 @@ describe("pgbouncer.ini", () => {
     lines.forEach((line, i) => {
       if (/^[a-z_]+ = /.test(line) && i > 0 && !lines[i - 1].startsWith("[")) expect(lines[i - 1]).toMatch(/^;; \S/);
     });
+  });
+});
+
+describe("client_tls_sslmode: require everywhere; allow only for the perf cluster's TLS cost comparison", () => {
+  const sslmode = (ini: string) => parseIni(ini).get("pgbouncer")!.get("client_tls_sslmode");
+  const stacks = listStacks();
+
+  it("finds the committed stacks", () => {
+    expect(stacks).toEqual(expect.arrayContaining(["dev", "perf", "prod", "staging"]));
+  });
+
+  it.each(stacks)("stack %s renders require, as every command and pulumi up render it", (stack) => {
+    const rendered = renderStack(loadStackSpec(stack));
+    expect(rendered.placement.clientTls).toBe("require");
+    expect(sslmode(rendered.files["pgbouncer.ini"])).toBe("require");
+  });
+
+  it("the perf cluster's default placement (a run without --compare-tls) renders require", () => {
+    const spec = specFor({ target: "local" });
+    expect(localPlacement({}).clientTls).toBe("require");
+    expect(sslmode(renderStack(spec, localPlacement({ ports: { pgbouncer: 40002 } })).files["pgbouncer.ini"])).toBe("require");
+    expect(sslmode(renderPgBouncerIni(stagingSpec))).toBe("require");
+  });
+
+  it("allow changes that one line and its reason; PgBouncer still verifies PostgreSQL, and pg_hba stays hostssl-only", () => {
+    const spec = specFor({ target: "local" });
+    const require = renderStack(spec, localPlacement({}));
+    const allow = renderStack(spec, localPlacement({ clientTls: "allow" }));
+    const changed = (a: string, b: string) => a.split("\n").filter((line, i) => line !== b.split("\n")[i]);
+    expect(changed(allow.files["pgbouncer.ini"], require.files["pgbouncer.ini"])).toEqual([
+      ";; for the perf cluster's TLS cost comparison only (pgstack local perf --compare-tls): plain-text clients are admitted beside TLS ones, " +
+        "so both are measured through this one PgBouncer; PgBouncer to PostgreSQL stays verify-full and PostgreSQL stays hostssl-only",
+      "client_tls_sslmode = allow",
+    ]);
+    expect(parseIni(allow.files["pgbouncer.ini"]).get("pgbouncer")!.get("server_tls_sslmode")).toBe("verify-full");
+    expect(allow.files["pg_hba.conf"]).toBe(require.files["pg_hba.conf"]);
+    // Only hostssl lines admit anyone over TCP: every host and hostnossl line rejects.
+    const tcpWithoutTls = allow.files["pg_hba.conf"].split("\n").filter((line) => /^(host|hostnossl)\s/.test(line));
+    expect(tcpWithoutTls.length).toBeGreaterThan(0);
+    for (const line of tcpWithoutTls) expect(line).toMatch(/\sreject\s/);
+    expect(allow.files["postgresql.conf"]).toBe(require.files["postgresql.conf"]);
+  });
+
+  it.each(["docker", "kubernetes"] as const)("is refused on the %s target's placement, before anything renders", (target) => {
+    const placement = { ...placementFor(target), clientTls: "allow" as const };
+    expect(placementProblems(placement)).toEqual([`clientTls "allow" is for the perf cluster's TLS cost comparison only; target ${target} requires TLS of every client`]);
+    expect(() => renderStack(specFor({ target, ...(target === "docker" ? { node: { memory: "8Gi", cpus: 4 } } : {}) }), placement)).toThrow(/clientTls "allow" is for the perf cluster's TLS cost comparison only/);
+  });
+
+  it("has no stack file key: the gate refuses one by name", () => {
+    for (const key of ["clientTls", "clientTlsSslmode", "client_tls_sslmode"]) {
+      expect(() => specFor({ target: "local", pgbouncer: { [key]: "allow" } })).toThrow(`unknown key pgbouncer.${key}`);
+    }
   });
 });
 

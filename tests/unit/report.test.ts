@@ -2,6 +2,7 @@ import { describe, expect, it } from "vitest";
 import { comparisonRow } from "../../postdeploy/pgbench-scripts";
 import { num, renderReportHtml, renderReportJson, renderReportMarkdown, type ReportInput } from "../../postdeploy/report";
 import type { ScenarioResult, SmokeResult } from "../../postdeploy/smoke";
+import { tlsCostRow, type TlsCostReport, type TlsLegRun } from "../../postdeploy/tls-cost";
 
 function scenario(name: ScenarioResult["name"], opsPerSec: number, target: number, extra: Partial<ScenarioResult> = {}): ScenarioResult {
   const pass = opsPerSec >= target;
@@ -118,6 +119,56 @@ describe("report", () => {
     expect(html).toContain("&lt;b&gt;x&lt;/b&gt;");
     expect(html).toContain("<dd>250.0 s</dd>");
     expect(html).toContain("<dt>Huge pages</dt><dd>off</dd>");
+  });
+
+  describe("TLS cost", () => {
+    const leg = (...ops: number[]): TlsLegRun[] => ops.map((o) => ({ opsPerSec: o, p50Ms: 2.5, p99Ms: 11.25, errors: 0 }));
+    const tlsCost: TlsCostReport = {
+      rounds: 3,
+      seconds: 15,
+      concurrency: 8,
+      tlsMode: "verify-full (the cluster's CA)",
+      rows: [
+        tlsCostRow({ scenario: "search", client: "Node (smoke runners)", plain: leg(1600, 1650, 1620), tls: leg(1550, 1530, 1580) }),
+        tlsCostRow({ scenario: "insert", client: "Node (smoke runners)", plain: leg(600, 610, 605), tls: leg(520, 530, 525) }),
+        tlsCostRow({
+          scenario: "reconnect",
+          client: "pgbench -C (SELECT 1)",
+          plain: [{ opsPerSec: 700, p50Ms: null, p99Ms: null, errors: 0, connectionMs: 8.5 }],
+          tls: [{ opsPerSec: 500, p50Ms: null, p99Ms: null, errors: 0, connectionMs: 12.25 }],
+        }),
+      ],
+      evidence: [
+        { leg: "plain", client: "Node (smoke runners)", applicationName: "pgstack-tls-cost-plain", clients: 8, tls: [""] },
+        { leg: "tls", client: "Node (smoke runners)", applicationName: "pgstack-tls-cost-tls", clients: 8, tls: ["TLSv1.3/TLS_AES_256_GCM_SHA384"] },
+      ],
+      goal: 0.9,
+      meetsGoal: false,
+      reconnectCommand: "pgbench -C -n -c 8 -j 8 -T 15 -f select1.sql -h 127.0.0.1 -p 40002 -U app app",
+    };
+
+    it("Markdown: a row per scenario with both legs, the ratio, the rounds and the verdict; the legs as SHOW CLIENTS saw them", () => {
+      const md = renderReportMarkdown({ ...input, tlsCost });
+      expect(md).toContain("**TLS cost through PgBouncer: goal MISSED** (plain text (sslmode=disable) against TLS (verify-full (the cluster's CA)) through the same PgBouncer, table and 8 connections; each leg the median of 3 alternating rounds of 15 s; goal: with TLS at least 90 % of plain text in steady state)");
+      expect(md).toContain("| search | Node (smoke runners) | 1,620.0 | 1,550.0 | 95.7 % | 2.50 / 11.25 | 2.50 / 11.25 | 0 / 0 | 1,600 · 1,650 · 1,620 | 1,550 · 1,530 · 1,580 | met |");
+      expect(md).toContain("| insert | Node (smoke runners) | 605.0 | 525.0 | 86.8 % |");
+      expect(md).toContain("| **MISSED** |");
+      expect(md).toContain("| reconnect | pgbench -C (SELECT 1) | 700.0 tps | 500.0 tps | 71.4 % | connect 8.50 | connect 12.25 | 0 / 0 | 700 | 500 | handshake cost, not judged |");
+      expect(md).toContain("Node (smoke runners), plain text: 8 connections (pgstack-tls-cost-plain), none with TLS; Node (smoke runners), TLS: 8 connections (pgstack-tls-cost-tls), TLS TLSv1.3/TLS_AES_256_GCM_SHA384.");
+      expect(md).toContain("`PGSSLMODE=disable|verify-full pgbench -C -n -c 8 -j 8 -T 15 -f select1.sql");
+      expect(renderReportMarkdown(input)).not.toContain("TLS cost");
+    });
+
+    it("HTML and JSON carry it too; without it JSON says null", () => {
+      const html = renderReportHtml({ ...input, tlsCost });
+      expect(html).toContain('<h2>TLS cost through PgBouncer: <span class="fail">goal missed</span></h2>');
+      expect(html).toContain('<tr class="bad"><td>insert</td>');
+      expect(html).toContain("<td>95.7 %</td>");
+      expect(html).toContain("<li>Node (smoke runners), TLS: 8 connections (pgstack-tls-cost-tls), TLS TLSv1.3/TLS_AES_256_GCM_SHA384</li>");
+      expect(html).not.toMatch(/<script/);
+      expect((JSON.parse(renderReportJson({ ...input, tlsCost })) as { tlsCost: TlsCostReport }).tlsCost).toEqual(tlsCost);
+      expect((JSON.parse(renderReportJson(input)) as { tlsCost: unknown }).tlsCost).toBeNull();
+    });
   });
 
   it.each([

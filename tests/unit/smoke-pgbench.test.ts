@@ -89,6 +89,26 @@ tps = 2858.943166 (without initial connection time)
     expect(parsePgbenchOutput(output)).toEqual({ tps: 2858.943166, transactions: 5712, failed: 0, latencyAverageMs: 1.399 });
   });
 
+  it("reads -C's average connection time, with the tps that includes the reconnections", () => {
+    const reconnecting = `pgbench (17.12 (Debian 17.12-1))
+transaction type: select1.sql
+scaling factor: 1
+query mode: simple
+number of clients: 4
+number of threads: 4
+maximum number of tries: 1
+duration: 2 s
+number of transactions actually processed: 575
+number of failed transactions: 0 (0.000%)
+latency average = 13.912 ms
+average connection time = 13.124 ms
+tps = 287.512345 (including reconnection times)
+`;
+    expect(parsePgbenchOutput(reconnecting)).toEqual({ tps: 287.512345, transactions: 575, failed: 0, latencyAverageMs: 13.912, averageConnectionMs: 13.124 });
+    // Without -C, "initial connection time" is not a per-connection average.
+    expect(parsePgbenchOutput(output).averageConnectionMs).toBeUndefined();
+  });
+
   it("says what it got when there is no tps line", () => {
     expect(() => parsePgbenchOutput("connection to server failed")).toThrow(/no "tps = …" line:\nconnection to server failed/);
   });
