@@ -96,6 +96,8 @@ export async function program(): Promise<Record<string, unknown>> {
         target: spec.target,
         endpoints: db.endpoints,
         connectionString: db.connectionString,
+        readOnlyConnectionString: db.readOnlyConnectionString,
+        ownerConnectionString: db.ownerConnectionString,
         memoryPlan: db.memoryPlan,
         hookJob: db.hookJobName,
         // The CA clients verify the server with (sslmode=verify-full); absent with cert-manager, whose issuer owns it.
@@ -112,6 +114,8 @@ export async function program(): Promise<Record<string, unknown>> {
         endpoints: db.endpoints,
         connectionString: db.connectionString,
         directConnectionString: db.directConnectionString,
+        readOnlyConnectionString: db.readOnlyConnectionString,
+        ownerConnectionString: db.ownerConnectionString,
         memoryPlan: db.memoryPlan,
         hugePages: db.hugePages,
         hookReport: db.hookReport,

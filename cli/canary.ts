@@ -18,6 +18,7 @@ import { parseDuration } from "../configs/units";
 import { chosenFormat, commandHelp, formatOptions, noPositionals, parseOptions } from "./args";
 import type { Command } from "./command";
 import { UsageError, UserFacingError } from "./errors";
+import { secretFromEnv } from "./secret-env";
 
 /** A default duration as a person writes it: 10000 → "10s", 500 → "500ms". */
 function shownDuration(ms: number): string {
@@ -56,6 +57,7 @@ const help = commandHelp({
       lines: [
         `${pooledUrlEnv}   postgresql:// URL through PgBouncer as the application's user (required)`,
         `${directUrlEnv}   postgresql:// URL of PostgreSQL itself: also probe its logins (optional)`,
+        `<NAME>_FILE          instead of either: a file holding it (how the Docker target passes them)`,
       ],
     },
     { title: "exit status", lines: ["0 stopped by a signal, or --once all ok; 1 --once with a failure, or the canary could not start; 2 usage error"] },
@@ -105,7 +107,8 @@ export function canarySettingsFromArgs(args: string[]): { settings: CanarySettin
 }
 
 function urlFromEnv(name: string, required: boolean): string | undefined {
-  const value = process.env[name];
+  // Or from the file ${name}_FILE names, as the container targets pass it.
+  const value = secretFromEnv(name);
   if (value === undefined || value === "") {
     if (required) throw new UserFacingError(`${name} is not set; set it to the postgresql:// URL of PgBouncer with the application's user and password`);
     return undefined;

@@ -309,8 +309,10 @@ function raiseAgain(sig: NodeJS.Signals): number {
 function connectionTable(info: ClusterInfo, sizing: string): string {
   const p = info.ports;
   const rows: [string, string][] = [
-    ["pooled (PgBouncer)", info.pooledUrl],
-    ["direct (PostgreSQL)", info.directUrl],
+    ["pooled (PgBouncer)", `${info.pooledUrl}  (the application role: DML)`],
+    ["read-only", `${info.readOnlyUrl}  (through PgBouncer: SELECT only)`],
+    ["owner (PostgreSQL)", `${info.directUrl}  (DDL, loads, index builds)`],
+    ["superuser", `${info.superuserUrl}  (Unix socket only, as root: never over TCP)`],
     ["Prometheus", info.prometheusUrl],
     ["TLS", `every connection verify-full against this cluster's CA ${path.relative(process.cwd(), info.caPath) || info.caPath} (sslrootcert of the URLs)`],
     ["exporters", `postgres 127.0.0.1:${p.postgresExporter}, pgbouncer 127.0.0.1:${p.pgbouncerExporter}, node 127.0.0.1:${p.nodeExporter}`],
@@ -318,7 +320,7 @@ function connectionTable(info: ClusterInfo, sizing: string): string {
     ["huge pages", describeHugePages(info.hugePages)],
     ["node sized for", sizing],
     ["runtime", `${info.runtime.kind}: PostgreSQL ${info.runtime.versions.postgres}, pgvector ${info.runtime.versions.pgvector}, PgBouncer ${info.runtime.versions.pgbouncer}`],
-    ["state file", `${path.relative(process.cwd(), info.stateFile) || info.stateFile} (superuser password inside, mode 0600)`],
+    ["state file", `${path.relative(process.cwd(), info.stateFile) || info.stateFile} (the passwords inside, mode 0600)`],
   ];
   const width = Math.max(...rows.map(([k]) => k.length));
   return [`cluster ${info.name} (stack ${info.stack}) is up`, ...rows.map(([k, v]) => `  ${k.padEnd(width)}  ${v}`)].join("\n");
@@ -330,6 +332,8 @@ function upJson(info: ClusterInfo, sizing: string): string {
     stack: info.stack,
     pooledUrl: info.pooledUrl,
     directUrl: info.directUrl,
+    readOnlyUrl: info.readOnlyUrl,
+    superuserUrl: info.superuserUrl,
     prometheusUrl: info.prometheusUrl,
     caPath: info.caPath,
     ports: info.ports,

@@ -13,6 +13,7 @@ import { runSmoke, smokeExitCode } from "../postdeploy/smoke";
 import { chosenFormat, commandHelp, formatOptions, noPositionals, parseOptions } from "./args";
 import type { Command } from "./command";
 import { UsageError, UserFacingError } from "./errors";
+import { secretFromEnv } from "./secret-env";
 import { terminalProgress } from "./progress";
 
 /** The scratch table the smoke benchmark creates, loads, measures and drops. */
@@ -45,6 +46,7 @@ const help = commandHelp({
       lines: [
         "PGSTACK_DIRECT_URL   postgresql:// URL of PostgreSQL itself: index builds, loads (required)",
         "PGSTACK_POOLED_URL   postgresql:// URL through PgBouncer: the benchmark's queries (required unless --no-bench)",
+        "<NAME>_FILE          instead of either: a file holding it (how the Docker target passes them)",
       ],
     },
     {
@@ -96,7 +98,8 @@ async function waitForDatabase(url: string, seconds: number, progress: ReturnTyp
 }
 
 function env(name: string): string {
-  const value = process.env[name];
+  // Or from the file ${name}_FILE names, as the Docker target passes it.
+  const value = secretFromEnv(name);
   if (!value) throw new UsageError(`${name} is not set: the target passes the connection string from a Secret`);
   return value;
 }

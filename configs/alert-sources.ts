@@ -1,6 +1,6 @@
 /**
  * The metric contract of the two synthetic sources the alert rules read, which this project builds itself:
- * the canary (prom-client, job `canary`) and mtail over PostgreSQL's slow-query log (job `mtail`).
+ * the canary (prom-client, job `canary`) and mtail over PostgreSQL's and PgBouncer's logs (job `mtail`).
  * docs/runbooks.md ("Metric sources") says the same in prose; whoever builds a source imports these names.
  */
 
@@ -56,7 +56,31 @@ export const mtailMetrics = {
    * multi-line statements are not entries). Its rate going to 0 means mtail reads nothing (PostgresLogNotFollowed).
    */
   logLines: { name: "pgstack_log_lines_total", labels: [] as readonly string[] },
+  /**
+   * Counter: logins refused by PostgreSQL or PgBouncer, one per refused connection, from their logs (configs/mtail.ts
+   * says which line is which reason). Labels from fixed sets only, never text of the line: `source` (`authFailureSources`)
+   * and `reason` (`authFailureReasons`). The user name, database and client address in the line are chosen by
+   * whoever connects; as labels they would let anyone create series without bound. Every pair starts at 0 with the
+   * first line mtail reads from that source, so the first failure is a step that `rate()` sees.
+   */
+  authFailures: { name: "pgstack_auth_failures_total", labels: ["source", "reason"] as readonly string[] },
+  /**
+   * Counter: PgBouncer log lines mtail has read (PgBouncer writes its stats line every stats_period, 60 s, even when
+   * idle). Its rate going to 0 means mtail does not follow PgBouncer's logfile (PgBouncerLogNotFollowed), and the
+   * PgBouncer half of pgstack_auth_failures_total is blind.
+   */
+  pgbouncerLogLines: { name: "pgstack_pgbouncer_log_lines_total", labels: [] as readonly string[] },
 } as const;
+
+/** Which log a refused login was counted from. */
+export const authFailureSources = ["postgresql", "pgbouncer"] as const;
+
+/**
+ * Why a login was refused (the `reason` label). `too_many_connections` is capacity, not a suspicious client: the
+ * saturation alerts watch it; AuthenticationFailureBurst counts every other reason.
+ */
+export const authFailureReasons = ["authentication", "pg_hba", "tls_required", "unknown_database", "not_permitted", "too_many_connections"] as const;
+export type AuthFailureReason = (typeof authFailureReasons)[number];
 
 /** node_exporter metrics the rules read (collectors cpu, meminfo, filesystem: configs/exporters.ts nodeExporterCollectors). */
 export const nodeMetricNames = [

@@ -593,11 +593,40 @@ function canaryRules(b: RuleBuilder): Rule[] {
 }
 
 // ---------------------------------------------------------------------------------------------------------------
-// mtail over PostgreSQL's log: every statement over log_min_duration_statement, whoever sent it.
+// mtail over PostgreSQL's log (every statement over log_min_duration_statement, whoever sent it) and over both
+// servers' logs (refused logins).
+
+/**
+ * AuthenticationFailureBurst: refused logins (any reason but too_many_connections) per minute, averaged over the rate
+ * window, above which a source alerts. Guide, Security: "monitor unusual connection patterns". 10 a minute over 5m is
+ * 50 refusals: a person mistyping a password a few times stays far below; an application deployed with a stale
+ * password retries every few seconds and passes it, and so does any password-guessing run (hundreds a minute). The
+ * stack's own clients log in with the right passwords, and a password rotation refuses a handful at the switch.
+ * Not a stack-file key: the spec's keys are fixed for this change; a constant here, beside the rule.
+ */
+export const authFailureBurstPerMinute = 10;
 
 function mtailRules(b: RuleBuilder): Rule[] {
   const { t, w } = b;
+  const authFailures = `sum by (instance, source) (rate(${b.sel(mtailMetrics.authFailures.name, 'reason!="too_many_connections"')}[${w}])) * 60`;
   return [
+    // A burst of refused logins is a connection failure pattern too: it waits the guide's connection-failure time.
+    b.alert(
+      "AuthenticationFailureBurst",
+      "warning",
+      `${authFailures} > ${authFailureBurstPerMinute}`,
+      t.connectionFailureFor,
+      "{{ $labels.source }} refuses {{ $value | humanize }} logins per minute",
+      `{{ $labels.source }} has refused more than ${authFailureBurstPerMinute} logins per minute (wrong password or unknown user, pg_hba.conf, no TLS, unknown database, no login right; averaged over ${w}) for ${t.connectionFailureFor}: now {{ $value | humanize }} per minute, counted by mtail on {{ $labels.instance }}. A client with a stale password, or someone guessing.`,
+    ),
+    b.alert(
+      "PgBouncerLogNotFollowed",
+      "warning",
+      `sum by (instance) (rate(${b.sel(mtailMetrics.pgbouncerLogLines.name)}[${t.logSilenceFor}])) == 0`,
+      t.logSilenceFor,
+      "mtail on {{ $labels.instance }} reads no PgBouncer log line",
+      `mtail on {{ $labels.instance }} has counted no line of PgBouncer's logfile for ${t.logSilenceFor} and more, although PgBouncer writes its stats line every minute: the file is not where mtail looks (logfile, the shared volume) or not readable, so AuthenticationFailureBurst cannot see logins PgBouncer refuses (lines per second: {{ $value }}).`,
+    ),
     b.alert(
       "PostgresSlowQueries",
       "warning",

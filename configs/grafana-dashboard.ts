@@ -14,7 +14,7 @@
  * selector matches `stack="$stack"`, the label configs/scrape.ts puts on every target.
  */
 import { createHash } from "node:crypto";
-import { defaultAlertThresholds, diskMatchers, type AlertThresholds } from "./alerts";
+import { authFailureBurstPerMinute, defaultAlertThresholds, diskMatchers, type AlertThresholds } from "./alerts";
 import { canaryExtraMetrics, canaryMetrics } from "./canary";
 import { postgresExporterQueries } from "./exporters";
 import { mtailExtraMetrics, mtailMetrics } from "./mtail";
@@ -408,6 +408,19 @@ function sections(t: AlertThresholds, disk: { readonly mountpoints?: readonly st
           unit: "s",
           min: 0,
           queries: quantiles(slowHistogram, "", ""),
+        },
+      ],
+    ],
+    [
+      "Refused logins (PostgreSQL's and PgBouncer's logs, through mtail): guide, Security: unusual connection patterns",
+      [
+        {
+          title: "Refused logins per minute",
+          description: `Logins PostgreSQL and PgBouncer refused, by source and reason (authentication = wrong password or unknown user), counted by mtail from their logs. Alert: every reason but too_many_connections, > ${authFailureBurstPerMinute} per minute for ${t.connectionFailureFor}.`,
+          unit: "short",
+          min: 0,
+          thresholds: [authFailureBurstPerMinute],
+          queries: [[`sum by (instance, source, reason) (rate(${sel(mtailMetrics.authFailures.name)}[${rate}])) * 60`, "{{source}} {{reason}} ({{instance}})"]],
         },
       ],
     ],

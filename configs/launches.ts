@@ -86,7 +86,7 @@ export function renderLaunches(spec: StackSpec, placement: Placement): Launches 
     mtail: {
       program: "mtail",
       args: [
-        ...mtailArgs({ programsDir: paths.mtailPrograms, pgdata: paths.pgdata }),
+        ...mtailArgs({ programsDir: paths.mtailPrograms, pgdata: paths.pgdata, pgbouncerLog: paths.pgbouncerLog }),
         ...(metricsBind === "" ? [] : ["--address", metricsBind]),
         "--port",
         String(ports.mtail),

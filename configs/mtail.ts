@@ -1,6 +1,8 @@
 /**
  * The mtail program that turns PostgreSQL's slow-query log lines into metrics (job `mtail`): the counter the
- * slow-query alert reads (configs/alert-sources.ts) and a histogram of the logged durations for the dashboard.
+ * slow-query alert reads (configs/alert-sources.ts) and a histogram of the logged durations for the dashboard; and
+ * the logins PostgreSQL and PgBouncer refused, from both servers' logs (AuthenticationFailureBurst; PgBouncer's
+ * logfile: configs/pgbouncer-log.ts). One program over both logs: each block matches one server's line prefix only.
  *
  * PostgreSQL logs a statement that ran at least `log_min_duration_statement` (the guide's 100 ms) as
  *   <log_line_prefix>LOG:  duration: 150.123 ms  statement: SELECT …           (simple query protocol)
@@ -13,7 +15,8 @@
  * mtail 3.0 syntax (Debian 13 ships 3.0.9): RE2 regular expressions, `(?P<name>…)` captures read as `$name`,
  * nested conditions on captured values.
  */
-import { mtailMetrics } from "./alert-sources";
+import { authFailureReasons, mtailMetrics, type AuthFailureReason } from "./alert-sources";
+import { containerPgbouncerLog } from "./pgbouncer-log";
 import { logLinePrefix, postgresLogDirectory, postgresLogGlob, slowQueryMs } from "./postgresql";
 
 export { mtailMetrics };
@@ -23,6 +26,8 @@ export interface MtailArgsInput {
   readonly programsDir: string;
   /** PGDATA as mtail sees it: PostgreSQL's logging collector writes into its `log` directory. */
   readonly pgdata: string;
+  /** PgBouncer's logfile as mtail sees it (configs/pgbouncer-log.ts). Defaults to `containerPgbouncerLog`. */
+  readonly pgbouncerLog?: string;
 }
 
 /**
@@ -32,6 +37,8 @@ export interface MtailArgsInput {
  * it finds it: a restart counts nothing twice, and what PostgreSQL writes into a new file in the ≤ 250 ms before
  * mtail finds it is not counted. Every file is polled every 250 ms, so a slow statement is counted well within a
  * scrape interval. `--logtostderr`: mtail (glog) would otherwise write its own log files under /tmp.
+ * PgBouncer's logfile is one fixed path, followed the same way: found when it appears, read again from its start
+ * when it is emptied in place (configs/pgbouncer-log.ts).
  */
 export function mtailArgs(input: MtailArgsInput): string[] {
   const pgdata = input.pgdata.replace(/\/+$/, "");
@@ -40,6 +47,8 @@ export function mtailArgs(input: MtailArgsInput): string[] {
     input.programsDir,
     "--logs",
     `${pgdata}/${postgresLogDirectory}/${postgresLogGlob}`,
+    "--logs",
+    input.pgbouncerLog ?? containerPgbouncerLog,
     "--logtostderr",
     "--poll_interval",
     "250ms",
@@ -70,7 +79,15 @@ export const mtailExtraMetrics = {
 /** Every metric name mtail serves with this program (histogram series included), for the dashboard's name check. */
 export function mtailMetricNames(): string[] {
   const h = mtailExtraMetrics.slowQueryDuration.name;
-  return [mtailMetrics.slowQueries.name, mtailMetrics.logLines.name, `${h}_bucket`, `${h}_count`, `${h}_sum`].sort();
+  return [
+    mtailMetrics.slowQueries.name,
+    mtailMetrics.logLines.name,
+    mtailMetrics.authFailures.name,
+    mtailMetrics.pgbouncerLogLines.name,
+    `${h}_bucket`,
+    `${h}_count`,
+    `${h}_sum`,
+  ].sort();
 }
 
 /** Free text: user, database, application, host and port, backend type, command tag. Lazy, so the literal after it decides. */
@@ -152,6 +169,55 @@ export function slowStatementLinePattern(input: MtailProgramInput = {}): string 
   return logLinePrefixPattern(input.logLinePrefix ?? logLinePrefix) + slowStatementPattern;
 }
 
+/**
+ * Refused logins in PostgreSQL 17's log: what follows the prefix of the one FATAL line a refused connection writes
+ * (postmaster/auth.c, utils/init/postinit.c, storage/lmgr/proc.c; English messages: the stack leaves lc_messages at
+ * initdb's C/en default). Each line checked against a real server by tests/real/auth-failures.test.ts. The user, database and
+ * client in the line are the connecting client's words: they are matched as free text, never captured.
+ *  - authentication: `password authentication failed for user "u"`, for a wrong password and for a role that does
+ *    not exist alike (PostgreSQL does not say which, but in a DETAIL line); Peer, Ident, certificate … the same.
+ *  - tls_required: `pg_hba.conf rejects connection for host "h", user "u", database "d", no encryption` (the stack's
+ *    `hostnossl … reject`), or no entry at all for a client without TLS.
+ *  - pg_hba: the same over TLS (`…, SSL encryption`): an address, user or database pg_hba.conf does not admit.
+ *  - unknown_database: `database "d" does not exist`.
+ *  - not_permitted: `role "u" is not permitted to log in` (NOLOGIN), `permission denied for database "d"` (no CONNECT).
+ *  - too_many_connections: `sorry, too many clients already`, `remaining connection slots are reserved for …`,
+ *    `too many connections for role "u"` / `for database "d"`.
+ */
+export const postgresAuthFailurePatterns: Readonly<Record<AuthFailureReason, string>> = {
+  authentication: 'FATAL:  [A-Za-z]+ authentication failed for user "',
+  tls_required: "FATAL:  (?:no pg_hba\\.conf entry for|pg_hba\\.conf rejects) .*, no encryption$",
+  pg_hba: "FATAL:  (?:no pg_hba\\.conf entry for|pg_hba\\.conf rejects) .*, (?:SSL|GSS) encryption$",
+  unknown_database: 'FATAL:  database ".*" does not exist$',
+  not_permitted: 'FATAL:  (?:role ".*" is not permitted to log in$|permission denied for database ")',
+  too_many_connections: 'FATAL:  (?:sorry, too many clients already$|remaining connection slots are reserved |too many connections for (?:role|database) ")',
+};
+
+/**
+ * A PgBouncer 1.24 log line (libusual logging: `%Y-%m-%d %H:%M:%S.%03d %Z [pid] LEVEL `), and a client's line after
+ * it: `C-0x…: db/user@address:port `. PgBouncer's time zone is the container's (UTC on every target).
+ */
+export const pgbouncerLinePrefix = "^\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\d:\\d\\d\\.\\d{3} \\S+ \\[\\d+\\] ";
+
+/**
+ * Refused logins in PgBouncer 1.24's log: the `closing because: <reason> (age=…)` line it writes for a client it
+ * disconnects (log_disconnections = 1, as rendered), one per refused connection (the `pooler error:` line of
+ * log_pooler_errors says the same again and is not counted). `db/user@address:port` before it is free text: a user
+ * name may hold spaces, and a pattern that stopped at one would let a guesser go uncounted. Checked against a real
+ * PgBouncer by tests/real/auth-failures.test.ts.
+ *  - authentication: `SASL authentication failed` (SCRAM: a wrong password and a user the auth_file lacks alike) or
+ *    `password authentication failed`.
+ *  - tls_required: `SSL required` (client_tls_sslmode = require, a client without TLS).
+ *  - unknown_database: `no such database: d`.
+ *  - too_many_connections: `no more connections allowed (max_client_conn)`.
+ */
+export const pgbouncerAuthFailurePatterns: Readonly<Partial<Record<AuthFailureReason, string>>> = {
+  authentication: "LOG C-0x[0-9a-f]+: .* closing because: (?:SASL|password) authentication failed \\(age=",
+  tls_required: "LOG C-0x[0-9a-f]+: .* closing because: SSL required \\(age=",
+  unknown_database: "LOG C-0x[0-9a-f]+: .* closing because: no such database: .* \\(age=",
+  too_many_connections: "LOG C-0x[0-9a-f]+: .* closing because: no more connections allowed \\(max_client_conn\\) \\(age=",
+};
+
 /** mtail limits a regular expression to 1024 characters by default (--max_regexp_length). */
 const mtailMaxRegexpLength = 1024;
 
@@ -166,6 +232,10 @@ export function renderMtailProgram(input: MtailProgramInput = {}): string {
   // mtail delimits a regex with slashes; a slash inside it is escaped by escapeRegex.
   const counter = mtailMetrics.slowQueries.name;
   const histogram = mtailExtraMetrics.slowQueryDuration;
+  const pgPrefix = logLinePrefixPattern(prefix);
+  for (const [reason, p] of Object.entries(postgresAuthFailurePatterns)) {
+    if ((pgPrefix + p).length > mtailMaxRegexpLength) throw new Error(`the ${reason} pattern is ${(pgPrefix + p).length} characters; mtail accepts ${mtailMaxRegexpLength}`);
+  }
   return [
     "# Rendered by pgvector-stack (configs/mtail.ts); do not edit, re-render.",
     "# PostgreSQL slow-query log → metrics. Source lines:",
@@ -194,5 +264,37 @@ export function renderMtailProgram(input: MtailProgramInput = {}): string {
     "  }",
     "}",
     "",
+    ...authFailureProgram(pgPrefix),
   ].join("\n");
+}
+
+/**
+ * The refused-logins part: one counter, `source` and `reason` from fixed sets (configs/alert-sources.ts). Every line
+ * of a source sets that source's series to +0, so each exists from the first line read and its first failure is a step
+ * `rate()` sees; `+= 0` changes no value.
+ */
+function authFailureProgram(pgPrefix: string): string[] {
+  const failures = mtailMetrics.authFailures.name;
+  const series = (source: string, reason: string) => `${failures}["${source}"]["${reason}"]`;
+  const zeroes = (source: string, reasons: readonly string[]) => reasons.map((reason) => `  ${series(source, reason)} += 0`);
+  const pgbouncerReasons = authFailureReasons.filter((r) => pgbouncerAuthFailurePatterns[r] !== undefined);
+  return [
+    "# Logins PostgreSQL and PgBouncer refused, by source and reason (read by AuthenticationFailureBurst). Labels",
+    "# are fixed words; the user, database and address in the lines are never captured (anyone can choose them).",
+    `counter ${failures} by source, reason`,
+    "# PgBouncer log lines read (read by PgBouncerLogNotFollowed: PgBouncer logs its stats every minute).",
+    `counter ${mtailMetrics.pgbouncerLogLines.name}`,
+    "",
+    `/${pgPrefix}/ {`,
+    ...zeroes("postgresql", authFailureReasons),
+    "}",
+    "",
+    `/${pgbouncerLinePrefix}/ {`,
+    `  ${mtailMetrics.pgbouncerLogLines.name}++`,
+    ...zeroes("pgbouncer", pgbouncerReasons),
+    "}",
+    "",
+    ...authFailureReasons.flatMap((reason) => [`/${pgPrefix}${postgresAuthFailurePatterns[reason]}/ {`, `  ${series("postgresql", reason)}++`, "}", ""]),
+    ...pgbouncerReasons.flatMap((reason) => [`/${pgbouncerLinePrefix}${pgbouncerAuthFailurePatterns[reason]}/ {`, `  ${series("pgbouncer", reason)}++`, "}", ""]),
+  ];
 }

@@ -14,7 +14,7 @@ export const ownedSettings: ReadonlyMap<string, string> = new Map<string, string
   ["data_directory", "the data volume is mounted by the target at a fixed path"],
   ["config_file", "the rendered postgresql.conf is the configuration"],
   ["hba_file", "pg_hba.conf is rendered from the stack (SCRAM only, allowed networks)"],
-  ["ident_file", "pg_ident.conf is not used; authentication is SCRAM only"],
+  ["ident_file", "pg_ident.conf is rendered from the stack (the OS users the superuser's socket-only peer line admits)"],
   ["external_pid_file", "the target manages the server process"],
   ["include", "the rendered postgresql.conf is complete; includes would hide settings from drift checks"],
   ["include_dir", "the rendered postgresql.conf is complete; includes would hide settings from drift checks"],

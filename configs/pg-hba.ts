@@ -1,7 +1,8 @@
 /**
  * pg_hba.conf: SCRAM-SHA-256 only, never `trust`; over TCP only with TLS (`hostssl`), loopback included, and only from
- * loopback and the cluster's own networks. The first matching line decides; a connection without TLS meets a
- * `hostnossl … reject` line and is told so ("no encryption"), anything else the closing `reject` lines.
+ * loopback and the cluster's own networks; the superuser never over TCP, only on the Unix socket by peer (pg_ident.conf
+ * says which OS users). The first matching line decides; a connection without TLS meets a `hostnossl … reject` line
+ * and is told so ("no encryption"), anything else the closing `reject` lines.
  */
 import { superuser } from "./roles";
 
@@ -36,6 +37,25 @@ function checkCidr(cidr: string): void {
   throw new Error(`pg_hba: "${cidr}" is not a CIDR such as 10.0.0.0/8 or fd00::/8`);
 }
 
+/** The pg_ident.conf map the superuser's peer line names. */
+export const superuserIdentMap = "superuser";
+
+/**
+ * pg_ident.conf: which OS users may be the superuser on the socket. `postgres` (uid 999 in the images, the rig's
+ * server user) everywhere; on the perf cluster also `root`, who runs pgstack and its tests on the host (the socket is
+ * in a root-only scratch directory there). Same input, same bytes.
+ */
+export function renderPgIdent(opts: { readonly hostRoot: boolean }): string {
+  const row = (system: string, why: string) => `${superuserIdentMap.padEnd(10)} ${system.padEnd(16)} ${superuser.padEnd(10)} # ${why}`;
+  return [
+    "# pg_ident.conf rendered by pgvector-stack: the OS users the superuser's peer line (pg_hba.conf) admits.",
+    "# MAPNAME  SYSTEM-USERNAME  PG-USERNAME",
+    row("postgres", "the server's own OS user: maintenance inside the pod/container, the tls-reloader"),
+    ...(opts.hostRoot ? [row("root", "the perf cluster's host side (pgstack, its tests): root already owns every file of the cluster")] : []),
+    "",
+  ].join("\n");
+}
+
 /** The complete pg_hba.conf. Same input, same bytes. */
 export function renderPgHba(opts: PgHbaOptions = {}): string {
   const networks = [...new Set(opts.allowedCidrs ?? privateNetworks)];
@@ -45,11 +65,13 @@ export function renderPgHba(opts: PgHbaOptions = {}): string {
   return [
     "# pg_hba.conf rendered by pgvector-stack: SCRAM-SHA-256 only, no trust; first match wins, no match is refused.",
     "# TYPE     DATABASE  USER      ADDRESS            METHOD",
-    row("local", "all", superuser, "", "peer", "the postgres OS user on the socket: initdb's superuser, maintenance inside the pod/container"),
+    row("local", "all", superuser, "", `peer map=${superuserIdentMap}`, "the superuser: on the socket only, as the OS users pg_ident.conf maps"),
     row("local", "all", "all", "", "scram-sha-256", "every other role on the socket, by password"),
+    row("host", "all", superuser, "0.0.0.0/0", "reject", "guide, Security: the superuser never logs in over the network, loopback included"),
+    row("host", "all", superuser, "::/0", "reject", "the same for IPv6"),
     row("hostnossl", "all", "all", "0.0.0.0/0", "reject", "guide, Security: SSL/TLS for all connections: without TLS, refused, loopback too"),
     row("hostnossl", "all", "all", "::/0", "reject", "the same for IPv6"),
-    row("hostssl", "all", "all", "127.0.0.1/32", "scram-sha-256", "loopback: PgBouncer and the exporters beside the server; the superuser by password"),
+    row("hostssl", "all", "all", "127.0.0.1/32", "scram-sha-256", "loopback: PgBouncer and the exporters beside the server"),
     row("hostssl", "all", "all", "::1/128", "scram-sha-256", "loopback, IPv6"),
     ...networks.map((cidr) => row("hostssl", "all", "all", cidr, "scram-sha-256", "cluster/pod network (guide: private network for database connections)")),
     row("host", "all", "all", "0.0.0.0/0", "reject", "anything else: refused"),

@@ -15,7 +15,8 @@
  *    sit in the auth_file after all (PGO's users.txt does exactly that), plus a SECURITY DEFINER lookup function.
  *  - Cost: a password change means re-rendering the userlist and reloading PgBouncer; the deploy does both.
  */
-import { statsUser, superuser } from "./roles";
+import { pgbouncerAdminUser, pgbouncerUsers as planPgbouncerUsers, rolePlan, statsUser, type RolePlan } from "./roles";
+import { containerPgbouncerLog } from "./pgbouncer-log";
 import { isScramVerifier } from "./scram";
 import { containerTls, type TlsFiles } from "./tls";
 import type { StackSpec } from "./stack-spec";
@@ -26,8 +27,11 @@ export const pgbouncerPort = 6432;
 /** Where the targets mount the userlist (a Secret on Kubernetes, an upload on Docker). */
 export const pgbouncerAuthFile = "/etc/pgbouncer/userlist.txt";
 
-/** PgBouncer admin console user (PAUSE, RELOAD, SHOW): the database superuser, already an operator's identity. */
-export const pgbouncerAdminUser = superuser;
+/**
+ * PgBouncer admin console user (PAUSE, RELOAD, SHOW): a PgBouncer user only (configs/roles.ts), not a database role,
+ * so the console never needs the superuser and the superuser never logs in over TCP.
+ */
+export { pgbouncerAdminUser };
 
 /**
  * What PgBouncer asks of its clients (client_tls_sslmode). "require" everywhere the stack runs. "allow" admits
@@ -49,6 +53,8 @@ export interface PgBouncerIniOptions {
   readonly tls?: TlsFiles;
   /** client_tls_sslmode (see ClientTlsMode). Defaults to "require". */
   readonly clientTls?: ClientTlsMode;
+  /** logfile: what mtail follows for failed logins (configs/pgbouncer-log.ts). Defaults to `containerPgbouncerLog`. */
+  readonly logFile?: string;
 }
 
 export interface PgBouncerSetting {
@@ -91,7 +97,7 @@ export function pgbouncerSettings(spec: StackSpec, opts: PgBouncerIniOptions = {
     { name: "server_tls_ca_file", value: tls.ca, reason: "the stack's CA" },
     { name: "server_tls_protocols", value: "tlsv1.2,tlsv1.3", reason: "TLS 1.2 at least" },
     { name: "auth_file", value: opts.authFile ?? pgbouncerAuthFile, reason: "SCRAM verifiers, never passwords (see configs/pgbouncer.ts)" },
-    { name: "admin_users", value: pgbouncerAdminUser, reason: "may PAUSE, RESUME, RELOAD the pooler" },
+    { name: "admin_users", value: pgbouncerAdminUser, reason: "may PAUSE, RESUME, RELOAD the pooler: a PgBouncer user only, not a database role" },
     { name: "stats_users", value: statsUser, reason: "pgbouncer_exporter's read-only SHOW access" },
     { name: "pool_mode", value: pb.poolMode, reason: "guide: transaction-level pooling" },
     { name: "max_client_conn", value: String(pb.maxClientConn), reason: "guide: 2000 (supports all application clients)" },
@@ -118,6 +124,11 @@ export function pgbouncerSettings(spec: StackSpec, opts: PgBouncerIniOptions = {
       reason: "sent by JDBC/psql-style drivers; options (e.g. PGOPTIONS) cannot be pooled, so SET LOCAL per transaction instead",
     },
     { name: "server_reset_query", value: "DISCARD ALL", reason: "used in session mode only; transaction mode needs none" },
+    {
+      name: "logfile",
+      value: opts.logFile ?? containerPgbouncerLog,
+      reason: "also to this file (stderr keeps everything): mtail counts failed logins from it, which never reach PostgreSQL's log; kept under a cap (configs/pgbouncer-log.ts)",
+    },
     { name: "log_connections", value: "1", reason: "guide, Alerts: connection failures > 1% of requests are counted from these lines" },
     { name: "log_disconnections", value: "1", reason: "with log_connections: disconnections and their reasons" },
     { name: "log_pooler_errors", value: "1", reason: "errors PgBouncer itself sends to clients (pool full, timeouts)" },
@@ -153,6 +164,12 @@ export function renderPgBouncerIni(spec: StackSpec, opts: PgBouncerIniOptions = 
     "[pgbouncer]",
   ];
   for (const s of pgbouncerSettings(spec, opts)) lines.push(`;; ${s.reason}`, `${s.name} = ${s.value}`);
+  lines.push("", "[users]", ";; guide, Security: connection limits per user; each at most its role's CONNECTION LIMIT (configs/roles.ts), so clients queue here");
+  lines.push(";; rather than PostgreSQL refusing PgBouncer's logins; the pooled roles only (owner and monitor connect directly)");
+  for (const role of rolePlan(spec).databaseRoles) {
+    if (role.pgbouncerMaxConnections === null) continue;
+    lines.push(`;; ${role.name}: at most ${role.pgbouncerMaxConnections} server connections of its CONNECTION LIMIT ${role.connectionLimit}`, `${role.name} = max_user_connections=${role.pgbouncerMaxConnections}`);
+  }
   return `${lines.join("\n")}\n`;
 }
 
@@ -162,9 +179,9 @@ export interface UserlistEntry {
   readonly verifier: string;
 }
 
-/** The users PgBouncer's auth_file must list for this stack: the application, the exporter's stats user, the admin. */
-export function pgbouncerUsers(spec: StackSpec): readonly string[] {
-  return [...new Set([spec.postgres.appUser, statsUser, pgbouncerAdminUser])].sort();
+/** The users PgBouncer's auth_file must list for this stack: the pooled roles, the exporter's stats user, the admin. */
+export function pgbouncerUsers(spec: StackSpec | RolePlan): readonly string[] {
+  return planPgbouncerUsers("names" in spec ? spec : rolePlan(spec));
 }
 
 /**

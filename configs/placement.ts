@@ -12,6 +12,7 @@ import { canaryPort } from "./canary";
 import { nodeExporterPort, pgbouncerExporterPort, postgresExporterPort } from "./exporters";
 import { mtailPort } from "./mtail";
 import { pgbouncerAuthFile, pgbouncerPort, type ClientTlsMode } from "./pgbouncer";
+import { containerPgbouncerLog } from "./pgbouncer-log";
 import { postgresPort, unixSocketDirectory, type PostgresServerPlacement } from "./postgresql";
 import { prometheusPort } from "./scrape";
 import { containerTls, type TlsFiles } from "./tls";
@@ -51,6 +52,11 @@ export interface PlacementPaths {
   readonly mtailPrograms: string;
   /** PgBouncer's auth_file (SCRAM verifiers). */
   readonly pgbouncerAuthFile: string;
+  /**
+   * PgBouncer's `logfile`, which mtail follows for failed logins (configs/pgbouncer-log.ts): written by PgBouncer,
+   * read-only to mtail. Its directory must exist and be writable by PgBouncer's uid.
+   */
+  readonly pgbouncerLog: string;
   /** Where Prometheus reads prometheus.yml, the alert rules, and keeps its data (targets that run Prometheus). */
   readonly prometheusConfig: string;
   readonly alertRules: string;
@@ -135,6 +141,7 @@ const containerPaths = {
   tlsCa: containerTls.ca,
   mtailPrograms: "/etc/mtail",
   pgbouncerAuthFile,
+  pgbouncerLog: containerPgbouncerLog,
   prometheusConfig: "/etc/prometheus/prometheus.yml",
   alertRules: "/etc/prometheus/rules/alert-rules.yaml",
   prometheusData: "/prometheus",
@@ -185,6 +192,7 @@ const local: Placement = {
     tlsCa: "/var/lib/pgstack/tls/ca.crt",
     mtailPrograms: "/var/lib/pgstack/mtail",
     pgbouncerAuthFile: "/var/lib/pgstack/pgbouncer/userlist.txt",
+    pgbouncerLog: "/var/lib/pgstack/pgbouncer/pgbouncer.log",
     prometheusConfig: "/var/lib/pgstack/prometheus/prometheus.yml",
     alertRules: "/var/lib/pgstack/prometheus/alert-rules.yaml",
     prometheusData: "/var/lib/pgstack/prometheus/data",

@@ -208,7 +208,9 @@ function stackSettings(spec: StackSpec, plan: MemoryPlan, server: PostgresServer
     [
       "Statistics",
       [
-        ["shared_preload_libraries", "pg_stat_statements", "per-query statistics for the exporter and the slow-query review"],
+        spec.postgres.audit.enabled
+          ? ["shared_preload_libraries", "pg_stat_statements,pgaudit", "per-query statistics for the exporter; pgaudit for postgres.audit (guide, Security: audit logs)"]
+          : ["shared_preload_libraries", "pg_stat_statements", "per-query statistics for the exporter and the slow-query review"],
         ["pg_stat_statements.max", String(shm.pgStatStatementsMax), "distinct statements tracked"],
         ["pg_stat_statements.track", "top", "statements sent by clients, not those run inside functions"],
         ["pg_stat_statements.track_utility", "off", "SET LOCAL hnsw.ef_search per transaction would crowd out the queries"],
@@ -235,6 +237,7 @@ function stackSettings(spec: StackSpec, plan: MemoryPlan, server: PostgresServer
         ["log_temp_files", "0", "guide, Memory Issues: a spill to disk means work_mem is too small for that query"],
       ],
     ],
+    ...auditSection(spec),
   ];
 }
 
@@ -304,4 +307,21 @@ export function renderPostgresqlConf(spec: StackSpec, plan: MemoryPlan = memoryP
     lines.push(s.source === "user" ? assignment : `${assignment.padEnd(width)}  # ${s.reason}`);
   }
   return `${lines.join("\n")}\n`;
+}
+
+/** pgaudit's settings when postgres.audit is on (guide, Security: audit logs); nothing otherwise. */
+function auditSection(spec: StackSpec): [string, [string, string, string][]][] {
+  const { audit } = spec.postgres;
+  if (!audit.enabled) return [];
+  return [
+    [
+      "Audit (pgaudit)",
+      [
+        ["pgaudit.log", audit.log.join(", "), "postgres.audit.log: the statement classes every session's statements are logged for"],
+        ["pgaudit.log_catalog", "off", "statements touching only pg_catalog (drivers' type lookups, psql's \\d) would drown the audit trail"],
+        ["pgaudit.log_parameter", "off", "bind parameters are embeddings (kilobytes each) and may carry secrets: the statement text is logged, not its values"],
+        ["pgaudit.log_relation", "off", "one line per statement, not one per table it touches"],
+      ],
+    ],
+  ];
 }

@@ -5,6 +5,7 @@
  */
 import yaml from "js-yaml";
 import { renderAlertRules, renderAlertRulesYaml, type AlertRulesInput } from "./alerts";
+import { exposureWarnings } from "./docker-exposure";
 import { postgresExporterQueriesYaml, watchedSettings } from "./exporters";
 import { renderGrafanaDashboardJson } from "./grafana-dashboard";
 import { planIndexes, renderIndexPlanSql } from "./hnsw";
@@ -13,11 +14,11 @@ import { renderLaunches, type Launches } from "./launches";
 import { memoryPlan, type MemoryPlan } from "./memory";
 import { renderMtailProgram } from "./mtail";
 import { placementFor, placementProblems, promDuration, serverPlacement, tlsFiles, type Placement } from "./placement";
-import { pgbouncerUsers, renderPgBouncerIni } from "./pgbouncer";
-import { renderPgHba } from "./pg-hba";
+import { renderPgBouncerIni } from "./pgbouncer";
+import { renderPgHba, renderPgIdent } from "./pg-hba";
 import { parallelism, postgresqlSettingValues, renderPostgresqlConf } from "./postgresql";
 import type { HookPlan, Rendered, RenderedFiles, RenderedMemory, RenderedRoles, ScrapeJob } from "./rendered";
-import { monitorRole, statsUser, superuser } from "./roles";
+import { pgbouncerUsers, renderRolesSql, rolePlan, roleSettings } from "./roles";
 import { defaultScrapeJobNames, jobSources, renderPrometheusConfigYaml } from "./scrape";
 import type { StackSpec } from "./stack-spec";
 import { serverNames, verifyFullQuery } from "./tls";
@@ -135,7 +136,8 @@ function renderedMemory(spec: StackSpec, memory: MemoryPlan): RenderedMemory {
 }
 
 function renderedRoles(spec: StackSpec): RenderedRoles {
-  return { superuser, app: spec.postgres.appUser, monitor: monitorRole, stats: statsUser, pgbouncerUsers: pgbouncerUsers(spec) };
+  const plan = rolePlan(spec);
+  return { ...plan.names, pgbouncerUsers: pgbouncerUsers(plan), plan };
 }
 
 /**
@@ -155,10 +157,13 @@ export function renderStack(spec: StackSpec, placement: Placement = placementFor
   const rulesInput = alertRulesInput(spec, settings, memory.hugePagesMode, placement);
   const launches = renderLaunches(spec, placement);
   const scrapeJobs = scrapeJobsOf(launches);
+  const roles = renderedRoles(spec);
   const hookPlan: HookPlan = {
     stack: spec.stack,
     database: spec.postgres.database,
     appUser: spec.postgres.appUser,
+    extensions: roles.plan.extensions,
+    roleSettings: roleSettings(roles.plan, spec.postgres.database),
     indexPlan,
     benchmark: spec.benchmark,
   };
@@ -166,6 +171,8 @@ export function renderStack(spec: StackSpec, placement: Placement = placementFor
   const files: RenderedFiles = {
     "postgresql.conf": renderPostgresqlConf(spec, memory, serverPlacement(placement)),
     "pg_hba.conf": renderPgHba(),
+    "pg_ident.conf": renderPgIdent({ hostRoot: placement.target === "local" }),
+    "roles.sql": renderRolesSql(roles.plan, spec.postgres.database),
     "pgbouncer.ini": renderPgBouncerIni(spec, {
       server: { host: "127.0.0.1", port: placement.ports.postgres },
       listenAddr: placement.pgbouncerListen,
@@ -173,6 +180,7 @@ export function renderStack(spec: StackSpec, placement: Placement = placementFor
       authFile: placement.paths.pgbouncerAuthFile,
       tls: tlsFiles(placement),
       clientTls: placement.clientTls,
+      logFile: placement.paths.pgbouncerLog,
     }),
     "postgres-exporter-queries.yaml": postgresExporterQueriesYaml(),
     "alert-rules.yaml": renderAlertRulesYaml(rulesInput),
@@ -193,7 +201,7 @@ export function renderStack(spec: StackSpec, placement: Placement = placementFor
     alertRuleGroups: renderAlertRules(rulesInput),
     launches,
     scrapeJobs,
-    roles: renderedRoles(spec),
+    roles,
     tls: {
       files: tlsFiles(placement),
       serverNames: serverNames(),
@@ -212,6 +220,7 @@ export function renderStack(spec: StackSpec, placement: Placement = placementFor
             daemonSetMemoryBytes: spec.kubernetes.daemonSetMemoryBytes,
           })
         : null,
-    warnings: memoryWarnings(spec, memory),
+    // A Docker stack published beyond loopback says so on every render and `pulumi up` (configs/docker-exposure.ts).
+    warnings: [...memoryWarnings(spec, memory), ...(spec.target === "docker" ? exposureWarnings(spec.docker) : [])],
   };
 }

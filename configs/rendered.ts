@@ -5,6 +5,7 @@
 import type { BenchmarkSpec } from "./benchmark";
 import type { IndexPlanEntry } from "./hnsw";
 import type { PodResourcePlan } from "./kubernetes-resources";
+import type { RolePlan, RoleSetting } from "./roles";
 import type { Launches } from "./launches";
 import type { Placement } from "./placement";
 import type { MetricSource } from "./scrape";
@@ -15,6 +16,8 @@ import type { ServerNames, TlsFiles } from "./tls";
 export type RenderedFileName =
   | "postgresql.conf"
   | "pg_hba.conf"
+  | "pg_ident.conf"
+  | "roles.sql"
   | "pgbouncer.ini"
   | "postgres-exporter-queries.yaml"
   | "alert-rules.yaml"
@@ -46,18 +49,28 @@ export interface RenderedMemory {
   readonly worstCaseBytes: number;
 }
 
-/** The roles and users every target creates and wires, by what they are for. */
+/** The roles and users every target creates and wires, by what they are for (configs/roles.ts). */
 export interface RenderedRoles {
-  /** initdb's superuser: the hook's index builds, admins; also PgBouncer's admin console user. */
+  /** initdb's superuser: on the Unix socket only (peer), never over TCP. */
   readonly superuser: string;
-  /** The application's login role, owner of the application database. */
+  /** Owns the database and its tables: migrations, the post-deploy hook. Direct to PostgreSQL only. */
+  readonly owner: string;
+  /** The application's login role: DML on the owner's tables. */
   readonly app: string;
+  /** SELECT on the owner's tables. */
+  readonly readOnly: string;
+  /** The canary's role: its own schema only. */
+  readonly canary: string;
   /** postgres_exporter's role (member of pg_monitor). */
   readonly monitor: string;
-  /** pgbouncer_exporter's user on PgBouncer's admin console (stats_users). */
+  /** pgbouncer_exporter's user on PgBouncer's admin console (stats_users); a PgBouncer user only. */
   readonly stats: string;
+  /** PgBouncer's admin console user (admin_users); a PgBouncer user only. */
+  readonly pgbouncerAdmin: string;
   /** Users PgBouncer's auth_file lists, sorted. */
   readonly pgbouncerUsers: readonly string[];
+  /** Every role and user by kind, and the database roles with their limits (what roles.sql creates). */
+  readonly plan: RolePlan;
 }
 
 /** TLS as the target sets it up: the files, the names the server certificate must carry, how long it lives. */
@@ -109,6 +122,10 @@ export interface HookPlan {
   readonly stack: string;
   readonly database: string;
   readonly appUser: string;
+  /** The extensions roles.sql installs in the database: what drift --live expects to find. */
+  readonly extensions: readonly string[];
+  /** The role-level settings roles.sql makes: drift --live expects exactly these in pg_db_role_setting. */
+  readonly roleSettings: readonly RoleSetting[];
   readonly indexPlan: readonly IndexPlanEntry[];
   readonly benchmark: BenchmarkSpec;
 }

@@ -10,6 +10,7 @@
 import { alertThresholdProblems, defaultAlertThresholds, plainSettingValue } from "./alerts";
 import { defaultBenchmark, type BenchmarkSpec, type BenchmarkTargets } from "./benchmark";
 import { monitoringVersions, watchedSettings } from "./exporters";
+import { exposureProblem, imageReferenceProblem, ipv4Octets } from "./docker-exposure";
 import { defaultDaemonSetMemoryBytes, podResourcesProblem } from "./kubernetes-resources";
 import { memoryPlan } from "./memory";
 import { guideParameters, hnswMaxDimensions, maxIdentifierBytes, type VectorMetric, type VectorTableSpec, type VectorType } from "./hnsw";
@@ -18,7 +19,8 @@ import { pgbouncerPort } from "./pgbouncer";
 import { postgresPort } from "./postgresql";
 import { prometheusPort } from "./scrape";
 import { pg17SettingNames } from "./pg17-settings";
-import { ownRoles, reservedDatabases } from "./roles";
+import { auditClasses, type AuditClass, type AuditSpec } from "./stack-spec";
+import { ownerSuffix, ownRoles, passwordKeys, readOnlySuffix, reservedDatabases, type PasswordKey } from "./roles";
 import { closest, show, SpecError, SpecReader, type SpecIssue } from "./spec-reader";
 import type {
   AlertsSpec,
@@ -42,7 +44,7 @@ export type { StackSpec } from "./stack-spec";
 export const configNamespace = "pgvector-stack";
 
 /** Secret config keys: read by program.ts as Pulumi secrets, never part of the spec. */
-export const secretConfigKeys = ["appPassword", "monitorPassword", "statsPassword", "superuserPassword"] as const;
+export const secretConfigKeys: readonly PasswordKey[] = [...passwordKeys].sort();
 
 const specKeys = ["target", "node", "postgres", "pgbouncer", "vectorTables", "benchmark", "alerts", "tls", "images", "kubernetes", "docker"] as const;
 
@@ -86,12 +88,17 @@ export const defaultImages: Images = {
   prometheus: "prom/prometheus:v2.53.4",
   nodeExporter: "prom/node-exporter:v1.9.1",
   mtail: monitoringVersions.mtail.image,
-  node: "node:20-bookworm-slim",
+  // An exact release, not the moving node:20 line: the Node the tests here run the bundled CLI with (20.20.2). Not a
+  // digest: no registry answers from the build machine, so none could be read or checked; pin one per stack with
+  // images.node: node:20.20.2-bookworm-slim@sha256:<digest>.
+  node: "node:20.20.2-bookworm-slim",
 };
 
 /** Where alerts link their runbook section: this repository's docs/runbooks.md, unless the stack names its own copy. */
 export const defaultRunbookBaseUrl = "https://github.com/pgvector-stack/pgvector-stack/blob/main/docs/runbooks.md";
 
+/** PostgreSQL's NAMEDATALEN − 1: longer identifiers are cut. */
+const maxIdentifierLength = 63;
 const identifier = /^[a-z_][a-z0-9_]{0,62}$/;
 const identifierText = "a lower-case SQL identifier (letters, digits, _; at most 63 characters)";
 
@@ -174,6 +181,7 @@ function readPostgres(r: SpecReader, config: Obj): PostgresSpec {
     "appUser",
     "settings",
     "acceptWorstCaseMemory",
+    "audit",
   ]);
   if (pg.version !== undefined && pg.version !== 17) {
     r.fail("postgres.version", `postgres.version is ${show(pg.version)}; only 17 is supported (the renderers and tests target PostgreSQL 17)`);
@@ -214,6 +222,13 @@ function readPostgres(r: SpecReader, config: Obj): PostgresSpec {
       "postgres.appUser",
       `postgres.appUser is ${show(appUser)}; ${ownRoles.get(appUser) ?? "PostgreSQL reserves role names starting with pg_"}: choose another name`,
     );
+  } else if (appUser.length + Math.max(ownerSuffix.length, readOnlySuffix.length) > maxIdentifierLength) {
+    // The owner and read-only roles are named after it (configs/roles.ts); PostgreSQL would cut a longer name.
+    r.fail(
+      "postgres.appUser",
+      `postgres.appUser ${show(appUser)} is ${appUser.length} characters; the roles ${show(appUser + ownerSuffix)} and ${show(appUser + readOnlySuffix)} are named after it ` +
+        `and must fit PostgreSQL's ${maxIdentifierLength}: at most ${maxIdentifierLength - Math.max(ownerSuffix.length, readOnlySuffix.length)} characters`,
+    );
   }
   return {
     version: 17,
@@ -226,9 +241,32 @@ function readPostgres(r: SpecReader, config: Obj): PostgresSpec {
     },
     database,
     appUser,
+    audit: readAudit(r, pg),
     settings,
     acceptWorstCaseMemory: r.boolean(pg, "acceptWorstCaseMemory", "postgres.acceptWorstCaseMemory", false),
   };
+}
+
+/** postgres.audit: `enabled` and the pgaudit.log classes, each one pgaudit knows, none twice. */
+function readAudit(r: SpecReader, pg: Obj): AuditSpec {
+  const a = r.section(pg, "audit", "postgres.audit", ["enabled", "log"]);
+  const enabled = r.boolean(a, "enabled", "postgres.audit.enabled", false);
+  const listed = r.list(a, "log", "postgres.audit.log");
+  if (listed === undefined) return { enabled, log: ["ddl", "role"] };
+  const log: AuditClass[] = [];
+  listed.forEach((value, i) => {
+    const key = `postgres.audit.log[${i}]`;
+    if (typeof value !== "string" || !(auditClasses as readonly string[]).includes(value)) {
+      const suggestion = typeof value === "string" ? closest(value, auditClasses) : undefined;
+      r.fail(key, `${key} is ${show(value)}; pgaudit logs ${auditClasses.join(", ")}${suggestion ? `; did you mean ${suggestion}?` : ""}`);
+    } else if (log.includes(value as AuditClass)) {
+      r.fail(key, `${key} lists ${value} twice`);
+    } else {
+      log.push(value as AuditClass);
+    }
+  });
+  if (listed.length === 0) r.fail("postgres.audit.log", "postgres.audit.log is empty; name at least one class (ddl, role, …) or set postgres.audit.enabled: false");
+  return { enabled, log };
 }
 
 function readPgBouncer(r: SpecReader, config: Obj, postgres: PostgresSpec): PgBouncerSpec {
@@ -482,13 +520,18 @@ function readTls(r: SpecReader, config: Obj, target: Target, alerts: AlertsSpec)
   return { certificateValidityMs: validity, renewBeforeMs: renewBefore, certManagerIssuer };
 }
 
-const imageRef = /^[a-z0-9][a-z0-9._/-]*(:[A-Za-z0-9._-]+|@sha256:[a-f0-9]{64})$/;
-
+/** Kept as written: a digest (name:tag@sha256:…) reaches the pull unchanged (configs/docker-exposure.ts checks the form). */
 function readImages(r: SpecReader, config: Obj): Images {
   const i = r.section(config, "images", "images", Object.keys(defaultImages));
-  return Object.fromEntries(
-    Object.entries(defaultImages).map(([k, v]) => [k, r.string(i, k, `images.${k}`, imageRef, "an image pinned by tag or digest (name:tag), never bare or :latest", v)]),
-  ) as unknown as Images;
+  const image = (key: string, fallback: string): string => {
+    const value = i[key];
+    if (value === undefined) return fallback;
+    const problem = typeof value === "string" ? imageReferenceProblem(value) : "is not a string";
+    if (problem === null) return value as string;
+    r.fail(`images.${key}`, `images.${key} is ${show(value)}; it must be an image pinned by tag or digest (name:tag, name@sha256:…, name:tag@sha256:…), never bare or :latest; it ${problem}`);
+    return fallback;
+  };
+  return Object.fromEntries(Object.entries(defaultImages).map(([k, v]) => [k, image(k, v)])) as unknown as Images;
 }
 
 /** A `matchLabels` mapping as the API server validates it; null when absent and there is no default. */
@@ -554,7 +597,7 @@ function readKubernetes(r: SpecReader, config: Obj): KubernetesSpec {
 }
 
 function readDocker(r: SpecReader, config: Obj): DockerSpec {
-  const d = r.section(config, "docker", "docker", ["hostHugePages", "publishAddress", "ports"]);
+  const d = r.section(config, "docker", "docker", ["hostHugePages", "publishAddress", "exposeBeyondLoopback", "ports"]);
   const p = r.section(d, "ports", "docker.ports", ["postgres", "pgbouncer", "prometheus"]);
   const ports = {
     postgres: r.integer(p, "postgres", "docker.ports.postgres", 1, 65535, postgresPort),
@@ -567,9 +610,16 @@ function readDocker(r: SpecReader, config: Obj): DockerSpec {
       if (ports[a] === ports[b]) r.fail(`docker.ports.${b}`, `docker.ports.${a} and docker.ports.${b} are both ${ports[a]}; each published port needs its own number`);
     }),
   );
+  const publishAddress = r.string(d, "publishAddress", "docker.publishAddress", /^\d{1,3}(\.\d{1,3}){3}$/, "an IPv4 address such as 127.0.0.1", "127.0.0.1");
+  // Beyond loopback only when the stack says so: Prometheus has no login (configs/docker-exposure.ts).
+  const exposeBeyondLoopback = r.boolean(d, "exposeBeyondLoopback", "docker.exposeBeyondLoopback", false);
+  const exposure = exposureProblem({ publishAddress, exposeBeyondLoopback });
+  if (ipv4Octets(publishAddress) === null) r.fail("docker.publishAddress", `docker.publishAddress ${show(publishAddress)} is not an IPv4 address: each part must be 0-255`);
+  else if (exposure !== null) r.fail("docker.publishAddress", exposure);
   return {
     hostHugePages: r.boolean(d, "hostHugePages", "docker.hostHugePages", false),
-    publishAddress: r.string(d, "publishAddress", "docker.publishAddress", /^\d{1,3}(\.\d{1,3}){3}$/, "an IPv4 address such as 127.0.0.1", "127.0.0.1"),
+    publishAddress,
+    exposeBeyondLoopback,
     ports,
   };
 }
@@ -615,6 +665,20 @@ function checkDerived(r: SpecReader, spec: StackSpec): void {
     daemonSetMemoryBytes: spec.kubernetes.daemonSetMemoryBytes,
   });
   if (problem !== undefined) r.fail("node.memory", problem);
+}
+
+/**
+ * pgaudit is a shared library PostgreSQL must find at start: the perf cluster's Debian 13 rootfs has it
+ * (postgresql-17-pgaudit), the default container image (pgvector/pgvector) does not, and a server that cannot load a
+ * preloaded library does not start. Refused with the way out rather than left to a crash-looping pod.
+ */
+function checkAuditImage(r: SpecReader, spec: StackSpec): void {
+  if (!spec.postgres.audit.enabled || spec.target === "local" || spec.images.postgres !== defaultImages.postgres) return;
+  r.fail(
+    "postgres.audit.enabled",
+    `postgres.audit.enabled is true, but images.postgres is ${show(spec.images.postgres)}, which does not ship pgaudit: PostgreSQL would not start. ` +
+      `Set images.postgres to an image with PostgreSQL 17, pgvector and pgaudit (Debian's postgresql-17-pgaudit), or leave audit off`,
+  );
 }
 
 /** `pgvector-stak:postgres` is ours, misspelt; `kubernetes:context` is another tool's. */
@@ -664,6 +728,7 @@ export function parseStackSpec(stack: string, config: Obj, options: SpecOptions 
     kubernetes: readKubernetes(r, config),
     docker: readDocker(r, config),
   };
+  checkAuditImage(r, spec);
   if (r.issues.length === 0) checkDerived(r, spec);
   if (r.issues.length > 0) throw new SpecError(stack, r.issues);
   return deepFreeze(spec);

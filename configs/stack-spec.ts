@@ -19,6 +19,17 @@ export interface NodeSpec {
   readonly storage: StorageClass;
 }
 
+/** pgaudit's statement classes (pgaudit.log); `all` is every one of them. */
+export const auditClasses = ["read", "write", "function", "role", "ddl", "misc", "misc_set", "all"] as const;
+export type AuditClass = (typeof auditClasses)[number];
+
+/** Audit logging with pgaudit (guide, Security: audit logs). Off unless asked for. */
+export interface AuditSpec {
+  readonly enabled: boolean;
+  /** pgaudit.log: what a session's statements are logged for. Defaults to ddl and role. */
+  readonly log: readonly AuditClass[];
+}
+
 export interface PostgresSpec {
   readonly version: 17;
   readonly maxConnections: number;
@@ -28,6 +39,8 @@ export interface PostgresSpec {
   readonly reservedConnections: { readonly maintenance: number; readonly monitoring: number };
   readonly database: string;
   readonly appUser: string;
+  /** pgaudit session logging (postgres.audit). */
+  readonly audit: AuditSpec;
   /** Extra postgresql.conf settings; names checked against PostgreSQL 17, owned settings refused. */
   readonly settings: Readonly<Record<string, string>>;
   /**
@@ -115,6 +128,8 @@ export interface DockerSpec {
   readonly hostHugePages: boolean;
   /** Address published ports bind to. */
   readonly publishAddress: string;
+  /** publishAddress may be other than loopback (127.0.0.0/8): the stack means to publish beyond the Docker host, and every render warns. */
+  readonly exposeBeyondLoopback: boolean;
   readonly ports: { readonly postgres: number; readonly pgbouncer: number; readonly prometheus: number };
 }
 

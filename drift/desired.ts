@@ -3,14 +3,13 @@
  * a fresh render): the same files every target deploys, so the check is the same for every target.
  */
 import type { IndexPlanEntry } from "../configs/hnsw";
-import { bootstrapSql } from "../configs/roles";
+import { stackExtensions, type RoleSetting } from "../configs/roles";
 import { parseKeyValueLines, parsePgBouncerIni, parsePostgresqlConf } from "./config-files";
 import type { DesiredState } from "./live";
 
-/** The extensions the role bootstrap (configs/roles.ts) installs in the stack's database, read from its SQL. */
+/** The extensions the role bootstrap (configs/roles.ts, roles.sql) installs in the stack's database. */
 export function bootstrapExtensions(): string[] {
-  const sql = bootstrapSql("db", "app", { app: "", monitor: "" });
-  return [...sql.matchAll(/CREATE EXTENSION IF NOT EXISTS "?([\w-]+)"?/g)].map((m) => m[1]).sort();
+  return [...stackExtensions].sort();
 }
 
 /** Files a live check needs, by name. */
@@ -19,7 +18,7 @@ export const desiredFiles = ["postgresql.conf", "pgbouncer.ini", "plan.json", "m
 export function desiredFromFiles(stack: string, files: Readonly<Record<string, string>>): DesiredState {
   const missing = desiredFiles.filter((f) => files[f] === undefined);
   if (missing.length > 0) throw new Error(`the rendered state of stack "${stack}" lacks ${missing.join(", ")}`);
-  const plan = JSON.parse(files["plan.json"]) as { database?: string; indexPlan?: IndexPlanEntry[] };
+  const plan = JSON.parse(files["plan.json"]) as { database?: string; indexPlan?: IndexPlanEntry[]; extensions?: string[]; roleSettings?: RoleSetting[] };
   if (typeof plan.database !== "string") throw new Error(`plan.json of stack "${stack}" names no database`);
   const memory = parseKeyValueLines(files["memory-plan.yaml"]);
   const pages = Number(memory.get("huge_pages_2MiB"));
@@ -30,6 +29,7 @@ export function desiredFromFiles(stack: string, files: Readonly<Record<string, s
     database: plan.database,
     indexPlan: plan.indexPlan ?? [],
     hugePagesPlanned: Number.isInteger(pages) ? pages : null,
-    extensions: bootstrapExtensions(),
+    extensions: plan.extensions ?? bootstrapExtensions(),
+    roleSettings: plan.roleSettings ?? [],
   };
 }

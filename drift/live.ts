@@ -86,6 +86,8 @@ export interface DesiredState {
   readonly hugePagesPlanned: number | null;
   /** Extensions the bootstrap installs in the stack's database. */
   readonly extensions: readonly string[];
+  /** The role-level settings roles.sql makes (plan.json): expected in pg_db_role_setting, nothing else is. */
+  readonly roleSettings: readonly RoleDatabaseSetting[];
 }
 
 export type LiveArea = "postgresql" | "override" | "huge pages" | "extension" | "index" | "pgbouncer";
@@ -282,15 +284,27 @@ function postgresFindings(desired: DesiredState, live: LivePostgres): LiveFindin
 
 function overrideFindings(desired: DesiredState, live: LivePostgres): LiveFinding[] {
   const efSearch = [...new Set(desired.indexPlan.map((e) => e.efSearch))];
-  return [...live.overrides]
+  const key = (o: RoleDatabaseSetting) => `${overrideLabel(o)} ${o.name.toLowerCase()}`;
+  const expected = new Map(desired.roleSettings.map((o) => [key(o), o]));
+  const found = [...live.overrides]
     .sort((a, b) => overrideLabel(a).localeCompare(overrideLabel(b)) || a.name.localeCompare(b.name))
-    .map((o) => {
+    .map((o): LiveFinding => {
       const name = o.name.toLowerCase();
+      const own = expected.get(key(o));
+      if (own !== undefined) {
+        const same = own.value === o.value;
+        return { area: "override", name, desired: own.value, live: o.value, source: overrideLabel(o), drift: !same, ...(same ? { detail: "set by the stack's roles.sql" } : {}) };
+      }
       const rendered = desired.postgresql.get(name);
       const desiredText =
         rendered ?? (name === "hnsw.ef_search" && efSearch.length > 0 ? `${efSearch.join(", ")} (per query, SET LOCAL; not per role/database)` : undefined);
       return { area: "override", name, desired: desiredText, live: o.value, source: overrideLabel(o), drift: true, detail: "per-role/database settings are not part of the rendered state" } as LiveFinding;
     });
+  const seen = new Set(live.overrides.map(key));
+  const missing = desired.roleSettings
+    .filter((o) => !seen.has(key(o)))
+    .map((o): LiveFinding => ({ area: "override", name: o.name.toLowerCase(), desired: o.value, live: "missing", source: overrideLabel(o), drift: true, detail: "roles.sql sets it; the roles were not bootstrapped as rendered" }));
+  return [...found, ...missing];
 }
 
 function hugePageFindings(desired: DesiredState, live: LivePostgres): LiveFinding[] {

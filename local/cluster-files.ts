@@ -7,34 +7,30 @@
  * `generatePasswords` and the default salt draw randomness), so the wiring is unit-tested without starting anything.
  */
 import { randomBytes } from "node:crypto";
-import { monitoringSetupSql } from "../configs/exporters";
 import type { Launch, SecretInput } from "../configs/launches";
 import { localPlacement, type MonitoringIntervals, type Placement, type PlacementPaths, type PlacementPorts } from "../configs/placement";
 import { pgbouncerUserlist, type ClientTlsMode } from "../configs/pgbouncer";
 import { renderStack } from "../configs/render";
 import type { Rendered, RenderedRoles } from "../configs/rendered";
-import { bootstrapSql } from "../configs/roles";
+import { bootstrapSql, roleKinds, type RoleKind } from "../configs/roles";
 import { scramSaltBytes, scramVerifier } from "../configs/scram";
-import { quoteIdent, quoteLiteral } from "../configs/sql";
 import { verifyFullQuery } from "../configs/tls";
 
-/** Every password the cluster uses, generated per run; never written anywhere but the 0600 state file. */
-export interface ClusterPasswords {
-  readonly superuser: string;
-  readonly app: string;
-  readonly monitor: string;
-  readonly stats: string;
-}
+/** Every password the cluster uses, one per role kind (configs/roles.ts), generated per run; never written anywhere but the 0600 state file. */
+export type ClusterPasswords = Readonly<Record<RoleKind, string>>;
 
 /** 24 random bytes as base64url: 32 printable ASCII characters, safe in URLs, SASLprep-neutral. */
+export function generatePassword(): string {
+  return randomBytes(24).toString("base64url");
+}
+
 export function generatePasswords(): ClusterPasswords {
-  const one = () => randomBytes(24).toString("base64url");
-  return { superuser: one(), app: one(), monitor: one(), stats: one() };
+  return Object.fromEntries(roleKinds.map((kind) => [kind, generatePassword()])) as Record<RoleKind, string>;
 }
 
 /** The passwords as a list, for masking them in anything printed. */
 export function passwordList(p: ClusterPasswords): string[] {
-  return [p.superuser, p.app, p.monitor, p.stats];
+  return roleKinds.map((kind) => p[kind]);
 }
 
 /** The one masker (configs/secrets.ts) under its old name, for tests/unit/local-cluster-files.test.ts only. */
@@ -61,6 +57,8 @@ export const clusterEntries = {
   queries: "postgres-exporter-queries.yaml",
   mtailPrograms: "progs",
   userlist: "userlist.txt",
+  /** PgBouncer's logfile, which mtail follows; `pgbouncer.log` beside it is the rig's capture of PgBouncer's stderr. */
+  pgbouncerLog: "logfile.log",
   prometheusConfig: "prometheus.yml",
   alertRules: "alert-rules.yaml",
   prometheusData: "data",
@@ -93,6 +91,7 @@ export function clusterPlacement(input: {
     tlsCa: `${dirs.tls}/${clusterEntries.tlsCa}`,
     mtailPrograms: `${dirs.mtail}/${clusterEntries.mtailPrograms}`,
     pgbouncerAuthFile: `${dirs.pgbouncer}/${clusterEntries.userlist}`,
+    pgbouncerLog: `${dirs.pgbouncer}/${clusterEntries.pgbouncerLog}`,
     prometheusConfig: `${dirs.prometheus}/${clusterEntries.prometheusConfig}`,
     alertRules: `${dirs.prometheus}/${clusterEntries.alertRules}`,
     prometheusData: `${dirs.prometheus}/${clusterEntries.prometheusData}`,
@@ -139,12 +138,7 @@ export function clusterVerifiers(
   passwords: ClusterPasswords,
   salt: () => Buffer = () => randomBytes(scramSaltBytes),
 ): Readonly<Record<string, string>> {
-  return {
-    [roles.superuser]: scramVerifier(passwords.superuser, salt()),
-    [roles.app]: scramVerifier(passwords.app, salt()),
-    [roles.monitor]: scramVerifier(passwords.monitor, salt()),
-    [roles.stats]: scramVerifier(passwords.stats, salt()),
-  };
+  return Object.fromEntries(roleKinds.map((kind) => [roles.plan.names[kind], scramVerifier(passwords[kind], salt())]));
 }
 
 function verifierOf(verifiers: Readonly<Record<string, string>>, user: string, what: string): string {
@@ -154,23 +148,12 @@ function verifierOf(verifiers: Readonly<Record<string, string>>, user: string, w
 }
 
 /**
- * The psql script run once as the superuser: the stack's role bootstrap (configs/roles.ts: app and monitor roles,
- * the app database, CREATE EXTENSION vector and pg_stat_statements), then the exporter's setup (configs/exporters.ts)
- * in the app database. The superuser's password is set to the verifier PgBouncer also holds, so its SCRAM
- * pass-through works for the admin user too.
+ * The psql script run as the superuser on the socket: the stack's roles.sql as rendered (roles, limits, the database,
+ * extensions, grants), then every role's verifier (configs/roles.ts passwordsSql). Run at the start and again by
+ * `rotatePassword`: idempotent.
  */
 export function clusterBootstrapSql(rendered: Rendered, verifiers: Readonly<Record<string, string>>): string {
-  const { roles } = rendered;
-  const what = "the cluster's bootstrap";
-  const admin = verifierOf(verifiers, roles.superuser, what);
-  const app = verifierOf(verifiers, roles.app, what);
-  const monitor = verifierOf(verifiers, roles.monitor, what);
-  return [
-    `ALTER ROLE ${quoteIdent(roles.superuser)} PASSWORD ${quoteLiteral(admin)};`,
-    bootstrapSql(rendered.spec.postgres.database, roles.app, { app, monitor }).trimEnd(),
-    ...monitoringSetupSql().map((s) => `${s};`),
-    "",
-  ].join("\n");
+  return bootstrapSql(rendered.files["roles.sql"], rendered.roles.plan, verifiers);
 }
 
 /** PgBouncer's auth_file: a verifier for every user Rendered says PgBouncer must know. */
@@ -190,14 +173,19 @@ export function connectionUrl(user: string, password: string, port: number, data
 
 /** The cluster's addresses, at the rendered placement's ports. The database URLs carry passwords. */
 export interface ClusterUrls {
-  /** The app user through PgBouncer (transaction pooling). */
+  /** The application role through PgBouncer (transaction pooling): DML on the owner's tables. */
   readonly pooled: string;
-  /** The app user straight to PostgreSQL. */
+  /** The owner straight to PostgreSQL: DDL, loading, index builds (what the hook's PGSTACK_DIRECT_URL is). */
   readonly direct: string;
-  /** The superuser in the maintenance database `postgres`. */
-  readonly superuser: string;
+  /** The read-only role through PgBouncer. */
+  readonly readOnly: string;
+  /** The canary's role through PgBouncer, and straight to PostgreSQL (its login probe). */
+  readonly canaryPooled: string;
+  readonly canaryDirect: string;
   /** The stats user on PgBouncer's admin console (database `pgbouncer`), as pgbouncer_exporter logs in. */
   readonly stats: string;
+  /** PgBouncer's admin user on its console (RELOAD, PAUSE). */
+  readonly pgbouncerAdmin: string;
   readonly prometheus: string;
 }
 
@@ -212,20 +200,34 @@ export function clusterUrls(rendered: Rendered, passwords: ClusterPasswords, caH
   const database = rendered.spec.postgres.database;
   return {
     pooled: connectionUrl(roles.app, passwords.app, ports.pgbouncer, database, caHostPath),
-    direct: connectionUrl(roles.app, passwords.app, ports.postgres, database, caHostPath),
-    superuser: connectionUrl(roles.superuser, passwords.superuser, ports.postgres, "postgres", caHostPath),
+    direct: connectionUrl(roles.owner, passwords.owner, ports.postgres, database, caHostPath),
+    readOnly: connectionUrl(roles.readOnly, passwords.readOnly, ports.pgbouncer, database, caHostPath),
+    canaryPooled: connectionUrl(roles.canary, passwords.canary, ports.pgbouncer, database, caHostPath),
+    canaryDirect: connectionUrl(roles.canary, passwords.canary, ports.postgres, database, caHostPath),
     stats: connectionUrl(roles.stats, passwords.stats, ports.pgbouncer, "pgbouncer", caHostPath),
+    pgbouncerAdmin: connectionUrl(roles.pgbouncerAdmin, passwords.pgbouncerAdmin, ports.pgbouncer, "pgbouncer", caHostPath),
     prometheus: `http://127.0.0.1:${ports.prometheus}`,
   };
 }
 
 /**
+ * The superuser on PostgreSQL's Unix socket (`socketHostDir`: the placement's postgresSocketDir as this host sees it),
+ * by peer: pg_hba.conf rejects the superuser on every TCP line, and pg_ident.conf maps this host's root to it. No
+ * password. `database` defaults to the maintenance database.
+ */
+export function superuserSocketUrl(rendered: Rendered, socketHostDir: string, database = "postgres"): string {
+  const query = new URLSearchParams({ host: socketHostDir, port: String(rendered.placement.ports.postgres) });
+  // "localhost" only makes it a URL WHATWG parsers accept; the `host` parameter (the socket directory) wins over it.
+  return `postgresql://${encodeURIComponent(rendered.roles.superuser)}@localhost/${encodeURIComponent(database)}?${query.toString()}`;
+}
+
+/**
  * What each secret a launch names holds on this cluster (configs/launches.ts SecretInput). The URLs go to the canary,
- * a process of this host: they name the CA by its host path.
+ * a process of this host, as its own role: they name the CA by its host path.
  */
 export function secretInputs(rendered: Rendered, passwords: ClusterPasswords, caHostPath: string): Readonly<Record<SecretInput, string>> {
   const urls = clusterUrls(rendered, passwords, caHostPath);
-  return { monitorPassword: passwords.monitor, statsPassword: passwords.stats, pooledUrl: urls.pooled, directUrl: urls.direct };
+  return { monitorPassword: passwords.monitor, statsPassword: passwords.stats, pooledUrl: urls.canaryPooled, directUrl: urls.canaryDirect };
 }
 
 /** A launch's secret environment variables, filled: variable → value. */

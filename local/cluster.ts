@@ -30,10 +30,13 @@ import type { ClientTlsMode } from "../configs/pgbouncer";
 import { silentProgress, type Progress } from "../configs/progress";
 import { renderStack } from "../configs/render";
 import type { Rendered, RenderedMemory } from "../configs/rendered";
+import type { RoleKind } from "../configs/roles";
+import { scramSaltBytes, scramVerifier } from "../configs/scram";
 import { maskSecrets } from "../configs/secrets";
 import type { StackSpec } from "../configs/stack-spec";
 import { humanBytes, pgMemory } from "../configs/units";
 import * as fs from "node:fs";
+import { randomBytes } from "node:crypto";
 import { connect, newClient } from "../pgclient/connect";
 import { startCanaryProcess, type CanaryProcess } from "./canary-process";
 import {
@@ -53,11 +56,12 @@ import {
   clusterBootstrapSql,
   clusterPlacement,
   clusterUrls,
+  superuserSocketUrl,
   clusterUserlist,
   clusterVerifiers,
-  connectionUrl,
   entryIn,
   filledSecretEnv,
+  generatePassword,
   generatePasswords,
   passwordList,
   renderedWith,
@@ -190,10 +194,15 @@ export interface ClusterInfo {
   readonly name: string;
   readonly stack: string;
   readonly runtime: { readonly kind: Runtime["kind"]; readonly versions: Runtime["versions"] };
-  /** The app user through PgBouncer (transaction pooling). */
+  /** The application role through PgBouncer (transaction pooling): DML on the owner's tables. */
   readonly pooledUrl: string;
-  /** The app user straight to PostgreSQL (index builds, loads). */
+  /** The owner straight to PostgreSQL: DDL, loads, index builds (the hook's direct URL). */
   readonly directUrl: string;
+  /** The read-only role through PgBouncer. */
+  readonly readOnlyUrl: string;
+  /** PgBouncer's admin user on its console (database pgbouncer). */
+  readonly pgbouncerAdminUrl: string;
+  /** The superuser on PostgreSQL's Unix socket, by peer (never over TCP), in the maintenance database. */
   readonly superuserUrl: string;
   readonly prometheusUrl: string;
   /**
@@ -205,7 +214,8 @@ export interface ClusterInfo {
   readonly hugePages: HugePagesStatus;
   readonly stateFile: string;
   /**
-   * Host paths of the servers' logs. `postgres` is its stderr up to the logging collector's start; `postgres_log_dir`
+   * Host paths of the servers' logs. `pgbouncer` is PgBouncer's stderr, `pgbouncer_logfile` the same lines in its
+   * `logfile` (what mtail follows). `postgres` is its stderr up to the logging collector's start; `postgres_log_dir`
    * holds the rest (the collector's hourly files, as on the container targets).
    */
   readonly logs: Readonly<Record<string, string>>;
@@ -632,6 +642,7 @@ async function postgres(
         caHostPath: ctx.tls.caHostPath,
         postgresqlConf: rendered.files["postgresql.conf"],
         pgHbaConf: rendered.files["pg_hba.conf"],
+        pgIdentConf: rendered.files["pg_ident.conf"],
         superuserPassword: host.passwords.superuser,
       });
       return { postgres: server, hugePages: pages.status(), rendered, dirs: { ...ctx.dirs, postgres: dir } };
@@ -659,13 +670,13 @@ async function postgres(
 }
 
 /** 5. Roles, the app database, CREATE EXTENSION vector; then a check that huge pages really are in use. */
-async function bootstrap(ctx: Pick<Built, "rendered" | "postgres" | "hugePages" | "tls">, host: StepHost): Promise<Pick<Built, "verifiers" | "hugePages">> {
+async function bootstrap(ctx: Pick<Built, "runtime" | "rendered" | "postgres" | "hugePages" | "tls">, host: StepHost): Promise<Pick<Built, "verifiers" | "hugePages">> {
   const { rendered } = ctx;
   const { roles } = rendered;
   host.progress.step(`PostgreSQL on 127.0.0.1:${ctx.postgres.port}: roles ${roles.app}, ${roles.monitor}; database ${rendered.spec.postgres.database} with CREATE EXTENSION vector`);
   const verifiers = clusterVerifiers(roles, host.passwords);
   await ctx.postgres.psql(clusterBootstrapSql(rendered, verifiers));
-  const server = await checkHugePages(clusterUrls(rendered, host.passwords, ctx.tls.caHostPath).superuser, ctx.hugePages, host.progress);
+  const server = await checkHugePages(superuserSocketUrl(rendered, ctx.runtime.hostPath(rendered.placement.paths.postgresSocketDir)), ctx.hugePages, host.progress);
   return { verifiers, hugePages: { ...ctx.hugePages, ...server } };
 }
 
@@ -674,8 +685,9 @@ async function pgbouncer(ctx: Pick<Built, "runtime" | "rendered" | "dirs" | "ver
   const dir = ctx.dirs.pgbouncer;
   const placed = await onPlacedPort(ctx.rendered, "pgbouncer", (rendered) => {
     writePlaced(dir, rendered.placement.paths.pgbouncerAuthFile, clusterUserlist(rendered.roles, ctx.verifiers));
-    // `placed`: PgBouncer reads the rendered ini byte for byte (listen address and port, auth_file, no socket, log to
-    // stderr and no pid file by leaving logfile and pidfile unset).
+    // `placed`: PgBouncer reads the rendered ini byte for byte (listen address and port, auth_file, no socket, no pid
+    // file; it logs to stderr, which the rig captures, and to the placement's logfile in this directory, which mtail
+    // follows).
     return startPgBouncer({
       runtime: ctx.runtime,
       scratch: dir,
@@ -729,7 +741,7 @@ async function mtail(ctx: Pick<Built, "runtime" | "rendered" | "dirs" | "tls">, 
     writePlaced(dir, `${rendered.placement.paths.mtailPrograms}/${mtailProgramFile}`, rendered.files["postgresql.mtail"], 0o644);
     return startLaunch(ctx.runtime, rendered.launches.mtail, dir, secretInputs(rendered, host.passwords, ctx.tls.caHostPath));
   });
-  host.progress.step(`mtail ${ctx.runtime.versions.mtail} :${placed.started.port} following PostgreSQL's log`);
+  host.progress.step(`mtail ${ctx.runtime.versions.mtail} :${placed.started.port} following PostgreSQL's and PgBouncer's logs`);
   return { mtail: placed.started, rendered: placed.rendered };
 }
 
@@ -776,7 +788,7 @@ const steps = [
   step("certificates", ["runtime", "rendered", "dirs"], certificates),
   step("huge-pages", ["rendered"], decideHugePages),
   step("postgres", ["runtime", "rendered", "dirs", "hugePagesIntent", "tls"], postgres),
-  step("bootstrap", ["rendered", "postgres", "hugePages", "tls"], bootstrap),
+  step("bootstrap", ["runtime", "rendered", "postgres", "hugePages", "tls"], bootstrap),
   step("pgbouncer", ["runtime", "rendered", "dirs", "verifiers", "tls"], pgbouncer),
   step("exporters", ["runtime", "rendered", "dirs", "tls"], exporters),
   step("mtail", ["runtime", "rendered", "dirs", "tls"], mtail),
@@ -814,7 +826,10 @@ export class LocalCluster {
   private readonly progress: Progress;
   private readonly root: string;
   private readonly pool: HugePagesPool;
-  private readonly passwords: ClusterPasswords = generatePasswords();
+  /** This run's passwords; `rotatePassword` replaces one (the StepHost and the state file see the same object). */
+  private readonly passwords: { -readonly [K in RoleKind]: string } = { ...generatePasswords() };
+  /** Every password this cluster has had, rotated ones too: what is masked in anything printed. */
+  private readonly everyPassword: string[] = passwordList(this.passwords);
   /** Every server started, in start order, recorded by the runtime's spawn the moment it exists: what a stop ends. */
   private readonly servers: ServerProcess[] = [];
   /** Servers ended on purpose by `stopServer` (an outage drill): their exit is not unexpected. */
@@ -825,7 +840,7 @@ export class LocalCluster {
   private stopPromise: Promise<ClusterStopReport> | undefined;
   private stopRequested = false;
   /** What a finished start built, frozen: what renewals and drills work on. */
-  private up: Readonly<{ info: ClusterInfo; rendered: Rendered; built: Pick<Built, "runtime" | "dirs" | "tls" | "postgres" | "pgbouncer"> }> | undefined;
+  private up: Readonly<{ info: ClusterInfo; rendered: Rendered; built: Pick<Built, "runtime" | "dirs" | "tls" | "postgres" | "pgbouncer" | "verifiers"> }> | undefined;
   /** What the steps may use of the cluster. */
   private readonly host: StepHost;
   private reportExit: (message: string) => void = () => undefined;
@@ -861,7 +876,7 @@ export class LocalCluster {
       tls: options.tls,
       progress: this.progress,
       passwords: this.passwords,
-      secrets: passwordList(this.passwords),
+      secrets: this.everyPassword,
       monitoring: options.monitoring,
       clientTls: options.clientTls,
       hugePagesWanted: options.hugePages !== false,
@@ -889,9 +904,48 @@ export class LocalCluster {
     return stateFilePath(this.root, this.name);
   }
 
-  /** The generated passwords, for masking them in anything printed. */
+  /** The generated passwords (and any rotated away), for masking them in anything printed. */
   get secrets(): readonly string[] {
-    return passwordList(this.passwords);
+    return [...this.everyPassword];
+  }
+
+  /**
+   * Rotates one role's password on the running cluster as a `pulumi up` with a changed `<kind>Password` does on the
+   * targets: a new SCRAM verifier goes to PostgreSQL first (the rendered roles.sql and every verifier, run again on
+   * the socket as the superuser: the same idempotent script a start runs), then into PgBouncer's auth_file, which
+   * PgBouncer re-reads on RELOAD (SIGHUP) without dropping a client. From then on the new password logs in, directly
+   * and through PgBouncer, and the old one is refused; sessions already open stay open. The application-facing roles
+   * only (owner, app, readOnly): the canary's and the exporters' passwords are this run's own, held by processes the
+   * cluster started. Returns the new URLs in `info`.
+   */
+  rotatePassword(kind: "owner" | "app" | "readOnly", password: string = generatePassword()): Promise<ClusterInfo> {
+    const rotation = this.renewal.catch(() => undefined).then(() => this.rotateOnce(kind, password));
+    this.renewal = rotation;
+    return rotation;
+  }
+
+  private async rotateOnce(kind: "owner" | "app" | "readOnly", password: string): Promise<ClusterInfo> {
+    if (!(["owner", "app", "readOnly"] as const).includes(kind)) {
+      throw new Error(`cluster ${this.name}: rotatePassword rotates owner, app or readOnly, not "${String(kind)}"`);
+    }
+    if (password.length === 0) throw new Error(`cluster ${this.name}: the new ${kind} password is empty`);
+    const { rendered, built, info } = this.running();
+    const role = rendered.roles.plan.names[kind];
+    this.everyPassword.push(password);
+    const verifiers = { ...built.verifiers, [role]: scramVerifier(password, randomBytes(scramSaltBytes)) };
+    // PostgreSQL first: PgBouncer must never hold a verifier PostgreSQL does not have yet (its SCRAM pass-through
+    // would log in to PostgreSQL with keys PostgreSQL cannot check).
+    await built.postgres.psql(clusterBootstrapSql(rendered, verifiers));
+    writePlaced(built.dirs.pgbouncer, rendered.placement.paths.pgbouncerAuthFile, clusterUserlist(rendered.roles, verifiers));
+    process.kill(built.pgbouncer.process.pid, "SIGHUP");
+    this.passwords[kind] = password;
+    const up = { ...built, verifiers };
+    const urls = clusterUrls(rendered, this.passwords, built.tls.caHostPath);
+    const next: ClusterInfo = Object.freeze({ ...info, pooledUrl: urls.pooled, directUrl: urls.direct, readOnlyUrl: urls.readOnly });
+    this.up = Object.freeze({ info: next, rendered, built: up });
+    this.record({ passwords: { ...this.passwords }, urls: { pooled: urls.pooled, direct: urls.direct } });
+    this.progress.step(`roles: ${role}'s password rotated (PostgreSQL, then PgBouncer's auth_file and RELOAD)`);
+    return next;
   }
 
   /** Brings the whole cluster up. On any failure it tears down what it started before rethrowing. */
@@ -925,8 +979,7 @@ export class LocalCluster {
   /** Current values of `reportedSettings` from the running server, plus pgvector's version in the app database. */
   async settings(): Promise<Record<string, string>> {
     const { rendered } = this;
-    const url = connectionUrl(rendered.roles.superuser, this.passwords.superuser, rendered.placement.ports.postgres, rendered.spec.postgres.database, this.info.caPath);
-    const client = await connect(url, "pgstack-local");
+    const client = await connect(superuserSocketUrl(rendered, this.running().built.runtime.hostPath(rendered.placement.paths.postgresSocketDir), rendered.spec.postgres.database), "pgstack-local");
     try {
       const rows = await client.query<{ name: string; value: string }>(
         "SELECT name, current_setting(name) AS value FROM unnest($1::text[]) AS name",
@@ -1091,14 +1144,14 @@ export class LocalCluster {
       this.failIfAsked(name);
     }
 
-    const built = picked(ctx, ["runtime", "dirs", "tls", "rendered", "hugePages", ...serverKeys], "the cluster's info");
+    const built = picked(ctx, ["runtime", "dirs", "tls", "rendered", "hugePages", "verifiers", ...serverKeys], "the cluster's info");
     const info = this.clusterInfo(base, built);
     this.up = Object.freeze({ info, rendered: built.rendered, built });
     this.record({ phase: "up" });
     return info;
   }
 
-  private clusterInfo(base: Runtime, built: Pick<Built, "rendered" | "hugePages" | "tls" | (typeof serverKeys)[number]>): ClusterInfo {
+  private clusterInfo(base: Runtime, built: Pick<Built, "runtime" | "rendered" | "hugePages" | "tls" | (typeof serverKeys)[number]>): ClusterInfo {
     const { rendered } = built;
     const ports = rendered.placement.ports;
     // Each server was started from the rendering it is placed in, and a moved one re-rendered before the next started.
@@ -1111,7 +1164,9 @@ export class LocalCluster {
       runtime: { kind: base.kind, versions: base.versions },
       pooledUrl: urls.pooled,
       directUrl: urls.direct,
-      superuserUrl: urls.superuser,
+      readOnlyUrl: urls.readOnly,
+      pgbouncerAdminUrl: urls.pgbouncerAdmin,
+      superuserUrl: superuserSocketUrl(rendered, built.runtime.hostPath(rendered.placement.paths.postgresSocketDir)),
       prometheusUrl: urls.prometheus,
       caPath: built.tls.caHostPath,
       ports,
@@ -1121,6 +1176,7 @@ export class LocalCluster {
         postgres: built.postgres.logFile,
         postgres_log_dir: built.postgres.logDir,
         pgbouncer: built.pgbouncer.logFile,
+        pgbouncer_logfile: built.runtime.hostPath(rendered.placement.paths.pgbouncerLog),
         postgres_exporter: built.postgresExporter.logFile,
         pgbouncer_exporter: built.pgbouncerExporter.logFile,
         node_exporter: built.nodeExporter.logFile,
@@ -1193,6 +1249,7 @@ export class LocalCluster {
     scratchDir?: string;
     hugePages?: ClusterState["hugePages"];
     phase?: ClusterState["phase"];
+    passwords?: ClusterState["passwords"];
   }): void {
     const s = this.state;
     if (s === undefined) return;
@@ -1205,6 +1262,7 @@ export class LocalCluster {
       scratchDirs: change.scratchDir ? [...s.scratchDirs, change.scratchDir] : s.scratchDirs,
       hugePages: change.hugePages !== undefined ? change.hugePages : s.hugePages,
       phase: change.phase ?? s.phase,
+      passwords: change.passwords ?? s.passwords,
     };
     writeState(this.root, this.state);
   }

@@ -141,12 +141,9 @@ export async function runPerf(opts: PerfOptions): Promise<PerfOutcome> {
   return { files, result, indexes, settings, hugePages, indexBuildSeconds, comparison, tlsCost, exitCode: smokeExitCode(result, spec.benchmark) };
 }
 
-/** PgBouncer's admin console as the superuser (admin_users), over the cluster's verify-full TLS: for SHOW CLIENTS. */
-export function pgbouncerConsoleUrl(info: Pick<LocalCluster["info"], "superuserUrl" | "ports">): string {
-  const url = new URL(info.superuserUrl);
-  url.port = String(info.ports.pgbouncer);
-  url.pathname = "/pgbouncer";
-  return url.toString();
+/** PgBouncer's admin console as its admin user (admin_users, not a database role), over verify-full TLS: for SHOW CLIENTS. */
+export function pgbouncerConsoleUrl(info: Pick<LocalCluster["info"], "pgbouncerAdminUrl">): string {
+  return info.pgbouncerAdminUrl;
 }
 
 /** The same table, statements and concurrency through the same PgBouncer: Node's ops/s against pgbench's tps. */

@@ -10,8 +10,8 @@
 import "reflect-metadata";
 import { createPrivateKey, randomBytes, webcrypto, X509Certificate } from "node:crypto";
 import * as fs from "node:fs";
-import * as net from "node:net";
 import * as tls from "node:tls";
+import { pgTlsHandshake } from "../pgclient/served-certificate";
 import * as x509 from "@peculiar/x509";
 import type { ServerNames } from "../configs/tls";
 
@@ -241,9 +241,6 @@ export function keyFileProblem(hostPath: string, serverUid: number): string | un
   return `the key ${hostPath} belongs to uid ${stat.uid}; it must belong to the server's user (uid ${serverUid}, mode 0600) or to root (mode 0640)`;
 }
 
-/** PostgreSQL's SSLRequest: length 8, code 80877103 (1234 << 16 | 5679). */
-const sslRequest = Buffer.from([0, 0, 0, 8, 0x04, 0xd2, 0x16, 0x2f]);
-
 /** What a TLS handshake with a PostgreSQL-protocol server showed. */
 export interface Handshake {
   readonly certificate: X509Certificate;
@@ -254,42 +251,21 @@ export interface Handshake {
 }
 
 /**
- * A TLS handshake with a PostgreSQL-protocol server (PostgreSQL or PgBouncer) on `port`: an SSLRequest, its 'S', the
- * handshake with `options` (a CA to verify with, a protocol range), and the connection closed before any startup
- * message. Without `options.ca` the certificate is read, not trusted, so an old, foreign or expired one is seen as
- * it is; a handshake the server refuses (an old protocol) rejects with its reason.
+ * A TLS handshake with a PostgreSQL-protocol server (PostgreSQL or PgBouncer) on `port` (pgclient's
+ * pgTlsHandshake: an SSLRequest, its 'S', the handshake with `options` — a CA to verify with, a protocol range — and a
+ * clean close before any startup message). Without `options.ca` the certificate is read, not trusted, so an old,
+ * foreign or expired one is seen as it is; a handshake the server refuses (an old protocol) rejects with its reason.
  */
-export function tlsHandshake(port: number, options: tls.ConnectionOptions = {}, host = "127.0.0.1", timeoutMs = 5_000): Promise<Handshake> {
-  return new Promise((resolve, reject) => {
-    const socket = net.connect({ host, port });
-    let secured: tls.TLSSocket | undefined;
-    const fail = (error: Error): void => {
-      clearTimeout(timer);
-      secured?.destroy();
-      socket.destroy();
-      reject(new Error(`TLS handshake with ${host}:${port}: ${error.message}`));
-    };
-    const timer = setTimeout(() => fail(new Error(`no TLS handshake within ${timeoutMs} ms`)), timeoutMs);
-    socket.once("error", fail);
-    socket.once("connect", () => socket.write(sslRequest));
-    socket.once("data", (answer: Buffer) => {
-      if (answer.length !== 1 || answer[0] !== 0x53) {
-        fail(new Error(`the server answered the SSLRequest with ${JSON.stringify(answer.toString("latin1"))}, not 'S': it does not offer TLS`));
-        return;
-      }
-      secured = tls.connect({ rejectUnauthorized: false, ...options, socket });
-      secured.once("error", fail);
-      secured.once("secureConnect", () => {
-        const s = secured as tls.TLSSocket;
-        const certificate = s.getPeerX509Certificate();
-        const result = { protocol: s.getProtocol() ?? "", authorized: options.ca !== undefined && s.authorized };
-        clearTimeout(timer);
-        s.end();
-        if (certificate === undefined) reject(new Error(`the server on ${host}:${port} presented no certificate`));
-        else resolve({ certificate, ...result });
-      });
+export async function tlsHandshake(port: number, options: tls.ConnectionOptions = {}, host = "127.0.0.1", timeoutMs = 5_000): Promise<Handshake> {
+  try {
+    return await pgTlsHandshake(host, port, options, timeoutMs, (secured) => {
+      const certificate = secured.getPeerX509Certificate();
+      if (certificate === undefined) throw new Error(`the server on ${host}:${port} presented no certificate`);
+      return { certificate, protocol: secured.getProtocol() ?? "", authorized: options.ca !== undefined && secured.authorized };
     });
-  });
+  } catch (error) {
+    throw new Error(`TLS handshake with ${host}:${port}: ${(error as Error).message}`);
+  }
 }
 
 /** The certificate the server on `port` serves right now, read and not trusted (see `tlsHandshake`). */

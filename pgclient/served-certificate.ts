@@ -97,16 +97,16 @@ async function caOf(endpoint: TlsEndpoint): Promise<string | undefined> {
 }
 
 /**
- * Connects to `endpoint`, asks for TLS, completes the handshake and returns the certificate the server presented
- * with the verify-full verdict. The CA file is read on every call, as node-postgres reads it on every connect, so a
- * renewed CA is picked up. Rejects when there is no certificate to read: the connection is refused, the server
- * declines TLS ('N') or hangs up, or the whole exchange does not finish within `timeoutMs`. Every socket is closed
+ * A TLS handshake with the PostgreSQL-protocol server at `host`:`port`, and nothing more: PostgreSQL's SSLRequest, its
+ * 'S', the handshake with `options` (verification off unless the caller asks for it), `read(socket)` on the secured
+ * socket, and a clean close before any startup message. The one such handshake of the project: the canary's
+ * certificate reading below and the perf cluster's checks (local/tls.ts) both go through it. Rejects when there is
+ * nothing to read: the connection is refused, the server declines TLS ('N') or hangs up, refuses the handshake (an
+ * old protocol), `read` throws, or the whole exchange does not finish within `timeoutMs`. Every socket is closed
  * before the promise settles (after a reading, a server that does not close its side is cut off after a second).
  */
-export async function readServedCertificate(endpoint: TlsEndpoint, timeoutMs: number): Promise<ServedCertificate> {
-  const ca = await caOf(endpoint);
-  const { host, port } = endpoint;
-  return new Promise<ServedCertificate>((resolve, reject) => {
+export function pgTlsHandshake<T>(host: string, port: number, options: tls.ConnectionOptions, timeoutMs: number, read: (secured: tls.TLSSocket) => T): Promise<T> {
+  return new Promise<T>((resolve, reject) => {
     const socket = net.connect({ host, port });
     let secured: tls.TLSSocket | undefined;
     let settled = false;
@@ -137,40 +137,26 @@ export async function readServedCertificate(endpoint: TlsEndpoint, timeoutMs: nu
         return;
       }
       secured = tls.connect({
-        socket,
-        ca,
         // SNI carries DNS names only (RFC 6066, section 3); PostgreSQL and PgBouncer ignore it either way.
         servername: net.isIP(host) === 0 ? host : undefined,
-        // Read first, judge after: the verdicts below are returned, not enforced.
         rejectUnauthorized: false,
-        // Node would fold the name check into authorizationError, and only when the chain verifies; it is done
-        // below for every certificate, so both verdicts are reported separately.
-        checkServerIdentity: () => undefined,
+        ...options,
+        socket,
       });
       secured.on("error", fail);
       secured.once("secureConnect", () => {
-        // One read of the peer certificate: on Node 20, getPeerCertificate() after getPeerX509Certificate() returns
-        // an object without its subjectaltname, and the name check would then fail for every certificate.
-        const legacy = secured?.getPeerCertificate();
-        if (legacy?.raw === undefined) {
-          fail(new Error(`${host}:${port} completed the TLS handshake without a certificate`));
+        let reading: T;
+        try {
+          reading = read(secured as tls.TLSSocket);
+        } catch (error) {
+          fail(error instanceof Error ? error : new Error(String(error)));
           return;
         }
-        const peer = new X509Certificate(legacy.raw);
-        const chainCode = secured?.authorized ? null : String(secured?.authorizationError ?? "UNKNOWN");
-        // tls.checkServerIdentity matches an IP host against IP SANs only, a DNS host against DNS SANs: what
-        // verify-full means (an IP written as a DNS SAN does not count).
-        const identity = tls.checkServerIdentity(host, legacy);
-        const problems = [
-          ...(chainCode === null ? [] : [chainProblem(chainCode, endpoint.caPath)]),
-          ...(identity === undefined ? [] : [`it does not carry the name ${host} (${identity.message})`]),
-        ];
-        const reading = describe(peer, problems);
         // A clean close (close_notify, then FIN): PostgreSQL 17 and PgBouncer 1.24 then log no error, where a cut
         // connection gets "could not accept SSL connection: EOF detected" and "TLS handshake error … unexpected eof".
         settled = true;
         clearTimeout(deadline);
-        const sockets = secured!;
+        const sockets = secured as tls.TLSSocket;
         const cutoff = setTimeout(() => sockets.destroy(), closeGraceMs);
         sockets.once("close", () => {
           clearTimeout(cutoff);
@@ -179,6 +165,40 @@ export async function readServedCertificate(endpoint: TlsEndpoint, timeoutMs: nu
         sockets.end();
       });
     });
+  });
+}
+
+/**
+ * Connects to `endpoint`, asks for TLS, completes the handshake and returns the certificate the server presented
+ * with the verify-full verdict. The CA file is read on every call, as node-postgres reads it on every connect, so a
+ * renewed CA is picked up. Rejects as `pgTlsHandshake` does.
+ */
+export async function readServedCertificate(endpoint: TlsEndpoint, timeoutMs: number): Promise<ServedCertificate> {
+  const ca = await caOf(endpoint);
+  const { host, port } = endpoint;
+  const options: tls.ConnectionOptions = {
+    ca,
+    // Read first, judge after: the verdicts below are returned, not enforced.
+    rejectUnauthorized: false,
+    // Node would fold the name check into authorizationError, and only when the chain verifies; it is done below
+    // for every certificate, so both verdicts are reported separately.
+    checkServerIdentity: () => undefined,
+  };
+  return pgTlsHandshake(host, port, options, timeoutMs, (secured) => {
+    // One read of the peer certificate: on Node 20, getPeerCertificate() after getPeerX509Certificate() returns an
+    // object without its subjectaltname, and the name check would then fail for every certificate.
+    const legacy = secured.getPeerCertificate();
+    if (legacy?.raw === undefined) throw new Error(`${host}:${port} completed the TLS handshake without a certificate`);
+    const peer = new X509Certificate(legacy.raw);
+    const chainCode = secured.authorized ? null : String(secured.authorizationError ?? "UNKNOWN");
+    // tls.checkServerIdentity matches an IP host against IP SANs only, a DNS host against DNS SANs: what verify-full
+    // means (an IP written as a DNS SAN does not count).
+    const identity = tls.checkServerIdentity(host, legacy);
+    const problems = [
+      ...(chainCode === null ? [] : [chainProblem(chainCode, endpoint.caPath)]),
+      ...(identity === undefined ? [] : [`it does not carry the name ${host} (${identity.message})`]),
+    ];
+    return describe(peer, problems);
   });
 }
 

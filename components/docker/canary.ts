@@ -6,7 +6,7 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { Rendered } from "../../configs/rendered";
-import { containerCommand, containerEnvs, type DockerNames, paths, sha256, sortedLabels } from "./layout";
+import { containerCommand, containerEnvs, containerHardening, containerSecretFiles, type DockerNames, paths, sha256, sortedLabels } from "./layout";
 
 export interface DockerCanaryArgs {
   /** The rendered stack: the canary's launch, the node image, the stack name and the CA's path (rendered.tls.files). Required; no default. */
@@ -45,14 +45,18 @@ export class DockerCanary extends pulumi.ComponentResource {
         name: args.names.canary,
         image: image.imageId,
         command: containerCommand(launch),
-        uploads: [
-          { file: paths.hookBundle, content: args.hookBundle },
-          { file: rendered.tls.files.ca, content: args.caCertificate },
-        ],
-        // The environment, not arguments (a process list shows arguments); as for the other containers, env is
-        // visible to `docker inspect` on this host (the dev trade-off).
-        envs: pulumi.secret(pulumi.output(urls).apply((values) => containerEnvs(launch, values))),
+        // The URLs carry the canary role's password: files it reads through PGSTACK_*_URL_FILE (cli/secret-env.ts),
+        // not arguments (a process list shows them) nor env (`docker inspect` shows it).
+        uploads: pulumi.secret(
+          pulumi.all([pulumi.output(urls), args.caCertificate]).apply(([values, ca]) => [
+            { file: paths.hookBundle, content: args.hookBundle },
+            { file: rendered.tls.files.ca, content: ca },
+            ...containerSecretFiles(launch, values),
+          ]),
+        ),
+        envs: containerEnvs(launch),
         user: "node",
+        ...containerHardening("canary"),
         networkMode: pulumi.interpolate`container:${args.namespaceOwnerId}`,
         // It keeps running while the database is down (that is what it measures); Docker restarts it after a crash
         // or a reboot of the host.

@@ -10,11 +10,10 @@ import { createHash } from "node:crypto";
 import path from "node:path";
 import { shmSizeBytes } from "../../configs/kubernetes-resources";
 import { hugePageBytes } from "../../configs/hugepages";
-import type { Launch, SecretInput } from "../../configs/launches";
+import type { Launch, LaunchProgram, SecretInput } from "../../configs/launches";
 import { mtailProgramFile } from "../../configs/mtail";
 import type { Placement } from "../../configs/placement";
 import type { Rendered, RenderedMemory } from "../../configs/rendered";
-import { quoteIdent, quoteLiteral } from "../../configs/sql";
 import type { DockerSpec } from "../../configs/stack-spec";
 import type { ServerNames } from "../../configs/tls";
 import { bytes } from "../../configs/units";
@@ -29,6 +28,7 @@ export const networkAliases = { postgres: "postgres", pgbouncer: "pgbouncer" } a
 export const paths = {
   postgresConf: "/etc/postgresql/postgresql.conf",
   pgHbaConf: "/etc/postgresql/pg_hba.conf",
+  pgIdentConf: "/etc/postgresql/pg_ident.conf",
   /** The postgres image runs *.sql here once, when it initialises an empty data directory. */
   bootstrapSql: "/docker-entrypoint-initdb.d/10-pgstack-roles.sql",
   /**
@@ -58,6 +58,8 @@ export const postgresOwner = "999:999";
 export interface DockerNames {
   readonly network: string;
   readonly dataVolume: string;
+  /** PgBouncer's logfile, shared with mtail (configs/pgbouncer-log.ts). */
+  readonly pgbouncerLogVolume: string;
   readonly postgres: string;
   readonly pgbouncer: string;
   readonly postgresExporter: string;
@@ -79,6 +81,7 @@ export function dockerNames(prefix: string): DockerNames {
   return {
     network: prefix,
     dataVolume: `${prefix}-data`,
+    pgbouncerLogVolume: `${prefix}-pgbouncer-log`,
     postgres: `${prefix}-postgres`,
     pgbouncer: `${prefix}-pgbouncer`,
     postgresExporter: `${prefix}-postgres-exporter`,
@@ -246,7 +249,15 @@ export function postgresEntrypoint(keyPath: string): string[] {
  * arguments to the temporary server it runs the /docker-entrypoint-initdb.d scripts with, so bootstrap already runs
  * under the rendered pg_hba.conf.
  */
-export const postgresCommand: readonly string[] = ["postgres", "-c", `config_file=${paths.postgresConf}`, "-c", `hba_file=${paths.pgHbaConf}`];
+export const postgresCommand: readonly string[] = [
+  "postgres",
+  "-c",
+  `config_file=${paths.postgresConf}`,
+  "-c",
+  `hba_file=${paths.pgHbaConf}`,
+  "-c",
+  `ident_file=${paths.pgIdentConf}`,
+];
 
 /**
  * A rendered launch as a container's command. Each exporter's, mtail's and Prometheus' image has its program as
@@ -258,23 +269,141 @@ export function containerCommand(launch: Launch): string[] {
 }
 
 /**
- * A launch's environment as Docker's `KEY=value` list: the non-secret variables, then the secret ones filled from
- * `secrets`, each group in name order so a preview never shows a reordering. Throws when the launch needs a secret
- * the caller does not hold (a programming error: every container is given what its launch names).
+ * Where secrets reach a container: one uploaded file per variable, never the environment. A container's env is
+ * `Config.Env`, which `docker inspect` prints to anyone who may use Docker on the host (and tools that collect it);
+ * a file is read by the one program it is for. The provider uploads every file root:root 0644 (it can set no owner or
+ * mode, see postgresEntrypoint): readable inside that container, whose one program is the reader.
  */
-export function containerEnvs(launch: Launch, secrets: Readonly<Partial<Record<SecretInput, string>>>): string[] {
+export const secretsDirectory = "/etc/pgstack/secrets";
+
+/** The file a secret variable's value is uploaded to. */
+export function secretFile(variable: string): string {
+  return path.posix.join(secretsDirectory, variable);
+}
+
+/**
+ * `<VAR>_FILE`: the variable naming the file that holds VAR's value, as the official images' entrypoints read it
+ * (postgres: POSTGRES_PASSWORD_FILE), postgres_exporter (DATA_SOURCE_PASS_FILE) and pgstack (cli/secret-env.ts).
+ */
+export function fileVariable(variable: string): string {
+  return `${variable}_FILE`;
+}
+
+/**
+ * Programs that read `<VAR>_FILE` themselves for every secret variable of their launch. The others (pgbouncer_exporter
+ * 0.10: lib/pq reads PGPASSWORD, and its PGPASSFILE ignores a file with group or other bits, which every upload has)
+ * get `fileSecretShim` as entrypoint.
+ */
+const readsFileVariables: ReadonlySet<LaunchProgram> = new Set<LaunchProgram>(["postgres_exporter", "pgstack"]);
+
+/** The program each image runs as ENTRYPOINT, for a shim to exec (prometheus-community's Dockerfiles: /bin/<name>). */
+const imagePrograms: Partial<Record<LaunchProgram, string>> = { pgbouncer_exporter: "/bin/pgbouncer_exporter" };
+
+/**
+ * A launch's environment as Docker's `KEY=value` list: the non-secret variables, then for each secret variable
+ * `<VAR>_FILE=<its file>` (the value is uploaded there, `containerSecretFiles`), each group in name order so a preview
+ * never shows a reordering. No secret value is ever in it.
+ */
+export function containerEnvs(launch: Launch): string[] {
   const plain = Object.keys(launch.env)
     .sort()
     .map((name) => `${name}=${launch.env[name]}`);
-  const secret = Object.keys(launch.secretEnv)
+  const files = Object.keys(launch.secretEnv)
+    .sort()
+    .map((name) => `${fileVariable(name)}=${secretFile(name)}`);
+  return [...plain, ...files];
+}
+
+/**
+ * The uploads holding a launch's secrets, filled from `secrets`, in name order. Throws when the launch needs a secret
+ * the caller does not hold (a programming error: every container is given what its launch names).
+ */
+export function containerSecretFiles(launch: Launch, secrets: Readonly<Partial<Record<SecretInput, string>>>): { file: string; content: string }[] {
+  return Object.keys(launch.secretEnv)
     .sort()
     .map((name) => {
       const input = launch.secretEnv[name];
       const value = secrets[input];
       if (value === undefined) throw new Error(`${launch.program} needs ${input} in ${name}, but its container is not given it`);
-      return `${name}=${value}`;
+      return { file: secretFile(name), content: value };
     });
-  return [...plain, ...secret];
+}
+
+/**
+ * The entrypoint of a launch whose program cannot read `<VAR>_FILE`: a POSIX shell (busybox in the exporters' images)
+ * reads each file into its variable and execs the image's program with the command as arguments. The value is then in
+ * that one process's environment (/proc/<pid>/environ: its own uid and root only), not in `docker inspect`. A missing
+ * file stops the container with cat's error. undefined when the image's own entrypoint runs (nothing to read).
+ */
+export function fileSecretShim(launch: Launch): string[] | undefined {
+  const variables = Object.keys(launch.secretEnv).sort();
+  if (variables.length === 0 || readsFileVariables.has(launch.program)) return undefined;
+  const program = imagePrograms[launch.program];
+  if (program === undefined) throw new Error(`${launch.program} reads no <VAR>_FILE and its image's program is not known here; add it to imagePrograms`);
+  const reads = variables.map((v) => `${v}="$(cat "$${fileVariable(v)}")" && export ${v} && unset ${fileVariable(v)}`);
+  return ["/bin/sh", "-c", `${reads.join(" && ")} && exec ${program} "$@"`, launch.program];
+}
+
+/** The postgres image's entrypoint reads the superuser's password from `POSTGRES_PASSWORD_FILE` (its file_env). */
+export const superuserPasswordVariable = "POSTGRES_PASSWORD";
+
+/** Every role a container of the Docker target plays. */
+export type ContainerRole =
+  | "postgres"
+  | "pgbouncer"
+  | "postgresExporter"
+  | "pgbouncerExporter"
+  | "nodeExporter"
+  | "mtail"
+  | "prometheus"
+  | "canary"
+  | "hook";
+
+/** What docker.Container takes for a role's privileges and root filesystem. */
+export interface ContainerHardening {
+  /** Docker's default capabilities all dropped, only `adds` kept. */
+  readonly capabilities: { readonly drops: string[]; readonly adds?: string[] };
+  readonly securityOpts: string[];
+  readonly readOnly: boolean;
+}
+
+/**
+ * Capabilities the postgres container keeps, each for what its entrypoint does as root before gosu drops to the
+ * postgres user (docker-library/postgres 17 docker-entrypoint.sh, and postgresEntrypoint here). PostgreSQL itself
+ * runs as postgres with none: gosu's setuid from root clears the effective and permitted sets.
+ */
+export const postgresCapabilities: Readonly<Record<string, string>> = {
+  CHOWN: "postgresEntrypoint gives the uploaded key to postgres; the image's entrypoint chowns whatever in PGDATA and /var/run/postgresql is not postgres's",
+  // Not DAC_READ_SEARCH, which would do for the walk but also allows open_by_handle_at (the "shocker" escape).
+  DAC_OVERRIDE: "that chown walk (find $PGDATA) runs as root through postgres's 0700 directories, which root may not enter without it",
+  FOWNER: "chmod on files root does not own: the key after its chown (0600), PGDATA (0700) and /var/run/postgresql (3775), postgres's",
+  SETGID: "gosu sets the postgres group and drops root's supplementary groups (setgroups) before exec",
+  SETUID: "gosu switches to the postgres user",
+  // FSETID left out: chmod 03775 then drops the socket directory's setgid bit, which decides only the group of the
+  // socket PostgreSQL creates there (postgres's own either way).
+};
+
+/**
+ * Hardening of each role (issue 12, Hardening). Every container: Docker's default capabilities dropped, postgres's
+ * entrypoint keeping only `postgresCapabilities`, every other image running as a non-root user (PgBouncer, the
+ * exporters, Prometheus: the images' USER; mtail: postgresOwner; the canary and hook: node) that no capability
+ * would serve; `no-new-privileges`, so no setuid binary in an image can raise a process above where it started
+ * (gosu only lowers, which the flag allows).
+ *
+ * Read-only root filesystem only where nothing is uploaded (node_exporter): the provider writes `uploads` with
+ * Docker's archive API to "/" (terraform-provider-docker's create), and Docker refuses that on a container with a
+ * read-only root filesystem ("container rootfs is marked read-only", moby daemon/archive.go; a tmpfs or volume at
+ * the file's path does not help, the check is on "/"). Every other container gets its files that way. What each
+ * would need writable once files come another way: postgres PGDATA (volume) and /var/run/postgresql (tmpfs);
+ * PgBouncer its log volume (no pidfile, no Unix socket: the rendered pgbouncer.ini); Prometheus /prometheus (the
+ * image's VOLUME); the exporters, mtail (--logtostderr), the canary and the hook nothing.
+ */
+export function containerHardening(role: ContainerRole): ContainerHardening {
+  return {
+    capabilities: role === "postgres" ? { drops: ["ALL"], adds: Object.keys(postgresCapabilities).sort() } : { drops: ["ALL"] },
+    securityOpts: ["no-new-privileges:true"],
+    readOnly: role === "nodeExporter",
+  };
 }
 
 /** Where the programs in the database's namespace reach PgBouncer and PostgreSQL: loopback, at the placement's ports. */
@@ -332,9 +461,4 @@ export function stackProblems(rendered: Rendered): string[] {
     problems.push(`placement.paths.pgdata is ${placement.paths.pgdata}, but the postgres image keeps PGDATA at ${paths.imagePgdata} and the container does not override it`);
   }
   return problems;
-}
-
-/** Sets the superuser's verifier, as initdb did from POSTGRES_PASSWORD; appended to the role bootstrap. */
-export function superuserPasswordSql(superuser: string, verifier: string): string {
-  return `ALTER ROLE ${quoteIdent(superuser)} WITH PASSWORD ${quoteLiteral(verifier)};\n`;
 }

@@ -6,12 +6,17 @@
  */
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
+import path from "node:path";
 import type { Launch, SecretInput } from "../../configs/launches";
 import type { Rendered } from "../../configs/rendered";
 import {
   containerCommand,
   containerEnvs,
+  containerHardening,
+  containerSecretFiles,
+  type ContainerRole,
   type DockerNames,
+  fileSecretShim,
   metricSourceVolumes,
   mtailProgramPath,
   postgresOwner,
@@ -28,6 +33,8 @@ export interface DockerMonitoringArgs {
   readonly namespaceOwnerId: pulumi.Input<string>;
   /** Name of the stack's data volume, which node_exporter and mtail mount read-only. Required; no default. */
   readonly dataVolumeName: pulumi.Input<string>;
+  /** Name of the volume holding PgBouncer's logfile (DockerPgBouncer.logVolume), which mtail mounts read-only. Required; no default. */
+  readonly pgbouncerLogVolumeName: pulumi.Input<string>;
   /** Password of the `pgstack_monitor` role postgres_exporter logs in as. Required; no default. */
   readonly monitorPassword: pulumi.Input<string>;
   /** Password of PgBouncer's stats user pgbouncer_exporter logs in as. Required; no default. */
@@ -62,40 +69,46 @@ export class DockerMonitoring extends pulumi.ComponentResource {
 
     // Every container here: its image pulled and kept, the database's network namespace, restarted unless stopped
     // (with Docker's back-off), labelled with the stack, its role and the sha256 of each file it gets.
-    type OwnArgs = Omit<docker.ContainerArgs, "name" | "image" | "networkMode" | "restart" | "labels">;
-    const inNamespace = (role: string, containerName: string, image: string, own: OwnArgs, files: Readonly<Record<string, string>> = {}) => {
+    // And each its role's hardening (layout.ts containerHardening): no capability, no-new-privileges.
+    type OwnArgs = Omit<docker.ContainerArgs, "name" | "image" | "networkMode" | "restart" | "labels" | "capabilities" | "securityOpts" | "readOnly">;
+    const inNamespace = (role: string, hardening: ContainerRole, containerName: string, image: string, own: OwnArgs, files: Readonly<Record<string, string>> = {}) => {
       const pulled = new docker.RemoteImage(`${name}-${role}-image`, { name: image, keepLocally: true }, { parent: this });
-      const container = { ...own, name: containerName, image: pulled.imageId, networkMode, restart: "unless-stopped", labels: labels(role, files) };
+      const container = { ...own, ...containerHardening(hardening), name: containerName, image: pulled.imageId, networkMode, restart: "unless-stopped", labels: labels(role, files) };
       return new docker.Container(`${name}-${role}`, container, childOpts);
     };
     const images = rendered.spec.images;
-    // The passwords go in as env, which `docker inspect` shows to whoever may use Docker on this host (the accepted
-    // dev trade-off, as for the superuser). An upload would hold the same plaintext, readable with `docker cp`.
+    // The passwords go in files (`<VAR>_FILE`), never in the env `docker inspect` prints (layout.ts secretsDirectory).
     const secrets: Partial<Record<SecretInput, pulumi.Input<string>>> = { monitorPassword: args.monitorPassword, statsPassword: args.statsPassword };
-    const envs = (launch: Launch) => pulumi.secret(pulumi.output(secrets).apply((values) => containerEnvs(launch, values)));
+    // Uploads holding one are secret as a whole; the files' hash labels show a changed configuration in a preview.
+    const withSecretFiles = (launch: Launch, files: { file: string; content: pulumi.Input<string> }[]) =>
+      pulumi.secret(pulumi.all([pulumi.output(secrets), pulumi.output(files)]).apply(([values, plain]) => [...plain, ...containerSecretFiles(launch, values)]));
 
     // Both exporters connect with sslmode=verify-full and sslrootcert at this path (their launches).
     const caUpload = { file: rendered.tls.files.ca, content: args.caCertificate };
 
     const queries = rendered.files["postgres-exporter-queries.yaml"];
+    // postgres_exporter reads DATA_SOURCE_PASS_FILE itself.
     this.postgresExporter = inNamespace(
       "postgres-exporter",
+      "postgresExporter",
       names.postgresExporter,
       images.postgresExporter,
       {
         command: containerCommand(launches.postgresExporter),
-        envs: envs(launches.postgresExporter),
-        uploads: [{ file: placement.paths.postgresExporterQueries, content: queries }, caUpload],
+        envs: containerEnvs(launches.postgresExporter),
+        uploads: withSecretFiles(launches.postgresExporter, [{ file: placement.paths.postgresExporterQueries, content: queries }, caUpload]),
       },
       { "postgres-exporter-queries": queries },
     );
 
     // pgbouncer_exporter 0.10 exits at start-up while PgBouncer does not answer yet (#140, #216): the restart policy
     // makes Docker start it again (with back-off) until PgBouncer is up.
-    this.pgbouncerExporter = inNamespace("pgbouncer-exporter", names.pgbouncerExporter, images.pgbouncerExporter, {
+    // Its lib/pq reads only PGPASSWORD: a shell shim reads the file into it (layout.ts fileSecretShim).
+    this.pgbouncerExporter = inNamespace("pgbouncer-exporter", "pgbouncerExporter", names.pgbouncerExporter, images.pgbouncerExporter, {
+      entrypoints: fileSecretShim(launches.pgbouncerExporter),
       command: containerCommand(launches.pgbouncerExporter),
-      envs: envs(launches.pgbouncerExporter),
-      uploads: [caUpload],
+      envs: containerEnvs(launches.pgbouncerExporter),
+      uploads: withSecretFiles(launches.pgbouncerExporter, [caUpload]),
     });
 
     const dataMount = placement.dataVolumeMount;
@@ -107,7 +120,8 @@ export class DockerMonitoring extends pulumi.ComponentResource {
     // volume mounted into it. So no host mounts of /, /proc or /sys, no host PID or network: the container sees no
     // more of the host than the other exporters do. The image runs as nobody, which may statfs the mountpoint
     // without reading the 0700 directory.
-    this.nodeExporter = inNamespace("node-exporter", names.nodeExporter, images.nodeExporter, { command: containerCommand(launches.nodeExporter), volumes: dataVolume });
+    // Nothing is uploaded into it, so its root filesystem is read-only (layout.ts containerHardening).
+    this.nodeExporter = inNamespace("node-exporter", "nodeExporter", names.nodeExporter, images.nodeExporter, { command: containerCommand(launches.nodeExporter), volumes: dataVolume });
 
     // PostgreSQL's collector writes its log 0600 into the 0700 PGDATA: mtail reads it as the files' owner, from the
     // volume mounted read-only. The program is uploaded like the other files; its hash label shows a changed program
@@ -115,13 +129,18 @@ export class DockerMonitoring extends pulumi.ComponentResource {
     const program = rendered.files["postgresql.mtail"];
     this.mtail = inNamespace(
       "mtail",
+      "mtail",
       names.mtail,
       images.mtail,
       {
         command: containerCommand(launches.mtail),
         user: postgresOwner,
         uploads: [{ file: mtailProgramPath(placement), content: program }],
-        volumes: dataVolume,
+        // And PgBouncer's logfile, where PgBouncer has it (the path in mtail's --logs), read-only.
+        volumes: pulumi.all([dataVolume, args.pgbouncerLogVolumeName]).apply(([data, log]) => [
+          ...data,
+          { volumeName: log, containerPath: path.posix.dirname(placement.paths.pgbouncerLog), readOnly: true },
+        ]),
       },
       { "mtail-program": program },
     );
@@ -132,6 +151,7 @@ export class DockerMonitoring extends pulumi.ComponentResource {
     if (prometheus === null || config === undefined) throw new Error(`DockerMonitoring ${name}: Rendered has no Prometheus launch or prometheus.yml`);
     const rules = rendered.files["alert-rules.yaml"];
     this.prometheus = inNamespace(
+      "prometheus",
       "prometheus",
       names.prometheus,
       images.prometheus,

@@ -5,8 +5,10 @@
  */
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
+import path from "node:path";
+import { pgbouncerContainerCommand } from "../../configs/pgbouncer-log";
 import type { Rendered } from "../../configs/rendered";
-import { type DockerNames, paths, sha256, sortedLabels } from "./layout";
+import { containerHardening, type DockerNames, paths, sha256, sortedLabels } from "./layout";
 import type { ServerTlsPems } from "./postgres";
 
 export interface DockerPgBouncerArgs {
@@ -24,6 +26,8 @@ export interface DockerPgBouncerArgs {
 
 export class DockerPgBouncer extends pulumi.ComponentResource {
   public readonly container: docker.Container;
+  /** The volume holding PgBouncer's logfile, which mtail mounts read-only. */
+  public readonly logVolume: docker.Volume;
 
   constructor(name: string, args: DockerPgBouncerArgs, opts?: pulumi.ComponentResourceOptions) {
     super("pgvector-stack:docker:DockerPgBouncer", name, {}, opts);
@@ -32,13 +36,21 @@ export class DockerPgBouncer extends pulumi.ComponentResource {
 
     const image = new docker.RemoteImage(`${name}-image`, { name: rendered.spec.images.pgbouncer, keepLocally: true }, { parent: this });
 
+    // PgBouncer's logfile, mtail's feed for refused logins (configs/pgbouncer-log.ts). Mounted at the image's own
+    // /var/run/pgbouncer, which belongs to PgBouncer's user: a new volume takes that owner, so PgBouncer may write it.
+    this.logVolume = new docker.Volume(
+      `${name}-log`,
+      { name: args.names.pgbouncerLogVolume, labels: sortedLabels({ "pgvector-stack.stack": rendered.spec.stack, "pgvector-stack.role": "pgbouncer-log" }) },
+      { parent: this },
+    );
+
     this.container = new docker.Container(
       `${name}-container`,
       {
         name: args.names.pgbouncer,
         image: image.imageId,
-        // The image's entrypoint generates a pgbouncer.ini only when none exists, then runs its CMD
-        // `pgbouncer /etc/pgbouncer/pgbouncer.ini`: with the rendered file uploaded there, it runs exactly that.
+        // The image's entrypoint generates a pgbouncer.ini only when none exists, then runs the command below: with
+        // the rendered file uploaded there, PgBouncer reads exactly that.
         // The TLS files land root:root 0644 (the provider sets no owner or mode). PgBouncer, which runs as the image's
         // postgres user, can read them and checks no mode; nothing else runs in this container, and whoever may use
         // Docker here can read any container's files anyway (`docker cp`), so on a developer's host that is accepted.
@@ -50,7 +62,13 @@ export class DockerPgBouncer extends pulumi.ComponentResource {
           { file: rendered.tls.files.key, content: pulumi.secret(args.tls.privateKey) },
           { file: rendered.tls.files.ca, content: args.tls.caCertificate },
         ],
+        // The image's entrypoint ends in `exec "$@"`: this shell starts the loop that keeps the logfile under its cap,
+        // then execs PgBouncer with the rendered ini.
+        command: pgbouncerContainerCommand(paths.pgbouncerIni, rendered.placement.paths.pgbouncerLog),
+        volumes: [{ volumeName: this.logVolume.name, containerPath: path.posix.dirname(rendered.placement.paths.pgbouncerLog) }],
         networkMode: pulumi.interpolate`container:${args.namespaceOwnerId}`,
+        // PgBouncer runs as the image's user: no capability; it writes only its log volume (layout.ts).
+        ...containerHardening("pgbouncer"),
         restart: "unless-stopped",
         labels: sortedLabels({
           "pgvector-stack.stack": rendered.spec.stack,
@@ -61,6 +79,6 @@ export class DockerPgBouncer extends pulumi.ComponentResource {
       { parent: this, deleteBeforeReplace: true },
     );
 
-    this.registerOutputs({ container: this.container });
+    this.registerOutputs({ container: this.container, logVolume: this.logVolume });
   }
 }

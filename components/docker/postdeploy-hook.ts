@@ -12,7 +12,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { directUrlEnv, pooledUrlEnv } from "../../configs/canary";
 import type { Rendered } from "../../configs/rendered";
-import { type DockerNames, hookTrigger, paths, sortedLabels } from "./layout";
+import { containerHardening, type DockerNames, fileVariable, hookTrigger, paths, secretFile, sortedLabels } from "./layout";
 
 export interface DockerPostDeployHookArgs {
   /** The rendered stack: plan.json, the node image and where the CA goes (rendered.tls.files.ca). Required; no default. */
@@ -62,14 +62,18 @@ export class DockerPostDeployHook extends pulumi.ComponentResource {
         name: args.names.hook(this.planSha256),
         image: image.imageId,
         command: ["node", paths.hookBundle, "postdeploy", "--plan", paths.hookPlan],
+        // The URLs carry passwords: files `pgstack postdeploy` reads through PGSTACK_*_URL_FILE (cli/secret-env.ts),
+        // never the env `docker inspect` prints.
         uploads: [
           { file: paths.hookBundle, content: args.hookBundle },
           { file: paths.hookPlan, content: plan },
           { file: rendered.tls.files.ca, content: args.caCertificate },
+          { file: secretFile(directUrlEnv), content: pulumi.secret(args.directUrl) },
+          { file: secretFile(pooledUrlEnv), content: pulumi.secret(args.pooledUrl) },
         ],
-        // As for the other containers, env is visible to `docker inspect` on this host (the dev trade-off).
-        envs: [pulumi.interpolate`${directUrlEnv}=${args.directUrl}`, pulumi.interpolate`${pooledUrlEnv}=${args.pooledUrl}`],
+        envs: [`${fileVariable(directUrlEnv)}=${secretFile(directUrlEnv)}`, `${fileVariable(pooledUrlEnv)}=${secretFile(pooledUrlEnv)}`],
         user: "node",
+        ...containerHardening("hook"),
         networksAdvanced: [{ name: args.networkName }],
         // Run once and wait: attach until it exits, keep its output. mustRun false: an exited hook is its normal
         // state; with mustRun the provider would delete it on the next refresh and run it again.

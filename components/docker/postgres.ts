@@ -6,7 +6,9 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { Rendered } from "../../configs/rendered";
 import {
+  containerHardening,
   type DockerNames,
+  fileVariable,
   memlockUlimit,
   networkAliases,
   paths,
@@ -14,9 +16,11 @@ import {
   postgresEntrypoint,
   postgresHealthcheck,
   publishedPorts,
+  secretFile,
   sha256,
   shmSizeMiB,
   sortedLabels,
+  superuserPasswordVariable,
 } from "./layout";
 
 export interface DockerPostgresArgs {
@@ -81,13 +85,16 @@ export class DockerPostgres extends pulumi.ComponentResource {
         // Not the password: its SCRAM verifier. The entrypoint hands POSTGRES_PASSWORD to initdb, whose
         // `ALTER USER postgres PASSWORD '…'` stores a verifier as it is (as for any role), and runs its init scripts
         // as the OS user postgres on the socket, which the rendered pg_hba.conf admits by peer, so no password is
-        // ever sent (configs/pg-hba.ts renders that line; the Docker layout test holds it to it). Docker env is readable by anyone who may `docker inspect` on
-        // this host; what they read is a verifier, which cannot log in. POSTGRES_PASSWORD_FILE would only move the
-        // same string into an upload.
-        envs: [pulumi.interpolate`POSTGRES_PASSWORD=${args.superuserVerifier}`],
+        // ever sent (configs/pg-hba.ts renders that line; the Docker layout test holds it to it). A verifier cannot
+        // log in, but it lets its holder pose as the server and try passwords offline: it goes in a file the
+        // entrypoint reads (POSTGRES_PASSWORD_FILE, as root before gosu), not in the env `docker inspect` prints.
+        envs: [`${fileVariable(superuserPasswordVariable)}=${secretFile(superuserPasswordVariable)}`],
+        ...containerHardening("postgres"),
         uploads: [
+          { file: secretFile(superuserPasswordVariable), content: pulumi.secret(args.superuserVerifier) },
           { file: paths.postgresConf, content: files["postgresql.conf"] },
           { file: paths.pgHbaConf, content: files["pg_hba.conf"] },
+          { file: paths.pgIdentConf, content: files["pg_ident.conf"] },
           // Runs once, when the entrypoint initialises the empty data volume (see DockerVectorStack on passwords).
           { file: paths.bootstrapSql, content: args.bootstrapSql },
           // A renewed certificate changes these uploads, which replaces the container (Docker cannot update a
@@ -116,6 +123,7 @@ export class DockerPostgres extends pulumi.ComponentResource {
           "pgvector-stack.role": "postgres",
           "pgvector-stack.postgresql-conf-sha256": sha256(files["postgresql.conf"]),
           "pgvector-stack.pg-hba-conf-sha256": sha256(files["pg_hba.conf"]),
+          "pgvector-stack.pg-ident-conf-sha256": sha256(files["pg_ident.conf"]),
         }),
       },
       // Fixed container names: the old container must be gone before its replacement takes the name.

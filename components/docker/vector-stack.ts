@@ -8,7 +8,7 @@ import * as random from "@pulumi/random";
 import * as docker from "@pulumi/docker";
 import { pgbouncerUserlist } from "../../configs/pgbouncer";
 import type { Rendered, RenderedMemory } from "../../configs/rendered";
-import { bootstrapSql } from "../../configs/roles";
+import { bootstrapSql, passwordKey, roleKinds, type PasswordArgs, type RoleKind } from "../../configs/roles";
 import {
   type Endpoints,
   type HugePagesDecision,
@@ -22,7 +22,6 @@ import {
   networkAliases,
   sortedLabels,
   stackProblems,
-  superuserPasswordSql,
   tlsCommonName,
 } from "./layout";
 import { DockerCanary } from "./canary";
@@ -34,19 +33,12 @@ import { roleVerifier } from "../../configs/scram";
 import { verifyFullQuery } from "../../configs/tls";
 import { StackCertificates } from "../stack-certificates";
 
-export interface DockerVectorStackArgs {
+/** Passwords: one per role kind (configs/roles.ts, e.g. `appPassword`, `readOnlyPassword`), each generated when not given. */
+export interface DockerVectorStackArgs extends PasswordArgs<pulumi.Input<string>> {
   /** The rendered stack (configs/render.ts) of a stack whose target is docker. Required; no default. */
   readonly rendered: Rendered;
   /** The bundled pgstack CLI (one CommonJS file) the post-deploy hook and the canary run. Required; no default. */
   readonly hookBundle: string;
-  /** Password of the superuser (rendered.roles.superuser). Defaults to a generated 32-character password. */
-  readonly superuserPassword?: pulumi.Input<string>;
-  /** Password of the application role (rendered.roles.app). Defaults to a generated 32-character password. */
-  readonly appPassword?: pulumi.Input<string>;
-  /** Password of the monitoring role (rendered.roles.monitor, postgres_exporter). Defaults to a generated 32-character password. */
-  readonly monitorPassword?: pulumi.Input<string>;
-  /** Password of PgBouncer's stats user (rendered.roles.stats, pgbouncer_exporter). Defaults to a generated 32-character password. */
-  readonly statsPassword?: pulumi.Input<string>;
   /** Prefix of every Docker object name (containers, network, volume). Defaults to `pgstack-<stack>`. */
   readonly namePrefix?: string;
   /**
@@ -67,10 +59,12 @@ export class DockerVectorStack extends pulumi.ComponentResource {
   public readonly endpoints: Endpoints;
   /** The application's URL through PgBouncer (secret), verifying the server against the CA at hostCaPath. */
   public readonly connectionString: pulumi.Output<string>;
-  /** The application's URL straight to PostgreSQL, for migrations and index builds (secret), verifying likewise. */
+  /** The application role's URL straight to PostgreSQL (secret), verifying likewise. */
   public readonly directConnectionString: pulumi.Output<string>;
-  /** The superuser's URL straight to PostgreSQL (secret), verifying likewise. */
-  public readonly superuserConnectionString: pulumi.Output<string>;
+  /** The read-only role's URL through PgBouncer (secret). */
+  public readonly readOnlyConnectionString: pulumi.Output<string>;
+  /** The owner's URL straight to PostgreSQL, for migrations (secret). The superuser has none: socket only. */
+  public readonly ownerConnectionString: pulumi.Output<string>;
   /** The stack's CA certificate (PEM, not secret): save it where hostCaPath says. */
   public readonly caCertificate: pulumi.Output<string>;
   public readonly memoryPlan: DockerMemoryPlan;
@@ -99,26 +93,18 @@ export class DockerVectorStack extends pulumi.ComponentResource {
       given !== undefined
         ? pulumi.secret(given)
         : pulumi.secret(new random.RandomPassword(`${name}-${role}-password`, { length: 32, special: false }, { parent: this }).result);
-    const superuserPassword = password("superuser", args.superuserPassword);
-    const appPassword = password("app", args.appPassword);
-    const monitorPassword = password("monitor", args.monitorPassword);
-    const statsPassword = password("stats", args.statsPassword);
+    const passwords = Object.fromEntries(roleKinds.map((kind) => [kind, password(kind, args[passwordKey(kind)])])) as Record<RoleKind, pulumi.Output<string>>;
+    const appPassword = passwords.app;
 
     // Verifiers, never passwords, go into uploads. Salts are derived (see scram-salt.ts), so the same password gives
     // the same verifier on every run and nothing is replaced until a password changes.
-    const verifier = (role: string, pw: pulumi.Output<string>): pulumi.Output<string> =>
-      pw.apply((p) => roleVerifier(spec.stack, role, p));
-    const superuserVerifier = verifier(roles.superuser, superuserPassword);
-    const appVerifier = verifier(appUser, appPassword);
-    const monitorVerifier = verifier(roles.monitor, monitorPassword);
-    const statsVerifier = verifier(roles.stats, statsPassword);
-    // PgBouncer's auth_file lists the users Rendered names (application, stats, admin), each with the very verifier
+    const verifiers = Object.fromEntries(
+      roleKinds.map((kind) => [roles.plan.names[kind], passwords[kind].apply((p) => roleVerifier(spec.stack, roles.plan.names[kind], p))]),
+    ) as Record<string, pulumi.Output<string>>;
+    const superuserVerifier = verifiers[roles.superuser];
+    // PgBouncer's auth_file lists the users Rendered names (pooled roles, stats, admin), each with the very verifier
     // PostgreSQL holds, which SCRAM pass-through needs.
-    const userlistVerifiers: Readonly<Record<string, pulumi.Output<string>>> = {
-      [appUser]: appVerifier,
-      [roles.stats]: statsVerifier,
-      [roles.superuser]: superuserVerifier,
-    };
+    const userlistVerifiers: Readonly<Record<string, pulumi.Output<string>>> = verifiers;
     const userlist = pulumi
       .all(
         roles.pgbouncerUsers.map((user) => {
@@ -147,13 +133,11 @@ export class DockerVectorStack extends pulumi.ComponentResource {
       { parent: this },
     );
 
-    // The bootstrap runs only when the entrypoint initialises an empty data volume. It is idempotent and stays in
-    // the container, so after a password change (which replaces the container with the new verifiers uploaded):
-    // `docker exec -u postgres <prefix>-postgres psql -v ON_ERROR_STOP=1 -f /docker-entrypoint-initdb.d/10-pgstack-roles.sql`.
-    // The superuser's line repeats what initdb set, so that command covers a new superuser password too.
-    const bootstrap = pulumi
-      .all([appVerifier, monitorVerifier, superuserVerifier])
-      .apply(([app, monitor, su]) => `${bootstrapSql(database, appUser, { app, monitor })}${superuserPasswordSql(roles.superuser, su)}`);
+    // The bootstrap runs when the entrypoint initialises an empty data volume. It is idempotent and stays in the
+    // container, so after a password change (which replaces the container with the new verifiers uploaded):
+    // `docker exec -u postgres <prefix>-postgres psql -v ON_ERROR_STOP=1 -f /docker-entrypoint-initdb.d/10-pgstack-roles.sql`
+    // (not yet run by `pulumi up` on Docker: the README says so).
+    const bootstrap = pulumi.all(verifiers).apply((v) => bootstrapSql(rendered.files["roles.sql"], roles.plan, v));
     const postgres = new DockerPostgres(
       `${name}-postgres`,
       {
@@ -186,15 +170,16 @@ export class DockerVectorStack extends pulumi.ComponentResource {
         names,
         namespaceOwnerId: postgres.container.id,
         dataVolumeName: postgres.dataVolume.name,
-        monitorPassword,
-        statsPassword,
+        pgbouncerLogVolumeName: pgbouncer.logVolume.name,
+        monitorPassword: passwords.monitor,
+        statsPassword: passwords.stats,
         caCertificate: certificates.caCertificate,
         startAfter: [pgbouncer.container],
       },
       { parent: this },
     );
 
-    // The application's role, as an application connects; on loopback, from inside the database's namespace.
+    // The canary's own role, which reaches nothing of the application's; on loopback, from inside the database's namespace.
     const canaryAt = loopbackAddresses(placement);
     new DockerCanary(
       `${name}-canary`,
@@ -203,8 +188,8 @@ export class DockerVectorStack extends pulumi.ComponentResource {
         names,
         namespaceOwnerId: postgres.container.id,
         hookBundle,
-        pooledUrl: appPassword.apply((p) => connectionUrl(appUser, p, canaryAt.pooled, database, inContainers)),
-        directUrl: appPassword.apply((p) => connectionUrl(appUser, p, canaryAt.direct, database, inContainers)),
+        pooledUrl: passwords.canary.apply((p) => connectionUrl(roles.canary, p, canaryAt.pooled, database, inContainers)),
+        directUrl: passwords.canary.apply((p) => connectionUrl(roles.canary, p, canaryAt.direct, database, inContainers)),
         caCertificate: certificates.caCertificate,
         startAfter: [pgbouncer.container],
       },
@@ -218,7 +203,8 @@ export class DockerVectorStack extends pulumi.ComponentResource {
         names,
         networkName: network.name,
         hookBundle,
-        directUrl: appPassword.apply((p) => connectionUrl(appUser, p, `${networkAliases.postgres}:${placement.ports.postgres}`, database, inContainers)),
+        // The owner builds indexes and creates tables; the benchmark goes through PgBouncer as the application does.
+        directUrl: passwords.owner.apply((p) => connectionUrl(roles.owner, p, `${networkAliases.postgres}:${placement.ports.postgres}`, database, inContainers)),
         pooledUrl: appPassword.apply((p) => connectionUrl(appUser, p, `${networkAliases.pgbouncer}:${placement.ports.pgbouncer}`, database, inContainers)),
         caCertificate: certificates.caCertificate,
         startAfter: [postgres.container, pgbouncer.container],
@@ -229,7 +215,8 @@ export class DockerVectorStack extends pulumi.ComponentResource {
     this.endpoints = endpoints(spec.docker);
     this.connectionString = appPassword.apply((p) => connectionUrl(appUser, p, this.endpoints.pooled, database, onHost));
     this.directConnectionString = appPassword.apply((p) => connectionUrl(appUser, p, this.endpoints.direct, database, onHost));
-    this.superuserConnectionString = superuserPassword.apply((p) => connectionUrl(roles.superuser, p, this.endpoints.direct, database, onHost));
+    this.readOnlyConnectionString = passwords.readOnly.apply((p) => connectionUrl(roles.readOnly, p, this.endpoints.pooled, database, onHost));
+    this.ownerConnectionString = passwords.owner.apply((p) => connectionUrl(roles.owner, p, this.endpoints.direct, database, onHost));
     this.caCertificate = certificates.caCertificate;
     this.memoryPlan = { ...rendered.memory, shmSizeBytes: postgres.shmSizeMiB * 1024 * 1024 };
     this.hugePages = hugePagesDecision(rendered);
@@ -239,7 +226,8 @@ export class DockerVectorStack extends pulumi.ComponentResource {
       endpoints: this.endpoints,
       connectionString: this.connectionString,
       directConnectionString: this.directConnectionString,
-      superuserConnectionString: this.superuserConnectionString,
+      readOnlyConnectionString: this.readOnlyConnectionString,
+      ownerConnectionString: this.ownerConnectionString,
       caCertificate: this.caCertificate,
       memoryPlan: this.memoryPlan,
       hugePages: this.hugePages,

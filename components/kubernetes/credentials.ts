@@ -4,32 +4,23 @@
  * outputs and put the results into Kubernetes Secrets only. Role names are Rendered's (rendered.roles).
  */
 import { pgbouncerUserlist } from "../../configs/pgbouncer";
-import type { RenderedRoles } from "../../configs/rendered";
-import { bootstrapSql } from "../../configs/roles";
+import type { Rendered, RenderedRoles } from "../../configs/rendered";
+import { bootstrapSql, roleKinds, type RoleKind } from "../../configs/roles";
 import { roleVerifier } from "../../configs/scram";
 
 export { roleSalt as scramSalt, roleVerifier } from "../../configs/scram";
 
-export interface StackPasswords {
-  readonly superuser: string;
-  readonly app: string;
-  readonly monitor: string;
-  readonly stats: string;
-}
+/** One password per role kind (configs/roles.ts). */
+export type StackPasswords = Readonly<Record<RoleKind, string>>;
 
-/** Role → verifier for every role the stack logs in as, keyed by role name. */
+/** Role → verifier for every role and PgBouncer user the stack logs in as, keyed by role name. */
 export function stackVerifiers(stack: string, roles: RenderedRoles, passwords: StackPasswords): Record<string, string> {
-  return {
-    [roles.superuser]: roleVerifier(stack, roles.superuser, passwords.superuser),
-    [roles.app]: roleVerifier(stack, roles.app, passwords.app),
-    [roles.monitor]: roleVerifier(stack, roles.monitor, passwords.monitor),
-    [roles.stats]: roleVerifier(stack, roles.stats, passwords.stats),
-  };
+  return Object.fromEntries(roleKinds.map((kind) => [roles.plan.names[kind], roleVerifier(stack, roles.plan.names[kind], passwords[kind])]));
 }
 
-/** The /docker-entrypoint-initdb.d script: roles with their verifiers (configs/roles.ts), never a password. */
-export function bootstrapScript(database: string, roles: RenderedRoles, verifiers: Readonly<Record<string, string>>): string {
-  return bootstrapSql(database, roles.app, { app: verifiers[roles.app], monitor: verifiers[roles.monitor] });
+/** The /docker-entrypoint-initdb.d script of a first start: roles.sql and every role's verifier, never a password. */
+export function bootstrapScript(rendered: Pick<Rendered, "files" | "roles">, verifiers: Readonly<Record<string, string>>): string {
+  return bootstrapSql(rendered.files["roles.sql"], rendered.roles.plan, verifiers);
 }
 
 /** PgBouncer's auth_file: a verifier for every user Rendered says PgBouncer must know (rendered.roles.pgbouncerUsers). */

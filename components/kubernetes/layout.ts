@@ -28,6 +28,7 @@ export const paths = {
   configDir: "/etc/postgresql",
   postgresConf: "/etc/postgresql/postgresql.conf",
   pgHbaConf: "/etc/postgresql/pg_hba.conf",
+  pgIdentConf: "/etc/postgresql/pg_ident.conf",
   /** The postgres image runs *.sql here once, when it initialises an empty data directory. */
   initdbDir: "/docker-entrypoint-initdb.d",
   bootstrapFile: "10-pgstack-roles.sql",
@@ -83,6 +84,7 @@ export const containerNames = {
 /** The files the database pod reads: the checksum annotation covers exactly these. */
 export const podFiles: readonly RenderedFileName[] = [
   "pg_hba.conf",
+  "pg_ident.conf",
   "pgbouncer.ini",
   "postgres-exporter-queries.yaml",
   "postgresql.conf",
@@ -91,7 +93,10 @@ export const podFiles: readonly RenderedFileName[] = [
 
 /** Keys of the Secrets. */
 export const secretKeys = {
-  superuserPassword: "superuser-password",
+  /** The superuser's SCRAM verifier (POSTGRES_PASSWORD): initdb stores it as it is. */
+  superuserVerifier: "superuser-verifier",
+  /** PgBouncer's admin user (the tls-reloader's RELOAD). */
+  pgbouncerAdminPassword: "pgbouncer-admin-password",
   monitorPassword: "monitor-password",
   statsPassword: "stats-password",
   bootstrap: "bootstrap.sql",
@@ -122,6 +127,7 @@ export interface KubernetesNames {
   readonly tls: string;
   /** For the post-deploy hook: direct-url, pooled-url. */
   readonly hookCredentials: string;
+  readonly canaryCredentials: string;
   readonly disruptionBudget: string;
   readonly networkPolicy: string;
   readonly podMonitor: string;
@@ -162,6 +168,7 @@ export function kubernetesNames(base: string): KubernetesNames {
     app: `${base}-app`,
     tls: `${base}-tls`,
     hookCredentials: `${base}-hook`,
+    canaryCredentials: `${base}-canary-credentials`,
     disruptionBudget: base,
     networkPolicy: base,
     podMonitor: base,
@@ -371,6 +378,11 @@ export function kubernetesProblems(rendered: Rendered): string[] {
   // One projected volume at PgBouncer's config directory holds pgbouncer.ini and the auth_file.
   if (path.posix.dirname(placement.paths.pgbouncerAuthFile) !== paths.pgbouncerDir) {
     problems.push(`placement.paths.pgbouncerAuthFile is ${placement.paths.pgbouncerAuthFile}; the pod mounts the auth_file beside pgbouncer.ini, in ${paths.pgbouncerDir}`);
+  }
+  // PgBouncer's logfile lives on an emptyDir of its own, mounted at the file's directory in PgBouncer and mtail.
+  const pgbouncerLogDir = path.posix.dirname(placement.paths.pgbouncerLog);
+  if ([paths.pgbouncerDir, "/", path.posix.dirname(placement.paths.tlsCertificate), placement.paths.mtailPrograms].includes(pgbouncerLogDir)) {
+    problems.push(`placement.paths.pgbouncerLog is ${placement.paths.pgbouncerLog}; the pod mounts PgBouncer's log volume at its directory, which must hold no other mount`);
   }
   // The TLS Secret is mounted as one directory, holding no other mount.
   problems.push(

@@ -8,6 +8,7 @@ import path from "node:path";
 import { k8sQuantity, type PodResourcePlan } from "../../configs/kubernetes-resources";
 import type { Launch } from "../../configs/launches";
 import { mtailProgramFile } from "../../configs/mtail";
+import { pgbouncerContainerCommand } from "../../configs/pgbouncer-log";
 import type { Rendered } from "../../configs/rendered";
 import {
   configChecksum,
@@ -112,14 +113,15 @@ function postgresContainer(rendered: Rendered, names: KubernetesNames, resources
     // The image's entrypoint initialises an empty PGDATA (initdb, then the /docker-entrypoint-initdb.d scripts, run
     // by a temporary server started with these same arguments, so under the rendered pg_hba.conf) and then execs
     // the server with them.
-    args: ["postgres", "-c", `config_file=${paths.postgresConf}`, "-c", `hba_file=${paths.pgHbaConf}`],
+    args: ["postgres", "-c", `config_file=${paths.postgresConf}`, "-c", `hba_file=${paths.pgHbaConf}`, "-c", `ident_file=${paths.pgIdentConf}`],
     env: [
       { name: "PGDATA", value: placement.paths.pgdata },
       // initdb runs before the rendered postgresql.conf is in use, with PostgreSQL's default huge_pages = try: on a
       // node with free huge pages but none granted to the pod, that SIGBUSes (PostgreSQL bug #17757,
       // docker-library/postgres #451). initdb (≥ 16) --set applies the rendered setting to its own run too.
       { name: "POSTGRES_INITDB_ARGS", value: `--set=huge_pages=${rendered.memory.hugePagesSetting}` },
-      secretEnv("POSTGRES_PASSWORD", names.credentials, secretKeys.superuserPassword),
+      // The superuser's SCRAM verifier, not a password: initdb stores it as it is (as on Docker).
+      secretEnv("POSTGRES_PASSWORD", names.credentials, secretKeys.superuserVerifier),
     ],
     ports: [{ containerPort: placement.ports.postgres, name: portNames.postgres, protocol: "TCP" }],
     resources: { limits: sortedRecord(resources.postgres.limits), requests: sortedRecord(resources.postgres.requests) },
@@ -160,14 +162,19 @@ function pgbouncerContainer(rendered: Rendered, resources: PodResourcePlan): Con
     name: containerNames.pgbouncer,
     image: rendered.spec.images.pgbouncer,
     // Not the image's entrypoint: it writes a pgbouncer.ini and userlist from environment variables when they are
-    // missing; ours are mounted read-only, and the binary reads exactly them.
-    command: ["/usr/bin/pgbouncer", paths.pgbouncerIni],
+    // missing; ours are mounted read-only, and the binary reads exactly them. PgBouncer is exec'd by a shell that
+    // first starts the loop keeping its logfile (mtail's feed) under its cap (configs/pgbouncer-log.ts).
+    command: pgbouncerContainerCommand(paths.pgbouncerIni, rendered.placement.paths.pgbouncerLog),
     // A native sidecar (Kubernetes ≥ 1.29): started before the regular containers and kept running beside them,
     // restarted on exit, stopped after them, so clients never meet a pod whose pooler is gone.
     restartPolicy: "Always",
     ports: [{ containerPort: port, name: portNames.pgbouncer, protocol: "TCP" }],
     resources: { limits: sortedRecord(resources.pgbouncer.limits), requests: sortedRecord(resources.pgbouncer.requests) },
-    volumeMounts: [{ mountPath: paths.pgbouncerDir, name: "pgbouncer-config", readOnly: true }, serverTlsMount(rendered)],
+    volumeMounts: [
+      { mountPath: paths.pgbouncerDir, name: "pgbouncer-config", readOnly: true },
+      serverTlsMount(rendered),
+      { mountPath: pgbouncerLogDir(rendered), name: pgbouncerLogVolume },
+    ],
     // The regular containers start once this passes: pgbouncer_exporter then finds the admin console listening.
     startupProbe: { ...tcp, failureThreshold: 30, periodSeconds: 1 },
     readinessProbe: { ...tcp, failureThreshold: 3, periodSeconds: 10 },
@@ -230,13 +237,25 @@ function reloaderContainer(rendered: Rendered, names: KubernetesNames, resources
       postgresPort: placement.ports.postgres,
       pgbouncerPort: placement.ports.pgbouncer,
       superuser: rendered.roles.superuser,
+      pgbouncerAdmin: rendered.roles.pgbouncerAdmin,
+      bootstrapFile: path.posix.join(paths.initdbDir, paths.bootstrapFile),
+      userlistFile: placement.paths.pgbouncerAuthFile,
       intervalSeconds: tlsReloadIntervalSeconds,
     },
     image: rendered.spec.images.postgres,
     credentialsSecret: names.credentials,
+    bootstrapVolume: "bootstrap",
+    userlistVolume: "pgbouncer-config",
     resources: resources.tlsReloader,
     securityContext: restrictedSecurityContext(postgresUid),
   });
+}
+
+/** The emptyDir holding PgBouncer's logfile: PgBouncer writes it, mtail reads it (mtail's args name the file). */
+const pgbouncerLogVolume = "pgbouncer-log";
+
+function pgbouncerLogDir(rendered: Rendered): string {
+  return path.posix.dirname(rendered.placement.paths.pgbouncerLog);
 }
 
 /** The data volume for the containers that only look at it: they can never write to PostgreSQL's files. */
@@ -267,7 +286,8 @@ function nodeExporterContainer(rendered: Rendered, resources: PodResourcePlan): 
 
 /**
  * mtail follows PostgreSQL's own log files: the logging collector writes them below PGDATA, mode 0600 in a 0700
- * directory owned by the postgres uid, so mtail runs as that uid with the data volume mounted read-only. It writes
+ * directory owned by the postgres uid, so mtail runs as that uid with the data volume mounted read-only; and
+ * PgBouncer's logfile, from the emptyDir it shares with PgBouncer, read-only too. It writes
  * nothing itself (`--logtostderr`), so the root filesystem stays read-only. Started before PostgreSQL has written a
  * file, it re-matches the glob every poll and picks the file up when it appears.
  */
@@ -280,7 +300,11 @@ function mtailContainer(rendered: Rendered, resources: PodResourcePlan): Contain
     ports: [metricsPort(portNames.mtailMetrics, rendered.launches.mtail)],
     resources: { limits: sortedRecord(resources.mtail.limits), requests: sortedRecord(resources.mtail.requests) },
     // The ConfigMap volume's own entries (..data, ..<timestamp>) are hidden files, which mtail's loader skips.
-    volumeMounts: [dataReadOnly(rendered), { mountPath: rendered.placement.paths.mtailPrograms, name: "mtail-program", readOnly: true }],
+    volumeMounts: [
+      dataReadOnly(rendered),
+      { mountPath: rendered.placement.paths.mtailPrograms, name: "mtail-program", readOnly: true },
+      { mountPath: pgbouncerLogDir(rendered), name: pgbouncerLogVolume, readOnly: true },
+    ],
     // mtail has no health endpoint; its status page at / answers while the HTTP server runs.
     livenessProbe: { failureThreshold: 6, httpGet: { path: "/", port: portNames.mtailMetrics }, periodSeconds: 20, timeoutSeconds: 5 },
     securityContext: restrictedSecurityContext(postgresUid),
@@ -295,6 +319,7 @@ function volumes(rendered: Rendered, names: KubernetesNames, resources: PodResou
         defaultMode: readOnlyFileMode,
         items: [
           { key: "pg_hba.conf", path: path.posix.basename(paths.pgHbaConf) },
+          { key: "pg_ident.conf", path: path.posix.basename(paths.pgIdentConf) },
           { key: "postgresql.conf", path: path.posix.basename(paths.postgresConf) },
         ],
         name: names.config,
@@ -325,6 +350,9 @@ function volumes(rendered: Rendered, names: KubernetesNames, resources: PodResou
     ...(resources.hugePagesBytes > 0 ? [{ emptyDir: { medium: "HugePages" }, name: "hugepages" }] : []),
     { emptyDir: {}, name: "run" },
     { emptyDir: {}, name: "tmp" },
+    // PgBouncer's logfile, written by PgBouncer and read by mtail: node disk, kept under its cap by the loop beside
+    // PgBouncer (configs/pgbouncer-log.ts). No sizeLimit: exceeding one evicts the whole pod.
+    { emptyDir: {}, name: pgbouncerLogVolume },
     // Not in checksum/config: a renewed certificate reaches these files in place and is reloaded (tls-reloader), the
     // pod is not restarted.
     serverTlsVolume(names.tls),

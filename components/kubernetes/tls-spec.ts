@@ -134,67 +134,84 @@ export interface TlsReloadInput {
   readonly postgresPort: number;
   /** PgBouncer's port on the pod's loopback (placement). */
   readonly pgbouncerPort: number;
-  /** The superuser, who is PgBouncer's admin user too (rendered.roles.superuser). */
+  /** The superuser, on the socket by peer (rendered.roles.superuser). */
   readonly superuser: string;
+  /** PgBouncer's admin user, for RELOAD (rendered.roles.pgbouncerAdmin). */
+  readonly pgbouncerAdmin: string;
+  /** Where the reloader sees the bootstrap Secret's script (roles.sql and the verifiers). */
+  readonly bootstrapFile: string;
+  /** Where the reloader sees PgBouncer's auth_file (the userlist Secret). */
+  readonly userlistFile: string;
   /** Seconds between two looks at the files. */
   readonly intervalSeconds: number;
 }
 
 /**
  * The reloader's program: POSIX sh (dash in the postgres image), no file written (the root filesystem is read-only).
- * Every interval it hashes the three mounted files; for each server whose last successful reload saw another hash,
- * it reloads that server and records the hash only when the reload succeeded (a failure is retried next round, for
- * that server alone). It starts with no hash, so it reloads both once at start: that covers a Secret renewed between
- * a server's start and its own.
+ * Every interval it hashes the mounted files: the TLS Secret's three, the bootstrap Secret's script (roles.sql and
+ * every role's verifier) and PgBouncer's auth_file. Whatever changed since its last successful run it does again, and
+ * records the hash only when that succeeded (a failure is retried next round, for that step alone). It starts with no
+ * hash, so it does everything once at start: that covers a Secret changed between a server's start and its own.
  *
- * - PostgreSQL: `SELECT pg_reload_conf()` as the superuser over the Unix socket, which pg_hba.conf admits by peer for
- *   the OS user postgres (uid 999, this container's): no password, no network. PostgreSQL re-reads ssl_cert_file and
- *   ssl_key_file on reload; a pair that does not match is refused and the old one kept (logged).
- * - PgBouncer: `RELOAD` on its admin console, over TCP on loopback as its admin user (the superuser, password from
- *   the credentials Secret). PgBouncer has no Unix socket here, and a signal would need shareProcessNamespace, which
- *   would make /proc/1 the pause container for node_exporter and every container's environment readable to the
- *   others. sslmode=require, not verify-full: this connection must work exactly when the certificate PgBouncer still
- *   serves has expired or comes from a CA the mounted ca.crt no longer holds (that is when a reload is most needed);
- *   it never leaves the pod's network namespace, and SCRAM does not expose the password to whoever answers.
- *   sslcertmode=disable (libpq ≥ 16): no client certificate is looked for, so an unreadable ~/.postgresql cannot fail it.
+ * - PostgreSQL: `SELECT pg_reload_conf()` when the TLS files changed, and the bootstrap script (`psql -f`) when it
+ *   changed — a password rotated by `pulumi up` is a new verifier there — both as the superuser on the Unix socket,
+ *   which pg_hba.conf admits by peer for the OS user postgres (uid 999, this container's): no password, no network.
+ *   PostgreSQL re-reads ssl_cert_file and ssl_key_file on reload; a pair that does not match is refused and the old
+ *   one kept (logged). The script is idempotent (CREATE … IF NOT EXISTS, ALTER ROLE).
+ * - PgBouncer: `RELOAD` on its admin console when its certificate files or its auth_file changed, and only once the
+ *   bootstrap script as it is now has been applied: PgBouncer must never hold a verifier PostgreSQL lacks (its SCRAM
+ *   pass-through would then fail at PostgreSQL). Over TCP on loopback as its admin user (a PgBouncer user, not a
+ *   database role; password from the credentials Secret). PgBouncer has no Unix socket here, and a signal would need
+ *   shareProcessNamespace, which would make /proc/1 the pause container for node_exporter and every container's
+ *   environment readable to the others. sslmode=require, not verify-full: this connection must work exactly when the
+ *   certificate PgBouncer still serves has expired or comes from a CA the mounted ca.crt no longer holds (that is
+ *   when a reload is most needed); it never leaves the pod's network namespace, and SCRAM does not expose the password
+ *   to whoever answers. sslcertmode=disable (libpq ≥ 16): no client certificate is looked for.
  *
- * Tried by hand, not in a test: this script, with Debian 13's psql, against PostgreSQL 17.12 and PgBouncer 1.24.1
- * configured as rendered (TLS files behind `..data` symlinks, the socket directory bind-mounted read-only): after an
- * atomic swap of `..data`, both served the new certificate within one interval, PgBouncer's server leg still
- * verified PostgreSQL (verify-full to 127.0.0.1).
+ * tests/real/reloader.test.ts runs this script with Debian 13's sh and psql against a real perf cluster (PostgreSQL
+ * 17, PgBouncer 1.24): a rotated password's new verifier applied and PgBouncer reloaded, the new password in, the old
+ * one refused; a renewed certificate served by both.
  */
 export function tlsReloadScript(input: TlsReloadInput): string {
   const file = (key: string) => shellQuote(path.posix.join(input.tlsDir, key));
   const files = [file(tlsSecretKeys.certificate), file(tlsSecretKeys.key), file(tlsSecretKeys.ca)];
-  const postgres = [
-    "psql -X -q -w -v ON_ERROR_STOP=1",
-    `-h ${shellQuote(input.socketDir)} -p ${input.postgresPort} -U ${shellQuote(input.superuser)} -d postgres`,
-    "-c 'SELECT pg_reload_conf()'",
-  ].join(" ");
-  const pgbouncerConninfo = `host=127.0.0.1 port=${input.pgbouncerPort} dbname=pgbouncer user=${input.superuser} sslmode=require sslcertmode=disable connect_timeout=10 application_name=pgstack-tls-reloader`;
+  const bootstrap = shellQuote(input.bootstrapFile);
+  const userlist = shellQuote(input.userlistFile);
+  const onSocket = `psql -X -q -w -v ON_ERROR_STOP=1 -h ${shellQuote(input.socketDir)} -p ${input.postgresPort} -U ${shellQuote(input.superuser)} -d postgres`;
+  const postgres = `${onSocket} -c 'SELECT pg_reload_conf()'`;
+  const roles = `${onSocket} -f ${bootstrap}`;
+  const pgbouncerConninfo = `host=127.0.0.1 port=${input.pgbouncerPort} dbname=pgbouncer user=${input.pgbouncerAdmin} sslmode=require sslcertmode=disable connect_timeout=10 application_name=pgstack-tls-reloader`;
   const pgbouncer = `psql -X -q -w ${shellQuote(pgbouncerConninfo)} -c RELOAD`;
-  const reload = (server: string, variable: string, command: string) => [
-    `    if [ "$current" != "$${variable}" ]; then`,
-    `      if ${command} >/dev/null; then`,
-    `        echo "tls-reloader: ${server} reloaded its certificate files (sha256 \${current%% *})"`,
-    `        ${variable}=$current`,
-    "      else",
-    `        echo "tls-reloader: ${server} did not reload; trying again in ${input.intervalSeconds}s" >&2`,
-    "      fi",
-    "    fi",
-  ];
+  const reload = (what: string, failed: string, hash: string, loaded: string, command: string, indent = "    ") =>
+    [
+      `if [ "$${hash}" != "$${loaded}" ]; then`,
+      `  if ${command} >/dev/null; then`,
+      `    echo "tls-reloader: ${what} (sha256 \${${hash}%% *})"`,
+      `    ${loaded}=$${hash}`,
+      "  else",
+      `    echo "tls-reloader: ${failed}; trying again in ${input.intervalSeconds}s" >&2`,
+      "  fi",
+      "fi",
+    ].map((line) => `${indent}${line}`);
   return [
     // PID 1 of its container: without a handler SIGTERM would be ignored until the grace period ends.
     "trap 'exit 0' TERM INT",
     'postgres_loaded=""',
+    'roles_loaded=""',
     'pgbouncer_loaded=""',
     "while :; do",
-    `  if [ -r ${files[0]} ] && [ -r ${files[1]} ] && [ -r ${files[2]} ]; then`,
-    `    current=$(cat ${files.join(" ")} | sha256sum)`,
-    ...reload("PostgreSQL", "postgres_loaded", postgres),
-    ...reload("PgBouncer", "pgbouncer_loaded", pgbouncer),
+    `  if [ -r ${files[0]} ] && [ -r ${files[1]} ] && [ -r ${files[2]} ] && [ -r ${bootstrap} ] && [ -r ${userlist} ]; then`,
+    `    tls=$(cat ${files.join(" ")} | sha256sum)`,
+    `    roles=$(cat ${bootstrap} | sha256sum)`,
+    `    users="$tls $(cat ${userlist} | sha256sum)"`,
+    ...reload("PostgreSQL reloaded its certificate files", "PostgreSQL did not reload", "tls", "postgres_loaded", postgres),
+    // Roles first, PgBouncer after: PgBouncer must never hold a verifier PostgreSQL does not have yet.
+    ...reload("roles and passwords applied to PostgreSQL", "the roles script failed on PostgreSQL", "roles", "roles_loaded", roles),
+    `    if [ "$roles_loaded" = "$roles" ]; then`,
+    ...reload("PgBouncer reloaded its certificate files and auth_file", "PgBouncer did not reload", "users", "pgbouncer_loaded", pgbouncer, "      "),
+    "    fi",
     "  else",
-    `    echo "tls-reloader: the certificate files in ${input.tlsDir} are not all readable yet" >&2`,
+    `    echo "tls-reloader: the certificate, role and auth files are not all readable yet" >&2`,
     "  fi",
     // In the background, so that the trap runs at once rather than after the sleep.
     `  sleep ${input.intervalSeconds} & wait $!`,
@@ -207,8 +224,11 @@ export interface TlsReloaderContainerInput {
   readonly reload: TlsReloadInput;
   /** The postgres image: it brings sh, sha256sum and psql. */
   readonly image: string;
-  /** The Secret holding the superuser's password (the credentials Secret). */
+  /** The Secret holding PgBouncer's admin password (the credentials Secret). */
   readonly credentialsSecret: string;
+  /** The pod's volumes holding the bootstrap script and PgBouncer's auth_file (mounted at the reload input's dirs). */
+  readonly bootstrapVolume: string;
+  readonly userlistVolume: string;
   readonly resources: ContainerResources;
   readonly securityContext: k8s.types.input.core.v1.SecurityContext;
 }
@@ -225,13 +245,15 @@ export function tlsReloaderContainer(input: TlsReloaderContainerInput): Containe
     image: input.image,
     // Not the image's entrypoint (it would initialise a database): the loop alone.
     command: ["sh", "-c", tlsReloadScript(input.reload)],
-    env: [{ name: "PGPASSWORD", valueFrom: { secretKeyRef: { key: secretKeys.superuserPassword, name: input.credentialsSecret } } }],
+    env: [{ name: "PGPASSWORD", valueFrom: { secretKeyRef: { key: secretKeys.pgbouncerAdminPassword, name: input.credentialsSecret } } }],
     resources: { limits: sortedRecord(input.resources.limits), requests: sortedRecord(input.resources.requests) },
     restartPolicy: "Always",
     securityContext: input.securityContext,
     volumeMounts: [
       { mountPath: input.reload.tlsDir, name: tlsVolumes.server, readOnly: true },
       { mountPath: input.reload.socketDir, name: "run", readOnly: true },
+      { mountPath: path.posix.dirname(input.reload.bootstrapFile), name: input.bootstrapVolume, readOnly: true },
+      { mountPath: path.posix.dirname(input.reload.userlistFile), name: input.userlistVolume, readOnly: true },
     ],
   };
 }

@@ -3,6 +3,7 @@ import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { PodResourcePlan } from "../../configs/kubernetes-resources";
 import type { Rendered } from "../../configs/rendered";
+import { passwordKey, roleKinds, type PasswordArgs, type RoleKind } from "../../configs/roles";
 import { bootstrapScript, connectionUrl, type StackPasswords, stackVerifiers, userlistFor } from "./credentials";
 import { type KubernetesNames, kubernetesNames, kubernetesProblems, objectLabels, secretKeys, selectorLabels, sortedRecord } from "./layout";
 import {
@@ -17,7 +18,7 @@ import {
 import { databaseStatefulSetSpec } from "./pod-template";
 import { ServerTls } from "./server-tls";
 
-export interface VectorPostgresArgs {
+export interface VectorPostgresArgs extends PasswordArgs<pulumi.Input<string>> {
   /**
    * The rendered stack: files, memory plan, placement, launches, scrape jobs, roles, images, and from its spec the
    * namespace, storage and the NetworkPolicy's client and Prometheus selectors. Required; no default.
@@ -27,14 +28,12 @@ export interface VectorPostgresArgs {
   readonly objectPrefix?: string;
   /** Namespace of every object; pass a Namespace's `metadata.name` to create them after it. Defaults to rendered.spec.kubernetes.namespace. */
   readonly namespace?: pulumi.Input<string>;
-  /** Password of the application role (rendered.roles.app), e.g. a Pulumi config secret. Defaults to a generated 32-character password. */
-  readonly appPassword?: pulumi.Input<string>;
-  /** Password of the superuser (rendered.roles.superuser). Defaults to a generated 32-character password. */
-  readonly superuserPassword?: pulumi.Input<string>;
-  /** Password of the monitoring role postgres_exporter logs in as. Defaults to a generated 32-character password. */
-  readonly monitorPassword?: pulumi.Input<string>;
-  /** Password of PgBouncer's stats user, for pgbouncer_exporter. Defaults to a generated 32-character password. */
-  readonly statsPassword?: pulumi.Input<string>;
+  /**
+   * Passwords, one per role kind (configs/roles.ts): `appPassword`, `ownerPassword`, `readOnlyPassword`,
+   * `canaryPassword`, `monitorPassword`, `statsPassword`, `pgbouncerAdminPassword`, `superuserPassword` — e.g. Pulumi
+   * config secrets. Each defaults to a generated 32-character password. Changing one and running `pulumi up` rotates
+   * it: the Secrets change, and the tls-reloader sidecar applies the new verifier and reloads PgBouncer.
+   */
   /** Labels of the post-deploy hook's pods, admitted to both ports. Defaults to the hook's selector labels (see PostDeployJob). */
   readonly hookPodSelector?: Labels;
   /** Labels of the canary's pods, admitted to both ports. Defaults to the canary's selector labels (see VectorCanary). */
@@ -52,14 +51,20 @@ export class VectorPostgres extends pulumi.ComponentResource {
   public readonly instance: string;
   public readonly statefulSet: k8s.apps.v1.StatefulSet;
   public readonly services: { readonly pooled: k8s.core.v1.Service; readonly direct: k8s.core.v1.Service; readonly headless: k8s.core.v1.Service };
-  /** The Secret with `direct-url` and `pooled-url` for the post-deploy hook. */
+  /** The Secret with `direct-url` (the owner) and `pooled-url` (the application role) for the post-deploy hook. */
   public readonly hookSecret: k8s.core.v1.Secret;
+  /** The Secret with the canary role's `direct-url` and `pooled-url`. */
+  public readonly canarySecret: k8s.core.v1.Secret;
   public readonly pooled: Endpoint;
   public readonly direct: Endpoint;
   /** The application role's URL through PgBouncer (secret). */
   public readonly connectionString: pulumi.Output<string>;
   /** The application role's URL straight to PostgreSQL (secret). */
   public readonly directConnectionString: pulumi.Output<string>;
+  /** The read-only role's URL through PgBouncer (secret). */
+  public readonly readOnlyConnectionString: pulumi.Output<string>;
+  /** The owner's URL straight to PostgreSQL, for migrations (secret). */
+  public readonly ownerConnectionString: pulumi.Output<string>;
   /**
    * The CA certificate (PEM) clients verify both servers with; undefined with spec.tls.certManagerIssuer (the
    * issuer's CA, in the TLS Secret's ca.crt).
@@ -96,13 +101,8 @@ export class VectorPostgres extends pulumi.ComponentResource {
         ? pulumi.secret(given)
         : pulumi.secret(new random.RandomPassword(`${name}-${role}-password`, { length: 32, special: false }, { parent: this }).result);
     const passwords: pulumi.Output<StackPasswords> = pulumi
-      .all([
-        password("superuser", args.superuserPassword),
-        password("app", args.appPassword),
-        password("monitor", args.monitorPassword),
-        password("stats", args.statsPassword),
-      ])
-      .apply(([superuser, app, monitor, stats]) => ({ superuser, app, monitor, stats }));
+      .all(roleKinds.map((kind) => password(kind, args[passwordKey(kind)])))
+      .apply((list) => Object.fromEntries(roleKinds.map((kind, i) => [kind, list[i]])) as StackPasswords);
     // Verifiers, never passwords, go to PostgreSQL and PgBouncer; salts are derived (credentials.ts), so the same
     // password gives the same verifier on every run and nothing changes until a password does.
     const verifiers = passwords.apply((p) => stackVerifiers(spec.stack, roles, p));
@@ -119,16 +119,19 @@ export class VectorPostgres extends pulumi.ComponentResource {
         stringData: {
           [secretKeys.monitorPassword]: passwords.monitor,
           [secretKeys.statsPassword]: passwords.stats,
-          [secretKeys.superuserPassword]: passwords.superuser,
+          [secretKeys.pgbouncerAdminPassword]: passwords.pgbouncerAdmin,
+          // A verifier, not the password: the entrypoint hands it to initdb, which stores it as it is; the superuser
+          // never logs in with a password anyway (socket and peer only).
+          [secretKeys.superuserVerifier]: verifiers.apply((v) => v[roles.superuser]),
         },
       },
       { parent: this },
     );
-    // Run once, when the image initialises an empty data volume. A password changed later needs
-    // `ALTER ROLE … PASSWORD '<verifier>'` (the Secret then holds the new script) or a fresh volume.
+    // Roles and verifiers: run by the image when it initialises an empty data volume, and by the tls-reloader sidecar
+    // at every pod start and whenever this Secret changes (a password rotated by `pulumi up`).
     const bootstrap = new k8s.core.v1.Secret(
       `${name}-bootstrap`,
-      { metadata: metadata(names.bootstrap), type: "Opaque", stringData: { [secretKeys.bootstrap]: verifiers.apply((v) => bootstrapScript(database, roles, v)) } },
+      { metadata: metadata(names.bootstrap), type: "Opaque", stringData: { [secretKeys.bootstrap]: verifiers.apply((v) => bootstrapScript(rendered, v)) } },
       { parent: this },
     );
     const pgbouncerAuth = new k8s.core.v1.Secret(
@@ -147,12 +150,14 @@ export class VectorPostgres extends pulumi.ComponentResource {
     const dns = (service: string) => pulumi.interpolate`${service}.${namespace}.svc.${clusterDomain}`;
     this.pooled = { host: dns(names.pooled), port: ports.pgbouncer };
     this.direct = { host: dns(names.direct), port: ports.postgres };
-    this.connectionString = pulumi.secret(
-      pulumi.all([passwords, this.pooled.host]).apply(([p, host]) => connectionUrl(appUser, p.app, host, ports.pgbouncer, database, tlsQuery)),
-    );
-    this.directConnectionString = pulumi.secret(
-      pulumi.all([passwords, this.direct.host]).apply(([p, host]) => connectionUrl(appUser, p.app, host, ports.postgres, database, tlsQuery)),
-    );
+    const url = (kind: RoleKind, endpoint: Endpoint) =>
+      pulumi.secret(
+        pulumi.all([passwords, endpoint.host]).apply(([p, host]) => connectionUrl(roles.plan.names[kind], p[kind], host, endpoint.port, database, tlsQuery)),
+      );
+    this.connectionString = url("app", this.pooled);
+    this.directConnectionString = url("app", this.direct);
+    this.readOnlyConnectionString = url("readOnly", this.pooled);
+    this.ownerConnectionString = url("owner", this.direct);
     // For applications. `uri` verifies the server against the CA at rendered.tls.files.ca, so an application mounts
     // this Secret's ca.crt there (its annotation says so). With cert-manager the CA is the issuer's, which the
     // program does not know: the application mounts ca.crt of the TLS Secret (or the issuer's trust bundle) instead.
@@ -182,14 +187,24 @@ export class VectorPostgres extends pulumi.ComponentResource {
       },
       { parent: this },
     );
-    // The hook logs in as the application role: it owns the database and the tables, so it may build their indexes,
-    // and it needs no superuser power for that.
+    // The hook builds indexes and creates tables as the owner, straight to PostgreSQL, and runs its smoke benchmark
+    // through PgBouncer as the application does; neither needs the superuser.
     this.hookSecret = new k8s.core.v1.Secret(
       `${name}-hook`,
       {
         metadata: metadata(names.hookCredentials),
         type: "Opaque",
-        stringData: { [secretKeys.hookDirectUrl]: this.directConnectionString, [secretKeys.hookPooledUrl]: this.connectionString },
+        stringData: { [secretKeys.hookDirectUrl]: this.ownerConnectionString, [secretKeys.hookPooledUrl]: this.connectionString },
+      },
+      { parent: this },
+    );
+    // The canary logs in as its own role, which reaches nothing of the application's.
+    this.canarySecret = new k8s.core.v1.Secret(
+      `${name}-canary`,
+      {
+        metadata: metadata(names.canaryCredentials),
+        type: "Opaque",
+        stringData: { [secretKeys.hookDirectUrl]: url("canary", this.direct), [secretKeys.hookPooledUrl]: url("canary", this.pooled) },
       },
       { parent: this },
     );
@@ -249,6 +264,9 @@ export class VectorPostgres extends pulumi.ComponentResource {
       direct: this.direct,
       connectionString: this.connectionString,
       directConnectionString: this.directConnectionString,
+      readOnlyConnectionString: this.readOnlyConnectionString,
+      ownerConnectionString: this.ownerConnectionString,
+      canarySecret: this.canarySecret,
       caCertificate: this.caCertificate,
       resources: this.resources,
     });

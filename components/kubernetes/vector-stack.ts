@@ -1,6 +1,7 @@
 import * as k8s from "@pulumi/kubernetes";
 import * as pulumi from "@pulumi/pulumi";
 import type { Rendered } from "../../configs/rendered";
+import { passwordKeys, type PasswordArgs } from "../../configs/roles";
 import { VectorCanary } from "./canary";
 import { assertHookFits } from "./hook-job-spec";
 import { type KubernetesMemoryPlan, kubernetesNames, kubernetesProblems } from "./layout";
@@ -9,7 +10,8 @@ import { VectorMonitoring } from "./monitoring";
 import { PostDeployJob } from "./postdeploy-job";
 import { VectorPostgres } from "./vector-postgres";
 
-export interface VectorStackArgs {
+/** Passwords: one per role kind (configs/roles.ts, e.g. `appPassword`, `readOnlyPassword`), each generated when not given. */
+export interface VectorStackArgs extends PasswordArgs<pulumi.Input<string>> {
   /**
    * The rendered stack (configs/render.ts renderStack). Its spec.kubernetes also holds the platform's knobs: which
    * clients and which Prometheus the NetworkPolicies admit, and the labels the cluster's Prometheus selects the
@@ -18,14 +20,6 @@ export interface VectorStackArgs {
   readonly rendered: Rendered;
   /** The bundled pgstack CLI the post-deploy Job and the canary run (one esbuild JS file). Required; no default. */
   readonly hookBundle: string;
-  /** Password of the application role, e.g. `config.requireSecret("appPassword")`. Defaults to a generated one. */
-  readonly appPassword?: pulumi.Input<string>;
-  /** Password of the `postgres` superuser. Defaults to a generated one. */
-  readonly superuserPassword?: pulumi.Input<string>;
-  /** Password of the monitoring role (postgres_exporter). Defaults to a generated one. */
-  readonly monitorPassword?: pulumi.Input<string>;
-  /** Password of PgBouncer's stats user (pgbouncer_exporter). Defaults to a generated one. */
-  readonly statsPassword?: pulumi.Input<string>;
   /** Create spec.kubernetes.namespace (restricted Pod Security Standard, kept on delete); false uses an existing one. Defaults to true. */
   readonly createNamespace?: boolean;
   /** Prefix of every Kubernetes object name. Defaults to `pgvector`. */
@@ -43,6 +37,10 @@ export class VectorStack extends pulumi.ComponentResource {
   public readonly endpoints: { readonly pooled: Endpoint; readonly direct: Endpoint };
   /** The application role's URL through PgBouncer (secret), verifying the server against the CA at rendered.tls.files.ca. */
   public readonly connectionString: pulumi.Output<string>;
+  /** The read-only role's URL through PgBouncer (secret). */
+  public readonly readOnlyConnectionString: pulumi.Output<string>;
+  /** The owner's URL straight to PostgreSQL, for migrations (secret). */
+  public readonly ownerConnectionString: pulumi.Output<string>;
   public readonly memoryPlan: KubernetesMemoryPlan;
   public readonly hookJobName: pulumi.Output<string>;
   /**
@@ -92,10 +90,7 @@ export class VectorStack extends pulumi.ComponentResource {
         rendered,
         objectPrefix,
         namespace,
-        appPassword: args.appPassword,
-        superuserPassword: args.superuserPassword,
-        monitorPassword: args.monitorPassword,
-        statsPassword: args.statsPassword,
+        ...Object.fromEntries(passwordKeys.map((key) => [key, args[key]])),
       },
       { parent: this },
     );
@@ -108,8 +103,8 @@ export class VectorStack extends pulumi.ComponentResource {
       {
         rendered,
         hookBundle: args.hookBundle,
-        credentialsSecret: database.hookSecret.metadata.name,
-        after: [database.statefulSet, database.hookSecret, database.services.pooled, database.services.direct],
+        credentialsSecret: database.canarySecret.metadata.name,
+        after: [database.statefulSet, database.canarySecret, database.services.pooled, database.services.direct],
         objectPrefix,
         namespace,
       },
@@ -139,6 +134,8 @@ export class VectorStack extends pulumi.ComponentResource {
 
     this.endpoints = { pooled: database.pooled, direct: database.direct };
     this.connectionString = database.connectionString;
+    this.readOnlyConnectionString = database.readOnlyConnectionString;
+    this.ownerConnectionString = database.ownerConnectionString;
     this.memoryPlan = {
       ...rendered.memory,
       pod: database.resources.budget,
@@ -151,6 +148,8 @@ export class VectorStack extends pulumi.ComponentResource {
     this.registerOutputs({
       endpoints: this.endpoints,
       connectionString: this.connectionString,
+      readOnlyConnectionString: this.readOnlyConnectionString,
+      ownerConnectionString: this.ownerConnectionString,
       memoryPlan: this.memoryPlan,
       hookJobName: this.hookJobName,
       caCertificate: this.caCertificate,

@@ -22,8 +22,8 @@ export interface PgBouncerOptions {
    * True when the ini was rendered for a placement (the perf cluster's, configs/placement.ts) and so says itself all
    * the rig needs: where PgBouncer listens (listen_addr, listen_port — `port` must be that listen_port, for the
    * readiness probe), which auth_file it reads (already written), no Unix socket (`unix_socket_dir` empty), and
-   * neither logfile nor pidfile (PgBouncer's defaults: it logs to stderr, which the rig captures, and a foreground
-   * process needs no pid file). PgBouncer then reads the ini byte for byte as given. Defaults to false: any ini,
+   * no pidfile (a foreground process needs none); it logs to stderr, which the rig captures, and to the ini's
+   * `logfile`, whose directory must exist. PgBouncer then reads the ini byte for byte as given. Defaults to false: any ini,
    * and the rig listens on `port` (or a free one), writes `userlist` as the auth_file and sets its socket
    * directory, log and pid file, whatever the ini says (see `iniForRig`), and its TLS files: a certificate of its
    * own from the rig's CA, and that CA for both legs (PostgreSQL servers the rig started carry certificates from it).

@@ -1,6 +1,7 @@
 import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { renderPgIdent } from "../../configs/pg-hba";
 import { postgresLogDirectory } from "../../configs/postgresql";
 import { superuser } from "../../configs/roles";
 import { verifyFullQuery, type TlsFiles } from "../../configs/tls";
@@ -17,6 +18,11 @@ export interface PostgresOptions {
   readonly postgresqlConf: string;
   /** pg_hba.conf, written verbatim. It must let the superuser in on the Unix socket (`local`) for `psql()`. */
   readonly pgHbaConf: string;
+  /**
+   * pg_ident.conf, written verbatim: the map the rendered pg_hba.conf's superuser peer line names. Defaults to the
+   * perf cluster's (configs/pg-hba.ts renderPgIdent: the server's OS user and this host's root).
+   */
+  readonly pgIdentConf?: string;
   /** Password of the superuser initdb creates (configs/roles.ts `superuser`). Defaults to a random one. */
   readonly superuserPassword?: string;
   /** TCP port on 127.0.0.1. Defaults to a free one; required when `placed`. */
@@ -133,6 +139,7 @@ export async function startPostgres(opts: PostgresOptions): Promise<PostgresServ
   }
   scratch.writeFile(`${postgresDataEntry}/postgresql.conf`, opts.postgresqlConf);
   scratch.writeFile(`${postgresDataEntry}/pg_hba.conf`, opts.pgHbaConf);
+  scratch.writeFile(`${postgresDataEntry}/pg_ident.conf`, opts.pgIdentConf ?? renderPgIdent({ hostRoot: true }));
   const logFile = scratch.hostPathOf("postgres.log");
   // The stack owns log_directory ('log', PostgreSQL's default too), relative to the data directory.
   const logDir = path.join(scratch.hostPathOf(postgresDataEntry), postgresLogDirectory);
@@ -176,8 +183,13 @@ export async function startPostgres(opts: PostgresOptions): Promise<PostgresServ
       logText: () => serverLogText(logFile, logDir),
       scratch,
       process: server,
+      // The superuser on the Unix socket (pg_hba.conf rejects it on every TCP line): by peer where the conf says so
+      // (pg_ident.conf maps this host's root to it), by its password where a test's own pg_hba.conf asks for SCRAM;
+      // every other role over TCP with TLS, verified against the CA.
       url: (database = "postgres", user = superuser, userPassword = password) =>
-        `postgresql://${encodeURIComponent(user)}:${encodeURIComponent(userPassword)}@127.0.0.1:${port}/${encodeURIComponent(database)}?${verifyFullQuery(caPath)}`,
+        user === superuser
+          ? `postgresql://${encodeURIComponent(user)}:${encodeURIComponent(userPassword)}@localhost/${encodeURIComponent(database)}?${new URLSearchParams({ host: scratch.hostPath, port: String(port) }).toString()}`
+          : `postgresql://${encodeURIComponent(user)}:${encodeURIComponent(userPassword)}@127.0.0.1:${port}/${encodeURIComponent(database)}?${verifyFullQuery(caPath)}`,
       async psql(sql, database = "postgres") {
         // The socket is in the scratch directory: the rig puts it there, and a placed conf must too (the cluster's does).
         const result = await runtime.exec(

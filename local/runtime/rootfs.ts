@@ -9,11 +9,15 @@ import { delay, logTail, runCommand } from "./processes";
 /** Debian 13: the first release that packages PostgreSQL 17, pgvector 0.8, PgBouncer 1.24 and Prometheus 2.53 together. */
 export const ROOTFS_SUITE = "trixie";
 
-/** postgresql-17 carries the contrib modules (pg_stat_statements); prometheus carries promtool. */
+/**
+ * postgresql-17 carries the contrib modules (pg_stat_statements); prometheus carries promtool; postgresql-17-pgaudit
+ * is what postgres.audit loads (tests/real/audit.test.ts).
+ */
 export const ROOTFS_PACKAGES: readonly string[] = [
   "mtail",
   "pgbouncer",
   "postgresql-17",
+  "postgresql-17-pgaudit",
   "postgresql-17-pgvector",
   "prometheus",
   "prometheus-node-exporter",

@@ -10,6 +10,7 @@
  * the case waits until its alert is quiet, so an alert still active from an earlier cause never counts.
  */
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { canarySchema } from "../../configs/roles";
 import { defaultCanarySettings } from "../../configs/canary";
 import type { ClusterInfo } from "../../local/cluster";
 import { alertCluster } from "./alert-cluster";
@@ -77,7 +78,8 @@ describe("the rendered alerts fire on a local perf cluster", () => {
         'pg_stat_activity_max_tx_duration{stack="perf"} > 0',
       ]);
       expectWellFormed(alert, "warning");
-      expect(alert.labels).toMatchObject({ datname: spec.postgres.database, usename: spec.postgres.appUser });
+      // directUrl is the owner's (DDL, loads): the transaction is its.
+      expect(alert.labels).toMatchObject({ datname: spec.postgres.database, usename: cluster.rendered.roles.owner });
       expect(Number(alert.value)).toBeGreaterThan(10);
       const admin = await connect(info.superuserUrl, "alerts-fire-admin");
       try {
@@ -133,7 +135,8 @@ describe("the rendered alerts fire on a local perf cluster", () => {
     const locking = (async () => {
       while (!done) {
         await holder.query("BEGIN");
-        await holder.query(`LOCK TABLE ${defaultCanarySettings.table} IN ACCESS EXCLUSIVE MODE`);
+        // The canary's table lives in its own role's schema (configs/roles.ts).
+        await holder.query(`LOCK TABLE ${canarySchema}.${defaultCanarySettings.table} IN ACCESS EXCLUSIVE MODE`);
         await holder.query("SELECT pg_sleep(1.5)");
         await holder.query("COMMIT");
       }

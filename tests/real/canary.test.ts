@@ -18,7 +18,8 @@ import { canaryExtraMetrics, canaryMetrics, canaryVectorScenarios, defaultCanary
 import { renderPgHba } from "../../configs/pg-hba";
 import { pgbouncerUserlist, renderPgBouncerIni } from "../../configs/pgbouncer";
 import { renderPostgresqlConf } from "../../configs/postgresql";
-import { bootstrapSql } from "../../configs/roles";
+import { canaryRole, canarySchema, pgbouncerAdminUser } from "../../configs/roles";
+import { testBootstrapSql } from "./roles-fixture";
 import { scramVerifier } from "../../configs/scram";
 import { freeLoopbackPort, getRuntime, httpGet, startPgBouncer, startPostgres, stopAll, type PgBouncerServer, type PostgresServer, type Runtime } from "../../local/runtime";
 import { planShape } from "../../postdeploy/smoke-sql";
@@ -26,9 +27,14 @@ import { samples } from "../exposition";
 import { specFor } from "../unit/spec-fixture";
 
 const spec = specFor({ target: "local", node: { memory: "4Gi", cpus: 2 } }, "perf");
-const { database, appUser } = spec.postgres;
-const appPassword = `app-${randomBytes(12).toString("base64url")}`;
+// The canary logs in as its own role (configs/roles.ts), whose search_path puts its table in its schema.
+const { database } = spec.postgres;
+const appUser = canaryRole;
+const canaryTable = `${canarySchema}.${defaultCanarySettings.table}`;
+const appPassword = `canary-${randomBytes(12).toString("base64url")}`;
 const appVerifier = scramVerifier(appPassword, randomBytes(16));
+const adminPassword = `admin-${randomBytes(12).toString("base64url")}`;
+const adminVerifier = scramVerifier(adminPassword, randomBytes(16));
 const monitorVerifier = scramVerifier(`mon-${randomBytes(12).toString("base64url")}`, randomBytes(16));
 
 const settings: CanarySettings = {
@@ -97,7 +103,7 @@ async function lockRepeatedly(holdMs: number, done: () => Promise<boolean>, time
     const until = Date.now() + timeoutMs;
     do {
       await c.query("BEGIN");
-      await c.query(`LOCK TABLE ${settings.table} IN ACCESS EXCLUSIVE MODE`);
+      await c.query(`LOCK TABLE ${canaryTable} IN ACCESS EXCLUSIVE MODE`);
       await c.query(`SELECT pg_sleep(${holdMs / 1000})`);
       await c.query("COMMIT");
     } while (!(await done()) && Date.now() < until);
@@ -107,13 +113,12 @@ async function lockRepeatedly(holdMs: number, done: () => Promise<boolean>, time
 beforeAll(async () => {
   runtime = await getRuntime();
   pg = await startPostgres({ runtime, postgresqlConf: renderPostgresqlConf(spec), pgHbaConf: renderPgHba() });
-  await pg.psql(bootstrapSql(database, appUser, { app: appVerifier, monitor: monitorVerifier }));
-  const postgresVerifier = await pg.psql("SELECT rolpassword FROM pg_authid WHERE rolname = 'postgres'");
+  await pg.psql(testBootstrapSql(spec, { canary: appVerifier, monitor: monitorVerifier }));
   ini = renderPgBouncerIni(spec, { server: { host: pg.host, port: pg.port } });
-  // postgres is PgBouncer's admin user (PAUSE/RESUME below).
+  // PgBouncer's admin user (PAUSE/RESUME below) is a PgBouncer user only.
   userlist = pgbouncerUserlist([
     { user: appUser, verifier: appVerifier },
-    { user: "postgres", verifier: postgresVerifier },
+    { user: pgbouncerAdminUser, verifier: adminVerifier },
   ]);
   pgb = await startPgBouncer({ runtime, ini, userlist });
   canary = new Canary({
@@ -149,7 +154,7 @@ describe("the canary on real PostgreSQL and PgBouncer", () => {
     expect(m.get("process_start_time_seconds")).toBeGreaterThan(0);
 
     // The table: seeded to maxRows, trimmed back after every insert, searched through its HNSW index.
-    const rows = Number(await pg.psql(`SELECT count(*) FROM ${settings.table}`, database));
+    const rows = Number(await pg.psql(`SELECT count(*) FROM ${canaryTable}`, database));
     expect(rows).toBeGreaterThanOrEqual(settings.maxRows);
     expect(rows).toBeLessThanOrEqual(settings.maxRows + 1);
     const search = canary.sql.scenarios.search;
@@ -211,7 +216,7 @@ describe("the canary on real PostgreSQL and PgBouncer", () => {
   it("counts a pooler that accepts connections but never serves them as connection failures (PgBouncer PAUSE)", async () => {
     const before = await scrape();
     const mark = canaryLog.length;
-    const admin = new Client({ connectionString: pgb.url("pgbouncer", "postgres", pg.password) });
+    const admin = new Client({ connectionString: pgb.url("pgbouncer", pgbouncerAdminUser, adminPassword) });
     await admin.connect();
     try {
       await admin.query(`PAUSE ${database}`);

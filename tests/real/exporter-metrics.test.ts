@@ -17,7 +17,8 @@ import { pgbouncerIniForExporter, postgresExporterQueriesYaml } from "../../conf
 import { memoryPlan } from "../../configs/memory";
 import { postgresqlSettingValues } from "../../configs/postgresql";
 import { alertRulesInput, renderStack } from "../../configs/render";
-import { bootstrapSql, statsUser } from "../../configs/roles";
+import { statsUser } from "../../configs/roles";
+import { testBootstrapSql } from "./roles-fixture";
 import { scramVerifier } from "../../configs/scram";
 import { renderPrometheusConfigYaml } from "../../configs/scrape";
 import { parseStackSpec } from "../../configs/spec";
@@ -101,7 +102,7 @@ describe("exporters serve every metric the alert rules read", () => {
 
     // The stack's bootstrap: app and monitor roles, the app database, vector and pg_stat_statements.
     const verifier = (pw: string): string => scramVerifier(pw, randomBytes(16));
-    await pg.psql(bootstrapSql(spec.postgres.database, spec.postgres.appUser, { app: verifier(password()), monitor: verifier(monitorPassword) }));
+    await pg.psql(testBootstrapSql(spec, { app: verifier(password()), monitor: verifier(monitorPassword) }));
     await pg.psql(
       [
         "CREATE TABLE items (id bigserial PRIMARY KEY, tier text NOT NULL, embedding vector(3) NOT NULL)",

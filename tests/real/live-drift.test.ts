@@ -11,7 +11,8 @@ import * as path from "node:path";
 import { afterAll, beforeAll, describe, expect, it, vi } from "vitest";
 import { pgbouncerUserlist } from "../../configs/pgbouncer";
 import { renderStack } from "../../configs/render";
-import { bootstrapSql } from "../../configs/roles";
+import { monitorRole, statsUser } from "../../configs/roles";
+import { testBootstrapSql } from "./roles-fixture";
 import { scramVerifier } from "../../configs/scram";
 import { parseStackSpec } from "../../configs/spec";
 import { driftCommand } from "../../cli/drift";
@@ -23,6 +24,11 @@ import { localPlacement } from "../../configs/placement";
 import type { TlsFiles } from "../../configs/tls";
 
 const superuserPassword = "Drift-Test-Superuser-7f3a9c";
+/** drift --live reads the server as the monitor role (pg_monitor reads every setting) and PgBouncer as its stats user: neither is the superuser, who never logs in over TCP. */
+const driftUser = monitorRole;
+const driftPassword = "Drift-Test-Monitor-7f3a9c";
+const consoleUser = statsUser;
+const consolePassword = "Drift-Test-Stats-5b1e02";
 const appPassword = "Drift-Test-App-1b2c3d";
 
 /**
@@ -34,13 +40,17 @@ const appPassword = "Drift-Test-App-1b2c3d";
  * The perf stack's files, rendered with the TLS files the rig wrote for this test in place of the reference
  * placement's: PostgreSQL and PgBouncer read exactly the paths their files name, so the certificate is no drift.
  */
-function testFiles(tls: TlsFiles): Record<string, string> {
+function testSpec() {
   const config = readStackConfig("perf");
-  const spec = parseStackSpec("perf", {
+  return parseStackSpec("perf", {
     ...config,
     node: { memory: "2Gi", cpus: 2, storage: "ssd" },
     postgres: { ...(config.postgres as object), hugePages: "try" },
   });
+}
+
+function testFiles(tls: TlsFiles): Record<string, string> {
+  const spec = testSpec();
   const files = renderedFiles(renderStack(spec, localPlacement({ paths: { tlsCertificate: tls.certificate, tlsKey: tls.key, tlsCa: tls.ca } })));
   files["postgresql.conf"] = files["postgresql.conf"].replace(/^allow_alter_system = off\b/m, "allow_alter_system = on ");
   if (!/^allow_alter_system = on/m.test(files["postgresql.conf"])) throw new Error("the rendered postgresql.conf has no allow_alter_system line to turn on");
@@ -102,7 +112,7 @@ describe("pgstack drift --live on a real PostgreSQL 17 and PgBouncer", () => {
 
   /** What every client's URL carries: the server admits TCP clients over TLS only (verify-full, the rig's CA). */
   const tlsQuery = () => `sslmode=verify-full&sslrootcert=${pg.caPath}`;
-  const baseArgs = () => ["--live", "--stack", "perf", "--rendered", dir, "--url", pg.url("app"), "--pgbouncer-url", bouncer.url("pgbouncer", "postgres", superuserPassword)];
+  const baseArgs = () => ["--live", "--stack", "perf", "--rendered", dir, "--url", pg.url("app", driftUser, driftPassword), "--pgbouncer-url", bouncer.url("pgbouncer", consoleUser, consolePassword)];
 
   beforeAll(async () => {
     runtime = await getRuntime();
@@ -114,12 +124,12 @@ describe("pgstack drift --live on a real PostgreSQL 17 and PgBouncer", () => {
     pg = await startPostgres({ runtime, postgresqlConf: files["postgresql.conf"], pgHbaConf: files["pg_hba.conf"], superuserPassword, tls });
     const salt = (n: number) => Buffer.alloc(16, n);
     // The stack's own bootstrap (roles, database, extensions), then its index plan, as the post-deploy hook would.
-    await pg.psql(bootstrapSql("app", "app", { app: scramVerifier(appPassword, salt(1)), monitor: scramVerifier("monitor-pw", salt(2)) }));
+    await pg.psql(testBootstrapSql(testSpec(), { app: scramVerifier(appPassword, salt(1)), monitor: scramVerifier(driftPassword, salt(2)) }));
     const plan = JSON.parse(files["plan.json"]) as { indexPlan: { createTableSql: string[] | null; storageSql: string | null; createIndexSql: string }[] };
     for (const entry of plan.indexPlan) {
       await pg.psql([...(entry.createTableSql ?? []), entry.storageSql, entry.createIndexSql].filter(Boolean).map((s) => `${s};`).join("\n"), "app");
     }
-    userlist = pgbouncerUserlist([{ user: "postgres", verifier: scramVerifier(superuserPassword, salt(3)) }]);
+    userlist = pgbouncerUserlist([{ user: consoleUser, verifier: scramVerifier(consolePassword, salt(3)) }]);
     bouncer = await startPgBouncer({ runtime, ini: pgbouncerIni(pg.port, files["pgbouncer.ini"]), userlist, tls });
   });
 
@@ -142,8 +152,8 @@ describe("pgstack drift --live on a real PostgreSQL 17 and PgBouncer", () => {
     // The text format says so too, and the password is nowhere.
     const text = await drift(baseArgs());
     expect(text.code).toBe(0);
-    expect(text.stdout).toMatch(/^no drift: stack perf vs postgresql:\/\/postgres@127\.0\.0\.1:\d+\/app \(PostgreSQL 17\./);
-    expect(text.stdout).not.toContain(superuserPassword);
+    expect(text.stdout).toMatch(/^no drift: stack perf vs postgresql:\/\/pgstack_monitor@127\.0\.0\.1:\d+\/app \(PostgreSQL 17\./);
+    expect(text.stdout).not.toContain(driftPassword);
   });
 
   it("reports ALTER SYSTEM + reload and ALTER DATABASE … SET exactly, with old/new values and their sources", async () => {
@@ -165,7 +175,7 @@ describe("pgstack drift --live on a real PostgreSQL 17 and PgBouncer", () => {
       expect(md.code).toBe(1);
       expect(md.stdout).toContain("| `work_mem` | `16MB` | `64MB` | ALTER SYSTEM (postgresql.auto.conf line");
       expect(md.stdout).toContain("| `hnsw.ef_search` |");
-      expect(md.stdout).not.toContain(superuserPassword);
+      expect(md.stdout).not.toContain(driftPassword);
       console.log(md.stdout);
     } finally {
       await pg.psql("ALTER SYSTEM RESET work_mem; SELECT pg_reload_conf();");
@@ -207,7 +217,7 @@ describe("pgstack drift --live on a real PostgreSQL 17 and PgBouncer", () => {
     });
     try {
       const args = baseArgs();
-      args[args.indexOf("--pgbouncer-url") + 1] = other.url("pgbouncer", "postgres", superuserPassword);
+      args[args.indexOf("--pgbouncer-url") + 1] = other.url("pgbouncer", consoleUser, consolePassword);
       const run = await drift([...args, "--format", "json"]);
       expect(run.code).toBe(1);
       expect(driftOf(report(run)).filter((f) => f.area === "pgbouncer")).toEqual([
@@ -220,11 +230,11 @@ describe("pgstack drift --live on a real PostgreSQL 17 and PgBouncer", () => {
 
   it("takes the password from PGPASSWORD when the URL has none", async () => {
     const run = await drift(
-      ["--live", "--stack", "perf", "--rendered", dir, "--url", `postgresql://postgres@127.0.0.1:${pg.port}/app?${tlsQuery()}`, "--format", "json"],
-      { PGPASSWORD: superuserPassword },
+      ["--live", "--stack", "perf", "--rendered", dir, "--url", `postgresql://${driftUser}@127.0.0.1:${pg.port}/app?${tlsQuery()}`, "--format", "json"],
+      { PGPASSWORD: driftPassword },
     );
     expect(run.stderr).toBe("");
-    expect(report(run).postgres.url).toBe(`postgresql://postgres@127.0.0.1:${pg.port}/app`);
+    expect(report(run).postgres.url).toBe(`postgresql://${driftUser}@127.0.0.1:${pg.port}/app`);
   });
 
   describe("bad connection input: one line, exit 2, no stack trace, no password", () => {
@@ -233,42 +243,43 @@ describe("pgstack drift --live on a real PostgreSQL 17 and PgBouncer", () => {
       expect(run.stdout).toBe("");
       expect(run.stderr.trim().split("\n")).toHaveLength(1);
       expect(run.stderr).not.toMatch(/\n\s+at /);
-      expect(run.stderr).not.toContain(superuserPassword);
+      expect(run.stderr).not.toContain(driftPassword);
+      expect(run.stderr).not.toContain(consolePassword);
       expect(run.stderr).not.toContain("Wrong-Password-123");
     };
 
     it("an unparsable URL", async () => {
-      const run = await drift(["--live", "--stack", "perf", "--rendered", dir, "--url", "postgresql://postgres:Wrong-Password-123@127.0.0.1:notaport/app"]);
+      const run = await drift(["--live", "--stack", "perf", "--rendered", dir, "--url", `postgresql://${driftUser}:Wrong-Password-123@127.0.0.1:notaport/app`]);
       oneCleanLine(run);
       expect(run.stderr).toMatch(/^pgstack drift: --url .* is not a URL/);
     });
 
     it("a refused connection", async () => {
       const port = await freeLoopbackPort();
-      const run = await drift(["--live", "--stack", "perf", "--rendered", dir, "--url", `postgresql://postgres@127.0.0.1:${port}/app`], { PGPASSWORD: superuserPassword });
+      const run = await drift(["--live", "--stack", "perf", "--rendered", dir, "--url", `postgresql://${driftUser}@127.0.0.1:${port}/app`], { PGPASSWORD: driftPassword });
       oneCleanLine(run);
-      expect(run.stderr).toContain(`cannot connect to PostgreSQL at postgresql://postgres@127.0.0.1:${port}/app: connection refused`);
+      expect(run.stderr).toContain(`cannot connect to PostgreSQL at postgresql://${driftUser}@127.0.0.1:${port}/app: connection refused`);
     });
 
     it("a wrong password, in the URL or in PGPASSWORD", async () => {
-      const inUrl = await drift(["--live", "--stack", "perf", "--rendered", dir, "--url", `postgresql://postgres:Wrong-Password-123@127.0.0.1:${pg.port}/app?${tlsQuery()}`]);
+      const inUrl = await drift(["--live", "--stack", "perf", "--rendered", dir, "--url", `postgresql://${driftUser}:Wrong-Password-123@127.0.0.1:${pg.port}/app?${tlsQuery()}`]);
       oneCleanLine(inUrl);
-      expect(inUrl.stderr).toContain('password authentication failed for user "postgres"');
-      const inEnv = await drift(["--live", "--stack", "perf", "--rendered", dir, "--url", `postgresql://postgres@127.0.0.1:${pg.port}/app?${tlsQuery()}`], { PGPASSWORD: "Wrong-Password-123" });
+      expect(inUrl.stderr).toContain(`password authentication failed for user "${driftUser}"`);
+      const inEnv = await drift(["--live", "--stack", "perf", "--rendered", dir, "--url", `postgresql://${driftUser}@127.0.0.1:${pg.port}/app?${tlsQuery()}`], { PGPASSWORD: "Wrong-Password-123" });
       oneCleanLine(inEnv);
       expect(inEnv.stderr).toContain("password authentication failed");
     });
 
     it("no password at all", async () => {
-      const run = await drift(["--live", "--stack", "perf", "--rendered", dir, "--url", `postgresql://postgres@127.0.0.1:${pg.port}/app?${tlsQuery()}`], { PGPASSWORD: undefined });
+      const run = await drift(["--live", "--stack", "perf", "--rendered", dir, "--url", `postgresql://${driftUser}@127.0.0.1:${pg.port}/app?${tlsQuery()}`], { PGPASSWORD: undefined });
       oneCleanLine(run);
       expect(run.stderr).toMatch(/none was given|password authentication failed/);
     });
 
     it("a wrong password for PgBouncer's admin console", async () => {
-      const run = await drift([...baseArgs().slice(0, -1), bouncer.url("pgbouncer", "postgres", "Wrong-Password-123")]);
+      const run = await drift([...baseArgs().slice(0, -1), bouncer.url("pgbouncer", consoleUser, "Wrong-Password-123")]);
       oneCleanLine(run);
-      expect(run.stderr).toContain("PgBouncer at postgresql://postgres@127.0.0.1:");
+      expect(run.stderr).toContain(`PgBouncer at postgresql://${consoleUser}@127.0.0.1:`);
     });
   });
 });

@@ -284,12 +284,13 @@ describe("the cluster runs what the stack rendered for its placement", () => {
         return running[0].pid;
       };
 
-      // The secrets each launch names, as this run's passwords and URLs give them.
+      // The secrets each launch names, as this run's passwords and URLs give them: the canary as its own role.
+      const canaryUrl = (port: number) => connectionUrl(rendered.roles.canary, state.passwords.canary, port, rendered.spec.postgres.database, info.caPath);
       const secrets: Record<SecretInput, string> = {
         monitorPassword: state.passwords.monitor,
         statsPassword: state.passwords.stats,
-        pooledUrl: info.pooledUrl,
-        directUrl: info.directUrl,
+        pooledUrl: canaryUrl(placement.ports.pgbouncer),
+        directUrl: canaryUrl(placement.ports.postgres),
       };
       const launched: [keyof Launches, string][] = [
         ["postgresExporter", "postgres_exporter"],
@@ -352,10 +353,12 @@ describe("the cluster runs what the stack rendered for its placement", () => {
       expect([keyStat.uid, keyStat.mode & 0o777]).toEqual([runtime.postgresUser.uid, 0o600]);
       expect(info.caPath).toBe(runtime.hostPath(placement.paths.tlsCa));
       expect(certificateProblems({ caPem: read(placement.paths.tlsCa), certificatePem: read(placement.paths.tlsCertificate), names: rendered.tls.serverNames })).toEqual([]);
-      for (const url of [info.pooledUrl, info.directUrl, info.superuserUrl]) expect(url).toContain(`?sslmode=verify-full&sslrootcert=${info.caPath}`);
+      for (const url of [info.pooledUrl, info.directUrl, info.readOnlyUrl, info.pgbouncerAdminUrl]) expect(url).toContain(`?sslmode=verify-full&sslrootcert=${info.caPath}`);
+      // The superuser: the socket, never TCP.
+      expect(new URL(info.superuserUrl).searchParams.get("host")).toBe(runtime.hostPath(placement.paths.postgresSocketDir));
 
-      // PgBouncer reads the rendered ini byte for byte. It says all the rig needs: no Unix socket, and neither
-      // logfile nor pidfile, so PgBouncer logs to stderr (the rig's log file) and writes no pid file.
+      // PgBouncer reads the rendered ini byte for byte. It says all the rig needs: no Unix socket, no pidfile, and its
+      // logfile in its scratch directory (mtail's feed), besides stderr (the rig's log file).
       const pgbouncerArgs = cmdline(pidOf("pgbouncer"));
       expect(pgbouncerArgs).toHaveLength(2);
       expect(read(pgbouncerArgs[1])).toBe(rendered.files["pgbouncer.ini"]);
@@ -366,7 +369,7 @@ describe("the cluster runs what the stack rendered for its placement", () => {
         listen_port: String(placement.ports.pgbouncer),
         auth_file: placement.paths.pgbouncerAuthFile,
         unix_socket_dir: "",
-        logfile: "",
+        logfile: placement.paths.pgbouncerLog,
         pidfile: "",
       });
       expect(Object.fromEntries(["client_tls_sslmode", "client_tls_cert_file", "server_tls_sslmode", "server_tls_ca_file"].map((k) => [k, config.get(k)]))).toEqual({
@@ -376,6 +379,9 @@ describe("the cluster runs what the stack rendered for its placement", () => {
         server_tls_ca_file: placement.paths.tlsCa,
       });
       expect(fs.readFileSync(info.logs.pgbouncer, "utf8")).toMatch(/listening on 127\.0\.0\.1:/);
+      expect(info.logs.pgbouncer_logfile).toBe(runtime.hostPath(placement.paths.pgbouncerLog));
+      expect(fs.readFileSync(info.logs.pgbouncer_logfile, "utf8")).toMatch(/listening on 127\.0\.0\.1:/);
+      expect(cmdline(pidOf("mtail"))).toContain(placement.paths.pgbouncerLog);
     } finally {
       await cluster.stop().catch(() => undefined);
       await teardownFromState(stateRoot, name).catch(() => undefined);

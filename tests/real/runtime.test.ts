@@ -2,9 +2,11 @@ import { randomBytes } from "node:crypto";
 import * as fs from "node:fs";
 import { Client } from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { bootstrapSql, statsUser } from "../../configs/roles";
+import { statsUser } from "../../configs/roles";
+import { testBootstrapSql } from "./roles-fixture";
 import { scramVerifier } from "../../configs/scram";
 import { parseStackSpec } from "../../configs/spec";
+import { verifyFullQuery } from "../../configs/tls";
 import {
   getRuntime,
   httpGet,
@@ -107,19 +109,21 @@ describe("the real-server rig", () => {
     scratchDirs.push(pg.scratch.hostPath);
     expect(fs.readFileSync(`${pg.dataDir}/postgresql.conf`, "utf8")).toBe(POSTGRESQL_CONF);
 
+    // The superuser over TCP, as this test's own pg_hba.conf allows (the stack's never does; pg.url() then takes the socket).
+    const overTcp = (password: string) => `postgresql://postgres:${encodeURIComponent(password)}@127.0.0.1:${pg.port}/postgres?${verifyFullQuery(pg.caPath)}`;
     const row = await queryOne(
-      pg.url(),
+      overTcp(pg.password),
       "SELECT current_setting('server_version_num')::int AS version, current_setting('shared_preload_libraries') AS preload, inet_server_port() AS port, " +
         "(SELECT ssl FROM pg_stat_ssl WHERE pid = pg_backend_pid()) AS ssl",
     );
     expect(row.ssl).toBe(true);
-    expect(pg.url()).toMatch(new RegExp(`\\?sslmode=verify-full&sslrootcert=${pg.caPath}$`));
+    expect(pg.url("postgres", "app", "x")).toMatch(new RegExp(`\\?sslmode=verify-full&sslrootcert=${pg.caPath}$`));
     expect(row.version).toBeGreaterThanOrEqual(170000);
     expect(row.version).toBeLessThan(180000);
     expect(row.preload).toBe("pg_stat_statements");
     expect(row.port).toBe(pg.port);
 
-    await expect(queryOne(pg.url("postgres", "postgres", "not-the-password"), "SELECT 1")).rejects.toThrow(
+    await expect(queryOne(overTcp("not-the-password"), "SELECT 1")).rejects.toThrow(
       /password authentication failed/,
     );
     expect(await pg.psql("SELECT rolpassword FROM pg_authid WHERE rolname = 'postgres'")).toMatch(/^SCRAM-SHA-256\$/);
@@ -165,7 +169,7 @@ describe("the real-server rig", () => {
   it("serves pg_up 1, pgbouncer_up 1 and node metrics from the exporters' rendered launches, no password on a command line", async () => {
     // The stack's roles (the monitor role with pg_monitor, the app database); the exporters' launches rendered for
     // a placement at these servers, their queries file where it says.
-    await pg.psql(bootstrapSql(spec.postgres.database, spec.postgres.appUser, { app: scramVerifier(randomBytes(18).toString("hex"), randomBytes(16)), monitor: scramVerifier(monitorPassword, randomBytes(16)) }));
+    await pg.psql(testBootstrapSql(spec, { monitor: scramVerifier(monitorPassword, randomBytes(16)) }));
     const queries = runtime.scratchDir("queries");
     scratchDirs.push(queries.hostPath);
     // The exporters verify both servers with the rig's CA, which signed both certificates.

@@ -69,15 +69,19 @@ function normalized(expected: string, actual: string, meta: Pick<PgSetting, "uni
 
 let runtime: Runtime;
 let pg: PostgresServer;
+const readbackPassword = "Readback-Role-4d1c";
+const tcpUrl = () => pg.url("postgres", "readback", readbackPassword);
 const meta = new Map<string, PgSetting>();
 
 async function readSettings(names: readonly string[]): Promise<Map<string, PgSetting>> {
-  // Over TCP, as applications connect: the tcp_keepalives_* settings read 0 on a Unix socket session.
-  const client = new Client({ connectionString: pg.url() });
+  // Over TCP, as applications connect: the tcp_keepalives_* settings read 0 on a Unix socket session. Not as the
+  // superuser, whom the rendered pg_hba.conf refuses over TCP: a role that may read every setting.
+  const client = new Client({ connectionString: tcpUrl() });
   await client.connect();
   try {
-    // LOAD makes pgvector's hnsw.* real settings in this session (a placeholder until then).
-    await client.query("LOAD 'vector'");
+    // Using a vector loads pgvector, which makes its hnsw.* real settings in this session (a placeholder until then);
+    // LOAD itself is the superuser's.
+    await client.query("SELECT '[1]'::vector");
     const rows = (await client.query<PgSetting & { name: string }>("SELECT name, setting, unit, vartype, source FROM pg_settings WHERE name = ANY($1::text[])", [names])).rows;
     return new Map(rows.map((r) => [r.name, r]));
   } finally {
@@ -88,6 +92,7 @@ async function readSettings(names: readonly string[]): Promise<Map<string, PgSet
 beforeAll(async () => {
   runtime = await getRuntime();
   pg = await startPostgres({ runtime, postgresqlConf: renderPostgresqlConf(perfSpec), pgHbaConf: renderPgHba() });
+  await pg.psql(`CREATE ROLE readback LOGIN PASSWORD '${readbackPassword}'; GRANT pg_read_all_settings TO readback; CREATE EXTENSION IF NOT EXISTS vector;`);
   for (const [name, setting] of await readSettings(postgresqlSettings(perfSpec).map((s) => s.name))) meta.set(name, setting);
 });
 
@@ -125,7 +130,7 @@ describe("the rendered postgresql.conf on a running PostgreSQL 17 (4Gi perf node
   it("loads pgvector and pg_stat_statements", async () => {
     const out = await pg.psql(
       [
-        "CREATE EXTENSION vector;",
+        "CREATE EXTENSION IF NOT EXISTS vector;",
         "CREATE EXTENSION pg_stat_statements;",
         "CREATE TABLE t (id int, v vector(3));",
         "INSERT INTO t VALUES (1, '[1,0,0]'), (2, '[0,1,0]');",
@@ -139,7 +144,7 @@ describe("the rendered postgresql.conf on a running PostgreSQL 17 (4Gi perf node
 
   it("logs queries over 100ms with the parseable prefix", async () => {
     // Over TCP (TLS, as every TCP client must), so the prefix carries a client address.
-    const client = new Client({ connectionString: pg.url(), application_name: "readback" });
+    const client = new Client({ connectionString: tcpUrl(), application_name: "readback" });
     await client.connect();
     try {
       await client.query("SELECT pg_sleep(0.15);");
@@ -147,7 +152,7 @@ describe("the rendered postgresql.conf on a running PostgreSQL 17 (4Gi perf node
       await client.end();
     }
     const log = pg.logText();
-    expect(log).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC \[\d+\]: user=postgres,db=postgres,app=readback,client=127\.0\.0\.1 LOG:  duration: \d+\.\d+ ms  statement: SELECT pg_sleep\(0\.15\);$/m);
+    expect(log).toMatch(/^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{3} UTC \[\d+\]: user=readback,db=postgres,app=readback,client=127\.0\.0\.1 LOG:  duration: \d+\.\d+ ms  statement: SELECT pg_sleep\(0\.15\);$/m);
   });
 });
 

@@ -141,7 +141,7 @@ describe("pgstack local perf --compare-tls", () => {
     // PgBouncer ran with allow; PostgreSQL still refused a client without TLS.
     expect(seen.config.get("client_tls_sslmode")).toBe("allow");
     expect(seen.config.get("server_tls_sslmode")).toBe("verify-full");
-    expect(seen.plainToPostgres).toMatch(/pg_hba\.conf rejects connection for host "127\.0\.0\.1", user "app", database "app", no encryption/);
+    expect(seen.plainToPostgres).toMatch(/pg_hba\.conf rejects connection for host "127\.0\.0\.1", user "app_owner", database "app", no encryption/);
 
     // Each leg, as this test saw it in SHOW CLIENTS.
     const plainLegs: string[] = [legApplicationNames.node.plain, legApplicationNames.pgbench.plain];

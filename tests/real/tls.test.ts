@@ -92,8 +92,9 @@ const runningPids = (): { postgres: number; pgbouncer: number } => {
 describe("a client without TLS", () => {
   it("is refused by PostgreSQL (pg_hba: hostnossl … reject, loopback too) and by PgBouncer (client_tls_sslmode = require)", async () => {
     const { info } = cluster;
-    expect(await refusal(withQuery(info.directUrl, "sslmode=disable"))).toBe('pg_hba.conf rejects connection for host "127.0.0.1", user "app", database "app", no encryption');
-    expect(await refusal(withQuery(info.superuserUrl, "sslmode=disable"))).toMatch(/pg_hba\.conf rejects connection for host "127\.0\.0\.1", user "postgres", database "postgres", no encryption/);
+    expect(await refusal(withQuery(info.directUrl, "sslmode=disable"))).toBe('pg_hba.conf rejects connection for host "127.0.0.1", user "app_owner", database "app", no encryption');
+    const readOnlyDirect = info.readOnlyUrl.replace(`:${info.ports.pgbouncer}/`, `:${info.ports.postgres}/`);
+    expect(await refusal(withQuery(readOnlyDirect, "sslmode=disable"))).toMatch(/pg_hba\.conf rejects connection for host "127\.0\.0\.1", user "app_readonly", database "app", no encryption/);
     expect(await refusal(withQuery(info.pooledUrl, "sslmode=disable"))).toMatch(/SSL required/);
   });
 });

@@ -86,6 +86,7 @@ describe("renderAlertRules", () => {
     const list = alerts(rules).map((a) => `${a.alert} ${a.labels.severity}`);
     expect(list.sort()).toEqual(
       [
+        "AuthenticationFailureBurst warning",
         "CanaryConnectionFailures critical",
         "CertificateExpiresSoon critical",
         "CertificateExpiresSoon warning",
@@ -98,6 +99,7 @@ describe("renderAlertRules", () => {
         "PgBouncerClientWaitHigh warning",
         "PgBouncerClientsWaiting warning",
         "PgBouncerDown critical",
+        "PgBouncerLogNotFollowed warning",
         "PgBouncerPoolUtilizationHigh critical",
         "PgBouncerPoolUtilizationHigh warning",
         "PgBouncerSettingsDrift warning",
@@ -199,7 +201,7 @@ describe("threshold plumbing: a changed threshold changes its rule, and only its
     ["clientConnectionsCritical", 0.9, "PgBouncerClientConnectionsNearLimit", "critical", "> 0.9"],
     ["clientConnectionsCriticalFor", "3m", "PgBouncerClientConnectionsNearLimit", "critical", "for 3m"],
     ["connectionFailureRatio", 0.05, "CanaryConnectionFailures", undefined, "> 0.05"],
-    ["connectionFailureFor", "7m", "CanaryConnectionFailures", undefined, "for 7m"],
+    ["connectionFailureFor", "7m", ["CanaryConnectionFailures", "AuthenticationFailureBurst"], undefined, "for 7m"],
     ["certificateExpiryWarning", "14d", "CertificateExpiresSoon", "warning", "< 1209600"],
     ["certificateExpiryCritical", "2d", "CertificateExpiresSoon", "critical", "< 172800"],
     ["certificateExpiryFor", "30m", "CertificateExpiresSoon", undefined, "for 30m"],
@@ -235,7 +237,7 @@ describe("threshold plumbing: a changed threshold changes its rule, and only its
     ["exporterErrorsFor", "20m", "PostgresExporterErrors", undefined, "for 20m"],
     ["targetDownFor", "7m", "ScrapeTargetDown", undefined, "for 7m"],
     ["jobAbsentFor", "10m", "ScrapeJobAbsent", undefined, "for 10m"],
-    ["logSilenceFor", "30m", "PostgresLogNotFollowed", undefined, "[30m])) == 0 for 30m"],
+    ["logSilenceFor", "30m", ["PostgresLogNotFollowed", "PgBouncerLogNotFollowed"], undefined, "[30m])) == 0 for 30m"],
   ];
 
   const base = renderAlertRules(input);

@@ -41,6 +41,7 @@ function desired(over: Partial<DesiredState> = {}): DesiredState {
     indexPlan: plan,
     hugePagesPlanned: 4231,
     extensions: ["pg_stat_statements", "vector"],
+    roleSettings: [],
     ...over,
   };
 }
@@ -179,6 +180,19 @@ describe("pg_settings compared as setting × unit", () => {
       ["hnsw.ef_search", "ALTER DATABASE app SET", "40 (per query, SET LOCAL; not per role/database)", "100"],
       ["jit", "ALTER ROLE app IN DATABASE app SET", "off", "on"],
       ["work_mem", "ALTER ROLE app SET", "256MB", "1GB"],
+    ]);
+  });
+
+  it("the role settings roles.sql makes are expected: the same value is no drift, another value or a missing one is", () => {
+    const roleSettings = [
+      { role: "app", database: null, name: "statement_timeout", value: "5min" },
+      { role: "pgstack_canary", database: "app", name: "search_path", value: "pgstack_canary, public" },
+    ];
+    expect(drifted(desired({ roleSettings }), live({ overrides: roleSettings.map((o) => ({ ...o })) }))).toEqual([]);
+    const found = drifted(desired({ roleSettings }), live({ overrides: [{ database: null, role: "app", name: "statement_timeout", value: "1h" }] }));
+    expect(found.map((f) => [f.name, f.source, f.desired, f.live])).toEqual([
+      ["statement_timeout", "ALTER ROLE app SET", "5min", "1h"],
+      ["search_path", "ALTER ROLE pgstack_canary IN DATABASE app SET", "pgstack_canary, public", "missing"],
     ]);
   });
 

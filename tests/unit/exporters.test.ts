@@ -18,6 +18,7 @@ import {
   watchedSettings,
 } from "../../configs/exporters";
 import * as roles from "../../configs/roles";
+import { specFor } from "./spec-fixture";
 import { defaultImages } from "../../configs/spec";
 import { promtoolRulesInput } from "../promtool/fixture";
 import { sourceMetricNames } from "../promtool/metric-names";
@@ -62,10 +63,10 @@ describe("postgres_exporter", () => {
   it("uses the roles configs/roles.ts creates: pg_monitor only, no role-level settings that would read as drift", () => {
     expect(monitorRole).toBe(roles.monitorRole);
     expect(statsUser).toBe(roles.statsUser);
-    const sql = roles.bootstrapSql("app", "app", { app: "SCRAM-SHA-256$4096:x$y:z", monitor: "SCRAM-SHA-256$4096:x$y:z" });
+    const sql = roles.renderRolesSql(roles.rolePlan(specFor({ target: "local" })), "app");
     expect(sql).toContain('GRANT pg_monitor TO "pgstack_monitor"');
     expect(sql).toContain("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
-    expect(sql).not.toMatch(/ALTER ROLE "pgstack_monitor" SET|SUPERUSER/);
+    expect(sql).not.toMatch(/ALTER ROLE "pgstack_monitor" SET|[^O]SUPERUSER/);
     const setup = monitoringSetupSql();
     expect(setup).toEqual([
       "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pgstack_monitor') THEN CREATE ROLE pgstack_monitor LOGIN; END IF; END $$",
@@ -89,6 +90,8 @@ describe("custom queries", () => {
       canaryMetrics.certificateNotAfter.name,
       mtailMetrics.slowQueries.name,
       mtailMetrics.logLines.name,
+      mtailMetrics.authFailures.name,
+      mtailMetrics.pgbouncerLogLines.name,
     ]);
     const used = sourceMetricNames(renderAlertRules(promtoolRulesInput)).filter((n) => n.startsWith("pgstack_") && !synthetic.has(n));
     expect(used.length).toBeGreaterThan(0);

@@ -19,6 +19,7 @@ import {
   clusterEntries,
   clusterPlacement,
   clusterUrls,
+  superuserSocketUrl,
   clusterUserlist,
   clusterVerifiers,
   connectionUrl,
@@ -65,7 +66,8 @@ describe("generated passwords", () => {
   it("are 32 URL-safe characters, all different, new every time", () => {
     const all = passwordList(passwords);
     for (const pw of all) expect(pw).toMatch(/^[A-Za-z0-9_-]{32}$/);
-    expect(new Set(all).size).toBe(4);
+    // One per role kind: superuser, owner, app, readOnly, canary, monitor, stats, PgBouncer's admin.
+    expect(new Set(all).size).toBe(8);
     expect(passwordList(generatePasswords())).not.toEqual(all);
   });
 
@@ -89,6 +91,7 @@ describe("the cluster's placement", () => {
       tlsCa: `${dirs.tls}/ca.crt`,
       mtailPrograms: `${dirs.mtail}/progs`,
       pgbouncerAuthFile: `${dirs.pgbouncer}/userlist.txt`,
+      pgbouncerLog: `${dirs.pgbouncer}/logfile.log`,
       prometheusConfig: `${dirs.prometheus}/prometheus.yml`,
       alertRules: `${dirs.prometheus}/alert-rules.yaml`,
       prometheusData: `${dirs.prometheus}/data`,
@@ -123,9 +126,12 @@ describe("the cluster's placement", () => {
 
   it("renders pgbouncer.ini with everything the rig needs said, so PgBouncer reads it unedited", () => {
     const ini = rendered.files["pgbouncer.ini"];
-    // No Unix socket; logfile and pidfile unset: PgBouncer logs to stderr (the rig's log file) and writes no pid file.
+    // No Unix socket; no pid file. PgBouncer logs to stderr (the rig's log file) and to its logfile in its own
+    // scratch directory, beside the rig's capture, which mtail follows.
     expect(ini).toMatch(/^unix_socket_dir = $/m);
-    expect(ini).not.toMatch(/^\s*(logfile|pidfile)\s*=/m);
+    expect(ini).not.toMatch(/^\s*pidfile\s*=/m);
+    expect(ini).toMatch(new RegExp(`^logfile = ${dirs.pgbouncer}/logfile\\.log$`, "m"));
+    expect(rendered.launches.mtail.args).toContain(`${dirs.pgbouncer}/logfile.log`);
     expect(ini).not.toMatch(/^\s*%include/m);
   });
 
@@ -201,24 +207,29 @@ describe("the cluster's placement", () => {
 
 describe("verifiers, bootstrap and userlist", () => {
   it("give every role a SCRAM verifier and hold no password", () => {
-    expect(Object.keys(verifiers).sort()).toEqual(["app", monitorRole, "postgres", statsUser].sort());
+    expect(Object.keys(verifiers).sort()).toEqual(["app", "app_owner", "app_readonly", "pgstack_canary", monitorRole, "pgstack_pgbouncer_admin", "postgres", statsUser].sort());
     for (const v of Object.values(verifiers)) expect(isScramVerifier(v)).toBe(true);
     const texts = [clusterBootstrapSql(rendered, verifiers), clusterUserlist(rendered.roles, verifiers), ...Object.values(rendered.files)];
     for (const text of texts) for (const pw of passwordList(passwords)) expect(text).not.toContain(pw);
   });
 
-  it("bootstrap creates the roles and the app database with pgvector, and aligns the superuser's verifier with PgBouncer's", () => {
+  it("bootstrap is the rendered roles.sql, then every database role's verifier (and the superuser's)", () => {
     const sql = clusterBootstrapSql(rendered, verifiers);
-    expect(sql).toContain(`ALTER ROLE "postgres" PASSWORD '${verifiers.postgres}';`);
-    expect(sql).toContain(`ALTER ROLE "app" WITH LOGIN PASSWORD '${verifiers.app}';`);
-    expect(sql).toMatch(/\\connect app\nCREATE EXTENSION IF NOT EXISTS vector;/);
+    expect(sql.startsWith(rendered.files["roles.sql"])).toBe(true);
+    for (const role of ["postgres", "app_owner", "app", "app_readonly", "pgstack_canary", monitorRole]) {
+      expect(sql).toContain(`ALTER ROLE "${role}" PASSWORD '${verifiers[role]}';`);
+    }
+    // PgBouncer-only users are no database roles.
+    expect(sql).not.toContain(`ALTER ROLE "${statsUser}"`);
+    expect(sql).not.toContain(`ALTER ROLE "pgstack_pgbouncer_admin"`);
+    expect(sql).toMatch(/\\connect "app"\nSET client_min_messages = warning;\nCREATE EXTENSION IF NOT EXISTS pg_stat_statements;\nCREATE EXTENSION IF NOT EXISTS vector;/);
     expect(sql).toContain(`GRANT pg_monitor TO`);
   });
 
   it("userlist lists the users Rendered says PgBouncer knows, with the same verifiers PostgreSQL gets", () => {
-    expect(rendered.roles.pgbouncerUsers).toEqual(["app", statsUser, "postgres"]);
+    expect(rendered.roles.pgbouncerUsers).toEqual(["app", "app_readonly", "pgstack_canary", "pgstack_pgbouncer_admin", statsUser]);
     const lines = clusterUserlist(rendered.roles, verifiers).trim().split("\n");
-    expect(lines).toEqual([`"app" "${verifiers.app}"`, `"${statsUser}" "${verifiers[statsUser]}"`, `"postgres" "${verifiers.postgres}"`]);
+    expect(lines).toEqual(rendered.roles.pgbouncerUsers.map((user) => `"${user}" "${verifiers[user]}"`));
   });
 
   it("names the role a verifier is missing for", () => {
@@ -233,11 +244,16 @@ describe("URLs and the launches' secrets", () => {
   it("reach this run's PostgreSQL, PgBouncer and Prometheus as the rendered roles, verifying the servers with the CA's host path", () => {
     expect(urls).toEqual({
       pooled: `postgresql://app:${passwords.app}@127.0.0.1:41002/app?${tlsQuery}`,
-      direct: `postgresql://app:${passwords.app}@127.0.0.1:41001/app?${tlsQuery}`,
-      superuser: `postgresql://postgres:${passwords.superuser}@127.0.0.1:41001/postgres?${tlsQuery}`,
+      direct: `postgresql://app_owner:${passwords.owner}@127.0.0.1:41001/app?${tlsQuery}`,
+      readOnly: `postgresql://app_readonly:${passwords.readOnly}@127.0.0.1:41002/app?${tlsQuery}`,
+      canaryPooled: `postgresql://pgstack_canary:${passwords.canary}@127.0.0.1:41002/app?${tlsQuery}`,
+      canaryDirect: `postgresql://pgstack_canary:${passwords.canary}@127.0.0.1:41001/app?${tlsQuery}`,
       stats: `postgresql://${statsUser}:${passwords.stats}@127.0.0.1:41002/pgbouncer?${tlsQuery}`,
+      pgbouncerAdmin: `postgresql://pgstack_pgbouncer_admin:${passwords.pgbouncerAdmin}@127.0.0.1:41002/pgbouncer?${tlsQuery}`,
       prometheus: "http://127.0.0.1:41008",
     });
+    // The superuser: the socket, by peer, no password; never a TCP URL.
+    expect(superuserSocketUrl(rendered, "/host/run")).toBe("postgresql://postgres@localhost/postgres?host=%2Fhost%2Frun&port=41001");
     // The programs in the rootfs (the exporters) read the same CA at the placement's path; the rendering says so.
     expect(rendered.tls.clientQuery).toBe(`sslmode=verify-full&sslrootcert=${dirs.tls}/ca.crt`);
     expect(rendered.launches.postgresExporter.env.DATA_SOURCE_URI).toContain(rendered.tls.clientQuery);
@@ -248,7 +264,8 @@ describe("URLs and the launches' secrets", () => {
     const { launches } = rendered;
     expect(filledSecretEnv(launches.postgresExporter, inputs)).toEqual({ DATA_SOURCE_PASS: passwords.monitor });
     expect(filledSecretEnv(launches.pgbouncerExporter, inputs)).toEqual({ PGPASSWORD: passwords.stats });
-    expect(filledSecretEnv(launches.canary, inputs)).toEqual({ PGSTACK_POOLED_URL: urls.pooled, PGSTACK_DIRECT_URL: urls.direct });
+    // The canary logs in as its own role.
+    expect(filledSecretEnv(launches.canary, inputs)).toEqual({ PGSTACK_POOLED_URL: urls.canaryPooled, PGSTACK_DIRECT_URL: urls.canaryDirect });
     expect(filledSecretEnv(launches.nodeExporter, inputs)).toEqual({});
     expect(filledSecretEnv(launches.mtail, inputs)).toEqual({});
     // Nothing secret is in the rendered arguments or plain environment.
@@ -260,7 +277,7 @@ describe("URLs and the launches' secrets", () => {
 
   it("follow a server that moved", () => {
     const moved = renderedWith(rendered, { ports: { postgres: 42001 } });
-    expect(secretInputs(moved, passwords, caHostPath).directUrl).toBe(`postgresql://app:${passwords.app}@127.0.0.1:42001/app?${tlsQuery}`);
+    expect(secretInputs(moved, passwords, caHostPath).directUrl).toBe(`postgresql://pgstack_canary:${passwords.canary}@127.0.0.1:42001/app?${tlsQuery}`);
   });
 });
 

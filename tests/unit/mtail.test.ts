@@ -54,7 +54,9 @@ describe("mtail metric contract", () => {
 
   it("names the histogram's series", () => {
     expect(mtailMetricNames()).toEqual([
+      "pgstack_auth_failures_total",
       "pgstack_log_lines_total",
+      "pgstack_pgbouncer_log_lines_total",
       "pgstack_slow_queries_total",
       "pgstack_slow_query_duration_seconds_bucket",
       "pgstack_slow_query_duration_seconds_count",
@@ -135,12 +137,19 @@ describe("mtailArgs: the same flags on every target", () => {
       "/etc/mtail",
       "--logs",
       "/var/lib/postgresql/data/pgdata/log/postgresql-*.log",
+      "--logs",
+      "/var/run/pgbouncer/pgbouncer.log",
       "--logtostderr",
       "--poll_interval",
       "250ms",
       "--poll_log_interval",
       "250ms",
     ]);
+  });
+
+  it("follows PgBouncer's logfile where the placement puts it", () => {
+    const args = mtailArgs({ programsDir: "/p", pgdata: "/d", pgbouncerLog: "/scratch/pgbouncer/logfile.log" });
+    expect(args.slice(4, 6)).toEqual(["--logs", "/scratch/pgbouncer/logfile.log"]);
   });
 
   it("matches every file log_filename can name and nothing else in the directory", () => {

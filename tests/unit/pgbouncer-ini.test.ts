@@ -52,9 +52,13 @@ describe("pgbouncer.ini", () => {
     ["max_prepared_statements", "200"],
     ["ignore_startup_parameters", "extra_float_digits,options"],
     ["stats_users", statsUser],
-    ["admin_users", "postgres"],
+    // A PgBouncer user only, not a database role: the console never needs the superuser.
+    ["admin_users", "pgstack_pgbouncer_admin"],
     ["log_connections", "1"],
     ["log_disconnections", "1"],
+    // mtail's feed for refused logins (configs/pgbouncer-log.ts), where both container targets share it
+    ["logfile", "/var/run/pgbouncer/pgbouncer.log"],
+    ["log_pooler_errors", "1"],
     ["listen_addr", "*"],
     ["listen_port", "6432"],
     ["max_db_connections", "185"],
@@ -157,7 +161,17 @@ describe("userlist (auth_file)", () => {
   });
 
   it("names the users the auth_file needs", () => {
-    expect(pgbouncerUsers(stagingSpec)).toEqual(["app", "pgstack_stats", "postgres"]);
+    // The pooled roles and the two console users; never the superuser, the owner or the monitor (direct only).
+    expect(pgbouncerUsers(stagingSpec)).toEqual(["app", "app_readonly", "pgstack_canary", "pgstack_pgbouncer_admin", "pgstack_stats"]);
+  });
+
+  it("caps each pooled role at its CONNECTION LIMIT ([users] max_user_connections)", () => {
+    const users = [...parseIni(renderPgBouncerIni(stagingSpec)).get("users")!];
+    expect(users).toEqual([
+      ["app", "max_user_connections=110"],
+      ["app_readonly", "max_user_connections=92"],
+      ["pgstack_canary", "max_user_connections=3"],
+    ]);
   });
 });
 

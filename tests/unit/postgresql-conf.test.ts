@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import { ownedSettings } from "../../configs/owned-settings";
 import { pg17SettingNames } from "../../configs/pg17-settings";
-import { privateNetworks, renderPgHba } from "../../configs/pg-hba";
+import { privateNetworks, renderPgHba, renderPgIdent } from "../../configs/pg-hba";
 import {
   confValue,
   logLinePattern,
@@ -11,6 +11,7 @@ import {
   postgresqlSettingValues,
   renderPostgresqlConf,
 } from "../../configs/postgresql";
+import { renderRolesSql, rolePlan } from "../../configs/roles";
 import { bytes } from "../../configs/units";
 import { specFor, stagingSpec } from "./spec-fixture";
 
@@ -177,7 +178,7 @@ describe("pg_hba.conf", () => {
   const rules = text.split("\n").filter((l) => /^(local|host)/.test(l));
 
   it("uses SCRAM only: never trust, password or md5", () => {
-    for (const rule of rules) expect(rule.split("#")[0]).toMatch(/\b(scram-sha-256|peer|reject)\s*$/);
+    for (const rule of rules) expect(rule.split("#")[0]).toMatch(/\b(scram-sha-256|peer map=superuser|reject)\s*$/);
     expect(text).not.toMatch(/\b(trust|md5|password)\s+#/);
   });
 
@@ -187,13 +188,19 @@ describe("pg_hba.conf", () => {
     expect(rules.slice(-2).map((r) => r.split(/\s+/)[4])).toEqual(["reject", "reject"]);
   });
 
-  it("lets the postgres OS user in on the socket by peer, and TCP clients by password over TLS only", () => {
-    expect(rules[0].split(/\s+/).slice(0, 4)).toEqual(["local", "all", "postgres", "peer"]);
+  it("lets the superuser in on the socket only (peer, as pg_ident.conf maps), and TCP clients by password over TLS only", () => {
+    expect(rules[0].split(/\s+/).slice(0, 5)).toEqual(["local", "all", "postgres", "peer", "map=superuser"]);
+    // The superuser meets a reject on every TCP address before anything else (first match wins), TLS or not.
+    expect(rules.slice(2, 4).map((r) => r.split(/\s+/).slice(0, 5))).toEqual([
+      ["host", "all", "postgres", "0.0.0.0/0", "reject"],
+      ["host", "all", "postgres", "::/0", "reject"],
+    ]);
+    expect(rules.findIndex((r) => /^host/.test(r))).toBe(2);
     expect(rules.find((r) => r.includes("127.0.0.1/32"))?.split(/\s+/).slice(0, 5)).toEqual(["hostssl", "all", "all", "127.0.0.1/32", "scram-sha-256"]);
     // Without TLS, every TCP address meets a reject before any line that could admit it (first match wins).
     const plain = rules.findIndex((r) => r.startsWith("hostnossl") && r.includes("0.0.0.0/0") && /\sreject\s/.test(r));
-    const firstTcp = rules.findIndex((r) => /^host/.test(r));
-    expect(plain).toBe(firstTcp);
+    const firstAdmitting = rules.findIndex((r) => /^host/.test(r) && !/\sreject\s/.test(r));
+    expect(plain).toBeLessThan(firstAdmitting);
     expect(rules.some((r) => /^host\s/.test(r) && /scram-sha-256/.test(r))).toBe(false);
   });
 
@@ -207,5 +214,44 @@ describe("pg_hba.conf", () => {
 
   it("is deterministic", () => {
     expect(renderPgHba()).toBe(text);
+  });
+
+  it("pg_ident.conf maps the server's OS user to the superuser everywhere, and root only on the perf cluster", () => {
+    const rows = (t: string) => t.split("\n").filter((l) => l !== "" && !l.startsWith("#")).map((l) => l.split(/\s+/).slice(0, 3));
+    expect(rows(renderPgIdent({ hostRoot: false }))).toEqual([["superuser", "postgres", "postgres"]]);
+    expect(rows(renderPgIdent({ hostRoot: true }))).toEqual([
+      ["superuser", "postgres", "postgres"],
+      ["superuser", "root", "postgres"],
+    ]);
+  });
+});
+
+describe("postgres.audit (pgaudit)", () => {
+  const local = (audit: Record<string, unknown>) => specFor({ target: "local", postgres: { audit } });
+
+  it("is off by default: no pgaudit loaded, no pgaudit setting, no extension", () => {
+    const conf = parseConf(renderPostgresqlConf(stagingSpec));
+    expect(conf.get("shared_preload_libraries")).toBe("pg_stat_statements");
+    expect([...conf.keys()].filter((k) => k.startsWith("pgaudit."))).toEqual([]);
+    expect(renderRolesSql(rolePlan(stagingSpec), "app")).not.toContain("pgaudit");
+  });
+
+  it("loads pgaudit, logs the classes asked for (ddl and role by default) without parameters or catalog noise, and creates its extension", () => {
+    const on = local({ enabled: true });
+    const conf = parseConf(renderPostgresqlConf(on));
+    expect(conf.get("shared_preload_libraries")).toBe("pg_stat_statements,pgaudit");
+    expect(conf.get("pgaudit.log")).toBe("ddl, role");
+    expect(conf.get("pgaudit.log_parameter")).toBe("off");
+    expect(conf.get("pgaudit.log_catalog")).toBe("off");
+    expect(parseConf(renderPostgresqlConf(local({ enabled: true, log: ["write", "ddl"] }))).get("pgaudit.log")).toBe("write, ddl");
+    expect(renderRolesSql(rolePlan(on), "app")).toContain("CREATE EXTENSION IF NOT EXISTS pgaudit;");
+  });
+
+  it("refuses an unknown or repeated class, an empty list, and a container image without pgaudit", () => {
+    expect(() => local({ enabled: true, log: ["dd"] })).toThrow("postgres.audit.log[0] is \"dd\"; pgaudit logs read, write, function, role, ddl, misc, misc_set, all; did you mean ddl?");
+    expect(() => local({ log: ["ddl", "ddl"] })).toThrow("postgres.audit.log[1] lists ddl twice");
+    expect(() => local({ log: [] })).toThrow("postgres.audit.log is empty");
+    expect(() => specFor({ postgres: { audit: { enabled: true } } })).toThrow(/images\.postgres is "pgvector\/pgvector:[^"]+", which does not ship pgaudit/);
+    expect(specFor({ postgres: { audit: { enabled: true } }, images: { postgres: "registry.example/pgstack-postgres:17" } }).postgres.audit.enabled).toBe(true);
   });
 });

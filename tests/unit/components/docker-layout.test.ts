@@ -10,6 +10,7 @@ import {
   connectionUrl,
   containerCommand,
   containerEnvs,
+  containerSecretFiles,
   defaultHostCaPath,
   dockerNames,
   dockerServerNames,
@@ -28,7 +29,6 @@ import {
   shmSizeMiB,
   sortedLabels,
   stackProblems,
-  superuserPasswordSql,
 } from "../../../components/docker/layout";
 import { nodeExporterArgs } from "../../../configs/exporters";
 import type { Launch } from "../../../configs/launches";
@@ -124,10 +124,18 @@ describe("hugePagesDecision", () => {
 });
 
 describe("the database container", () => {
-  it("starts PostgreSQL on the uploaded postgresql.conf and pg_hba.conf", () => {
-    expect(postgresCommand).toEqual(["postgres", "-c", "config_file=/etc/postgresql/postgresql.conf", "-c", "hba_file=/etc/postgresql/pg_hba.conf"]);
-    // hba_file is the stack's own: the rendered file never names another one.
-    expect(rendered().files["postgresql.conf"]).not.toMatch(/^\s*hba_file\b/m);
+  it("starts PostgreSQL on the uploaded postgresql.conf, pg_hba.conf and pg_ident.conf", () => {
+    expect(postgresCommand).toEqual([
+      "postgres",
+      "-c",
+      "config_file=/etc/postgresql/postgresql.conf",
+      "-c",
+      "hba_file=/etc/postgresql/pg_hba.conf",
+      "-c",
+      "ident_file=/etc/postgresql/pg_ident.conf",
+    ]);
+    // hba_file and ident_file are the stack's own: the rendered file never names another one.
+    expect(rendered().files["postgresql.conf"]).not.toMatch(/^\s*(hba_file|ident_file)\b/m);
   });
 
   it("the rendered pg_hba.conf admits the superuser on the socket by peer, as the image's role bootstrap needs", () => {
@@ -143,11 +151,6 @@ describe("the database container", () => {
     const r = rendered();
     expect(postgresHealthcheck(r).tests).toEqual(["CMD", "pg_isready", "--host=127.0.0.1", `--port=${r.placement.ports.postgres}`, `--username=${r.roles.superuser}`]);
     expect(postgresHealthcheck({ ...r, roles: { ...r.roles, superuser: "admin" } }).tests).toContain("--username=admin");
-  });
-
-  it("sets the superuser's verifier with quoted SQL", () => {
-    expect(superuserPasswordSql("postgres", "SCRAM-SHA-256$4096:c2FsdA==$a:b")).toBe(`ALTER ROLE "postgres" WITH PASSWORD 'SCRAM-SHA-256$4096:c2FsdA==$a:b';\n`);
-    expect(superuserPasswordSql('a"b', "it's")).toBe(`ALTER ROLE "a""b" WITH PASSWORD 'it''s';\n`);
   });
 });
 
@@ -186,7 +189,7 @@ describe("names, labels, endpoints, URLs", () => {
     ["0.0.0.0", { pooled: "127.0.0.1:6432", direct: "127.0.0.1:5432", prometheus: "127.0.0.1:9090" }],
     ["192.168.1.5", { pooled: "192.168.1.5:6432", direct: "192.168.1.5:5432", prometheus: "192.168.1.5:9090" }],
   ] as const)("endpoints on %s", (publishAddress, want) => {
-    expect(endpoints({ hostHugePages: false, publishAddress, ports: { postgres: 5432, pgbouncer: 6432, prometheus: 9090 } })).toEqual(want);
+    expect(endpoints({ hostHugePages: false, publishAddress, exposeBeyondLoopback: true, ports: { postgres: 5432, pgbouncer: 6432, prometheus: 9090 } })).toEqual(want);
   });
 
   it("percent-encodes user and password", () => {
@@ -200,8 +203,8 @@ describe("TLS", () => {
   it("names the server certificate after the network aliases, loopback and the published address", () => {
     expect(dockerServerNames(rendered())).toEqual({ dns: ["localhost", "pgbouncer", "postgres"], ips: ["127.0.0.1", "::1"] });
     // A wildcard bind is reached through 127.0.0.1, already there; any other address is a SAN of its own.
-    expect(dockerServerNames(rendered((c) => (c.docker = { publishAddress: "0.0.0.0" }))).ips).toEqual(["127.0.0.1", "::1"]);
-    expect(dockerServerNames(rendered((c) => (c.docker = { publishAddress: "192.168.1.5" }))).ips).toEqual(["127.0.0.1", "192.168.1.5", "::1"]);
+    expect(dockerServerNames(rendered((c) => (c.docker = { publishAddress: "0.0.0.0", exposeBeyondLoopback: true }))).ips).toEqual(["127.0.0.1", "::1"]);
+    expect(dockerServerNames(rendered((c) => (c.docker = { publishAddress: "192.168.1.5", exposeBeyondLoopback: true }))).ips).toEqual(["127.0.0.1", "192.168.1.5", "::1"]);
   });
 
   it("gives the key to the postgres user, 0600, before the image's entrypoint runs with the same arguments", () => {
@@ -243,7 +246,7 @@ describe("TLS", () => {
 
 describe("ports: the placement's inside, docker.ports outside", () => {
   it("publishes PostgreSQL, PgBouncer and Prometheus from their placement ports", () => {
-    const r = rendered((c) => (c.docker = { publishAddress: "0.0.0.0", ports: { postgres: 15432, pgbouncer: 16432, prometheus: 19090 } }));
+    const r = rendered((c) => (c.docker = { publishAddress: "0.0.0.0", exposeBeyondLoopback: true, ports: { postgres: 15432, pgbouncer: 16432, prometheus: 19090 } }));
     expect(publishedPorts(r)).toEqual([
       { internal: 5432, external: 15432, ip: "0.0.0.0", protocol: "tcp" },
       { internal: 6432, external: 16432, ip: "0.0.0.0", protocol: "tcp" },
@@ -291,23 +294,30 @@ describe("launches as containers", () => {
     expect(containerCommand(r.launches.canary)).toEqual(["node", "/hook/pgstack.js", "canary", "--listen", "127.0.0.1:9188"]);
   });
 
-  it("fills each launch's environment: plain variables, then its secrets, each in name order", () => {
-    expect(containerEnvs(r.launches.postgresExporter, { monitorPassword: "m-pw" })).toEqual([
+  it("fills each launch's environment: plain variables, then <VAR>_FILE for each secret, each in name order; the values go in files", () => {
+    expect(containerEnvs(r.launches.postgresExporter)).toEqual([
       "DATA_SOURCE_URI=127.0.0.1:5432/app?sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt&application_name=pgstack-postgres-exporter",
       "DATA_SOURCE_USER=pgstack_monitor",
-      "DATA_SOURCE_PASS=m-pw",
+      "DATA_SOURCE_PASS_FILE=/etc/pgstack/secrets/DATA_SOURCE_PASS",
     ]);
-    expect(containerEnvs(r.launches.pgbouncerExporter, { statsPassword: "s-pw" })).toEqual(["PGPASSWORD=s-pw"]);
-    expect(containerEnvs(r.launches.canary, { pooledUrl: "pooled", directUrl: "direct" })).toEqual(["PGSTACK_DIRECT_URL=direct", "PGSTACK_POOLED_URL=pooled"]);
-    expect(containerEnvs(r.launches.nodeExporter, {})).toEqual([]);
+    expect(containerSecretFiles(r.launches.postgresExporter, { monitorPassword: "m-pw" })).toEqual([{ file: "/etc/pgstack/secrets/DATA_SOURCE_PASS", content: "m-pw" }]);
+    expect(containerEnvs(r.launches.pgbouncerExporter)).toEqual(["PGPASSWORD_FILE=/etc/pgstack/secrets/PGPASSWORD"]);
+    expect(containerSecretFiles(r.launches.pgbouncerExporter, { statsPassword: "s-pw" })).toEqual([{ file: "/etc/pgstack/secrets/PGPASSWORD", content: "s-pw" }]);
+    expect(containerEnvs(r.launches.canary)).toEqual(["PGSTACK_DIRECT_URL_FILE=/etc/pgstack/secrets/PGSTACK_DIRECT_URL", "PGSTACK_POOLED_URL_FILE=/etc/pgstack/secrets/PGSTACK_POOLED_URL"]);
+    expect(containerSecretFiles(r.launches.canary, { pooledUrl: "pooled", directUrl: "direct" })).toEqual([
+      { file: "/etc/pgstack/secrets/PGSTACK_DIRECT_URL", content: "direct" },
+      { file: "/etc/pgstack/secrets/PGSTACK_POOLED_URL", content: "pooled" },
+    ]);
+    expect(containerEnvs(r.launches.nodeExporter)).toEqual([]);
+    expect(containerSecretFiles(r.launches.nodeExporter, {})).toEqual([]);
   });
 
   it("refuses a launch whose secret the container is not given", () => {
-    expect(() => containerEnvs(r.launches.postgresExporter, { statsPassword: "s" })).toThrow(
+    expect(() => containerSecretFiles(r.launches.postgresExporter, { statsPassword: "s" })).toThrow(
       "postgres_exporter needs monitorPassword in DATA_SOURCE_PASS, but its container is not given it",
     );
     const launch: Launch = { program: "pgstack", args: [], env: {}, secretEnv: { X: "directUrl" }, port: 1 };
-    expect(() => containerEnvs(launch, {})).toThrow("pgstack needs directUrl in X");
+    expect(() => containerSecretFiles(launch, {})).toThrow("pgstack needs directUrl in X");
   });
 
   it("mounts the data volume read-only into the metric sources, where PostgreSQL has it and the disk alert looks", () => {
@@ -329,7 +339,7 @@ function acceptedDockerConfigs(): [string, Config][] {
           const config = devConfig();
           config.node = { memory, cpus: 4 };
           config.postgres = { hugePages, maxConnections, appUser: "svc_search", database: "vectors" };
-          config.docker = { hostHugePages, publishAddress: "0.0.0.0", ports: { postgres: 25432, pgbouncer: 26432, prometheus: 29090 } };
+          config.docker = { hostHugePages, publishAddress: "0.0.0.0", exposeBeyondLoopback: true, ports: { postgres: 25432, pgbouncer: 26432, prometheus: 29090 } };
           out.push([`${memory} huge_pages ${hugePages} hostHugePages ${hostHugePages} max_connections ${maxConnections}`, config]);
         }
       }

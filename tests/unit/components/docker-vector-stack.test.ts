@@ -10,11 +10,12 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { DockerVectorStack } from "../../../components/docker/vector-stack";
 import { nodeExporterArgs } from "../../../configs/exporters";
 import { mtailArgs } from "../../../configs/mtail";
+import { pgbouncerContainerCommand } from "../../../configs/pgbouncer-log";
 import { roleSalt as scramSalt } from "../../../configs/scram";
 import { containerDataMount, defaultPorts, placementFor } from "../../../configs/placement";
 import { renderStack } from "../../../configs/render";
 import type { Rendered } from "../../../configs/rendered";
-import { monitorRole, statsUser } from "../../../configs/roles";
+import { monitorRole, passwordKey, roleKinds, statsUser, type RoleKind } from "../../../configs/roles";
 import { isScramVerifier, scramVerifier } from "../../../configs/scram";
 import { parseStackSpec, stackConfigFromFile } from "../../../configs/spec";
 import { parseBytes } from "../../../configs/units";
@@ -77,6 +78,17 @@ function container(recorded: readonly RecordedResource[], role: string): Recorde
   return one(recorded, containerType, `-${role}`);
 }
 
+/**
+ * A container's environment with every `<VAR>_FILE=<secret file>` read back as `VAR=<the uploaded value>`: what the
+ * program sees. The env itself holds only the paths (tests/unit/components/docker-hardening.test.ts).
+ */
+function filledEnvs(r: RecordedResource): string[] {
+  return ((reveal(r.inputs.envs) ?? []) as string[]).map((e) => {
+    const m = /^([A-Z_]+)_FILE=(\/etc\/pgstack\/secrets\/.+)$/.exec(e);
+    return m === null ? e : `${m[1]}=${upload(r, m[2])}`;
+  });
+}
+
 function sha256(text: string): string {
   return createHash("sha256").update(text).digest("hex");
 }
@@ -96,19 +108,20 @@ interface Deployed {
 
 let recorded: RecordedResource[];
 
+/** A password for every role kind: two stacks given the same get the same verifiers. */
+const everyPassword: Record<RoleKind, string> = { superuser: "s", owner: "o", app: "a", readOnly: "r", canary: "c", monitor: "m", stats: "t", pgbouncerAdmin: "b" };
+
 beforeEach(() => {
   recorded = installMocks({ "pgvector-stack:appPassword": configuredSecret });
 });
 
-async function deploy(name: string, r: Rendered, passwords: Partial<Record<"superuser" | "app" | "monitor" | "stats", string>> = {}): Promise<Deployed> {
+async function deploy(name: string, r: Rendered, passwords: Partial<Record<RoleKind, string>> = {}): Promise<Deployed> {
   const config = new pulumi.Config("pgvector-stack");
   const stack = new DockerVectorStack(name, {
     rendered: r,
     hookBundle,
+    ...Object.fromEntries(roleKinds.map((kind) => [passwordKey(kind), passwords[kind]])),
     appPassword: passwords.app ?? config.requireSecret("appPassword"),
-    superuserPassword: passwords.superuser,
-    monitorPassword: passwords.monitor,
-    statsPassword: passwords.stats,
   });
   await outputOf(stack.hookReport);
   await outputOf(stack.connectionString);
@@ -120,8 +133,7 @@ describe("DockerVectorStack: the dev stack", () => {
   it("creates a network, a data volume, eight containers and the hook, each image pinned by tag", async () => {
     const { recorded: res, rendered: r } = await deploy("dev", rendered());
     expect(byType(res, "docker:index/network:Network").map((n) => n.inputs.name)).toEqual(["pgstack-dev"]);
-    const volume = one(res, "docker:index/volume:Volume");
-    expect(volume.inputs.name).toBe("pgstack-dev-data");
+    expect(byType(res, "docker:index/volume:Volume").map((v) => v.inputs.name).sort()).toEqual(["pgstack-dev-data", "pgstack-dev-pgbouncer-log"]);
     const planSha256 = createHash("sha256").update(r.files["plan.json"]).digest("hex");
     expect(
       byType(res, containerType)
@@ -153,7 +165,16 @@ describe("DockerVectorStack: the dev stack", () => {
     const db = container(res, "postgres-container");
     expect(upload(db, "/etc/postgresql/postgresql.conf")).toBe(r.files["postgresql.conf"]);
     expect(upload(db, "/etc/postgresql/pg_hba.conf")).toBe(r.files["pg_hba.conf"]);
-    expect(db.inputs.command).toEqual(["postgres", "-c", "config_file=/etc/postgresql/postgresql.conf", "-c", "hba_file=/etc/postgresql/pg_hba.conf"]);
+    expect(upload(db, "/etc/postgresql/pg_ident.conf")).toBe(r.files["pg_ident.conf"]);
+    expect(db.inputs.command).toEqual([
+      "postgres",
+      "-c",
+      "config_file=/etc/postgresql/postgresql.conf",
+      "-c",
+      "hba_file=/etc/postgresql/pg_hba.conf",
+      "-c",
+      "ident_file=/etc/postgresql/pg_ident.conf",
+    ]);
     expect(upload(container(res, "pgbouncer-container"), "/etc/pgbouncer/pgbouncer.ini")).toBe(r.files["pgbouncer.ini"]);
     expect(upload(container(res, "postgres-exporter"), "/etc/pgstack/postgres-exporter-queries.yaml")).toBe(r.files["postgres-exporter-queries.yaml"]);
     expect(upload(container(res, "mtail"), "/etc/mtail/postgresql.mtail")).toBe(r.files["postgresql.mtail"]);
@@ -187,21 +208,26 @@ describe("DockerVectorStack: the dev stack", () => {
 
   it("bootstraps roles and PgBouncer from the same SCRAM verifiers, never from passwords", async () => {
     const passwords = { superuser: "su-Pw-1", app: "app-Pw-2", monitor: "mon-Pw-3", stats: "stats-Pw-4" };
-    const { recorded: res } = await deploy("dev", rendered(), passwords);
+    const r0 = rendered();
+    const { recorded: res } = await deploy("dev", r0, passwords);
     const verifier = (role: string, pw: string) => scramVerifier(pw, scramSalt("dev", role, pw));
     const db = container(res, "postgres-container");
     const sql = upload(db, "/docker-entrypoint-initdb.d/10-pgstack-roles.sql");
-    expect(sql).toContain(`ALTER ROLE "app" WITH LOGIN PASSWORD '${verifier("app", passwords.app)}'`);
-    expect(sql).toContain(`ALTER ROLE "${monitorRole}" WITH LOGIN PASSWORD '${verifier(monitorRole, passwords.monitor)}'`);
-    expect(sql).toContain(`ALTER ROLE "postgres" WITH PASSWORD '${verifier("postgres", passwords.superuser)}'`);
+    expect(sql.startsWith(r0.files["roles.sql"])).toBe(true);
+    expect(sql).toContain(`ALTER ROLE "app" PASSWORD '${verifier("app", passwords.app)}'`);
+    expect(sql).toContain(`ALTER ROLE "${monitorRole}" PASSWORD '${verifier(monitorRole, passwords.monitor)}'`);
+    expect(sql).toContain(`ALTER ROLE "postgres" PASSWORD '${verifier("postgres", passwords.superuser)}'`);
     // initdb stores the superuser's verifier from POSTGRES_PASSWORD as it is.
-    expect(reveal(db.inputs.envs)).toEqual([`POSTGRES_PASSWORD=${verifier("postgres", passwords.superuser)}`]);
+    expect(filledEnvs(db)).toEqual([`POSTGRES_PASSWORD=${verifier("postgres", passwords.superuser)}`]);
     const userlist = upload(container(res, "pgbouncer-container"), "/etc/pgbouncer/userlist.txt");
+    const generated = (kind: string) => `mock-password-dev-${kind}-password`;
     expect(userlist).toBe(
       [
         `"app" "${verifier("app", passwords.app)}"`,
+        `"app_readonly" "${verifier("app_readonly", generated("readOnly"))}"`,
+        `"pgstack_canary" "${verifier("pgstack_canary", generated("canary"))}"`,
+        `"pgstack_pgbouncer_admin" "${verifier("pgstack_pgbouncer_admin", generated("pgbouncerAdmin"))}"`,
         `"${statsUser}" "${verifier(statsUser, passwords.stats)}"`,
-        `"postgres" "${verifier("postgres", passwords.superuser)}"`,
         "",
       ].join("\n"),
     );
@@ -209,8 +235,8 @@ describe("DockerVectorStack: the dev stack", () => {
   });
 
   it("gives the same verifiers on every run, so a preview replaces nothing", async () => {
-    const first = await deploy("a", rendered(), { superuser: "s", app: "a", monitor: "m", stats: "t" });
-    const second = await deploy("b", rendered(), { superuser: "s", app: "a", monitor: "m", stats: "t" });
+    const first = await deploy("a", rendered(), everyPassword);
+    const second = await deploy("b", rendered(), everyPassword);
     // The TLS files aside: every stack has a CA and a certificate of its own (the mocks name theirs after the stack).
     const withoutTls = (inputs: Record<string, unknown>) => (reveal(inputs.uploads) as Upload[]).filter((u) => !u.file.startsWith("/etc/pgstack/tls/"));
     for (const role of ["postgres-container", "pgbouncer-container"]) {
@@ -315,9 +341,20 @@ describe("DockerVectorStack: the dev stack", () => {
     // The very volume PostgreSQL writes, at its path there, read-only.
     const db = container(res, "postgres-container");
     expect(db.inputs.volumes).toEqual([{ volumeName: "pgstack-dev-data", containerPath: containerDataMount }]);
+    expect(node.inputs.volumes).toEqual([{ volumeName: "pgstack-dev-data", containerPath: containerDataMount, readOnly: true }]);
+    // mtail also reads PgBouncer's logfile from the volume PgBouncer writes it to, read-only.
+    expect(mtail.inputs.volumes).toEqual([
+      { volumeName: "pgstack-dev-data", containerPath: containerDataMount, readOnly: true },
+      { volumeName: "pgstack-dev-pgbouncer-log", containerPath: "/var/run/pgbouncer", readOnly: true },
+    ]);
+    const pgbouncer = container(res, "pgbouncer-container");
+    expect(pgbouncer.inputs.volumes).toEqual([{ volumeName: "pgstack-dev-pgbouncer-log", containerPath: "/var/run/pgbouncer" }]);
+    expect(pgbouncer.inputs.command).toEqual(pgbouncerContainerCommand("/etc/pgbouncer/pgbouncer.ini", r.placement.paths.pgbouncerLog));
+    expect(mtail.inputs.command).toContain(r.placement.paths.pgbouncerLog);
     for (const c of [node, mtail]) {
-      expect(c.inputs.volumes, c.name).toEqual([{ volumeName: "pgstack-dev-data", containerPath: containerDataMount, readOnly: true }]);
-      for (const key of ["mounts", "pidMode", "ipcMode", "usernsMode", "privileged", "devices", "capabilities", "ports", "publishAllPorts", "networksAdvanced"]) {
+      // Every capability dropped (docker-hardening.test.ts holds every container to its set).
+      expect(c.inputs.capabilities, `${c.name}.capabilities`).toEqual({ drops: ["ALL"] });
+      for (const key of ["mounts", "pidMode", "ipcMode", "usernsMode", "privileged", "devices", "ports", "publishAllPorts", "networksAdvanced"]) {
         expect(c.inputs[key], `${c.name}.${key}`).toBeUndefined();
       }
       expect(c.inputs.networkMode, c.name).toBe("container:dev-postgres-container-id");
@@ -362,7 +399,7 @@ describe("DockerVectorStack: the dev stack", () => {
     expect(stack.endpoints).toEqual({ pooled: "127.0.0.1:6432", direct: "127.0.0.1:5432", prometheus: "127.0.0.1:9090" });
   });
 
-  it("runs the canary from the bundle as the application's role on loopback, scraped as job canary", async () => {
+  it("runs the canary from the bundle as its own role on loopback, scraped as job canary", async () => {
     const { recorded: res, rendered: r } = await deploy("dev", rendered());
     const canary = container(res, "canary-container");
     expect(canary.inputs.name).toBe("pgstack-dev-canary");
@@ -371,10 +408,10 @@ describe("DockerVectorStack: the dev stack", () => {
     expect(canary.inputs.ports).toBeUndefined();
     expect(labels(canary)["pgvector-stack.bundle-sha256"]).toBe(sha256(hookBundle));
     // The URLs are secret env, never a label, command or upload.
-    expect(isSecretValue(canary.inputs.envs)).toBe(true);
-    expect(reveal(canary.inputs.envs)).toEqual([
-      `PGSTACK_DIRECT_URL=postgresql://app:${configuredSecret}@127.0.0.1:5432/app?sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt`,
-      `PGSTACK_POOLED_URL=postgresql://app:${configuredSecret}@127.0.0.1:6432/app?sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt`,
+    expect(isSecretValue(canary.inputs.uploads)).toBe(true);
+    expect(filledEnvs(canary)).toEqual([
+      "PGSTACK_DIRECT_URL=postgresql://pgstack_canary:mock-password-dev-canary-password@127.0.0.1:5432/app?sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt",
+      "PGSTACK_POOLED_URL=postgresql://pgstack_canary:mock-password-dev-canary-password@127.0.0.1:6432/app?sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt",
     ]);
     // Prometheus, in the same namespace, scrapes it with the stack label, and its rules are in the uploaded file.
     const prometheus = container(res, "prometheus");
@@ -403,9 +440,10 @@ describe("DockerVectorStack: the dev stack", () => {
     expect(hook.inputs.command).toEqual(["node", "/hook/pgstack.js", "postdeploy", "--plan", "/etc/pgstack/plan.json"]);
     expect(hook.inputs).toMatchObject({ attach: true, logs: true, mustRun: false, restart: "no" });
     expect(hook.inputs.networksAdvanced).toEqual([{ name: "pgstack-dev" }]);
-    expect(isSecretValue(hook.inputs.envs)).toBe(true);
-    expect(reveal(hook.inputs.envs)).toEqual([
-      `PGSTACK_DIRECT_URL=postgresql://app:${configuredSecret}@postgres:5432/app?sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt`,
+    expect(isSecretValue(hook.inputs.uploads)).toBe(true);
+    expect(filledEnvs(hook)).toEqual([
+      // The owner for DDL and index builds, straight to PostgreSQL; the application's role through PgBouncer.
+      "PGSTACK_DIRECT_URL=postgresql://app_owner:mock-password-dev-owner-password@postgres:5432/app?sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt",
       `PGSTACK_POOLED_URL=postgresql://app:${configuredSecret}@pgbouncer:6432/app?sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt`,
     ]);
     const report = await outputOf(stack.hookReport);
@@ -415,7 +453,7 @@ describe("DockerVectorStack: the dev stack", () => {
   });
 
   it("re-runs the hook when plan.json changes, and not otherwise", async () => {
-    const passwords = { superuser: "s", app: "a", monitor: "m", stats: "t" };
+    const passwords = everyPassword;
     const hookOf = async (name: string, change: (c: Config) => void) => {
       const d = await deploy(name, rendered(change), passwords);
       const inputs = (suffix: string) => {
@@ -467,7 +505,7 @@ describe("DockerVectorStack: the dev stack", () => {
     const { launches } = r;
     const runs = (role: string) => {
       const c = container(res, role);
-      return { command: c.inputs.command, envs: reveal(c.inputs.envs) };
+      return { command: c.inputs.command, envs: filledEnvs(c) };
     };
     expect(runs("postgres-exporter")).toEqual({
       command: launches.postgresExporter.args,
@@ -500,13 +538,13 @@ describe("DockerVectorStack: the dev stack", () => {
     expect(upload(pgbouncer, "/etc/pgbouncer/pgbouncer.ini")).toMatch(/^auth_file = \/etc\/pgbouncer\/auth\/users.txt$/m);
     expect(upload(container(res, "postgres-exporter"), "/etc/queries/pg.yaml")).toBe(r.files["postgres-exporter-queries.yaml"]);
     expect((container(res, "postgres-container").inputs.ports as { internal: number }[]).map((p) => p.internal)).toEqual([5432, 6433, 9091]);
-    expect(reveal(container(res, "canary-container").inputs.envs)).toEqual([
-      "PGSTACK_DIRECT_URL=postgresql://app:a@127.0.0.1:5432/app?sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt",
-      "PGSTACK_POOLED_URL=postgresql://app:a@127.0.0.1:6433/app?sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt",
+    expect(filledEnvs(container(res, "canary-container"))).toEqual([
+      "PGSTACK_DIRECT_URL=postgresql://pgstack_canary:mock-password-moved-canary-password@127.0.0.1:5432/app?sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt",
+      "PGSTACK_POOLED_URL=postgresql://pgstack_canary:mock-password-moved-canary-password@127.0.0.1:6433/app?sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt",
     ]);
     expect(container(res, "canary-container").inputs.command).toContain("127.0.0.1:9189");
-    expect(reveal(container(res, "hook-container").inputs.envs)).toEqual([
-      "PGSTACK_DIRECT_URL=postgresql://app:a@postgres:5432/app?sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt",
+    expect(filledEnvs(container(res, "hook-container"))).toEqual([
+      "PGSTACK_DIRECT_URL=postgresql://app_owner:mock-password-moved-owner-password@postgres:5432/app?sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt",
       "PGSTACK_POOLED_URL=postgresql://app:a@pgbouncer:6433/app?sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt",
     ]);
     expect(upload(container(res, "prometheus"), "/etc/prometheus/prometheus.yml")).toContain("127.0.0.1:9189");
@@ -546,7 +584,7 @@ describe("DockerVectorStack: TLS", () => {
     for (const key of byType(res, "tls:index/privateKey:PrivateKey")) expect(key.inputs).toEqual({ algorithm: "ECDSA", ecdsaCurve: "P256" });
 
     recorded = installMocks();
-    const lan = await deploy("lan", rendered((c) => (c.docker = { publishAddress: "192.168.1.5" })), { app: "x" });
+    const lan = await deploy("lan", rendered((c) => (c.docker = { publishAddress: "192.168.1.5", exposeBeyondLoopback: true })), { app: "x" });
     expect((reveal(one(lan.recorded, "tls:index/certRequest:CertRequest").inputs) as Record<string, unknown>).ipAddresses).toEqual(["127.0.0.1", "192.168.1.5", "::1"]);
   });
 
@@ -564,7 +602,7 @@ describe("DockerVectorStack: TLS", () => {
     // Every client: its sslrootcert (in its command line, its environment or its URLs) names an uploaded CA.
     for (const role of ["postgres-exporter", "pgbouncer-exporter", "canary-container", "hook-container"]) {
       const c = server(role);
-      const said = JSON.stringify([c.inputs.command, reveal(c.inputs.envs)]);
+      const said = JSON.stringify([c.inputs.command, filledEnvs(c)]);
       const roots = [...new Set([...said.matchAll(/sslrootcert=([^&"\s]+)/g)].map((m) => m[1]))];
       expect(roots, role).toEqual(["/etc/pgstack/tls/ca.crt"]);
       expect(upload(c, roots[0]), role).toBe(ca);
@@ -584,7 +622,15 @@ describe("DockerVectorStack: TLS", () => {
       "pgstack-postgres",
     ]);
     // The command stays the image's CMD replacement: the wrapper hands it on as "$@".
-    expect(db.inputs.command).toEqual(["postgres", "-c", "config_file=/etc/postgresql/postgresql.conf", "-c", "hba_file=/etc/postgresql/pg_hba.conf"]);
+    expect(db.inputs.command).toEqual([
+      "postgres",
+      "-c",
+      "config_file=/etc/postgresql/postgresql.conf",
+      "-c",
+      "hba_file=/etc/postgresql/pg_hba.conf",
+      "-c",
+      "ident_file=/etc/postgresql/pg_ident.conf",
+    ]);
   });
 
   it("outputs the CA in the clear, and host URLs that verify against it where the user keeps it", async () => {
@@ -607,7 +653,9 @@ describe("DockerVectorStack: secrets", () => {
   it("keeps every password out of uploads, labels, plain outputs and non-secret inputs", async () => {
     const { recorded: res, stack } = await deploy("dev", rendered());
     const generated = byType(res, "random:index/randomPassword:RandomPassword").map((p) => p.name);
-    expect(generated.sort()).toEqual(["dev-monitor-password", "dev-stats-password", "dev-superuser-password"]);
+    expect(generated.sort()).toEqual(
+      ["canary", "monitor", "owner", "pgbouncerAdmin", "readOnly", "stats", "superuser"].map((kind) => `dev-${kind}-password`).sort(),
+    );
     const leaks = (text: string) => text.includes("mock-password-") || text.includes(configuredSecret) || text.includes(mockPrivateKeyPrefix);
 
     // A key handed to @pulumi/tls as a secret input stays in Pulumi's state, encrypted; every other resource is checked.
@@ -616,7 +664,8 @@ describe("DockerVectorStack: secrets", () => {
     for (const r of res.filter((x) => !x.type.startsWith("tls:"))) {
       for (const [key, value] of Object.entries(r.inputs)) {
         if (key === "uploads" || key === "labels" || !isSecretValue(value)) {
-          const shown = key === "uploads" ? (reveal(value) as Upload[]).filter((u) => u.file !== keyFile) : reveal(value);
+          // The secret files are where passwords belong (checked below, and in docker-hardening.test.ts).
+          const shown = key === "uploads" ? (reveal(value) as Upload[]).filter((u) => u.file !== keyFile && !u.file.startsWith("/etc/pgstack/secrets/")) : reveal(value);
           expect(leaks(JSON.stringify(shown)), `${r.name}.${key}`).toBe(false);
         }
       }
@@ -629,19 +678,25 @@ describe("DockerVectorStack: secrets", () => {
       expect(isSecretValue(c.inputs.uploads), `${c.name}.uploads`).toBe(true);
       expect(upload(c, keyFile)).toBe(mockPem("EC PRIVATE KEY", `${mockPrivateKeyPrefix}dev-tls-server-key`));
     }
-    // The passwords the clients need do reach them, as secret env.
-    const withPasswords = byType(res, containerType).filter((c) => leaks(JSON.stringify(reveal(c.inputs.envs ?? []))));
-    for (const c of withPasswords) expect(isSecretValue(c.inputs.envs), `${c.name}.envs`).toBe(true);
+    // The passwords the clients need do reach them, as secret uploads their env names (<VAR>_FILE), never as env.
+    const withPasswords = byType(res, containerType).filter((c) => leaks(JSON.stringify(filledEnvs(c))));
+    for (const c of withPasswords) {
+      expect(isSecretValue(c.inputs.uploads), `${c.name}.uploads`).toBe(true);
+      expect(leaks(JSON.stringify(reveal(c.inputs.envs))), `${c.name}.envs`).toBe(false);
+    }
     expect(withPasswords.map((c) => c.inputs.name).sort()).toEqual(
       [container(res, "hook-container").inputs.name, "pgstack-dev-canary", "pgstack-dev-pgbouncer-exporter", "pgstack-dev-postgres-exporter"].sort(),
     );
 
     const plain = { endpoints: stack.endpoints, memoryPlan: stack.memoryPlan, hugePages: stack.hugePages, hookReport: await outputOf(stack.hookReport) };
     expect(leaks(JSON.stringify(plain))).toBe(false);
-    for (const output of [stack.connectionString, stack.directConnectionString, stack.superuserConnectionString]) {
+    for (const output of [stack.connectionString, stack.directConnectionString, stack.readOnlyConnectionString, stack.ownerConnectionString]) {
       expect(await pulumi.isSecret(output)).toBe(true);
     }
     expect(await outputOf(stack.connectionString)).toBe(`postgresql://app:${configuredSecret}@127.0.0.1:6432/app?sslmode=verify-full&sslrootcert=pgstack-dev-ca.crt`);
-    expect(await outputOf(stack.superuserConnectionString)).toBe("postgresql://postgres:mock-password-dev-superuser-password@127.0.0.1:5432/app?sslmode=verify-full&sslrootcert=pgstack-dev-ca.crt");
+    expect(await outputOf(stack.readOnlyConnectionString)).toBe("postgresql://app_readonly:mock-password-dev-readOnly-password@127.0.0.1:6432/app?sslmode=verify-full&sslrootcert=pgstack-dev-ca.crt");
+    expect(await outputOf(stack.ownerConnectionString)).toBe("postgresql://app_owner:mock-password-dev-owner-password@127.0.0.1:5432/app?sslmode=verify-full&sslrootcert=pgstack-dev-ca.crt");
+    // No output reaches the superuser: it logs in on the socket only.
+    expect(Object.keys(stack)).not.toContain("superuserConnectionString");
   });
 });

@@ -196,6 +196,14 @@ describe("kubernetesProblems", () => {
       "placement.paths.pgbouncerAuthFile is /etc/pgbouncer/auth/userlist.txt; the pod mounts the auth_file beside pgbouncer.ini, in /etc/pgbouncer",
     ]);
   });
+
+  it("refuses PgBouncer's logfile in a directory that holds another mount (its emptyDir is mounted at the file's directory)", () => {
+    const r = rendered();
+    const placement = { ...r.placement, paths: { ...r.placement.paths, pgbouncerLog: "/etc/pgbouncer/pgbouncer.log" } };
+    expect(kubernetesProblems({ ...r, placement })).toEqual([
+      "placement.paths.pgbouncerLog is /etc/pgbouncer/pgbouncer.log; the pod mounts PgBouncer's log volume at its directory, which must hold no other mount",
+    ]);
+  });
 });
 
 describe("TLS on the pod", () => {
@@ -290,7 +298,18 @@ describe("TLS on the pod", () => {
   });
 
   it("quotes every value of the reloader's script for the shell", () => {
-    const script = tlsReloadScript({ tlsDir: "/x/it's", socketDir: "/run/pg", postgresPort: 5432, pgbouncerPort: 6432, superuser: "postgres", intervalSeconds: 30 });
+    const script = tlsReloadScript({
+      tlsDir: "/x/it's",
+      socketDir: "/run/pg",
+      postgresPort: 5432,
+      pgbouncerPort: 6432,
+      superuser: "postgres",
+      pgbouncerAdmin: "pgstack_pgbouncer_admin",
+      bootstrapFile: "/boot/it's.sql",
+      userlistFile: "/etc/pgbouncer/userlist.txt",
+      intervalSeconds: 30,
+    });
+    expect(script).toContain(`-f '/boot/it'\\''s.sql'`);
     expect(script).toContain(`'/x/it'\\''s/tls.crt'`);
     expect(script).toContain("sleep 30 & wait $!");
   });
@@ -389,7 +408,16 @@ describe("launches as containers", () => {
 });
 
 describe("credentials", () => {
-  const passwords = { superuser: "su-secret", app: "app-secret", monitor: "mon-secret", stats: "stats-secret" };
+  const passwords = {
+    superuser: "su-secret",
+    owner: "owner-secret",
+    app: "app-secret",
+    readOnly: "ro-secret",
+    canary: "canary-secret",
+    monitor: "mon-secret",
+    stats: "stats-secret",
+    pgbouncerAdmin: "admin-secret",
+  };
 
   it("derives the same 16-byte salt for the same stack, role and password, another one when any changes", () => {
     const salt = scramSalt("staging", "app", "pw");
@@ -415,12 +443,16 @@ describe("credentials", () => {
     const userlist = userlistFor(r.roles, verifiers);
     expect(userlist.split("\n").filter(Boolean)).toEqual([
       `"app" "${verifiers.app}"`,
+      `"app_readonly" "${verifiers.app_readonly}"`,
+      `"pgstack_canary" "${verifiers.pgstack_canary}"`,
+      `"pgstack_pgbouncer_admin" "${verifiers.pgstack_pgbouncer_admin}"`,
       `"pgstack_stats" "${verifiers.pgstack_stats}"`,
-      `"postgres" "${verifiers.postgres}"`,
     ]);
-    const sql = bootstrapScript(spec.postgres.database, r.roles, verifiers);
-    expect(sql).toContain(`ALTER ROLE "app" WITH LOGIN PASSWORD '${verifiers.app}'`);
-    expect(sql).toContain(`ALTER ROLE "pgstack_monitor" WITH LOGIN PASSWORD '${verifiers.pgstack_monitor}'`);
+    const sql = bootstrapScript(r, verifiers);
+    expect(sql.startsWith(r.files["roles.sql"])).toBe(true);
+    for (const role of ["postgres", "app_owner", "app", "app_readonly", "pgstack_canary", "pgstack_monitor"]) {
+      expect(sql).toContain(`ALTER ROLE "${role}" PASSWORD '${verifiers[role]}'`);
+    }
     for (const secret of Object.values(passwords)) {
       expect(userlist).not.toContain(secret);
       expect(sql).not.toContain(secret);

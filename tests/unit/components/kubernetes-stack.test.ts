@@ -22,6 +22,7 @@ type Modules = {
   layout: typeof import("../../../components/kubernetes/layout");
   exporters: typeof import("../../../configs/exporters");
   mtail: typeof import("../../../configs/mtail");
+  pgbouncerLog: typeof import("../../../configs/pgbouncer-log");
 };
 let m: Modules;
 
@@ -36,6 +37,7 @@ beforeAll(async () => {
     layout: await import("../../../components/kubernetes/layout"),
     exporters: await import("../../../configs/exporters"),
     mtail: await import("../../../configs/mtail"),
+    pgbouncerLog: await import("../../../configs/pgbouncer-log"),
   };
 });
 
@@ -187,7 +189,17 @@ describe("the database pod: containers", () => {
   it("starts PostgreSQL on the rendered files, PGDATA below the mount, data on the claim template", async () => {
     const sts = (await mainStack()).one(T.statefulSet);
     const postgres = container(sts, "postgres");
-    expect(postgres.args).toEqual(["postgres", "-c", "config_file=/etc/postgresql/postgresql.conf", "-c", "hba_file=/etc/postgresql/pg_hba.conf"]);
+    expect(postgres.args).toEqual([
+      "postgres",
+      "-c",
+      "config_file=/etc/postgresql/postgresql.conf",
+      "-c",
+      "hba_file=/etc/postgresql/pg_hba.conf",
+      "-c",
+      "ident_file=/etc/postgresql/pg_ident.conf",
+    ]);
+    // The superuser's verifier, never its password, is what the entrypoint hands initdb.
+    expect(postgres.env).toContainEqual({ name: "POSTGRES_PASSWORD", valueFrom: { secretKeyRef: { key: "superuser-verifier", name: "pgvector-credentials" } } });
     expect(postgres.env).toContainEqual({ name: "PGDATA", value: "/var/lib/postgresql/data/pgdata" });
     expect(postgres.volumeMounts).toContainEqual({ mountPath: "/var/lib/postgresql/data", name: "data" });
     expect(sts.spec.volumeClaimTemplates[0].metadata.name).toBe("data");
@@ -235,6 +247,24 @@ describe("the database pod: containers", () => {
     expect(programVolume.configMap).toMatchObject({ items: [{ key: "postgresql.mtail", path: "postgresql.mtail" }], name: "pgvector-config" });
     expect((await mainStack()).one(T.configMap, "database").data["postgresql.mtail"]).toBe(rendered.files["postgresql.mtail"]);
     expect(mtail.resources).toEqual({ limits: { memory: "48Mi" }, requests: { cpu: "50m", memory: "48Mi" } });
+  });
+
+  it("shares PgBouncer's logfile with mtail on an emptyDir: PgBouncer writes it (its loop keeps it under the cap), mtail reads it", async () => {
+    const sts = (await mainStack()).one(T.statefulSet);
+    const rendered = renderedFor();
+    const spec = podSpec(sts);
+    const pgbouncer = spec.initContainers.find((c: Obj) => c.name === "pgbouncer");
+    expect(pgbouncer.command).toEqual(m.pgbouncerLog.pgbouncerContainerCommand("/etc/pgbouncer/pgbouncer.ini", rendered.placement.paths.pgbouncerLog));
+    const logMounts = [...spec.containers, ...spec.initContainers].flatMap((c: Obj) =>
+      (c.volumeMounts ?? []).filter((v: Obj) => v.name === "pgbouncer-log").map((v: Obj) => [c.name, v.mountPath, v.readOnly === true]),
+    );
+    expect(logMounts).toEqual([
+      ["mtail", "/var/run/pgbouncer", true],
+      ["pgbouncer", "/var/run/pgbouncer", false],
+    ]);
+    expect(spec.volumes.find((v: Obj) => v.name === "pgbouncer-log")).toEqual({ emptyDir: {}, name: "pgbouncer-log" });
+    expect(container(sts, "mtail").args).toContain(rendered.placement.paths.pgbouncerLog);
+    expect(rendered.files["pgbouncer.ini"]).toContain(`\nlogfile = ${rendered.placement.paths.pgbouncerLog}\n`);
   });
 
   it("mounts the data volume writable in PostgreSQL only, and asks for nothing from the host", async () => {
@@ -500,16 +530,26 @@ describe("secrets", () => {
     expect(data("credentials")).toEqual({
       "monitor-password": `${generatedPrefix}s1-database-monitor-password`,
       "stats-password": `${generatedPrefix}s1-database-stats-password`,
-      "superuser-password": `${generatedPrefix}s1-database-superuser-password`,
+      "pgbouncer-admin-password": `${generatedPrefix}s1-database-pgbouncerAdmin-password`,
+      // POSTGRES_PASSWORD: a verifier, as on Docker; the superuser has no password anyone types (socket and peer only).
+      "superuser-verifier": m.credentials.roleVerifier("staging", "postgres", `${generatedPrefix}s1-database-superuser-password`),
     });
     const appVerifier = m.credentials.roleVerifier("staging", "app", configuredSecret);
     expect(data("pgbouncer-auth")["userlist.txt"]).toContain(`"app" "${appVerifier}"`);
     expect(data("pgbouncer-auth")["userlist.txt"]).not.toContain(configuredSecret);
-    expect(data("bootstrap")["bootstrap.sql"]).toContain(`ALTER ROLE "app" WITH LOGIN PASSWORD '${appVerifier}'`);
+    expect(data("pgbouncer-auth")["userlist.txt"]).not.toContain('"postgres"');
+    expect(data("bootstrap")["bootstrap.sql"]).toContain(`ALTER ROLE "app" PASSWORD '${appVerifier}'`);
     expect(data("bootstrap")["bootstrap.sql"]).not.toContain(configuredSecret);
+    const tls = "sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt";
+    const host = (service: string) => `pgvector-${service}.pgvector-test.svc.cluster.local`;
+    // The hook: DDL and index builds as the owner, straight to PostgreSQL; its benchmark through PgBouncer as the application.
     expect(data("hook")).toEqual({
-      "direct-url": `postgresql://app:${configuredSecret}@pgvector-direct.pgvector-test.svc.cluster.local:5432/app?sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt`,
-      "pooled-url": `postgresql://app:${configuredSecret}@pgvector-pooled.pgvector-test.svc.cluster.local:6432/app?sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt`,
+      "direct-url": `postgresql://app_owner:${generatedPrefix}s1-database-owner-password@${host("direct")}:5432/app?${tls}`,
+      "pooled-url": `postgresql://app:${configuredSecret}@${host("pooled")}:6432/app?${tls}`,
+    });
+    expect(data("canary")).toEqual({
+      "direct-url": `postgresql://pgstack_canary:${generatedPrefix}s1-database-canary-password@${host("direct")}:5432/app?${tls}`,
+      "pooled-url": `postgresql://pgstack_canary:${generatedPrefix}s1-database-canary-password@${host("pooled")}:6432/app?${tls}`,
     });
   });
 
@@ -620,11 +660,11 @@ describe("the canary", () => {
     expect(config.data).toEqual({ "pgstack.js": "require('./cli').main(process.argv)" });
   });
 
-  it("takes both URLs from the hook's Secret, never a literal value", async () => {
+  it("takes both URLs, its own role's, from its own Secret, never a literal value", async () => {
     const canary = podSpec((await mainStack()).one(T.deployment)).containers[0];
     expect(canary.env).toEqual([
-      { name: "PGSTACK_DIRECT_URL", valueFrom: { secretKeyRef: { key: "direct-url", name: "pgvector-hook" } } },
-      { name: "PGSTACK_POOLED_URL", valueFrom: { secretKeyRef: { key: "pooled-url", name: "pgvector-hook" } } },
+      { name: "PGSTACK_DIRECT_URL", valueFrom: { secretKeyRef: { key: "direct-url", name: "pgvector-canary-credentials" } } },
+      { name: "PGSTACK_POOLED_URL", valueFrom: { secretKeyRef: { key: "pooled-url", name: "pgvector-canary-credentials" } } },
     ]);
     expect(canary.envFrom).toBeUndefined();
   });
@@ -642,8 +682,8 @@ describe("the canary", () => {
     const after = await Promise.all((options["s-opts-canary-deployment"].dependsOn as Obj[]).map((r) => outputOf(r.urn)));
     expect(after.map((u: string) => u.split("::").pop()).sort()).toEqual([
       "s-opts-canary-config",
+      "s-opts-database-canary",
       "s-opts-database-direct",
-      "s-opts-database-hook",
       "s-opts-database-pooled",
       "s-opts-database-statefulset",
     ]);
@@ -885,7 +925,7 @@ describe("TLS", () => {
     expect(m.layout.podFiles).not.toContain("tls.crt");
   });
 
-  it("runs the reloader as a native sidecar from the postgres image: the Secret and the socket read-only, the superuser's password from the Secret", async () => {
+  it("runs the reloader as a native sidecar from the postgres image: the Secrets and the socket read-only, PgBouncer's admin password from the Secret", async () => {
     const sts = (await mainStack()).one(T.statefulSet);
     const reloader = container(sts, "tls-reloader");
     const rendered = renderedFor();
@@ -895,11 +935,16 @@ describe("TLS", () => {
     expect(reloader.command[2]).toContain("SELECT pg_reload_conf()");
     expect(reloader.command[2]).toContain("-c RELOAD");
     expect(reloader.command[2]).toContain("-h '/var/run/postgresql' -p 5432 -U 'postgres'");
-    expect(reloader.command[2]).toContain("host=127.0.0.1 port=6432 dbname=pgbouncer user=postgres sslmode=require sslcertmode=disable");
-    expect(reloader.env).toEqual([{ name: "PGPASSWORD", valueFrom: { secretKeyRef: { key: "superuser-password", name: "pgvector-credentials" } } }]);
+    expect(reloader.command[2]).toContain("host=127.0.0.1 port=6432 dbname=pgbouncer user=pgstack_pgbouncer_admin sslmode=require sslcertmode=disable");
+    // A rotated password: the bootstrap Secret's script applied on the socket, PgBouncer's auth_file watched.
+    expect(reloader.command[2]).toContain("-f '/docker-entrypoint-initdb.d/10-pgstack-roles.sql'");
+    expect(reloader.command[2]).toContain("'/etc/pgbouncer/userlist.txt'");
+    expect(reloader.env).toEqual([{ name: "PGPASSWORD", valueFrom: { secretKeyRef: { key: "pgbouncer-admin-password", name: "pgvector-credentials" } } }]);
     expect(reloader.volumeMounts).toEqual([
       { mountPath: "/etc/pgstack/tls", name: "tls", readOnly: true },
       { mountPath: "/var/run/postgresql", name: "run", readOnly: true },
+      { mountPath: "/docker-entrypoint-initdb.d", name: "bootstrap", readOnly: true },
+      { mountPath: "/etc/pgbouncer", name: "pgbouncer-config", readOnly: true },
     ]);
     // The socket directory PostgreSQL writes, the same volume.
     expect(container(sts, "postgres").volumeMounts).toContainEqual({ mountPath: "/var/run/postgresql", name: "run" });

@@ -3,7 +3,8 @@
  * /bin/sh with `psql` replaced by a stub that records its arguments. The mounted Secret is laid out as the kubelet
  * writes it (files that are symlinks through `..data`, swapped atomically on an update), so what is proven here is the
  * loop: one reload at start, none while nothing changes, one after each renewal, retries after a failure, a prompt
- * exit on SIGTERM. What only a cluster proves: that psql reaches PostgreSQL's socket and PgBouncer's console from the
+ * exit on SIGTERM; and a rotated password (the bootstrap Secret and PgBouncer's auth_file changed by `pulumi up`):
+ * roles applied to PostgreSQL first, PgBouncer reloaded after, PostgreSQL's configuration not reloaded for it. What only a cluster proves: that psql reaches PostgreSQL's socket and PgBouncer's console from the
  * sidecar, and that both servers then serve the new certificate.
  */
 import { type ChildProcess, spawn } from "node:child_process";
@@ -17,6 +18,8 @@ interface Run {
   readonly child: ChildProcess;
   readonly dir: string;
   readonly tlsDir: string;
+  readonly bootstrap: string;
+  readonly userlist: string;
   readonly log: string;
   readonly failPgbouncer: string;
   stdout: string;
@@ -57,18 +60,41 @@ function start(): Run {
   // psql: records its arguments; the RELOAD on PgBouncer's console fails while the control file exists.
   fs.writeFileSync(
     path.join(bin, "psql"),
-    ['#!/bin/sh', 'echo "$*" >> "$PSQL_LOG"', 'case "$*" in *RELOAD*) [ -e "$FAIL_PGBOUNCER" ] && exit 2 ;; esac', "exit 0", ""].join("\n"),
+    [
+      "#!/bin/sh",
+      'echo "$*" >> "$PSQL_LOG"',
+      'case "$*" in *RELOAD*) [ -e "$FAIL_PGBOUNCER" ] && exit 2 ;; esac',
+      'case "$*" in *" -f "*) [ -e "$FAIL_ROLES" ] && exit 3 ;; esac',
+      "exit 0",
+      "",
+    ].join("\n"),
     { mode: 0o755 },
   );
-  const script = tlsReloadScript({ tlsDir, socketDir: "/run/pg", postgresPort: 5432, pgbouncerPort: 6432, superuser: "postgres", intervalSeconds: 0.1 });
+  const bootstrap = path.join(dir, "10-pgstack-roles.sql");
+  const userlist = path.join(dir, "userlist.txt");
+  fs.writeFileSync(bootstrap, "ALTER ROLE app PASSWORD 'SCRAM-SHA-256$1';\n");
+  fs.writeFileSync(userlist, '"app" "SCRAM-SHA-256$1"\n');
+  const script = tlsReloadScript({
+    tlsDir,
+    socketDir: "/run/pg",
+    postgresPort: 5432,
+    pgbouncerPort: 6432,
+    superuser: "postgres",
+    pgbouncerAdmin: "pgstack_pgbouncer_admin",
+    bootstrapFile: bootstrap,
+    userlistFile: userlist,
+    intervalSeconds: 0.1,
+  });
   const child = spawn("/bin/sh", ["-c", script], {
-    env: { PATH: `${bin}:${process.env.PATH}`, PSQL_LOG: log, FAIL_PGBOUNCER: failPgbouncer },
+    env: { PATH: `${bin}:${process.env.PATH}`, PSQL_LOG: log, FAIL_PGBOUNCER: failPgbouncer, FAIL_ROLES: path.join(dir, "fail-roles") },
     stdio: ["ignore", "pipe", "pipe"],
   });
   const run: Run = {
     child,
     dir,
     tlsDir,
+    bootstrap,
+    userlist,
     log,
     failPgbouncer,
     stdout: "",
@@ -95,28 +121,60 @@ async function until(what: string, condition: () => boolean, timeoutMs = 5000): 
 
 /** How often `server` reported a successful reload. */
 const reloaded = (run: Run, server: "PostgreSQL" | "PgBouncer" = "PgBouncer") =>
-  run.stdout.split("\n").filter((l) => l.startsWith(`tls-reloader: ${server} reloaded its certificate files (sha256 `)).length;
+  run.stdout.split("\n").filter((l) => l.startsWith(`tls-reloader: ${server} reloaded its certificate files`)).length;
+
+/** How often the roles script was applied. */
+const applied = (run: Run) => run.stdout.split("\n").filter((l) => l.startsWith("tls-reloader: roles and passwords applied to PostgreSQL (sha256 ")).length;
 
 describe("the TLS reloader's loop", () => {
-  it("reloads PostgreSQL, then PgBouncer, once at start and once per renewal; nothing while the files stay the same", async () => {
+  it("reloads PostgreSQL, applies the roles, then reloads PgBouncer, once at start and once per renewal; nothing while the files stay the same", async () => {
     const run = start();
     await until("the first reload", () => reloaded(run) === 1);
     expect(calls(run)).toEqual([
       "-X -q -w -v ON_ERROR_STOP=1 -h /run/pg -p 5432 -U postgres -d postgres -c SELECT pg_reload_conf()",
-      "-X -q -w host=127.0.0.1 port=6432 dbname=pgbouncer user=postgres sslmode=require sslcertmode=disable connect_timeout=10 application_name=pgstack-tls-reloader -c RELOAD",
+      `-X -q -w -v ON_ERROR_STOP=1 -h /run/pg -p 5432 -U postgres -d postgres -f ${run.bootstrap}`,
+      "-X -q -w host=127.0.0.1 port=6432 dbname=pgbouncer user=pgstack_pgbouncer_admin sslmode=require sslcertmode=disable connect_timeout=10 application_name=pgstack-tls-reloader -c RELOAD",
     ]);
     // Ten rounds with unchanged files: no call.
     await new Promise((r) => setTimeout(r, 1000));
-    expect(calls(run)).toHaveLength(2);
+    expect(calls(run)).toHaveLength(3);
 
     writeSecret(run.tlsDir, 2);
     await until("the reloads after a renewal", () => reloaded(run) === 2 && reloaded(run, "PostgreSQL") === 2);
-    expect(calls(run)).toHaveLength(4);
-    expect(calls(run)[2]).toContain("pg_reload_conf()");
-    expect(calls(run)[3]).toContain("RELOAD");
+    expect(calls(run)).toHaveLength(5);
+    expect(calls(run)[3]).toContain("pg_reload_conf()");
+    expect(calls(run)[4]).toContain("RELOAD");
     await new Promise((r) => setTimeout(r, 500));
-    expect(calls(run)).toHaveLength(4);
+    expect(calls(run)).toHaveLength(5);
     expect(run.stderr).toBe("");
+  }, 20_000);
+
+  it("a rotated password: the roles script runs again, then PgBouncer reloads its auth_file; PostgreSQL's configuration is not reloaded", async () => {
+    const run = start();
+    await until("the first reload", () => reloaded(run) === 1);
+    fs.writeFileSync(run.bootstrap, "ALTER ROLE app PASSWORD 'SCRAM-SHA-256$2';\n");
+    fs.writeFileSync(run.userlist, '"app" "SCRAM-SHA-256$2"\n');
+    await until("the rotation", () => reloaded(run) === 2);
+    expect(applied(run)).toBe(2);
+    expect(calls(run).slice(3)).toEqual([
+      `-X -q -w -v ON_ERROR_STOP=1 -h /run/pg -p 5432 -U postgres -d postgres -f ${run.bootstrap}`,
+      "-X -q -w host=127.0.0.1 port=6432 dbname=pgbouncer user=pgstack_pgbouncer_admin sslmode=require sslcertmode=disable connect_timeout=10 application_name=pgstack-tls-reloader -c RELOAD",
+    ]);
+  }, 20_000);
+
+  it("holds PgBouncer's reload back while the roles script fails: PgBouncer never gets a verifier PostgreSQL lacks", async () => {
+    const run = start();
+    await until("the first reload", () => reloaded(run) === 1);
+    // The stub fails every -f while the control file exists.
+    fs.writeFileSync(path.join(run.dir, "fail-roles"), "");
+    fs.writeFileSync(run.bootstrap, "ALTER ROLE app PASSWORD 'SCRAM-SHA-256$3';\n");
+    fs.writeFileSync(run.userlist, '"app" "SCRAM-SHA-256$3"\n');
+    await until("three failed applications", () => calls(run).filter((c) => c.includes(" -f ")).length >= 4);
+    expect(reloaded(run)).toBe(1);
+    expect(run.stderr).toContain("tls-reloader: the roles script failed on PostgreSQL; trying again in 0.1s");
+    fs.rmSync(path.join(run.dir, "fail-roles"));
+    await until("the rotation once PostgreSQL takes it", () => reloaded(run) === 2);
+    expect(applied(run)).toBe(2);
   }, 20_000);
 
   it("retries the server whose reload failed, every round, until it succeeds; the other is not reloaded again", async () => {
@@ -143,7 +201,7 @@ describe("the TLS reloader's loop", () => {
     await until("the first reload", () => reloaded(run) === 1);
     fs.rmSync(path.join(run.tlsDir, "tls.key"));
     await until("the complaint", () => run.stderr.includes("are not all readable yet"));
-    expect(calls(run)).toHaveLength(2);
+    expect(calls(run)).toHaveLength(3);
     const stopped = Date.now();
     run.child.kill("SIGTERM");
     expect(await run.exit).toBe(0);
