@@ -522,6 +522,17 @@ describe("secrets", () => {
     expect(await outputOf(stack.connectionString)).toBe(
       `postgresql://app:${configuredSecret}@pgvector-pooled.pgvector-test.svc.cluster.local:6432/app?sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt`,
     );
+    // The read-only role through PgBouncer, the owner straight to PostgreSQL (migrations); both secrets. No output
+    // reaches the superuser, who logs in on the socket only.
+    expect(await m.pulumi.isSecret(stack.readOnlyConnectionString)).toBe(true);
+    expect(await m.pulumi.isSecret(stack.ownerConnectionString)).toBe(true);
+    expect(await outputOf(stack.readOnlyConnectionString)).toBe(
+      `postgresql://app_readonly:${generatedPrefix}s1-database-readOnly-password@pgvector-pooled.pgvector-test.svc.cluster.local:6432/app?sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt`,
+    );
+    expect(await outputOf(stack.ownerConnectionString)).toBe(
+      `postgresql://app_owner:${generatedPrefix}s1-database-owner-password@pgvector-direct.pgvector-test.svc.cluster.local:5432/app?sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt`,
+    );
+    expect(Object.keys(stack).filter((k) => /superuser/i.test(k))).toEqual([]);
   });
 
   it("the Secrets hold the passwords, and verifiers where PostgreSQL and PgBouncer need them", async () => {
