@@ -281,19 +281,3 @@ export const pgbouncerIniForExporter: Readonly<Record<string, string>> = {
   stats_users: statsUser,
   ignore_startup_parameters: "extra_float_digits",
 };
-
-/**
- * Idempotent SQL, run as a superuser in the application database, for what postgres_exporter needs: the monitor
- * role, `pg_monitor`, and pg_stat_statements for `--collector.stat_statements`. configs/roles.ts `bootstrapSql`
- * already does all of it (with the password); after it this is a no-op. The password is never rendered here.
- * No `ALTER ROLE pgstack_monitor SET …`: pg_settings shows the exporter's own session, so a role setting of a
- * watched setting (statement_timeout, work_mem…) would read as drift.
- */
-export function monitoringSetupSql(options: { readonly statStatements?: boolean } = {}): readonly string[] {
-  const statements = [
-    `DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = '${monitorRole}') THEN CREATE ROLE ${monitorRole} LOGIN; END IF; END $$`,
-    `GRANT pg_monitor TO ${monitorRole}`,
-  ];
-  if (options.statStatements ?? true) statements.push("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
-  return statements;
-}

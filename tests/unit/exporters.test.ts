@@ -5,7 +5,6 @@ import { renderAlertRules } from "../../configs/alerts";
 import {
   nodeExporterArgs,
   nodeExporterCollectors,
-  monitoringSetupSql,
   monitoringVersions,
   monitorRole,
   pgbouncerExporterCommand,
@@ -44,7 +43,6 @@ describe("postgres_exporter", () => {
   it("leaves stat_statements off when the stack has no pg_stat_statements", () => {
     const without = postgresExporterCommand({ database: "app", queriesPath: "/q.yaml", statStatements: false, caPath: "/ca.crt" });
     expect(without.args).not.toContain("--collector.stat_statements");
-    expect(monitoringSetupSql({ statStatements: false }).join("\n")).not.toContain("pg_stat_statements");
   });
 
   it("logs in as pgstack_monitor to the application database, the password only through DATA_SOURCE_PASS(_FILE)", () => {
@@ -67,12 +65,6 @@ describe("postgres_exporter", () => {
     expect(sql).toContain('GRANT pg_monitor TO "pgstack_monitor"');
     expect(sql).toContain("CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
     expect(sql).not.toMatch(/ALTER ROLE "pgstack_monitor" SET|[^O]SUPERUSER/);
-    const setup = monitoringSetupSql();
-    expect(setup).toEqual([
-      "DO $$ BEGIN IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'pgstack_monitor') THEN CREATE ROLE pgstack_monitor LOGIN; END IF; END $$",
-      "GRANT pg_monitor TO pgstack_monitor",
-      "CREATE EXTENSION IF NOT EXISTS pg_stat_statements",
-    ]);
   });
 });
 
