@@ -20,13 +20,18 @@ export interface OptionSpec {
   readonly help: string;
   /** The default as help shows it; the command applies it (`values.out ?? "rendered"`). */
   readonly default?: string;
+  /** A string option that may be given more than once; its value is every one given, in order. */
+  readonly multiple?: boolean;
 }
 
 export type OptionSpecs = Readonly<Record<string, OptionSpec>>;
 
-/** Parsed values, typed by the table: a string for string options, `true` for booleans, absent when not given. */
+/**
+ * Parsed values, typed by the table: a string for string options (every one given, for `multiple`), `true` for
+ * booleans, absent when not given.
+ */
 export type OptionValues<O extends OptionSpecs> = {
-  readonly [K in keyof O]?: O[K]["type"] extends "string" ? string : true;
+  readonly [K in keyof O]?: O[K]["type"] extends "string" ? (O[K] extends { readonly multiple: true } ? readonly string[] : string) : true;
 };
 
 export interface ParsedOptions<O extends OptionSpecs> {
@@ -96,18 +101,21 @@ function optionValue(token: OptionToken, spec: OptionSpec, long: string): string
 
 /**
  * Parses `args` against `options` (help is always known). Throws HelpRequested for -h/--help, UsageError for an
- * unknown option, a missing value or a value given to a boolean. The last of a repeated option wins.
+ * unknown option, a missing value or a value given to a boolean. The last of a repeated option wins, except for a
+ * `multiple` one, which keeps them all.
  */
 export function parseOptions<O extends OptionSpecs>(args: readonly string[], options: O): ParsedOptions<O> {
   const all = withHelp(options);
   const { tokens, positionals } = parseArgs({ args: [...args], options: nodeOptions(all), strict: false, allowPositionals: true, tokens: true });
   if (asksForHelp(tokens)) throw new HelpRequested();
-  const values: Record<string, string | true> = {};
+  const values: Record<string, string | true | string[]> = {};
   for (const token of tokens) {
     if (token.kind !== "option") continue;
     const spec = Object.hasOwn(all, token.name) ? all[token.name] : undefined;
     if (spec === undefined) throw unknownOption(token, args[token.index], options);
-    values[token.name] = optionValue(token, spec, `--${token.name}`);
+    const value = optionValue(token, spec, `--${token.name}`);
+    const earlier = values[token.name];
+    values[token.name] = spec.multiple && typeof value === "string" ? [...(Array.isArray(earlier) ? earlier : []), value] : value;
   }
   return { values: values as OptionValues<O>, positionals };
 }

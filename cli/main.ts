@@ -29,6 +29,10 @@ export const allCommands: CommandTable = {
     summary: "make PostgreSQL 17 + pgvector, PgBouncer, the exporters and Prometheus available (native or Debian 13 rootfs)",
     load: () => (require("./runtime") as typeof import("./runtime")).runtimeCommand,
   },
+  images: {
+    summary: "build the container images under images/ from the pinned Debian 13 packages (images build)",
+    load: () => (require("./images") as typeof import("./images")).imagesCommand,
+  },
 };
 
 export function main(argv: readonly string[]): Promise<number> {

@@ -443,6 +443,11 @@ function mockState(
       state.imageId = `${String(inputs.name)}@offline`;
       state.repoDigest = `${String(inputs.name)}@offline`;
       break;
+    // A build of images/: what `docker.Image` reports without a push (the local image ID) or after one (the registry
+    // digest), both unknowable offline; the tag is content-addressed, so the marker still changes with the image.
+    case "docker:index/image:Image":
+      state.repoDigest = `${String(inputs.imageName)}@offline`;
+      break;
     // @pulumi/tls: fixed, obviously fake PEMs named after the resource (same bytes on every render); private keys are
     // fakes of their own, returned as secrets, so a key that reached a non-secret input is redacted and reported.
     case "tls:index/privateKey:PrivateKey":

@@ -15,10 +15,11 @@ import { chosenFormat, commandHelp, formatOptions, noPositionals, parseOptions }
 import type { Command } from "./command";
 import { UsageError } from "./errors";
 import { terminalProgress } from "./progress";
+import { dockerAnswers, dockerRequest } from "../local/docker/engine";
 import { projectRoot } from "./stack-file";
 
 const options = {
-  "check-clean": { type: "boolean", help: "check that nothing of ours outlived a test run: processes in the rootfs, scratch\ndirectories, local cluster state (exit 1 if something did)" },
+  "check-clean": { type: "boolean", help: "check that nothing of ours outlived a test run: processes in the rootfs, scratch\ndirectories, local cluster state, Docker objects the tests labelled (exit 1 if something did)" },
   unmount: { type: "boolean", help: "unmount /proc, /sys and /dev/shm inside the rootfs (lazily when processes still use it)" },
   ...formatOptions(["text", "json"], "text for people; json: one document with what was found or done"),
 } as const;
@@ -86,14 +87,33 @@ async function unmount(json: boolean): Promise<number> {
   return failed.length === 0 ? 0 : 1;
 }
 
-function checkClean(json: boolean): number {
-  const found = leftovers();
+/** Labels the tests put on every Docker object they make (the engine mocks' run label, the images test's). */
+const testObjectLabels = ["pgvector-stack.engine-run", "pgvector-stack.test"] as const;
+
+/** Containers, networks and volumes a test made and left on the engine, when one answers (none does once CI stopped it). */
+async function dockerLeftovers(): Promise<string[]> {
+  if (!(await dockerAnswers())) return [];
+  const found: string[] = [];
+  for (const label of testObjectLabels) {
+    const filters = JSON.stringify({ label: [label] });
+    for (const [kind, apiPath] of [["containers", "/containers/json?all=1&"], ["networks", "/networks?"], ["volumes", "/volumes?"]] as const) {
+      const response = await dockerRequest("GET", `${apiPath}filters=${encodeURIComponent(filters)}`);
+      const body = JSON.parse(response.body.toString("utf8")) as { Names?: string[]; Name?: string }[] | { Volumes: { Name: string }[] | null };
+      const names = (Array.isArray(body) ? body.map((o) => o.Names?.[0]?.replace(/^\//, "") ?? o.Name ?? "?") : (body.Volumes ?? []).map((v) => v.Name));
+      if (names.length > 0) found.push(`Docker ${kind} labelled ${label} left on the engine: ${names.join(", ")}`);
+    }
+  }
+  return found;
+}
+
+async function checkClean(json: boolean): Promise<number> {
+  const found = [...leftovers(), ...(await dockerLeftovers())];
   const hugePages = Number(fs.readFileSync("/proc/sys/vm/nr_hugepages", "utf8").trim());
   if (json) {
     console.log(JSON.stringify({ clean: found.length === 0, leftovers: found, hugePagesReserved: hugePages }));
   } else {
     for (const f of found) console.error(`left behind: ${f}`);
-    if (found.length === 0) console.log("nothing left behind: no process, scratch directory or cluster state");
+    if (found.length === 0) console.log("nothing left behind: no process, scratch directory, cluster state or test container, network or volume");
     console.log(`huge pages reserved now: ${hugePages}`);
   }
   return found.length === 0 ? 0 : 1;

@@ -26,7 +26,10 @@ import type {
   AlertsSpec,
   AlertThresholds,
   DockerSpec,
+  ImageKey,
+  ImageReferences,
   Images,
+  ImageSource,
   KubernetesSpec,
   NodeSpec,
   TlsSpec,
@@ -80,7 +83,7 @@ const minimumNodeMemory = bytes.GiB;
  * Default images, pinned by tag. PgBouncer and both exporters move together: every PgBouncer minor release has
  * broken some exporter query (SHOW POOLS/STATS columns), so they are upgraded as one tested set.
  */
-export const defaultImages: Images = {
+export const defaultImages: ImageReferences = {
   postgres: "pgvector/pgvector:0.8.0-pg17",
   pgbouncer: "edoburu/pgbouncer:v1.24.1-p1",
   postgresExporter: "quay.io/prometheuscommunity/postgres-exporter:v0.17.1",
@@ -520,18 +523,53 @@ function readTls(r: SpecReader, config: Obj, target: Target, alerts: AlertsSpec)
   return { certificateValidityMs: validity, renewBeforeMs: renewBefore, certManagerIssuer };
 }
 
-/** Kept as written: a digest (name:tag@sha256:…) reaches the pull unchanged (configs/docker-exposure.ts checks the form). */
-function readImages(r: SpecReader, config: Obj): Images {
-  const i = r.section(config, "images", "images", Object.keys(defaultImages));
-  const image = (key: string, fallback: string): string => {
+const imageKeys = Object.keys(defaultImages) as ImageKey[];
+
+/**
+ * A registry repository prefix as image references use it: a host (with a dot or a port, or localhost) and an optional
+ * path, lower case, no scheme, no tag. The images are pushed as `<registry>/pgstack-<image>:<tag>`.
+ */
+const registryPattern = /^(localhost|[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+)(:[0-9]{1,5})?(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/;
+
+/**
+ * `images.source` defaults by target. Docker: pgstack, built on the engine the stack deploys to, so the containers run
+ * the very packages the real-server tests ran and nothing needs a registry. Kubernetes: upstream, because the cluster
+ * pulls from a registry this program cannot assume; with `images.registry` given, `source: pgstack` builds and pushes
+ * there. Upstream references are kept as written: a digest (name:tag@sha256:…) reaches the pull unchanged
+ * (configs/docker-exposure.ts checks the form); they are refused with source pgstack, where they would be ignored.
+ */
+function readImages(r: SpecReader, config: Obj, target: Target): Images {
+  const i = r.section(config, "images", "images", ["source", "registry", ...imageKeys]);
+  const defaultSource: ImageSource = target === "docker" ? "pgstack" : "upstream";
+  const source = r.oneOf(i, "source", "images.source", ["pgstack", "upstream"] as const, defaultSource);
+  const image = (key: ImageKey): string => {
     const value = i[key];
-    if (value === undefined) return fallback;
+    if (value === undefined) return defaultImages[key];
+    if (source === "pgstack") {
+      r.fail(`images.${key}`, `images.${key} is ${show(value)}, but images.source is pgstack, which runs this repository's images built from images/: set images.source: upstream to run ${show(value)}, or remove images.${key}`);
+      return defaultImages[key];
+    }
     const problem = typeof value === "string" ? imageReferenceProblem(value) : "is not a string";
     if (problem === null) return value as string;
     r.fail(`images.${key}`, `images.${key} is ${show(value)}; it must be an image pinned by tag or digest (name:tag, name@sha256:…, name:tag@sha256:…), never bare or :latest; it ${problem}`);
-    return fallback;
+    return defaultImages[key];
   };
-  return Object.fromEntries(Object.entries(defaultImages).map(([k, v]) => [k, image(k, v)])) as unknown as Images;
+  const upstream = Object.fromEntries(imageKeys.map((k) => [k, image(k)])) as unknown as ImageReferences;
+  let registry: string | null = null;
+  if (i.registry !== undefined) {
+    if (typeof i.registry !== "string" || !registryPattern.test(i.registry)) {
+      r.fail("images.registry", `images.registry is ${show(i.registry)}; it must be a registry repository prefix such as registry.example.com/team or localhost:5000 (lower case, no scheme, no tag)`);
+    } else if (target !== "kubernetes") {
+      r.fail("images.registry", `images.registry is ${show(i.registry)}, but target is ${target}: only Kubernetes stacks push images (Docker builds them on the engine it deploys to); remove images.registry`);
+    } else if (source !== "pgstack") {
+      r.fail("images.registry", `images.registry is ${show(i.registry)}, but images.source is upstream, which pushes nothing: set images.source: pgstack to build and push there, or remove images.registry`);
+    } else {
+      registry = i.registry;
+    }
+  } else if (target === "kubernetes" && source === "pgstack") {
+    r.fail("images.source", `images.source is pgstack on a Kubernetes stack, but images.registry is not set: the cluster pulls the images from a registry; set images.registry (e.g. registry.example.com/team) or images.source: upstream`);
+  }
+  return { source, registry, upstream };
 }
 
 /** A `matchLabels` mapping as the API server validates it; null when absent and there is no default. */
@@ -673,11 +711,12 @@ function checkDerived(r: SpecReader, spec: StackSpec): void {
  * preloaded library does not start. Refused with the way out rather than left to a crash-looping pod.
  */
 function checkAuditImage(r: SpecReader, spec: StackSpec): void {
-  if (!spec.postgres.audit.enabled || spec.target === "local" || spec.images.postgres !== defaultImages.postgres) return;
+  const { source, upstream } = spec.images;
+  if (!spec.postgres.audit.enabled || spec.target === "local" || source === "pgstack" || upstream.postgres !== defaultImages.postgres) return;
   r.fail(
     "postgres.audit.enabled",
-    `postgres.audit.enabled is true, but images.postgres is ${show(spec.images.postgres)}, which does not ship pgaudit: PostgreSQL would not start. ` +
-      `Set images.postgres to an image with PostgreSQL 17, pgvector and pgaudit (Debian's postgresql-17-pgaudit), or leave audit off`,
+    `postgres.audit.enabled is true, but images.postgres is ${show(upstream.postgres)}, which does not ship pgaudit: PostgreSQL would not start. ` +
+      `Set images.source: pgstack (this repository's postgres image has pgaudit), or images.postgres to an image with PostgreSQL 17, pgvector and pgaudit (Debian's postgresql-17-pgaudit), or leave audit off`,
   );
 }
 
@@ -724,7 +763,7 @@ export function parseStackSpec(stack: string, config: Obj, options: SpecOptions 
     benchmark: readBenchmark(r, config, pgbouncer),
     alerts,
     tls: readTls(r, config, target, alerts),
-    images: readImages(r, config),
+    images: readImages(r, config, target),
     kubernetes: readKubernetes(r, config),
     docker: readDocker(r, config),
   };

@@ -62,7 +62,11 @@ export interface PgBouncerSpec {
   readonly maxPreparedStatements: number;
 }
 
-export interface Images {
+/** The eight images a stack runs, by the key `images:` names them with. */
+export type ImageKey = "postgres" | "pgbouncer" | "postgresExporter" | "pgbouncerExporter" | "prometheus" | "nodeExporter" | "mtail" | "node";
+
+/** A reference for each image key. */
+export interface ImageReferences {
   readonly postgres: string;
   readonly pgbouncer: string;
   readonly postgresExporter: string;
@@ -73,6 +77,24 @@ export interface Images {
   readonly mtail: string;
   /** Runs the post-deploy hook and the canary (the bundled pgstack CLI). */
   readonly node: string;
+}
+
+/**
+ * Where the containers' images come from. `pgstack`: this repository's images/, built from the pinned Debian 13
+ * packages the real-server tests run (images/packages.txt), so what ships is what was tested. `upstream`: the public
+ * images of `upstream` (pgvector/pgvector, edoburu/pgbouncer, prometheus-community's, …), pinned by tag or digest.
+ */
+export type ImageSource = "pgstack" | "upstream";
+
+export interface Images {
+  readonly source: ImageSource;
+  /**
+   * Kubernetes with source pgstack: the registry repository prefix (`registry.example.com/team`) the images are pushed
+   * to and the pod pulls them from. null otherwise (Docker builds on the engine it deploys to and pushes nowhere).
+   */
+  readonly registry: string | null;
+  /** The public images, used when source is upstream (each overridable by its key under `images:`). */
+  readonly upstream: ImageReferences;
 }
 
 /**

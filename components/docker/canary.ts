@@ -9,11 +9,13 @@ import type { Rendered } from "../../configs/rendered";
 import { containerCommand, containerEnvs, containerHardening, containerSecretFiles, type DockerNames, paths, sha256, sortedLabels } from "./layout";
 
 export interface DockerCanaryArgs {
-  /** The rendered stack: the canary's launch, the node image, the stack name and the CA's path (rendered.tls.files). Required; no default. */
+  /** The rendered stack: the canary's launch, the stack name and the CA's path (rendered.tls.files). Required; no default. */
   readonly rendered: Rendered;
   /** Docker object names of this stack (see `dockerNames`). Required; no default. */
   readonly names: DockerNames;
-  /** Id of the database container whose network namespace the canary joins. Required; no default. */
+  /** The node image (components/stack-images.ts). Required; no default. */
+  readonly image: pulumi.Input<string>;
+  /** Id of the namespace holder (namespace.ts) whose network namespace the canary joins. Required; no default. */
   readonly namespaceOwnerId: pulumi.Input<string>;
   /** The bundled pgstack CLI (one CommonJS file), run as /hook/pgstack.js. Required; no default. */
   readonly hookBundle: string;
@@ -37,13 +39,12 @@ export class DockerCanary extends pulumi.ComponentResource {
     const launch = rendered.launches.canary;
     const urls = { directUrl: args.directUrl, pooledUrl: args.pooledUrl };
 
-    const image = new docker.RemoteImage(`${name}-image`, { name: rendered.spec.images.node, keepLocally: true }, { parent: this });
 
     this.container = new docker.Container(
       `${name}-container`,
       {
         name: args.names.canary,
-        image: image.imageId,
+        image: args.image,
         command: containerCommand(launch),
         // The URLs carry the canary role's password: files it reads through PGSTACK_*_URL_FILE (cli/secret-env.ts),
         // not arguments (a process list shows them) nor env (`docker inspect` shows it).

@@ -1,6 +1,6 @@
 /**
  * How the rendered stack is laid out on one Docker host: object names, paths inside the images that the placement
- * does not decide, the uid mtail runs as, published ports, /dev/shm and memlock sizes, the health check, the
+ * does not decide, the uid mtail runs as, published ports, the /dev/shm size, the health check, the
  * post-deploy hook's re-run trigger, and how a rendered launch becomes a container's command and environment.
  * Ports, placement paths, command lines and role names come from Rendered as they are; nothing here re-derives them.
  * Plain data in, plain data out; the components in this folder only wire resources from it, and tests check it
@@ -9,7 +9,6 @@
 import { createHash } from "node:crypto";
 import path from "node:path";
 import { shmSizeBytes } from "../../configs/kubernetes-resources";
-import { hugePageBytes } from "../../configs/hugepages";
 import type { Launch, LaunchProgram, SecretInput } from "../../configs/launches";
 import { mtailProgramFile } from "../../configs/mtail";
 import type { Placement } from "../../configs/placement";
@@ -57,6 +56,8 @@ export const postgresOwner = "999:999";
 /** Docker object names: fixed, so a second stack on the same host gets its own set and `docker ps` reads well. */
 export interface DockerNames {
   readonly network: string;
+  /** The container holding the stack's network namespace (namespace.ts). */
+  readonly namespace: string;
   readonly dataVolume: string;
   /** PgBouncer's logfile, shared with mtail (configs/pgbouncer-log.ts). */
   readonly pgbouncerLogVolume: string;
@@ -80,6 +81,7 @@ export function dockerNames(prefix: string): DockerNames {
   }
   return {
     network: prefix,
+    namespace: `${prefix}-netns`,
     dataVolume: `${prefix}-data`,
     pgbouncerLogVolume: `${prefix}-pgbouncer-log`,
     postgres: `${prefix}-postgres`,
@@ -125,19 +127,6 @@ export function shmSizeMiB(memory: RenderedMemory): number {
   return shmSizeBytes(memory.maintenanceWorkMemBytes) / MiB;
 }
 
-/**
- * The memlock ulimit for huge pages, in bytes (soft = hard), or none when huge_pages = off. Docker's default memlock
- * (64 KiB; 8 MiB on recent daemons) is far below PostgreSQL's shared memory. Current Linux does not charge the
- * anonymous mmap(MAP_HUGETLB) segment PostgreSQL uses against RLIMIT_MEMLOCK (only SHM_HUGETLB outside
- * hugetlb_shm_group), so this is a guard, not a requirement: the usual huge pages advice, bounded to exactly the
- * pages the memory plan reserves rather than unlimited.
- */
-export function memlockUlimit(memory: RenderedMemory): { name: string; soft: number; hard: number } | null {
-  if (memory.hugePagesSetting === "off" || memory.hugePages === 0) return null;
-  const limit = memory.hugePages * hugePageBytes;
-  return { name: "memlock", soft: limit, hard: limit };
-}
-
 export interface HugePagesDecision {
   readonly mode: "on" | "try" | "off";
   readonly reason: string;
@@ -164,7 +153,7 @@ export function hugePagesDecision(rendered: Rendered): HugePagesDecision {
 }
 
 /**
- * Published ports: all on the database container, which owns the shared network namespace, bound to publishAddress:
+ * Published ports: all on the namespace holder (namespace.ts), which owns the shared network namespace, bound to publishAddress:
  * PostgreSQL, PgBouncer and Prometheus at their ports in the namespace (the placement's), on docker.ports outside.
  */
 export function publishedPorts(rendered: Rendered): { internal: number; external: number; ip: string; protocol: string }[] {
@@ -347,8 +336,12 @@ export function fileSecretShim(launch: Launch): string[] | undefined {
 /** The postgres image's entrypoint reads the superuser's password from `POSTGRES_PASSWORD_FILE` (its file_env). */
 export const superuserPasswordVariable = "POSTGRES_PASSWORD";
 
+/** What the namespace holder runs: nothing, forever (coreutils sleep; every image the stack's postgres comes from has it). */
+export const namespaceHolderCommand: readonly string[] = ["sleep", "infinity"];
+
 /** Every role a container of the Docker target plays. */
 export type ContainerRole =
+  | "namespace"
   | "postgres"
   | "pgbouncer"
   | "postgresExporter"
@@ -390,7 +383,7 @@ export const postgresCapabilities: Readonly<Record<string, string>> = {
  * would serve; `no-new-privileges`, so no setuid binary in an image can raise a process above where it started
  * (gosu only lowers, which the flag allows).
  *
- * Read-only root filesystem only where nothing is uploaded (node_exporter): the provider writes `uploads` with
+ * Read-only root filesystem only where nothing is uploaded (node_exporter, the namespace holder): the provider writes `uploads` with
  * Docker's archive API to "/" (terraform-provider-docker's create), and Docker refuses that on a container with a
  * read-only root filesystem ("container rootfs is marked read-only", moby daemon/archive.go; a tmpfs or volume at
  * the file's path does not help, the check is on "/"). Every other container gets its files that way. What each
@@ -402,7 +395,7 @@ export function containerHardening(role: ContainerRole): ContainerHardening {
   return {
     capabilities: role === "postgres" ? { drops: ["ALL"], adds: Object.keys(postgresCapabilities).sort() } : { drops: ["ALL"] },
     securityOpts: ["no-new-privileges:true"],
-    readOnly: role === "nodeExporter",
+    readOnly: role === "nodeExporter" || role === "namespace",
   };
 }
 

@@ -4,6 +4,7 @@
  * Prometheus scrapes them there with the rendered prometheus.yml; Prometheus' own port is published by the database
  * container.
  */
+import type { StackImageReferences } from "../stack-images";
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import path from "node:path";
@@ -25,11 +26,13 @@ import {
 } from "./layout";
 
 export interface DockerMonitoringArgs {
-  /** The rendered stack: launches, placement, exporter queries, prometheus.yml, alert rules, images, the CA's path (rendered.tls.files). Required; no default. */
+  /** The rendered stack: launches, placement, exporter queries, prometheus.yml, alert rules, the CA's path (rendered.tls.files). Required; no default. */
   readonly rendered: Rendered;
   /** Docker object names of this stack (see `dockerNames`). Required; no default. */
   readonly names: DockerNames;
-  /** Id of the database container whose network namespace all of them join. Required; no default. */
+  /** The images of the exporters, mtail and Prometheus (components/stack-images.ts). Required; no default. */
+  readonly images: Pick<StackImageReferences, "postgresExporter" | "pgbouncerExporter" | "nodeExporter" | "mtail" | "prometheus">;
+  /** Id of the namespace holder (namespace.ts) whose network namespace all of them join. Required; no default. */
   readonly namespaceOwnerId: pulumi.Input<string>;
   /** Name of the stack's data volume, which node_exporter and mtail mount read-only. Required; no default. */
   readonly dataVolumeName: pulumi.Input<string>;
@@ -67,16 +70,15 @@ export class DockerMonitoring extends pulumi.ComponentResource {
         ...Object.fromEntries(Object.entries(files).map(([key, text]) => [`pgvector-stack.${key}-sha256`, sha256(text)])),
       });
 
-    // Every container here: its image pulled and kept, the database's network namespace, restarted unless stopped
+    // Every container here: its image (components/stack-images.ts), the database's network namespace, restarted unless stopped
     // (with Docker's back-off), labelled with the stack, its role and the sha256 of each file it gets.
     // And each its role's hardening (layout.ts containerHardening): no capability, no-new-privileges.
     type OwnArgs = Omit<docker.ContainerArgs, "name" | "image" | "networkMode" | "restart" | "labels" | "capabilities" | "securityOpts" | "readOnly">;
-    const inNamespace = (role: string, hardening: ContainerRole, containerName: string, image: string, own: OwnArgs, files: Readonly<Record<string, string>> = {}) => {
-      const pulled = new docker.RemoteImage(`${name}-${role}-image`, { name: image, keepLocally: true }, { parent: this });
-      const container = { ...own, ...containerHardening(hardening), name: containerName, image: pulled.imageId, networkMode, restart: "unless-stopped", labels: labels(role, files) };
+    const inNamespace = (role: string, hardening: ContainerRole, containerName: string, image: pulumi.Input<string>, own: OwnArgs, files: Readonly<Record<string, string>> = {}) => {
+      const container = { ...own, ...containerHardening(hardening), name: containerName, image, networkMode, restart: "unless-stopped", labels: labels(role, files) };
       return new docker.Container(`${name}-${role}`, container, childOpts);
     };
-    const images = rendered.spec.images;
+    const images = args.images;
     // The passwords go in files (`<VAR>_FILE`), never in the env `docker inspect` prints (layout.ts secretsDirectory).
     const secrets: Partial<Record<SecretInput, pulumi.Input<string>>> = { monitorPassword: args.monitorPassword, statsPassword: args.statsPassword };
     // Uploads holding one are secret as a whole; the files' hash labels show a changed configuration in a preview.

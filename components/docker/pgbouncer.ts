@@ -12,12 +12,16 @@ import { containerHardening, type DockerNames, paths, sha256, sortedLabels } fro
 import type { ServerTlsPems } from "./postgres";
 
 export interface DockerPgBouncerArgs {
-  /** The rendered stack: pgbouncer.ini, the auth_file's path (placement), the TLS files' paths and the image (pinned by tag). Required; no default. */
+  /** The rendered stack: pgbouncer.ini, the auth_file's path (placement), the TLS files' paths. Required; no default. */
   readonly rendered: Rendered;
   /** Docker object names of this stack (see `dockerNames`). Required; no default. */
   readonly names: DockerNames;
-  /** Id of the database container whose network namespace PgBouncer joins. Required; no default. */
+  /** The pgbouncer image (components/stack-images.ts). Required; no default. */
+  readonly image: pulumi.Input<string>;
+  /** Id of the namespace holder (namespace.ts) whose network namespace PgBouncer joins. Required; no default. */
   readonly namespaceOwnerId: pulumi.Input<string>;
+  /** Resources that must be up first (the database, healthy). Defaults to none. */
+  readonly startAfter?: pulumi.Input<pulumi.Resource>[];
   /** PgBouncer's auth_file: SCRAM verifiers only, never a password (configs/pgbouncer.ts). Required; no default. */
   readonly userlist: pulumi.Input<string>;
   /** The server certificate, its key (secret) and the CA, PEM: PgBouncer presents the first two and verifies PostgreSQL with the CA. Required; no default. */
@@ -34,8 +38,6 @@ export class DockerPgBouncer extends pulumi.ComponentResource {
     const { rendered } = args;
     const ini = rendered.files["pgbouncer.ini"];
 
-    const image = new docker.RemoteImage(`${name}-image`, { name: rendered.spec.images.pgbouncer, keepLocally: true }, { parent: this });
-
     // PgBouncer's logfile, mtail's feed for refused logins (configs/pgbouncer-log.ts). Mounted at the image's own
     // /var/run/pgbouncer, which belongs to PgBouncer's user: a new volume takes that owner, so PgBouncer may write it.
     this.logVolume = new docker.Volume(
@@ -48,7 +50,7 @@ export class DockerPgBouncer extends pulumi.ComponentResource {
       `${name}-container`,
       {
         name: args.names.pgbouncer,
-        image: image.imageId,
+        image: args.image,
         // The image's entrypoint generates a pgbouncer.ini only when none exists, then runs the command below: with
         // the rendered file uploaded there, PgBouncer reads exactly that.
         // The TLS files land root:root 0644 (the provider sets no owner or mode). PgBouncer, which runs as the image's
@@ -76,7 +78,7 @@ export class DockerPgBouncer extends pulumi.ComponentResource {
           "pgvector-stack.pgbouncer-ini-sha256": sha256(ini),
         }),
       },
-      { parent: this, deleteBeforeReplace: true },
+      { parent: this, deleteBeforeReplace: true, dependsOn: args.startAfter ?? [] },
     );
 
     this.registerOutputs({ container: this.container, logVolume: this.logVolume });

@@ -15,10 +15,12 @@ import type { Rendered } from "../../configs/rendered";
 import { containerHardening, type DockerNames, fileVariable, hookTrigger, paths, secretFile, sortedLabels } from "./layout";
 
 export interface DockerPostDeployHookArgs {
-  /** The rendered stack: plan.json, the node image and where the CA goes (rendered.tls.files.ca). Required; no default. */
+  /** The rendered stack: plan.json and where the CA goes (rendered.tls.files.ca). Required; no default. */
   readonly rendered: Rendered;
   /** Docker object names of this stack (see `dockerNames`). Required; no default. */
   readonly names: DockerNames;
+  /** The node image (components/stack-images.ts). Required; no default. */
+  readonly image: pulumi.Input<string>;
   /** The stack's Docker network, where the database answers as `postgres` and `pgbouncer`. Required; no default. */
   readonly networkName: pulumi.Input<string>;
   /** The bundled pgstack CLI (one CommonJS file), run as /hook/pgstack.js. Required; no default. */
@@ -54,13 +56,11 @@ export class DockerPostDeployHook extends pulumi.ComponentResource {
     const plan = rendered.files["plan.json"];
     this.planSha256 = hookTrigger(plan);
 
-    const image = new docker.RemoteImage(`${name}-image`, { name: rendered.spec.images.node, keepLocally: true }, { parent: this });
-
     this.container = new docker.Container(
       `${name}-container`,
       {
         name: args.names.hook(this.planSha256),
-        image: image.imageId,
+        image: args.image,
         command: ["node", paths.hookBundle, "postdeploy", "--plan", paths.hookPlan],
         // The URLs carry passwords: files `pgstack postdeploy` reads through PGSTACK_*_URL_FILE (cli/secret-env.ts),
         // never the env `docker inspect` prints.

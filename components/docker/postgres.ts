@@ -1,6 +1,6 @@
 /**
- * The PostgreSQL 17 + pgvector container and its data volume. This container owns the network namespace the other
- * stack containers join, so it publishes every port of the stack.
+ * The PostgreSQL 17 + pgvector container and its data volume, in the stack's network namespace (namespace.ts), which
+ * publishes the ports and answers on the stack network.
  */
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
@@ -9,13 +9,10 @@ import {
   containerHardening,
   type DockerNames,
   fileVariable,
-  memlockUlimit,
-  networkAliases,
   paths,
   postgresCommand,
   postgresEntrypoint,
   postgresHealthcheck,
-  publishedPorts,
   secretFile,
   sha256,
   shmSizeMiB,
@@ -28,8 +25,10 @@ export interface DockerPostgresArgs {
   readonly rendered: Rendered;
   /** Docker object names of this stack (see `dockerNames`). Required; no default. */
   readonly names: DockerNames;
-  /** The stack's Docker network; the container answers there as `postgres` and `pgbouncer`. Required; no default. */
-  readonly networkName: pulumi.Input<string>;
+  /** The namespace holder's container id (namespace.ts), whose network namespace it joins. Required; no default. */
+  readonly namespaceOwnerId: pulumi.Input<string>;
+  /** The postgres image (components/stack-images.ts). Required; no default. */
+  readonly image: pulumi.Input<string>;
   /** SCRAM verifier of the superuser's (rendered.roles.superuser) password, which initdb stores as it is. Required; no default. */
   readonly superuserVerifier: pulumi.Input<string>;
   /** Role bootstrap SQL holding SCRAM verifiers only (configs/roles.ts `bootstrapSql`). Required; no default. */
@@ -47,7 +46,7 @@ export interface ServerTlsPems {
 }
 
 export class DockerPostgres extends pulumi.ComponentResource {
-  /** The container whose network namespace PgBouncer, the exporters and Prometheus share. */
+  /** The database container: healthy once PostgreSQL accepts TCP connections, which the sidecars wait for. */
   public readonly container: docker.Container;
   public readonly dataVolume: docker.Volume;
   /** /dev/shm of the container, MiB. */
@@ -62,9 +61,6 @@ export class DockerPostgres extends pulumi.ComponentResource {
     // stackProblems refuses a placement without one before any resource exists.
     if (dataMount === null) throw new Error(`DockerPostgres ${name}: rendered.placement.dataVolumeMount is null`);
     this.shmSizeMiB = shmSizeMiB(rendered.memory);
-    const memlock = memlockUlimit(rendered.memory);
-
-    const image = new docker.RemoteImage(`${name}-image`, { name: rendered.spec.images.postgres, keepLocally: true }, { parent: this });
 
     // Retained: `pulumi destroy` and a replaced container leave the data where it is. Remove it with
     // `docker volume rm` when the data really should go.
@@ -78,7 +74,7 @@ export class DockerPostgres extends pulumi.ComponentResource {
       `${name}-container`,
       {
         name: names.postgres,
-        image: image.imageId,
+        image: args.image,
         // Makes the uploaded key the postgres user's, mode 0600, then runs the image's entrypoint (layout.ts).
         entrypoints: postgresEntrypoint(rendered.tls.files.key),
         command: [...postgresCommand],
@@ -105,7 +101,10 @@ export class DockerPostgres extends pulumi.ComponentResource {
         ],
         volumes: [{ volumeName: this.dataVolume.name, containerPath: dataMount }],
         shmSize: this.shmSizeMiB,
-        ulimits: memlock ? [memlock] : [],
+        // No memlock ulimit for huge pages: PostgreSQL maps them with mmap(MAP_HUGETLB), which Linux does not charge to
+        // RLIMIT_MEMLOCK (only SysV SHM_HUGETLB segments), and a hard limit above the daemon's own cannot be set where
+        // dockerd lacks CAP_SYS_RESOURCE (rootless Docker; the build machine here): the container would not start
+        // ("error setting rlimit type 8: operation not permitted", seen on the real engine).
         healthcheck: postgresHealthcheck(rendered),
         // Sidecars start only once PostgreSQL accepts TCP connections.
         wait: true,
@@ -114,8 +113,9 @@ export class DockerPostgres extends pulumi.ComponentResource {
         // Time for a clean shutdown (the image stops with SIGINT, PostgreSQL's fast shutdown) before Docker kills it.
         stopTimeout: 60,
         destroyGraceSeconds: 60,
-        networksAdvanced: [{ name: args.networkName, aliases: [networkAliases.postgres, networkAliases.pgbouncer] }],
-        ports: publishedPorts(rendered),
+        // The stack's namespace (namespace.ts): a restart of this container rejoins it, so PgBouncer, the exporters
+        // and the published ports keep reaching the server.
+        networkMode: pulumi.interpolate`container:${args.namespaceOwnerId}`,
         // Hashes of the non-secret files: uploads are secret as a whole (the bootstrap SQL holds verifiers), so a
         // preview shows a changed configuration through these labels.
         labels: sortedLabels({

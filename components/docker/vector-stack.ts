@@ -28,10 +28,12 @@ import { DockerCanary } from "./canary";
 import { DockerMonitoring } from "./monitoring";
 import { DockerPgBouncer } from "./pgbouncer";
 import { DockerPostDeployHook, type HookReport } from "./postdeploy-hook";
+import { DockerNamespace } from "./namespace";
 import { DockerPostgres } from "./postgres";
 import { roleVerifier } from "../../configs/scram";
 import { verifyFullQuery } from "../../configs/tls";
 import { StackCertificates } from "../stack-certificates";
+import { StackImages } from "../stack-images";
 
 /** Passwords: one per role kind (configs/roles.ts, e.g. `appPassword`, `readOnlyPassword`), each generated when not given. */
 export interface DockerVectorStackArgs extends PasswordArgs<pulumi.Input<string>> {
@@ -127,6 +129,8 @@ export class DockerVectorStack extends pulumi.ComponentResource {
     const inContainers = rendered.tls.clientQuery;
     const onHost = verifyFullQuery(args.hostCaPath ?? defaultHostCaPath(spec.stack));
 
+    const images = new StackImages(`${name}-images`, { spec }, { parent: this }).references;
+
     const network = new docker.Network(
       `${name}-network`,
       { name: names.network, labels: sortedLabels({ "pgvector-stack.stack": spec.stack }) },
@@ -138,12 +142,17 @@ export class DockerVectorStack extends pulumi.ComponentResource {
     // `docker exec -u postgres <prefix>-postgres psql -v ON_ERROR_STOP=1 -f /docker-entrypoint-initdb.d/10-pgstack-roles.sql`
     // (not yet run by `pulumi up` on Docker: the README says so).
     const bootstrap = pulumi.all(verifiers).apply((v) => bootstrapSql(rendered.files["roles.sql"], roles.plan, v));
+    // The namespace every long-running container joins, held by a container that never restarts on its own.
+    const namespace = new DockerNamespace(`${name}-namespace`, { rendered, names, networkName: network.name, image: images.postgres }, { parent: this });
+    const namespaceOwnerId = namespace.container.id;
+
     const postgres = new DockerPostgres(
       `${name}-postgres`,
       {
         rendered,
         names,
-        networkName: network.name,
+        image: images.postgres,
+        namespaceOwnerId,
         superuserVerifier,
         bootstrapSql: bootstrap,
         tls: serverTls,
@@ -156,7 +165,10 @@ export class DockerVectorStack extends pulumi.ComponentResource {
       {
         rendered,
         names,
-        namespaceOwnerId: postgres.container.id,
+        image: images.pgbouncer,
+        namespaceOwnerId,
+        // PostgreSQL healthy first (its container waits for that), as when PgBouncer joined its namespace.
+        startAfter: [postgres.container],
         userlist,
         tls: serverTls,
       },
@@ -168,7 +180,8 @@ export class DockerVectorStack extends pulumi.ComponentResource {
       {
         rendered,
         names,
-        namespaceOwnerId: postgres.container.id,
+        images,
+        namespaceOwnerId,
         dataVolumeName: postgres.dataVolume.name,
         pgbouncerLogVolumeName: pgbouncer.logVolume.name,
         monitorPassword: passwords.monitor,
@@ -186,7 +199,8 @@ export class DockerVectorStack extends pulumi.ComponentResource {
       {
         rendered,
         names,
-        namespaceOwnerId: postgres.container.id,
+        image: images.node,
+        namespaceOwnerId,
         hookBundle,
         pooledUrl: passwords.canary.apply((p) => connectionUrl(roles.canary, p, canaryAt.pooled, database, inContainers)),
         directUrl: passwords.canary.apply((p) => connectionUrl(roles.canary, p, canaryAt.direct, database, inContainers)),
@@ -201,6 +215,7 @@ export class DockerVectorStack extends pulumi.ComponentResource {
       {
         rendered,
         names,
+        image: images.node,
         networkName: network.name,
         hookBundle,
         // The owner builds indexes and creates tables; the benchmark goes through PgBouncer as the application does.

@@ -8,11 +8,13 @@ import { canaryNetworkPolicySpec } from "./network";
 
 export interface VectorCanaryArgs {
   /**
-   * The rendered stack: the canary's launch and scrape job, the node image, stack name, namespace, the Prometheus
+   * The rendered stack: the canary's launch and scrape job, stack name, namespace, the Prometheus
    * selectors (spec.kubernetes) its NetworkPolicy admits, and where its URLs expect the CA (rendered.tls.files.ca,
    * mounted from the TLS Secret). Required; no default.
    */
   readonly rendered: Rendered;
+  /** The node image (components/stack-images.ts). Required; no default. */
+  readonly image: pulumi.Input<string>;
   /** The bundled pgstack CLI (one esbuild JS file), which carries `pgstack canary`. Required; no default. */
   readonly hookBundle: string;
   /** Name of the Secret holding `direct-url` and `pooled-url` (VectorPostgres.hookSecret). Required; no default. */
@@ -66,10 +68,10 @@ export class VectorCanary extends pulumi.ComponentResource {
       `${name}-deployment`,
       {
         metadata,
-        spec: pulumi.output(args.credentialsSecret).apply((credentialsSecret) =>
+        spec: pulumi.all([args.credentialsSecret, args.image]).apply(([credentialsSecret, image]) =>
           canaryDeploymentSpec({
             launch: rendered.launches.canary,
-            image: spec.images.node,
+            image,
             configMapName: names.canary,
             hookBundle,
             credentialsSecret,

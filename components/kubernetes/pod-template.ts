@@ -3,6 +3,7 @@
  * exporters, node_exporter and mtail. Plain data in (the Rendered stack, object names, the resource plan), plain
  * data out; no Pulumi calls.
  */
+import type { ImageReferences } from "../../configs/stack-spec";
 import type * as k8s from "@pulumi/kubernetes";
 import path from "node:path";
 import { k8sQuantity, type PodResourcePlan } from "../../configs/kubernetes-resources";
@@ -100,7 +101,7 @@ function queriesDir(rendered: Rendered): string {
   return path.posix.dirname(rendered.placement.paths.postgresExporterQueries);
 }
 
-function postgresContainer(rendered: Rendered, names: KubernetesNames, resources: PodResourcePlan): Container {
+function postgresContainer(rendered: Rendered, images: ImageReferences, names: KubernetesNames, resources: PodResourcePlan): Container {
   const hugePages = resources.hugePagesBytes > 0;
   const { placement } = rendered;
   // pg_isready over TCP: the entrypoint's temporary init server listens on the socket only, so TCP readiness means the
@@ -109,7 +110,7 @@ function postgresContainer(rendered: Rendered, names: KubernetesNames, resources
   const pgIsReady = ["pg_isready", "--host=127.0.0.1", `--port=${placement.ports.postgres}`, `--username=${rendered.roles.superuser}`, "--timeout=5"];
   return {
     name: containerNames.postgres,
-    image: rendered.spec.images.postgres,
+    image: images.postgres,
     // The image's entrypoint initialises an empty PGDATA (initdb, then the /docker-entrypoint-initdb.d scripts, run
     // by a temporary server started with these same arguments, so under the rendered pg_hba.conf) and then execs
     // the server with them.
@@ -155,12 +156,12 @@ function postgresContainer(rendered: Rendered, names: KubernetesNames, resources
   };
 }
 
-function pgbouncerContainer(rendered: Rendered, resources: PodResourcePlan): Container {
+function pgbouncerContainer(rendered: Rendered, images: ImageReferences, resources: PodResourcePlan): Container {
   const port = rendered.placement.ports.pgbouncer;
   const tcp = { tcpSocket: { port: portNames.pgbouncer } };
   return {
     name: containerNames.pgbouncer,
-    image: rendered.spec.images.pgbouncer,
+    image: images.pgbouncer,
     // Not the image's entrypoint: it writes a pgbouncer.ini and userlist from environment variables when they are
     // missing; ours are mounted read-only, and the binary reads exactly them. PgBouncer is exec'd by a shell that
     // first starts the loop keeping its logfile (mtail's feed) under its cap (configs/pgbouncer-log.ts).
@@ -183,11 +184,11 @@ function pgbouncerContainer(rendered: Rendered, resources: PodResourcePlan): Con
   };
 }
 
-function postgresExporterContainer(rendered: Rendered, names: KubernetesNames, resources: PodResourcePlan): Container {
+function postgresExporterContainer(rendered: Rendered, images: ImageReferences, names: KubernetesNames, resources: PodResourcePlan): Container {
   const launch = rendered.launches.postgresExporter;
   return {
     name: containerNames.postgresExporter,
-    image: rendered.spec.images.postgresExporter,
+    image: images.postgresExporter,
     ...containerLaunch(launch),
     env: containerEnv(launch, databaseSecretRefs(names)),
     ports: [metricsPort(portNames.postgresMetrics, launch)],
@@ -205,11 +206,11 @@ function postgresExporterContainer(rendered: Rendered, names: KubernetesNames, r
   };
 }
 
-function pgbouncerExporterContainer(rendered: Rendered, names: KubernetesNames, resources: PodResourcePlan): Container {
+function pgbouncerExporterContainer(rendered: Rendered, images: ImageReferences, names: KubernetesNames, resources: PodResourcePlan): Container {
   const launch = rendered.launches.pgbouncerExporter;
   return {
     name: containerNames.pgbouncerExporter,
-    image: rendered.spec.images.pgbouncerExporter,
+    image: images.pgbouncerExporter,
     // pgbouncer_exporter 0.10 exits at start-up when PgBouncer does not answer (#140). As a regular container it is
     // simply restarted by the kubelet, and PgBouncer, a native sidecar with a startup probe, is already listening
     // before any regular container starts; so in practice the first start succeeds.
@@ -228,7 +229,7 @@ function pgbouncerExporterContainer(rendered: Rendered, names: KubernetesNames, 
  * Reloads PostgreSQL and PgBouncer when the mounted certificate changes (tls-spec.ts tlsReloadScript: why a sidecar,
  * why these two commands). The postgres image: sh, sha256sum and psql, run as the postgres uid.
  */
-function reloaderContainer(rendered: Rendered, names: KubernetesNames, resources: PodResourcePlan): Container {
+function reloaderContainer(rendered: Rendered, images: ImageReferences, names: KubernetesNames, resources: PodResourcePlan): Container {
   const { placement } = rendered;
   return tlsReloaderContainer({
     reload: {
@@ -242,7 +243,7 @@ function reloaderContainer(rendered: Rendered, names: KubernetesNames, resources
       userlistFile: placement.paths.pgbouncerAuthFile,
       intervalSeconds: tlsReloadIntervalSeconds,
     },
-    image: rendered.spec.images.postgres,
+    image: images.postgres,
     credentialsSecret: names.credentials,
     bootstrapVolume: "bootstrap",
     userlistVolume: "pgbouncer-config",
@@ -271,10 +272,10 @@ function dataReadOnly(rendered: Rendered) {
  * is mounted into it, read-only, for node_filesystem_* of exactly the disk the disk alert watches. statfs() of the
  * mount point needs no access to PGDATA (0700, uid 999), so it runs as nobody.
  */
-function nodeExporterContainer(rendered: Rendered, resources: PodResourcePlan): Container {
+function nodeExporterContainer(rendered: Rendered, images: ImageReferences, resources: PodResourcePlan): Container {
   return {
     name: containerNames.nodeExporter,
-    image: rendered.spec.images.nodeExporter,
+    image: images.nodeExporter,
     ...containerLaunch(rendered.launches.nodeExporter),
     ports: [metricsPort(portNames.nodeMetrics, rendered.launches.nodeExporter)],
     resources: { limits: sortedRecord(resources.nodeExporter.limits), requests: sortedRecord(resources.nodeExporter.requests) },
@@ -291,11 +292,11 @@ function nodeExporterContainer(rendered: Rendered, resources: PodResourcePlan): 
  * nothing itself (`--logtostderr`), so the root filesystem stays read-only. Started before PostgreSQL has written a
  * file, it re-matches the glob every poll and picks the file up when it appears.
  */
-function mtailContainer(rendered: Rendered, resources: PodResourcePlan): Container {
+function mtailContainer(rendered: Rendered, images: ImageReferences, resources: PodResourcePlan): Container {
   return {
     name: containerNames.mtail,
     // FROM scratch, ENTRYPOINT /usr/bin/mtail: only args are given.
-    image: rendered.spec.images.mtail,
+    image: images.mtail,
     ...containerLaunch(rendered.launches.mtail),
     ports: [metricsPort(portNames.mtailMetrics, rendered.launches.mtail)],
     resources: { limits: sortedRecord(resources.mtail.limits), requests: sortedRecord(resources.mtail.requests) },
@@ -374,11 +375,13 @@ export interface DatabaseWorkloadInput {
   /** `app.kubernetes.io/instance` of every object. */
   readonly instance: string;
   readonly resources: PodResourcePlan;
+  /** What each container runs (components/stack-images.ts, resolved). */
+  readonly images: ImageReferences;
 }
 
 /** The StatefulSet's spec. Deterministic: the same input gives the same object, key order included. */
 export function databaseStatefulSetSpec(input: DatabaseWorkloadInput): k8s.types.input.apps.v1.StatefulSetSpec {
-  const { rendered, names, instance, resources } = input;
+  const { rendered, names, instance, resources, images } = input;
   const { spec } = rendered;
   const selector = selectorLabels(instance, "database");
   return {
@@ -400,16 +403,16 @@ export function databaseStatefulSetSpec(input: DatabaseWorkloadInput): k8s.types
       spec: {
         automountServiceAccountToken: false,
         containers: [
-          postgresContainer(rendered, names, resources),
-          postgresExporterContainer(rendered, names, resources),
-          pgbouncerExporterContainer(rendered, names, resources),
-          nodeExporterContainer(rendered, resources),
-          mtailContainer(rendered, resources),
+          postgresContainer(rendered, images, names, resources),
+          postgresExporterContainer(rendered, images, names, resources),
+          pgbouncerExporterContainer(rendered, images, names, resources),
+          nodeExporterContainer(rendered, images, resources),
+          mtailContainer(rendered, images, resources),
         ],
         // Service environment variables would only add noise (and names like PGBOUNCER_PORT) to every container.
         enableServiceLinks: false,
         // Native sidecars, started in this order before the regular containers: PgBouncer, then the TLS reloader.
-        initContainers: [pgbouncerContainer(rendered, resources), reloaderContainer(rendered, names, resources)],
+        initContainers: [pgbouncerContainer(rendered, images, resources), reloaderContainer(rendered, images, names, resources)],
         securityContext: { ...restrictedPodSecurityContext(postgresUid), fsGroupChangePolicy: "OnRootMismatch" },
         // The preStop fast shutdown gets 100 s to write its shutdown checkpoint; SIGKILL comes after 120 s.
         terminationGracePeriodSeconds: 120,

@@ -6,10 +6,12 @@ import { assertHookFits, hookConfigData, hookJobSpec } from "./hook-job-spec";
 import { kubernetesNames, objectLabels, sha256 } from "./layout";
 
 export interface PostDeployJobArgs {
-  /** The rendered stack: plan.json, the node image, stack name, namespace, the CA's path (rendered.tls.files.ca). Required; no default. */
+  /** The rendered stack: plan.json, stack name, namespace, the CA's path (rendered.tls.files.ca). Required; no default. */
   readonly rendered: Rendered;
   /** The bundled pgstack CLI: one JavaScript file built by esbuild, at most 1 MiB with plan.json. Required; no default. */
   readonly hookBundle: string;
+  /** The node image (components/stack-images.ts). Required; no default. */
+  readonly image: pulumi.Input<string>;
   /** Name of the Secret holding `direct-url` and `pooled-url` (VectorPostgres.hookSecret). Required; no default. */
   readonly credentialsSecret: pulumi.Input<string>;
   /** Host of the direct Service; the Job waits until it accepts connections. Required; no default. */
@@ -66,9 +68,9 @@ export class PostDeployJob extends pulumi.ComponentResource {
       `${name}-job`,
       {
         metadata: { labels, name: names.hookJob(this.planSha256), namespace },
-        spec: pulumi.all([args.credentialsSecret, args.databaseHost]).apply(([credentialsSecret, databaseHost]) =>
+        spec: pulumi.all([args.credentialsSecret, args.databaseHost, args.image]).apply(([credentialsSecret, databaseHost, image]) =>
           hookJobSpec({
-            image: spec.images.node,
+            image,
             planSha256: this.planSha256,
             configMapName: names.hookConfig(this.planSha256),
             credentialsSecret,

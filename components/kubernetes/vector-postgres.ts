@@ -1,4 +1,5 @@
 import * as k8s from "@pulumi/kubernetes";
+import { resolvedReferences, type StackImageReferences } from "../stack-images";
 import * as pulumi from "@pulumi/pulumi";
 import * as random from "@pulumi/random";
 import type { PodResourcePlan } from "../../configs/kubernetes-resources";
@@ -20,10 +21,12 @@ import { ServerTls } from "./server-tls";
 
 export interface VectorPostgresArgs extends PasswordArgs<pulumi.Input<string>> {
   /**
-   * The rendered stack: files, memory plan, placement, launches, scrape jobs, roles, images, and from its spec the
+   * The rendered stack: files, memory plan, placement, launches, scrape jobs, roles, and from its spec the
    * namespace, storage and the NetworkPolicy's client and Prometheus selectors. Required; no default.
    */
   readonly rendered: Rendered;
+  /** What the containers run (components/stack-images.ts). Required; no default. */
+  readonly images: StackImageReferences;
   /** Prefix of every Kubernetes object name and the `app.kubernetes.io/instance` label. Defaults to the component name. */
   readonly objectPrefix?: string;
   /** Namespace of every object; pass a Namespace's `metadata.name` to create them after it. Defaults to rendered.spec.kubernetes.namespace. */
@@ -216,7 +219,7 @@ export class VectorPostgres extends pulumi.ComponentResource {
 
     this.statefulSet = new k8s.apps.v1.StatefulSet(
       `${name}-statefulset`,
-      { metadata: metadata(names.statefulSet), spec: databaseStatefulSetSpec({ rendered, names, instance, resources: this.resources }) },
+      { metadata: metadata(names.statefulSet), spec: resolvedReferences(args.images).apply((images) => databaseStatefulSetSpec({ rendered, names, instance, resources: this.resources, images })) },
       {
         parent: this,
         // Object names are fixed strings, so Pulumi sees no dependency on the objects the pod mounts: state it.

@@ -1,4 +1,5 @@
 import * as k8s from "@pulumi/kubernetes";
+import { StackImages } from "../stack-images";
 import * as pulumi from "@pulumi/pulumi";
 import type { Rendered } from "../../configs/rendered";
 import { passwordKeys, type PasswordArgs } from "../../configs/roles";
@@ -84,10 +85,13 @@ export class VectorStack extends pulumi.ComponentResource {
           ).metadata.name
         : spec.kubernetes.namespace;
 
+    const images = new StackImages(`${name}-images`, { spec }, { parent: this }).references;
+
     const database = new VectorPostgres(
       `${name}-database`,
       {
         rendered,
+        images,
         objectPrefix,
         namespace,
         ...Object.fromEntries(passwordKeys.map((key) => [key, args[key]])),
@@ -102,6 +106,7 @@ export class VectorStack extends pulumi.ComponentResource {
       `${name}-canary`,
       {
         rendered,
+        image: images.node,
         hookBundle: args.hookBundle,
         credentialsSecret: database.canarySecret.metadata.name,
         after: [database.statefulSet, database.canarySecret, database.services.pooled, database.services.direct],
@@ -119,6 +124,7 @@ export class VectorStack extends pulumi.ComponentResource {
       `${name}-postdeploy`,
       {
         rendered,
+        image: images.node,
         hookBundle: args.hookBundle,
         credentialsSecret: database.hookSecret.metadata.name,
         databaseHost: database.direct.host,

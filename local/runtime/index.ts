@@ -24,5 +24,5 @@ export { writeRigTls, type RigTls } from "./tls";
 export { startLaunch, type LaunchOptions } from "./launch";
 export type { HttpServer } from "./httpServer";
 export { startPrometheus, promtool, type PrometheusOptions, type PrometheusServer } from "./prometheus";
-export { ROOTFS_PACKAGES, ROOTFS_SUITE, defaultRootfsDir, rootfsIsReady, unmountRootfs, removeRootfs } from "./rootfs";
+export { ROOTFS_SUITE, defaultRootfsDir, rootfsIsReady, rootfsPins, unmountRootfs, removeRootfs } from "./rootfs";
 export { httpGet } from "./readiness";

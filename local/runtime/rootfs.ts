@@ -1,6 +1,7 @@
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
 import * as path from "node:path";
+import { aptPin, imagePackagesFile, parseImagePackages, rootfsPackages, type PinnedPackage } from "../../configs/image-packages";
 import type { Progress } from "../../configs/progress";
 import { debianMirror } from "./debianMirror";
 import { ensureRootfsMounts, removeTreeWithoutMounts, unmountAllUnder } from "./mounts";
@@ -9,23 +10,54 @@ import { delay, logTail, runCommand } from "./processes";
 /** Debian 13: the first release that packages PostgreSQL 17, pgvector 0.8, PgBouncer 1.24 and Prometheus 2.53 together. */
 export const ROOTFS_SUITE = "trixie";
 
-/**
- * postgresql-17 carries the contrib modules (pg_stat_statements); prometheus carries promtool; postgresql-17-pgaudit
- * is what postgres.audit loads (tests/real/audit.test.ts).
- */
-export const ROOTFS_PACKAGES: readonly string[] = [
-  "mtail",
-  "pgbouncer",
-  "postgresql-17",
-  "postgresql-17-pgaudit",
-  "postgresql-17-pgvector",
-  "prometheus",
-  "prometheus-node-exporter",
-  "prometheus-pgbouncer-exporter",
-  "prometheus-postgres-exporter",
-];
+/** images/packages.txt: the one list of pinned packages, which the images install too. */
+export function imagePackagesPath(): string {
+  return path.resolve(__dirname, "..", "..", imagePackagesFile);
+}
 
-/** Written inside the rootfs only after debootstrap succeeded: without it the directory is a broken build. */
+/**
+ * What the rootfs installs: every line of images/packages.txt (the images' packages and the rig's own tools), each at
+ * its pinned version. Read when asked, so a broken list fails the command that needs it with the parser's message.
+ */
+export function rootfsPins(listFile = imagePackagesPath()): PinnedPackage[] {
+  let text: string;
+  try {
+    text = fs.readFileSync(listFile, "utf8");
+  } catch (error) {
+    throw new Error(`cannot read the package list ${listFile}: ${(error as Error).message}`);
+  }
+  return rootfsPackages(parseImagePackages(text, listFile));
+}
+
+/**
+ * debootstrap's arguments. `--include` takes names only (no `=version`), so it installs whatever the mirror serves;
+ * buildRootfs compares that with the pins afterwards (pinMismatches).
+ */
+export function debootstrapArgs(pins: readonly PinnedPackage[], dir: string, mirror: string): string[] {
+  return ["--variant=minbase", `--include=${pins.map((p) => p.name).join(",")}`, ROOTFS_SUITE, dir, mirror];
+}
+
+/** `dpkg-query -W -f '${Package} ${Version}\n'` output as name → version. */
+export function parseDpkgVersions(output: string): Map<string, string> {
+  const versions = new Map<string, string>();
+  for (const line of output.split("\n")) {
+    const [name, version] = line.trim().split(/\s+/);
+    if (name && version) versions.set(name, version);
+  }
+  return versions;
+}
+
+/** One message per pin the rootfs does not hold at its version, saying what to do; empty when all match. */
+export function pinMismatches(pins: readonly PinnedPackage[], installed: ReadonlyMap<string, string>, mirror: string): string[] {
+  return pins.flatMap((p) => {
+    const version = installed.get(p.name);
+    if (version === p.version) return [];
+    if (version === undefined) return [`debootstrap from ${mirror} did not install ${p.name} (images/packages.txt pins ${p.version}, line ${p.line})`];
+    return [`the mirror ${mirror} serves ${p.name} ${version}; images/packages.txt pins ${p.version} (line ${p.line}): update the pin, which rebuilds the rootfs and the images`];
+  });
+}
+
+/** Written inside the rootfs only after debootstrap succeeded with the pinned versions: without it the directory is a broken build. */
 const MARKER = ".pgstack-rootfs.json";
 
 /** `.cache/debian13-rootfs` at the project root (ignored by git). */
@@ -35,18 +67,24 @@ export function defaultRootfsDir(): string {
 
 interface Marker {
   readonly suite: string;
+  /** `name=version` of every pin, sorted: a changed pin no longer matches, so the rootfs is built again. */
   readonly packages: readonly string[];
   readonly mirror?: string;
 }
 
-/** Whether `dir` holds a finished rootfs built from the current package list. */
-export function rootfsIsReady(dir = defaultRootfsDir()): boolean {
+function markerPackages(pins: readonly PinnedPackage[]): string[] {
+  return pins.map(aptPin).sort();
+}
+
+/** Whether `dir` holds a finished rootfs built from the current package list, at its pinned versions. */
+export function rootfsIsReady(dir = defaultRootfsDir(), pins: readonly PinnedPackage[] = rootfsPins()): boolean {
+  let marker: Marker;
   try {
-    const marker = JSON.parse(fs.readFileSync(path.join(dir, MARKER), "utf8")) as Marker;
-    return marker.suite === ROOTFS_SUITE && [...marker.packages].sort().join(",") === [...ROOTFS_PACKAGES].sort().join(",");
+    marker = JSON.parse(fs.readFileSync(path.join(dir, MARKER), "utf8")) as Marker;
   } catch {
     return false;
   }
+  return marker.suite === ROOTFS_SUITE && Array.isArray(marker.packages) && [...marker.packages].sort().join(",") === markerPackages(pins).join(",");
 }
 
 /**
@@ -55,9 +93,11 @@ export function rootfsIsReady(dir = defaultRootfsDir()): boolean {
  * building into the same directory.
  */
 export async function ensureRootfs(progress: Progress, dir = defaultRootfsDir()): Promise<string> {
+  // Read before the lock: a broken list fails at once, not after waiting for another build.
+  const pins = rootfsPins();
   // Mounting happens under the lock as well, so that two processes do not both mount /proc.
   await withBuildLock(dir, progress, async (lockFile) => {
-    if (!rootfsIsReady(dir)) await buildRootfs(dir, progress, lockFile);
+    if (!rootfsIsReady(dir, pins)) await buildRootfs(dir, pins, progress, lockFile);
     await ensureRootfsMounts(dir);
   });
   return dir;
@@ -103,7 +143,7 @@ export async function removeRootfs(dir = defaultRootfsDir()): Promise<void> {
   fs.rmSync(`${dir}.log`, { force: true });
 }
 
-async function buildRootfs(dir: string, progress: Progress, lockFile: string): Promise<void> {
+async function buildRootfs(dir: string, pins: readonly PinnedPackage[], progress: Progress, lockFile: string): Promise<void> {
   if (process.getuid?.() !== 0) {
     throw new Error(`building the Debian 13 rootfs at ${dir} needs root (debootstrap, mount, chroot); run as root`);
   }
@@ -118,16 +158,37 @@ async function buildRootfs(dir: string, progress: Progress, lockFile: string): P
   fs.mkdirSync(path.dirname(dir), { recursive: true });
   const logFile = `${dir}.log`;
   progress.step(`building the Debian 13 rootfs in ${dir} from ${mirror} (about a minute)`);
-  const args = ["--variant=minbase", `--include=${ROOTFS_PACKAGES.join(",")}`, ROOTFS_SUITE, dir, mirror];
-  const code = await runDebootstrap(args, logFile, lockFile, progress);
+  const args = debootstrapArgs(pins, dir, mirror);
+  const code = await runDebootstrap(args, logFile, progress, lockFile);
   if (code !== 0) {
     throw new Error(
       `debootstrap ${args.join(" ")} failed (exit ${code}); full log in ${logFile}, last lines:\n${logTail(logFile, 30)}`,
     );
   }
-  const marker: Marker = { suite: ROOTFS_SUITE, packages: [...ROOTFS_PACKAGES].sort(), mirror };
+  await refuseUnpinnedVersions(dir, pins, mirror, progress);
+  const marker: Marker = { suite: ROOTFS_SUITE, packages: markerPackages(pins), mirror };
   fs.writeFileSync(path.join(dir, MARKER), `${JSON.stringify(marker, null, 2)}\n`);
   progress.advance(1, "rootfs ready");
+}
+
+/**
+ * The versions dpkg installed, against the pins. On a mismatch the rootfs stays without its marker, so every run
+ * refuses again (and builds afresh) until the pin is updated: the rig never tests a version the images do not ship.
+ */
+export async function refuseUnpinnedVersions(dir: string, pins: readonly PinnedPackage[], mirror: string, progress: Progress): Promise<void> {
+  progress.step(`checking the rootfs's package versions against ${imagePackagesFile}`);
+  const query = await runCommand("chroot", [dir, "dpkg-query", "-W", "-f", "${Package} ${Version}\\n", ...pins.map((p) => p.name)], {
+    env: withSbin(process.env),
+  });
+  // dpkg-query exits 1 when a name is not installed; the versions it did print still count, and the missing
+  // name is reported below as such.
+  if (query.code !== 0 && query.code !== 1) {
+    throw new Error(`chroot ${dir} dpkg-query failed (exit ${query.code}): ${query.stderr.trim()}`);
+  }
+  const problems = pinMismatches(pins, parseDpkgVersions(query.stdout), mirror);
+  if (problems.length > 0) {
+    throw new Error(`the rootfs at ${dir} does not hold the pinned versions:\n  ${problems.join("\n  ")}`);
+  }
 }
 
 /** debootstrap prints one line per step; its phases give a rough fraction for the progress bar. */
@@ -141,7 +202,11 @@ const PHASES: ReadonlyArray<readonly [RegExp, number]> = [
   [/^I: Base system installed/, 1],
 ];
 
-function runDebootstrap(args: readonly string[], logFile: string, lockFile: string, progress: Progress): Promise<number | null> {
+/**
+ * Runs debootstrap with its output in `logFile` and its phases as progress; resolves to its exit code. With a
+ * `lockFile`, debootstrap's pid is added to it (withBuildLock). Also builds the base image (local/docker/base-image.ts).
+ */
+export function runDebootstrap(args: readonly string[], logFile: string, progress: Progress, lockFile?: string): Promise<number | null> {
   return new Promise((resolve, reject) => {
     const log = fs.createWriteStream(logFile);
     // Not detached: an interrupt of our terminal should stop debootstrap too; the missing marker then
@@ -151,7 +216,7 @@ function runDebootstrap(args: readonly string[], logFile: string, lockFile: stri
       stdio: ["ignore", "pipe", "pipe"],
     });
     // Should we die and debootstrap live on, its pid in the lock keeps the next run from deleting under it.
-    if (child.pid !== undefined) fs.appendFileSync(lockFile, ` ${child.pid}`);
+    if (child.pid !== undefined && lockFile !== undefined) fs.appendFileSync(lockFile, ` ${child.pid}`);
     let fraction = 0;
     let partial = "";
     const onData = (chunk: Buffer): void => {
@@ -172,7 +237,8 @@ function runDebootstrap(args: readonly string[], logFile: string, lockFile: stri
   });
 }
 
-async function ensureDebootstrap(progress: Progress): Promise<void> {
+/** Installs debootstrap with apt-get when it is missing (root only; the callers check). */
+export async function ensureDebootstrap(progress: Progress): Promise<void> {
   const found = await runCommand("sh", ["-c", "command -v debootstrap"], { env: withSbin(process.env) });
   if (found.code === 0) return;
   progress.step("installing debootstrap with apt-get (needed once to build the rootfs)");

@@ -23,6 +23,7 @@ import { postdeployCommand } from "../../cli/postdeploy";
 import { ttyProgress } from "../../cli/progress";
 import { renderCommand, renderStackFiles } from "../../cli/render";
 import { runtimeCommand } from "../../cli/runtime";
+import { imagesCommand } from "../../cli/images";
 import { checkStacks, loadStackSpecs, projectRoot, readStackConfig } from "../../cli/stack-file";
 
 const root = projectRoot();
@@ -42,6 +43,14 @@ describe("parseOptions", () => {
     });
     expect(parseOptions(["-o", "x", "-o=y"], options).values.out).toBe("=y");
     expect(parseOptions(["--out=-weird"], options).values.out).toBe("-weird");
+  });
+
+  it("keeps every value of a `multiple` option, in order; the last of any other", () => {
+    const repeated = { image: { type: "string", value: "NAME", multiple: true, help: "an image" }, ...options } as const;
+    const { values } = parseOptions(["--image", "postgres", "-o", "a", "--image=node", "-o", "b"], repeated);
+    expect(values.image).toEqual(["postgres", "node"]);
+    expect(values.out).toBe("b");
+    expect(parseOptions([], repeated).values.image).toBeUndefined();
   });
 
   it.each([
@@ -123,7 +132,7 @@ describe("commandHelp", () => {
   it("every command's help starts with its usage and lists -h/--help", () => {
     // The table's loaders require() .ts files, which only bin/pgstack.js (tsx) can: the end-to-end cases below run
     // each of them. Here the modules are imported directly.
-    const commands: Record<string, Command> = { render: renderCommand, drift: driftCommand, diff: diffCommand, local: localCommand, canary: canaryCommand, postdeploy: postdeployCommand, runtime: runtimeCommand };
+    const commands: Record<string, Command> = { render: renderCommand, drift: driftCommand, diff: diffCommand, local: localCommand, canary: canaryCommand, postdeploy: postdeployCommand, runtime: runtimeCommand, images: imagesCommand };
     expect(Object.keys(commands)).toEqual(Object.keys(allCommands));
     for (const [name, command] of Object.entries({ ...commands, version: versionCommand })) {
       expect(command.help, name).toContain("  -h, --help ");
@@ -257,7 +266,7 @@ describe("the dispatcher", () => {
 
 describe("the command table", () => {
   it("lists every command, the hook's two among them, each loading its typed Command", () => {
-    expect(Object.keys(allCommands)).toEqual(["render", "drift", "diff", "local", "canary", "postdeploy", "runtime"]);
+    expect(Object.keys(allCommands)).toEqual(["render", "drift", "diff", "local", "canary", "postdeploy", "runtime", "images"]);
     expect(Object.keys(hookCommands)).toEqual(["canary", "postdeploy"]);
     expect(allCommands.canary).toBe(hookCommands.canary);
     expect(packageVersion).toBe(pkg.version);

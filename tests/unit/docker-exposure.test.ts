@@ -83,9 +83,9 @@ describe("images: pinned by tag, by digest, or both; a digest is kept as written
     ["a moving tag held by its digest", `node:latest@sha256:${digest}`],
   ])("accepts an image %s and keeps it byte for byte", (_, image) => {
     expect(imageReferenceProblem(image)).toBeNull();
-    const spec = parseStackSpec("dev", docker({ images: { postgres: image, node: image } }));
-    expect(spec.images.postgres).toBe(image);
-    expect(spec.images.node).toBe(image);
+    const spec = parseStackSpec("dev", docker({ images: { source: "upstream", postgres: image, node: image } }));
+    expect(spec.images.upstream.postgres).toBe(image);
+    expect(spec.images.upstream.node).toBe(image);
   });
 
   it.each([
@@ -100,14 +100,14 @@ describe("images: pinned by tag, by digest, or both; a digest is kept as written
     ["an empty tag", "node:", 'has a malformed tag ""'],
     ["upper case in the name", "PGVector/pgvector:0.8.0", "is not an image name"],
   ])("refuses %s, naming key, value and the fix", (_, image, detail) => {
-    const [error, ...rest] = errorsOf(docker({ images: { pgbouncer: image } }));
+    const [error, ...rest] = errorsOf(docker({ images: { source: "upstream", pgbouncer: image } }));
     expect(rest).toEqual([]);
     expect(error).toContain(`images.pgbouncer: images.pgbouncer is ${JSON.stringify(image)}; it must be an image pinned by tag or digest`);
     expect(error).toContain(detail);
   });
 
   it("refuses a non-string by key", () => {
-    expect(errorsOf(docker({ images: { node: 20 } }))).toEqual([
+    expect(errorsOf(docker({ images: { source: "upstream", node: 20 } }))).toEqual([
       "images.node: images.node is 20; it must be an image pinned by tag or digest (name:tag, name@sha256:…, name:tag@sha256:…), never bare or :latest; it is not a string",
     ]);
   });
@@ -117,5 +117,43 @@ describe("images: pinned by tag, by digest, or both; a digest is kept as written
     // The Node line the tests here run the bundled CLI with (20.20.2 on the build machine when it was pinned).
     expect(defaultImages.node.startsWith(`node:${process.versions.node.split(".")[0]}.`)).toBe(true);
     for (const [key, image] of Object.entries(defaultImages)) expect(imageReferenceProblem(image), key).toBeNull();
+  });
+});
+
+describe("images.source: this repository's images by default on Docker, upstream on Kubernetes unless a registry is given", () => {
+  const kubernetes = (extra: Config = {}): Config => ({ target: "kubernetes", node: { memory: "32Gi", cpus: 8, storage: "ssd" }, ...extra });
+
+  it("defaults to pgstack on Docker (nothing to push) and upstream on Kubernetes (the cluster pulls from a registry)", () => {
+    expect(parseStackSpec("dev", docker()).images).toMatchObject({ source: "pgstack", registry: null });
+    expect(parseStackSpec("prod", kubernetes()).images).toMatchObject({ source: "upstream", registry: null });
+    expect(parseStackSpec("prod", kubernetes({ images: { source: "pgstack", registry: "registry.example.com/team" } })).images).toMatchObject({
+      source: "pgstack",
+      registry: "registry.example.com/team",
+    });
+  });
+
+  it("refuses an upstream reference that would be ignored, a registry where nothing is pushed, and pgstack on Kubernetes without one", () => {
+    expect(errorsOf(docker({ images: { postgres: "pgvector/pgvector:0.8.0-pg17" } }))).toEqual([
+      'images.postgres: images.postgres is "pgvector/pgvector:0.8.0-pg17", but images.source is pgstack, which runs this repository\'s images built from images/: set images.source: upstream to run "pgvector/pgvector:0.8.0-pg17", or remove images.postgres',
+    ]);
+    expect(errorsOf(docker({ images: { registry: "registry.example.com/team" } }))).toEqual([
+      'images.registry: images.registry is "registry.example.com/team", but target is docker: only Kubernetes stacks push images (Docker builds them on the engine it deploys to); remove images.registry',
+    ]);
+    expect(errorsOf(kubernetes({ images: { registry: "registry.example.com/team" } }))).toEqual([
+      'images.registry: images.registry is "registry.example.com/team", but images.source is upstream, which pushes nothing: set images.source: pgstack to build and push there, or remove images.registry',
+    ]);
+    expect(errorsOf(kubernetes({ images: { source: "pgstack" } }))).toEqual([
+      "images.source: images.source is pgstack on a Kubernetes stack, but images.registry is not set: the cluster pulls the images from a registry; set images.registry (e.g. registry.example.com/team) or images.source: upstream",
+    ]);
+    expect(errorsOf(kubernetes({ images: { source: "pgstack", registry: "https://registry.example.com" } }))).toEqual([
+      'images.registry: images.registry is "https://registry.example.com"; it must be a registry repository prefix such as registry.example.com/team or localhost:5000 (lower case, no scheme, no tag)',
+    ]);
+    expect(errorsOf(docker({ images: { source: "ours" } }))).toEqual(['images.source: images.source is "ours"; allowed: pgstack, upstream']);
+    expect(errorsOf(docker({ images: { sorce: "upstream" } }))[0]).toContain("unknown key images.sorce; did you mean images.source?");
+  });
+
+  it("admits pgaudit with this repository's postgres image, which ships it, and refuses it with the upstream default, which does not", () => {
+    expect(parseStackSpec("dev", docker({ postgres: { audit: { enabled: true } } })).postgres.audit.enabled).toBe(true);
+    expect(errorsOf(docker({ images: { source: "upstream" }, postgres: { audit: { enabled: true } } }))[0]).toContain("which does not ship pgaudit");
   });
 });

@@ -55,6 +55,7 @@ const passwords = Object.fromEntries(roleKinds.map((kind) => [kind, `Pw-${kind}-
 
 /** Which hardening role each container of the stack plays, by its resource name's suffix. */
 const roleOf: Record<string, ContainerRole> = {
+  "namespace-container": "namespace",
   "postgres-container": "postgres",
   "pgbouncer-container": "pgbouncer",
   "monitoring-postgres-exporter": "postgresExporter",
@@ -96,7 +97,7 @@ function uploads(c: RecordedResource): { file: string; content: string }[] {
 describe("Docker hardening: privileges", () => {
   it("drops every capability of every container; postgres keeps only what its entrypoint does as root", async () => {
     const containers = await deploy("dev");
-    expect(containers).toHaveLength(9);
+    expect(containers).toHaveLength(10);
     for (const c of containers) {
       const role = roleNamed(c, "dev");
       const want = role === "postgres" ? { drops: ["ALL"], adds: ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"] } : { drops: ["ALL"] };
@@ -119,7 +120,7 @@ describe("Docker hardening: privileges", () => {
     expect(wrapper).toMatch(/^chown postgres:postgres .* && chmod 0600 .* && exec docker-entrypoint\.sh "\$@"$/);
     // Every other container runs as a non-root user: the images' USER (PgBouncer, the exporters, Prometheus) or ours.
     const users = Object.fromEntries((await deploy("users")).map((c) => [roleNamed(c, "users"), c.inputs.user]));
-    expect(users).toMatchObject({ mtail: "999:999", canary: "node", hook: "node" });
+    expect(users).toMatchObject({ namespace: "65534:65534", mtail: "999:999", canary: "node", hook: "node" });
   });
 
   it("makes the root filesystem read-only exactly where the provider uploads nothing", async () => {
@@ -127,7 +128,7 @@ describe("Docker hardening: privileges", () => {
       const role = roleNamed(c, "dev");
       // docker cp (the provider's uploads) into a read-only root filesystem is refused by Docker: see containerHardening.
       expect(c.inputs.readOnly, c.name).toBe(uploads(c).length === 0);
-      expect(c.inputs.readOnly, c.name).toBe(role === "nodeExporter");
+      expect(c.inputs.readOnly, c.name).toBe(role === "nodeExporter" || role === "namespace");
       expect(containerHardening(role).readOnly).toBe(c.inputs.readOnly);
       // node_exporter writes nothing, so it needs no tmpfs; no container mounts one it does not need.
       expect(c.inputs.tmpfs, c.name).toBeUndefined();
@@ -226,8 +227,8 @@ describe("Docker hardening: secrets never in a container's environment", () => {
     const r = rendered((c) => (c.docker = { publishAddress: "0.0.0.0", exposeBeyondLoopback: true }));
     expect(r.warnings.some((w) => w.startsWith("docker.publishAddress is 0.0.0.0"))).toBe(true);
     const containers = await deploy("lan", r);
-    const db = containers.find((c) => c.name === "lan-postgres-container")!;
-    expect((db.inputs.ports as { ip: string }[]).map((p) => p.ip)).toEqual(["0.0.0.0", "0.0.0.0", "0.0.0.0"]);
+    const holder = containers.find((c) => c.name === "lan-namespace-container")!;
+    expect((holder.inputs.ports as { ip: string }[]).map((p) => p.ip)).toEqual(["0.0.0.0", "0.0.0.0", "0.0.0.0"]);
     for (const c of containers) expect(c.inputs.securityOpts, c.name).toEqual(["no-new-privileges:true"]);
   });
 });

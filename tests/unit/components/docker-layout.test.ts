@@ -18,7 +18,6 @@ import {
   hookTrigger,
   hugePagesDecision,
   loopbackAddresses,
-  memlockUlimit,
   metricSourceVolumes,
   mtailProgramPath,
   postgresCommand,
@@ -94,16 +93,6 @@ describe("shmSizeMiB", () => {
     const shm = shmSizeMiB(memory({ maintenanceWorkMemBytes: mwm }));
     expect(shm).toBe(want);
     expect(shm * MiB).toBeGreaterThanOrEqual(mwm);
-  });
-});
-
-describe("memlockUlimit", () => {
-  it.each([
-    ["try", 1075, { name: "memlock", soft: 1075 * 2 * MiB, hard: 1075 * 2 * MiB }],
-    ["on", 8, { name: "memlock", soft: 16 * MiB, hard: 16 * MiB }],
-    ["off", 0, null],
-  ] as const)("huge_pages %s with %d pages", (setting, pages, want) => {
-    expect(memlockUlimit(memory({ hugePagesSetting: setting, hugePages: pages }))).toEqual(want);
   });
 });
 

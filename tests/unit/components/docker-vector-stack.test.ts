@@ -8,6 +8,8 @@ import * as pulumi from "@pulumi/pulumi";
 import yaml from "js-yaml";
 import { beforeEach, describe, expect, it } from "vitest";
 import { DockerVectorStack } from "../../../components/docker/vector-stack";
+import { pgstackImageOf, pgstackImageTag, readPgstackImageInputs } from "../../../components/image-inputs";
+import type { ImageKey } from "../../../configs/stack-spec";
 import { nodeExporterArgs } from "../../../configs/exporters";
 import { mtailArgs } from "../../../configs/mtail";
 import { pgbouncerContainerCommand } from "../../../configs/pgbouncer-log";
@@ -27,6 +29,9 @@ const configuredSecret = "configured-app-Secret-7f3kQ";
 const hookBundle = "// bundled pgstack CLI\nrequire('./cli/main');\n";
 
 type Config = Record<string, unknown>;
+
+const projectRoot = `${__dirname}/../../..`;
+const imageKeys = Object.keys(pgstackImageOf).sort() as ImageKey[];
 
 function devConfig(): Config {
   const file = yaml.load(readFileSync(`${__dirname}/../../../Pulumi.dev.yaml`, "utf8")) as { config: Config };
@@ -130,7 +135,7 @@ async function deploy(name: string, r: Rendered, passwords: Partial<Record<RoleK
 }
 
 describe("DockerVectorStack: the dev stack", () => {
-  it("creates a network, a data volume, eight containers and the hook, each image pinned by tag", async () => {
+  it("creates a network, two volumes, eight containers and the hook, each running its image built from images/", async () => {
     const { recorded: res, rendered: r } = await deploy("dev", rendered());
     expect(byType(res, "docker:index/network:Network").map((n) => n.inputs.name)).toEqual(["pgstack-dev"]);
     expect(byType(res, "docker:index/volume:Volume").map((v) => v.inputs.name).sort()).toEqual(["pgstack-dev-data", "pgstack-dev-pgbouncer-log"]);
@@ -143,6 +148,7 @@ describe("DockerVectorStack: the dev stack", () => {
       "pgstack-dev-canary",
       `pgstack-dev-hook-${planSha256.slice(0, 12)}`,
       "pgstack-dev-mtail",
+      "pgstack-dev-netns",
       "pgstack-dev-node-exporter",
       "pgstack-dev-pgbouncer",
       "pgstack-dev-pgbouncer-exporter",
@@ -150,14 +156,49 @@ describe("DockerVectorStack: the dev stack", () => {
       "pgstack-dev-postgres-exporter",
       "pgstack-dev-prometheus",
     ]);
-    const images = byType(res, "docker:index/remoteImage:RemoteImage").map((i) => i.inputs.name);
-    const { images: want } = r.spec;
-    // The hook and the canary each pull the node image (keepLocally: one image on the host, never removed by either).
-    expect(images.sort()).toEqual(
-      [want.postgres, want.pgbouncer, want.postgresExporter, want.pgbouncerExporter, want.nodeExporter, want.mtail, want.prometheus, want.node, want.node].sort(),
+    // images.source defaults to pgstack on Docker: each of this repository's images built on the engine, pushed nowhere,
+    // tagged by the hash of its inputs, and each container runs its build by digest (repoDigest: the local image ID).
+    expect(byType(res, "docker:index/remoteImage:RemoteImage")).toEqual([]);
+    const builds = byType(res, "docker:index/image:Image");
+    const inputs = readPgstackImageInputs(projectRoot);
+    expect(builds.map((b) => b.inputs.imageName).sort()).toEqual(
+      imageKeys.map((key) => pgstackImageTag(inputs, pgstackImageOf[key])).sort(),
     );
+    for (const key of imageKeys) {
+      const build = builds.find((b) => b.name === `dev-images-${key}`)!;
+      expect(build.inputs).toEqual({
+        imageName: `pgstack-${pgstackImageOf[key]}:${inputs.sha256[pgstackImageOf[key]].slice(0, 12)}`,
+        build: { context: "images", dockerfile: `images/${pgstackImageOf[key]}/Dockerfile`, platform: "linux/amd64" },
+        // Built by `pulumi up`, not by `pulumi preview`.
+        buildOnPreview: false,
+        skipPush: true,
+      });
+    }
+    const runs = (role: string) => container(res, role).inputs.image;
+    const digest = (key: ImageKey) => `${pgstackImageTag(inputs, pgstackImageOf[key])}@sha256:mock`;
+    expect(runs("postgres-container")).toBe(digest("postgres"));
+    expect(runs("pgbouncer-container")).toBe(digest("pgbouncer"));
+    expect(runs("postgres-exporter")).toBe(digest("postgresExporter"));
+    expect(runs("pgbouncer-exporter")).toBe(digest("pgbouncerExporter"));
+    expect(runs("node-exporter")).toBe(digest("nodeExporter"));
+    expect(runs("mtail")).toBe(digest("mtail"));
+    expect(runs("prometheus")).toBe(digest("prometheus"));
+    expect(runs("canary-container")).toBe(digest("node"));
+    expect(runs("hook-container")).toBe(digest("node"));
+  });
+
+  it("with images.source upstream, pulls each public image once, pinned by tag, and runs it by image ID", async () => {
+    const { recorded: res, rendered: r } = await deploy("dev", rendered((c) => (c.images = { source: "upstream" })));
+    expect(byType(res, "docker:index/image:Image")).toEqual([]);
+    const images = byType(res, "docker:index/remoteImage:RemoteImage").map((i) => i.inputs.name);
+    const want = r.spec.images.upstream;
+    // One pull per image key: the hook and the canary share the node image (keepLocally: never removed by either).
+    expect(images.sort()).toEqual(imageKeys.map((key) => want[key]).sort());
     for (const image of images) expect(image).toMatch(/:[A-Za-z0-9._-]+$/);
     expect(images).not.toContainEqual(expect.stringMatching(/:latest$/));
+    expect(container(res, "postgres-container").inputs.image).toBe(`${want.postgres}@sha256:mock`);
+    expect(container(res, "hook-container").inputs.image).toBe(`${want.node}@sha256:mock`);
+    expect(container(res, "mtail").inputs.image).toBe(`${want.mtail}@sha256:mock`);
   });
 
   it("uploads the rendered files byte for byte, as content", async () => {
@@ -262,15 +303,13 @@ describe("DockerVectorStack: the dev stack", () => {
     }
   });
 
-  it("sets a memlock ulimit covering the huge pages, and none when huge pages are off", async () => {
-    const { recorded: res, rendered: r } = await deploy("dev", rendered());
-    const ulimits = container(res, "postgres-container").inputs.ulimits as { name: string; soft: number; hard: number }[];
-    expect(ulimits).toEqual([{ name: "memlock", soft: r.memory.hugePages * 2 * MiB, hard: r.memory.hugePages * 2 * MiB }]);
-    expect(r.memory.hugePages * 2 * MiB).toBeGreaterThanOrEqual(r.memory.sharedMemoryBytes);
+  it("sets no ulimit: huge pages mapped with MAP_HUGETLB are not charged to memlock, whatever huge_pages says", async () => {
+    const { recorded: res } = await deploy("dev", rendered());
+    expect(container(res, "postgres-container").inputs.ulimits).toBeUndefined();
 
     recorded = installMocks();
     const off = await deploy("off", rendered((c) => ((c.postgres as Config).hugePages = "off")), { app: "x" });
-    expect(container(off.recorded, "postgres-container").inputs.ulimits).toEqual([]);
+    expect(container(off.recorded, "postgres-container").inputs.ulimits).toBeUndefined();
     expect(off.stack.hugePages.mode).toBe("off");
   });
 
@@ -286,7 +325,7 @@ describe("DockerVectorStack: the dev stack", () => {
     await settle();
     expect(options["opts-postgres-data"].retainOnDelete).toBe(true);
     const containers = Object.keys(options).filter((n) => byType(recorded, containerType).some((c) => c.name === n));
-    expect(containers).toHaveLength(9);
+    expect(containers).toHaveLength(10);
     for (const n of containers) expect(options[n].deleteBeforeReplace, n).toBe(true);
     const canaryAfter = await Promise.all(((options["opts-canary-container"].dependsOn ?? []) as pulumi.Resource[]).map((d) => outputOf(d.urn)));
     expect(canaryAfter.map((u) => u.split("::").pop())).toEqual(["opts-pgbouncer-container"]);
@@ -312,10 +351,20 @@ describe("DockerVectorStack: the dev stack", () => {
     expect(db.inputs.volumes).toEqual([{ volumeName: "pgstack-dev-data", containerPath: "/var/lib/postgresql/data" }]);
   });
 
-  it("runs PgBouncer, the metric sources and Prometheus in the database container's network namespace", async () => {
+  it("runs PostgreSQL, PgBouncer, the metric sources and Prometheus in the namespace holder's network namespace", async () => {
     const { recorded: res } = await deploy("dev", rendered());
-    const dbId = "dev-postgres-container-id"; // the mocks' id for the database container
-    for (const role of ["pgbouncer-container", "postgres-exporter", "pgbouncer-exporter", "node-exporter", "mtail", "prometheus", "canary-container"]) {
+    const dbId = "dev-namespace-container-id"; // the mocks' id for the namespace holder
+    // It holds the namespace and nothing else: sleep as nobody, read-only, killed at once on stop, restarted if it dies.
+    expect(container(res, "namespace-container").inputs).toMatchObject({
+      entrypoints: ["sleep", "infinity"],
+      user: "65534:65534",
+      readOnly: true,
+      stopSignal: "SIGKILL",
+      restart: "unless-stopped",
+      networksAdvanced: [{ name: "pgstack-dev", aliases: ["postgres", "pgbouncer"] }],
+    });
+    expect(container(res, "namespace-container").inputs.uploads).toBeUndefined();
+    for (const role of ["postgres-container", "pgbouncer-container", "postgres-exporter", "pgbouncer-exporter", "node-exporter", "mtail", "prometheus", "canary-container"]) {
       const c = container(res, role);
       expect(c.inputs.networkMode, role).toBe(`container:${dbId}`);
       expect(c.inputs.networksAdvanced, role).toBeUndefined();
@@ -336,8 +385,6 @@ describe("DockerVectorStack: the dev stack", () => {
     // The files' owner in the postgres image: PGDATA is 0700 and the collector's log files 0600.
     expect(mtail.inputs.user).toBe("999:999");
     expect(node.inputs.user, "the image's own user (nobody)").toBeUndefined();
-    expect(one(res, "docker:index/remoteImage:RemoteImage", "node-exporter-image").inputs.name).toBe(r.spec.images.nodeExporter);
-    expect(one(res, "docker:index/remoteImage:RemoteImage", "mtail-image").inputs.name).toBe(r.spec.images.mtail);
     // The very volume PostgreSQL writes, at its path there, read-only.
     const db = container(res, "postgres-container");
     expect(db.inputs.volumes).toEqual([{ volumeName: "pgstack-dev-data", containerPath: containerDataMount }]);
@@ -357,7 +404,7 @@ describe("DockerVectorStack: the dev stack", () => {
       for (const key of ["mounts", "pidMode", "ipcMode", "usernsMode", "privileged", "devices", "ports", "publishAllPorts", "networksAdvanced"]) {
         expect(c.inputs[key], `${c.name}.${key}`).toBeUndefined();
       }
-      expect(c.inputs.networkMode, c.name).toBe("container:dev-postgres-container-id");
+      expect(c.inputs.networkMode, c.name).toBe("container:dev-namespace-container-id");
       expect(c.inputs.restart, c.name).toBe("unless-stopped");
     }
     // No container of the stack binds a host path.
@@ -386,10 +433,10 @@ describe("DockerVectorStack: the dev stack", () => {
     }
   });
 
-  it("publishes ports only on the database container, bound to 127.0.0.1", async () => {
+  it("publishes ports only on the namespace holder, bound to 127.0.0.1", async () => {
     const { recorded: res, rendered: r, stack } = await deploy("dev", rendered());
     const withPorts = byType(res, containerType).filter((c) => c.inputs.ports !== undefined);
-    expect(withPorts.map((c) => c.inputs.name)).toEqual(["pgstack-dev-postgres"]);
+    expect(withPorts.map((c) => c.inputs.name)).toEqual(["pgstack-dev-netns"]);
     const { ports } = r.spec.docker;
     expect(withPorts[0].inputs.ports).toEqual([
       { internal: 5432, external: ports.postgres, ip: "127.0.0.1", protocol: "tcp" },
@@ -404,7 +451,7 @@ describe("DockerVectorStack: the dev stack", () => {
     const canary = container(res, "canary-container");
     expect(canary.inputs.name).toBe("pgstack-dev-canary");
     expect(canary.inputs.command).toEqual(["node", "/hook/pgstack.js", "canary", "--listen", "127.0.0.1:9188"]);
-    expect(canary.inputs).toMatchObject({ networkMode: "container:dev-postgres-container-id", restart: "unless-stopped", user: "node" });
+    expect(canary.inputs).toMatchObject({ networkMode: "container:dev-namespace-container-id", restart: "unless-stopped", user: "node" });
     expect(canary.inputs.ports).toBeUndefined();
     expect(labels(canary)["pgvector-stack.bundle-sha256"]).toBe(sha256(hookBundle));
     // The URLs are secret env, never a label, command or upload.
@@ -490,7 +537,6 @@ describe("DockerVectorStack: the dev stack", () => {
       ["pgbouncer pool", "pgbouncer-container", (c: Config): void => void (c.pgbouncer = { defaultPoolSize: 50 })],
       ["alert thresholds", "monitoring-prometheus", (c: Config): void => void (c.alerts = { cpuWarning: 0.9 })],
       ["published ports", "postgres-container", (c: Config): void => void (c.docker = { ports: { postgres: 15432 } })],
-      ["database image", "postgres-image", (c: Config): void => void (c.images = { postgres: "pgvector/pgvector:0.8.1-pg17" })],
     ] as const) {
       const other = await hookOf(`other-${what.replace(/\W/g, "")}`, change);
       expect(other.plan, what).toBe(base.plan);
@@ -537,7 +583,7 @@ describe("DockerVectorStack: the dev stack", () => {
     ]);
     expect(upload(pgbouncer, "/etc/pgbouncer/pgbouncer.ini")).toMatch(/^auth_file = \/etc\/pgbouncer\/auth\/users.txt$/m);
     expect(upload(container(res, "postgres-exporter"), "/etc/queries/pg.yaml")).toBe(r.files["postgres-exporter-queries.yaml"]);
-    expect((container(res, "postgres-container").inputs.ports as { internal: number }[]).map((p) => p.internal)).toEqual([5432, 6433, 9091]);
+    expect((container(res, "namespace-container").inputs.ports as { internal: number }[]).map((p) => p.internal)).toEqual([5432, 6433, 9091]);
     expect(filledEnvs(container(res, "canary-container"))).toEqual([
       "PGSTACK_DIRECT_URL=postgresql://pgstack_canary:mock-password-moved-canary-password@127.0.0.1:5432/app?sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt",
       "PGSTACK_POOLED_URL=postgresql://pgstack_canary:mock-password-moved-canary-password@127.0.0.1:6433/app?sslmode=verify-full&sslrootcert=/etc/pgstack/tls/ca.crt",

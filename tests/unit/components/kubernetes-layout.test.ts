@@ -136,7 +136,7 @@ describe("kubernetesProblems", () => {
       accepted++;
       expect(kubernetesProblems(r), what).toEqual([]);
       const resources = podResources({ memory: r.memory, cpus: r.spec.node.cpus, maxConnections: r.spec.postgres.maxConnections, maxClientConn: r.spec.pgbouncer.maxClientConn });
-      expect(() => databaseStatefulSetSpec({ rendered: r, names: kubernetesNames("pgvector"), instance: "pgvector", resources }), what).not.toThrow();
+      expect(() => databaseStatefulSetSpec({ rendered: r, names: kubernetesNames("pgvector"), instance: "pgvector", resources, images: r.spec.images.upstream }), what).not.toThrow();
     }
     // Most of the range is accepted (small nodes with many connections are not), so the check is not vacuous.
     expect(accepted).toBeGreaterThan(100);
@@ -718,6 +718,7 @@ describe("databaseStatefulSetSpec", () => {
       rendered: r,
       names: kubernetesNames("pgvector"),
       instance: "pgvector",
+      images: r.spec.images.upstream,
       resources: podResources({
         memory: r.memory,
         cpus: 8,

@@ -212,7 +212,7 @@ describe("the database pod: containers", () => {
     const sts = (await mainStack()).one(T.statefulSet);
     const rendered = renderedFor();
     const node = container(sts, "node-exporter");
-    expect(node.image).toBe(rendered.spec.images.nodeExporter);
+    expect(node.image).toBe(rendered.spec.images.upstream.nodeExporter);
     expect(node.command).toBeUndefined();
     expect(node.args).toEqual([...m.exporters.nodeExporterArgs(), `--web.listen-address=:${m.exporters.nodeExporterPort}`]);
     expect(node.ports).toEqual([{ containerPort: 9100, name: "node-metrics", protocol: "TCP" }]);
@@ -228,7 +228,7 @@ describe("the database pod: containers", () => {
     const sts = (await mainStack()).one(T.statefulSet);
     const rendered = renderedFor();
     const mtail = container(sts, "mtail");
-    expect(mtail.image).toBe(rendered.spec.images.mtail);
+    expect(mtail.image).toBe(rendered.spec.images.upstream.mtail);
     expect(mtail.command).toBeUndefined();
     expect(mtail.args).toEqual([
       ...m.mtail.mtailArgs({ programsDir: "/etc/mtail", pgdata: "/var/lib/postgresql/data/pgdata" }),
@@ -584,7 +584,7 @@ describe("the post-deploy Job", () => {
     expect(await outputOf(d.stack.hookJobName)).toBe(job.metadata.name);
     expect(job.spec.template.metadata.annotations["pgvector-stack/plan-sha256"]).toBe(sha);
     const hook = job.spec.template.spec.containers[0];
-    expect(hook.image).toBe(rendered.spec.images.node);
+    expect(hook.image).toBe(rendered.spec.images.upstream.node);
     expect(hook.command).toEqual(["node", "/hook/pgstack.js", "postdeploy", "--plan", "/etc/pgstack/plan.json"]);
     expect(hook.env.map((e: Obj) => [e.name, e.valueFrom.secretKeyRef.name, e.value])).toEqual([
       ["PGSTACK_DIRECT_URL", "pgvector-hook", undefined],
@@ -655,7 +655,7 @@ describe("the canary", () => {
     expect(deployment.spec.replicas).toBe(1);
     const canary = podSpec(deployment).containers[0];
     expect(podSpec(deployment).containers).toHaveLength(1);
-    expect(canary.image).toBe(rendered.spec.images.node);
+    expect(canary.image).toBe(rendered.spec.images.upstream.node);
     expect(canary.command).toEqual(["node", "/hook/pgstack.js", "canary", "--listen", "0.0.0.0:9188"]);
     expect(canary.ports).toEqual([{ containerPort: 9188, name: "canary-metrics", protocol: "TCP" }]);
     expect(canary.readinessProbe.httpGet).toEqual({ path: "/metrics", port: "canary-metrics" });
@@ -940,7 +940,7 @@ describe("TLS", () => {
     const sts = (await mainStack()).one(T.statefulSet);
     const reloader = container(sts, "tls-reloader");
     const rendered = renderedFor();
-    expect(reloader.image).toBe(rendered.spec.images.postgres);
+    expect(reloader.image).toBe(rendered.spec.images.upstream.postgres);
     expect(reloader.restartPolicy).toBe("Always");
     expect(reloader.command.slice(0, 2)).toEqual(["sh", "-c"]);
     expect(reloader.command[2]).toContain("SELECT pg_reload_conf()");
@@ -1148,5 +1148,42 @@ describe("schema", () => {
     const objects = recorded.filter((r) => r.type.startsWith("kubernetes:"));
     expect(new Set(objects.map((r) => r.type))).toEqual(new Set(Object.values(T)));
     for (const r of objects) expect(schemaProblems(r.type, r.inputs), `${r.type} ${r.name}`).toEqual([]);
+  });
+});
+
+describe("images: this repository's, built and pushed to images.registry, or the upstream ones", () => {
+  it("with images.source pgstack, builds each image from images/, pushes it to the registry and runs it there by digest", async () => {
+    const inputs = await import("../../../components/image-inputs");
+    const imageInputs = inputs.readPgstackImageInputs(`${__dirname}/../../..`);
+    const registry = "registry.example.com/team";
+    const d = await deploy("s-pgstack-images", () => renderedFor({ images: { source: "pgstack", registry } }));
+    const builds = d.of("docker:index/image:Image");
+    expect(builds).toHaveLength(8);
+    const name = (key: keyof typeof inputs.pgstackImageOf) => `${registry}/pgstack-${inputs.pgstackImageOf[key]}:${imageInputs.sha256[inputs.pgstackImageOf[key]].slice(0, 12)}`;
+    const postgresBuild = builds.find((b) => b.name === "s-pgstack-images-images-postgres")!.inputs;
+    expect(postgresBuild).toEqual({
+      imageName: name("postgres"),
+      build: { context: "images", dockerfile: "images/postgres/Dockerfile", platform: "linux/amd64" },
+      buildOnPreview: false,
+      skipPush: false,
+    });
+    // The pod pulls what was pushed: repoDigest (registry/name@sha256:…), here the mocks' stand-in.
+    const sts = d.one(T.statefulSet);
+    expect(container(sts, "postgres").image).toBe(`${name("postgres")}@sha256:mock`);
+    expect(container(sts, "tls-reloader").image).toBe(`${name("postgres")}@sha256:mock`);
+    expect(container(sts, "pgbouncer").image).toBe(`${name("pgbouncer")}@sha256:mock`);
+    expect(container(sts, "postgres-exporter").image).toBe(`${name("postgresExporter")}@sha256:mock`);
+    expect(container(sts, "pgbouncer-exporter").image).toBe(`${name("pgbouncerExporter")}@sha256:mock`);
+    expect(container(sts, "node-exporter").image).toBe(`${name("nodeExporter")}@sha256:mock`);
+    expect(container(sts, "mtail").image).toBe(`${name("mtail")}@sha256:mock`);
+    expect(d.one(T.job).spec.template.spec.containers[0].image).toBe(`${name("node")}@sha256:mock`);
+    expect(podSpec(d.one(T.deployment)).containers[0].image).toBe(`${name("node")}@sha256:mock`);
+  });
+
+  it("with the upstream default, registers no image resource: the kubelet pulls each reference as written", async () => {
+    const d = await mainStack();
+    expect(d.of("docker:index/image:Image")).toEqual([]);
+    expect(d.of("docker:index/remoteImage:RemoteImage")).toEqual([]);
+    expect(container(d.one(T.statefulSet), "postgres").image).toBe(renderedFor().spec.images.upstream.postgres);
   });
 });

@@ -21,6 +21,9 @@ export function installMocks(config: Record<string, string> = {}, project = "pgv
         // Generated passwords: a fixed, obviously fake value so tests can look for leaks of it.
         if (args.type === "random:index/randomPassword:RandomPassword") state.result = `mock-password-${args.name}`;
         Object.assign(state, tlsState(args.type, args.name));
+        // An image build: its digest (the local image ID, or the registry's after a push) names the tag it was built as.
+        if (args.type === "docker:index/image:Image") state.repoDigest = `${String(args.inputs.imageName)}@sha256:mock`;
+        if (args.type === "docker:index/remoteImage:RemoteImage") state.imageId = `${String(args.inputs.name)}@sha256:mock`;
         return { id: `${args.name}-id`, state };
       },
       call(args: pulumi.runtime.MockCallArgs) {

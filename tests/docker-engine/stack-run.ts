@@ -1,0 +1,89 @@
+/**
+ * The real Pulumi program (program.ts → DockerVectorStack) run under the engine mocks: every Docker object it registers
+ * is created on the real engine, and outputs flow between resources as under `pulumi up`. Used by the real-engine
+ * test (tests/real/docker-stack.test.ts) and by `npm run e2e:docker` (scripts/e2e-docker.ts).
+ *
+ * The stack's config is its stack file's (Pulumi.<stackFile>.yaml), read as `pulumi up` would pass it, with the Docker
+ * ports moved to free loopback ports: the run must not collide with a developer's own dev stack or database. The
+ * stack name (`stack`) prefixes every object name, so the run's containers never take a real stack's names.
+ */
+import * as net from "node:net";
+import * as pulumi from "@pulumi/pulumi";
+import { programConfig } from "../../cli/offline-program";
+import { projectRoot } from "../../cli/stack-file";
+import { installEngineMocks, type EngineRun } from "./engine-mocks";
+
+export interface DockerStackRunOptions {
+  /** Whose stack file the config comes from. Defaults to dev. */
+  readonly stackFile?: string;
+  /** The stack name the program runs as (object names: pgstack-<stack>-…). */
+  readonly stack: string;
+  /** Value of the label every Docker object of the run carries. */
+  readonly runLabel: string;
+  /** A line per step. Defaults to none. */
+  readonly log?: (line: string) => void;
+}
+
+export interface DockerStackRun {
+  readonly run: EngineRun;
+  /** The stack outputs as `pulumi stack output --show-secrets` prints them. */
+  readonly outputs: Readonly<Record<string, unknown>>;
+  /** Where the stack publishes PostgreSQL, PgBouncer and Prometheus on 127.0.0.1. */
+  readonly ports: { readonly postgres: number; readonly pgbouncer: number; readonly prometheus: number };
+  readonly seconds: number;
+}
+
+/** `count` different ports nothing listens on now, on 127.0.0.1 (the kernel's choice; all held until all are chosen). */
+export async function freeLoopbackPorts(count: number): Promise<number[]> {
+  const servers: net.Server[] = [];
+  try {
+    for (let i = 0; i < count; i++) {
+      const server = net.createServer();
+      servers.push(server);
+      await new Promise<void>((resolve, reject) => {
+        server.on("error", reject);
+        server.listen(0, "127.0.0.1", resolve);
+      });
+    }
+    return servers.map((s) => (s.address() as net.AddressInfo).port);
+  } finally {
+    await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
+  }
+}
+
+/** Every output resolved, secrets unwrapped: what the outputs hold once `pulumi up` has finished. */
+function resolved(outputs: Record<string, unknown>): Promise<Record<string, unknown>> {
+  return new Promise((resolve) => pulumi.output(outputs).apply((v) => resolve(v as Record<string, unknown>)));
+}
+
+/**
+ * Installs the engine mocks and runs the program. Resolves once every resource has been created on the engine and
+ * every output is known (the hook has run to completion). On failure the objects created so far stay for the caller's
+ * `run.removeEverything()`: call it in a `finally`, whatever happened. `onRun` gets the run before the program starts,
+ * so a caller can clean up after an interrupt.
+ */
+export async function runDockerStack(options: DockerStackRunOptions, onRun: (run: EngineRun) => void = () => {}): Promise<DockerStackRun> {
+  const started = Date.now();
+  const root = projectRoot();
+  const file = programConfig(options.stackFile ?? "dev", root);
+  if (file.target !== "docker") throw new Error(`stack file ${options.stackFile ?? "dev"} has target ${JSON.stringify(file.target)}; the Docker engine run needs target: docker`);
+  const [postgres, pgbouncer, prometheus] = await freeLoopbackPorts(3);
+  const ports = { postgres, pgbouncer, prometheus };
+  const dockerKey = `${file.project}:docker`;
+  const docker = file.config[dockerKey] === undefined ? {} : (JSON.parse(file.config[dockerKey]) as Record<string, unknown>);
+  const config = { ...file.config, [dockerKey]: JSON.stringify({ ...docker, ports }) };
+  const run = installEngineMocks({
+    config,
+    secretConfigKeys: file.secretKeys,
+    project: file.project,
+    stack: options.stack,
+    runLabel: options.runLabel,
+    log: options.log,
+  });
+  onRun(run);
+  // Imported after the mocks are installed, as Pulumi's mock tests require of a program.
+  const { program } = await import("../../program");
+  const outputs = await resolved(await program());
+  await run.settled();
+  return { run, outputs, ports, seconds: (Date.now() - started) / 1000 };
+}
