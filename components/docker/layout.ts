@@ -28,8 +28,8 @@ export const paths = {
   postgresConf: "/etc/postgresql/postgresql.conf",
   pgHbaConf: "/etc/postgresql/pg_hba.conf",
   pgIdentConf: "/etc/postgresql/pg_ident.conf",
-  /** The postgres image runs *.sql here once, when it initialises an empty data directory. */
-  bootstrapSql: "/docker-entrypoint-initdb.d/10-pgstack-roles.sql",
+  /** The roles container's bootstrap SQL (roles.ts). */
+  rolesSql: "/etc/pgstack/roles-bootstrap.sql",
   /**
    * The postgres image's PGDATA (its Dockerfile's ENV). The container does not override it, so the placement's pgdata
    * must be this path (stackProblems).
@@ -58,6 +58,10 @@ export interface DockerNames {
   readonly network: string;
   /** The container holding the stack's network namespace (namespace.ts). */
   readonly namespace: string;
+  /** PostgreSQL's socket directory, shared with the roles container (roles.ts). */
+  readonly socketVolume: string;
+  /** The roles container's name carries the bootstrap SQL's hash: new passwords, a new container that runs again. */
+  readonly roles: (bootstrapSha256: string) => string;
   readonly dataVolume: string;
   /** PgBouncer's logfile, shared with mtail (configs/pgbouncer-log.ts). */
   readonly pgbouncerLogVolume: string;
@@ -82,6 +86,8 @@ export function dockerNames(prefix: string): DockerNames {
   return {
     network: prefix,
     namespace: `${prefix}-netns`,
+    socketVolume: `${prefix}-socket`,
+    roles: (bootstrapSha256) => `${prefix}-roles-${bootstrapSha256.slice(0, 12)}`,
     dataVolume: `${prefix}-data`,
     pgbouncerLogVolume: `${prefix}-pgbouncer-log`,
     postgres: `${prefix}-postgres`,
@@ -336,12 +342,32 @@ export function fileSecretShim(launch: Launch): string[] | undefined {
 /** The postgres image's entrypoint reads the superuser's password from `POSTGRES_PASSWORD_FILE` (its file_env). */
 export const superuserPasswordVariable = "POSTGRES_PASSWORD";
 
+/**
+ * The roles container's command: psql on PostgreSQL's socket as the superuser (peer authentication, no password), the
+ * bootstrap SQL in one transaction-free run that stops at the first error.
+ */
+export function rolesCommand(rendered: Rendered): string[] {
+  const { placement, roles } = rendered;
+  return [
+    "psql",
+    "--no-psqlrc",
+    "-v",
+    "ON_ERROR_STOP=1",
+    `--host=${placement.paths.postgresSocketDir}`,
+    `--port=${placement.ports.postgres}`,
+    `--username=${roles.superuser}`,
+    "--dbname=postgres",
+    `--file=${paths.rolesSql}`,
+  ];
+}
+
 /** What the namespace holder runs: nothing, forever (coreutils sleep; every image the stack's postgres comes from has it). */
 export const namespaceHolderCommand: readonly string[] = ["sleep", "infinity"];
 
 /** Every role a container of the Docker target plays. */
 export type ContainerRole =
   | "namespace"
+  | "roles"
   | "postgres"
   | "pgbouncer"
   | "postgresExporter"

@@ -31,8 +31,6 @@ export interface DockerPostgresArgs {
   readonly image: pulumi.Input<string>;
   /** SCRAM verifier of the superuser's (rendered.roles.superuser) password, which initdb stores as it is. Required; no default. */
   readonly superuserVerifier: pulumi.Input<string>;
-  /** Role bootstrap SQL holding SCRAM verifiers only (configs/roles.ts `bootstrapSql`). Required; no default. */
-  readonly bootstrapSql: pulumi.Input<string>;
   /** The server certificate, its private key (secret) and the CA, PEM, uploaded where rendered.tls.files says. Required; no default. */
   readonly tls: ServerTlsPems;
 }
@@ -49,6 +47,8 @@ export class DockerPostgres extends pulumi.ComponentResource {
   /** The database container: healthy once PostgreSQL accepts TCP connections, which the sidecars wait for. */
   public readonly container: docker.Container;
   public readonly dataVolume: docker.Volume;
+  /** PostgreSQL's socket directory, which the roles container (roles.ts) reaches it through. */
+  public readonly socketVolume: docker.Volume;
   /** /dev/shm of the container, MiB. */
   public readonly shmSizeMiB: number;
 
@@ -68,6 +68,13 @@ export class DockerPostgres extends pulumi.ComponentResource {
       `${name}-data`,
       { name: names.dataVolume, labels: sortedLabels({ "pgvector-stack.stack": rendered.spec.stack, "pgvector-stack.role": "data" }) },
       { parent: this, retainOnDelete: true },
+    );
+
+    // Holds nothing but the socket: not retained. A new volume takes the image's directory (postgres's, 3775).
+    this.socketVolume = new docker.Volume(
+      `${name}-socket`,
+      { name: names.socketVolume, labels: sortedLabels({ "pgvector-stack.stack": rendered.spec.stack, "pgvector-stack.role": "socket" }) },
+      { parent: this },
     );
 
     this.container = new docker.Container(
@@ -91,15 +98,16 @@ export class DockerPostgres extends pulumi.ComponentResource {
           { file: paths.postgresConf, content: files["postgresql.conf"] },
           { file: paths.pgHbaConf, content: files["pg_hba.conf"] },
           { file: paths.pgIdentConf, content: files["pg_ident.conf"] },
-          // Runs once, when the entrypoint initialises the empty data volume (see DockerVectorStack on passwords).
-          { file: paths.bootstrapSql, content: args.bootstrapSql },
           // A renewed certificate changes these uploads, which replaces the container (Docker cannot update a
           // container's files in place): a restart, acceptable on a developer's stack.
           { file: rendered.tls.files.certificate, content: args.tls.certificate },
           { file: rendered.tls.files.key, content: pulumi.secret(args.tls.privateKey) },
           { file: rendered.tls.files.ca, content: args.tls.caCertificate },
         ],
-        volumes: [{ volumeName: this.dataVolume.name, containerPath: dataMount }],
+        volumes: [
+          { volumeName: this.dataVolume.name, containerPath: dataMount },
+          { volumeName: this.socketVolume.name, containerPath: rendered.placement.paths.postgresSocketDir },
+        ],
         shmSize: this.shmSizeMiB,
         // No memlock ulimit for huge pages: PostgreSQL maps them with mmap(MAP_HUGETLB), which Linux does not charge to
         // RLIMIT_MEMLOCK (only SysV SHM_HUGETLB segments), and a hard limit above the daemon's own cannot be set where
@@ -130,6 +138,6 @@ export class DockerPostgres extends pulumi.ComponentResource {
       { parent: this, deleteBeforeReplace: true },
     );
 
-    this.registerOutputs({ container: this.container, dataVolume: this.dataVolume, shmSizeMiB: this.shmSizeMiB });
+    this.registerOutputs({ container: this.container, dataVolume: this.dataVolume, socketVolume: this.socketVolume, shmSizeMiB: this.shmSizeMiB });
   }
 }

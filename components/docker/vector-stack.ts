@@ -30,6 +30,7 @@ import { DockerPgBouncer } from "./pgbouncer";
 import { DockerPostDeployHook, type HookReport } from "./postdeploy-hook";
 import { DockerNamespace } from "./namespace";
 import { DockerPostgres } from "./postgres";
+import { DockerRoles } from "./roles";
 import { roleVerifier } from "../../configs/scram";
 import { verifyFullQuery } from "../../configs/tls";
 import { StackCertificates } from "../stack-certificates";
@@ -137,10 +138,7 @@ export class DockerVectorStack extends pulumi.ComponentResource {
       { parent: this },
     );
 
-    // The bootstrap runs when the entrypoint initialises an empty data volume. It is idempotent and stays in the
-    // container, so after a password change (which replaces the container with the new verifiers uploaded):
-    // `docker exec -u postgres <prefix>-postgres psql -v ON_ERROR_STOP=1 -f /docker-entrypoint-initdb.d/10-pgstack-roles.sql`
-    // (not yet run by `pulumi up` on Docker: the README says so).
+    // The roles and their passwords, applied by the roles container (roles.ts) on every deploy that changes them.
     const bootstrap = pulumi.all(verifiers).apply((v) => bootstrapSql(rendered.files["roles.sql"], roles.plan, v));
     // The namespace every long-running container joins, held by a container that never restarts on its own.
     const namespace = new DockerNamespace(`${name}-namespace`, { rendered, names, networkName: network.name, image: images.postgres }, { parent: this });
@@ -154,9 +152,14 @@ export class DockerVectorStack extends pulumi.ComponentResource {
         image: images.postgres,
         namespaceOwnerId,
         superuserVerifier,
-        bootstrapSql: bootstrap,
         tls: serverTls,
       },
+      { parent: this },
+    );
+
+    const rolesJob = new DockerRoles(
+      `${name}-roles`,
+      { rendered, names, image: images.postgres, socketVolumeName: postgres.socketVolume.name, bootstrapSql: bootstrap, startAfter: [postgres.container] },
       { parent: this },
     );
 
@@ -167,8 +170,8 @@ export class DockerVectorStack extends pulumi.ComponentResource {
         names,
         image: images.pgbouncer,
         namespaceOwnerId,
-        // PostgreSQL healthy first (its container waits for that), as when PgBouncer joined its namespace.
-        startAfter: [postgres.container],
+        // The roles and passwords applied first: its auth_file holds the verifiers the roles container just set.
+        startAfter: [rolesJob.container],
         userlist,
         tls: serverTls,
       },

@@ -5,6 +5,7 @@
  * role names come from Rendered as they are; nothing here re-derives them. Plain data in, plain data out; the
  * components in this folder only wire resources from it, and tests check it without Pulumi.
  */
+import { imageUsers } from "../../configs/image-packages";
 import { createHash } from "node:crypto";
 import path from "node:path";
 import type { MemoryBudget } from "../../configs/kubernetes-resources";
@@ -15,10 +16,10 @@ import type { Placement } from "../../configs/placement";
 import type { MetricSource } from "../../configs/scrape";
 import type { TlsFiles } from "../../configs/tls";
 
-/** uid/gid of `postgres` in the official postgres (and pgvector/pgvector) Debian images. */
-export const postgresUid = 999;
-/** uid of `node` in the official node images. */
-export const nodeUid = 1000;
+/** uid/gid of `postgres` in this repository's postgres image and in the official postgres (and pgvector/pgvector) images. */
+export const postgresUid = imageUsers.postgres.uid;
+/** uid of `node` in this repository's node image and in the official node images. */
+export const nodeUid = imageUsers.node.uid;
 
 /**
  * Where files go inside the images, where the placement does not say (it says the data volume's mount, PGDATA, the

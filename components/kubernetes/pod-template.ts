@@ -3,6 +3,7 @@
  * exporters, node_exporter and mtail. Plain data in (the Rendered stack, object names, the resource plan), plain
  * data out; no Pulumi calls.
  */
+import { imageUsers } from "../../configs/image-packages";
 import type { ImageReferences } from "../../configs/stack-spec";
 import type * as k8s from "@pulumi/kubernetes";
 import path from "node:path";
@@ -39,7 +40,9 @@ type Volume = k8s.types.input.core.v1.Volume;
 const readOnlyFileMode = 0o440;
 
 /** uid `nobody`, which the node_exporter image runs as: it reads no file that anyone owns. */
-const nobodyUid = 65534;
+const nobodyUid = imageUsers["node-exporter"].uid;
+/** The exporters' images' user (nobody). */
+const exporterUid = imageUsers["postgres-exporter"].uid;
 
 /**
  * The restricted Pod Security Standard, per container: no privilege escalation, no capabilities, the runtime's
@@ -202,7 +205,9 @@ function postgresExporterContainer(rendered: Rendered, images: ImageReferences, 
     // Liveness only, on the landing page (no database query). No readiness probe: a pod is Ready only when every
     // container is, and a slow scrape must never take the database out of its Services.
     livenessProbe: { failureThreshold: 6, httpGet: { path: "/", port: portNames.postgresMetrics }, periodSeconds: 20, timeoutSeconds: 5 },
-    securityContext: restrictedSecurityContext(postgresUid),
+    // The image's user (images/, configs/image-packages.ts imageUsers; nobody in prometheus-community's too). Its
+    // 0440 files (queries, CA) are readable through the pod's fsGroup.
+    securityContext: restrictedSecurityContext(exporterUid),
   };
 }
 
@@ -221,7 +226,9 @@ function pgbouncerExporterContainer(rendered: Rendered, images: ImageReferences,
     // The CA it verifies PgBouncer with (its launch's sslrootcert).
     volumeMounts: [caVolumeMount(rendered.tls.files.ca)],
     livenessProbe: { failureThreshold: 6, httpGet: { path: "/", port: portNames.pgbouncerMetrics }, periodSeconds: 20, timeoutSeconds: 5 },
-    securityContext: restrictedSecurityContext(postgresUid),
+    // The image's user (images/, configs/image-packages.ts imageUsers; nobody in prometheus-community's too). Its
+    // 0440 files (queries, CA) are readable through the pod's fsGroup.
+    securityContext: restrictedSecurityContext(exporterUid),
   };
 }
 

@@ -22,6 +22,8 @@ export interface DockerStackRunOptions {
   readonly runLabel: string;
   /** A line per step. Defaults to none. */
   readonly log?: (line: string) => void;
+  /** Secret config keys of the namespace set for this run (`appPassword`), as `pulumi config set --secret` would. Defaults to none. */
+  readonly secrets?: Readonly<Record<string, string>>;
 }
 
 export interface DockerStackRun {
@@ -71,10 +73,11 @@ export async function runDockerStack(options: DockerStackRunOptions, onRun: (run
   const ports = { postgres, pgbouncer, prometheus };
   const dockerKey = `${file.project}:docker`;
   const docker = file.config[dockerKey] === undefined ? {} : (JSON.parse(file.config[dockerKey]) as Record<string, unknown>);
-  const config = { ...file.config, [dockerKey]: JSON.stringify({ ...docker, ports }) };
+  const secrets = Object.entries(options.secrets ?? {}).map(([key, value]) => [`${file.project}:${key}`, value] as const);
+  const config = { ...file.config, [dockerKey]: JSON.stringify({ ...docker, ports }), ...Object.fromEntries(secrets) };
   const run = installEngineMocks({
     config,
-    secretConfigKeys: file.secretKeys,
+    secretConfigKeys: [...file.secretKeys, ...secrets.map(([key]) => key)],
     project: file.project,
     stack: options.stack,
     runLabel: options.runLabel,

@@ -30,6 +30,8 @@ const caFile = path.join(scratch, "ca.crt");
 
 let localEngine: LocalEngine | undefined;
 let run: EngineRun | undefined;
+/** The second deploy's run (rotated passwords), removed in afterAll as well. */
+let rotatedRun: EngineRun | undefined;
 let deployed: DockerStackRun;
 let rendered: Rendered;
 const clients: Client[] = [];
@@ -114,7 +116,7 @@ afterAll(async () => {
   try {
     for (const c of clients) await c.end().catch(() => undefined);
     // Whatever happened: nothing of this run stays but the image layers (the next build's cache).
-    if (run !== undefined) await run.removeEverything({ keepImages: true });
+    for (const r of [rotatedRun, run]) if (r !== undefined) await r.removeEverything({ keepImages: true });
   } finally {
     await localEngine?.stop();
     fs.rmSync(scratch, { recursive: true, force: true });
@@ -122,17 +124,19 @@ afterAll(async () => {
 }, 5 * 60_000);
 
 describe("the dev stack on the real Docker engine", () => {
-  it("starts every container: the database healthy, the rest running, the hook run to completion", async () => {
+  it("starts every container: the database healthy, the rest running, the roles job and the hook run to completion", async () => {
     const all = await containers();
     const hook = `pgstack-${stack}-hook-${hookTrigger(rendered.files["plan.json"]).slice(0, 12)}`;
     const longRunning = ["netns", "postgres", "pgbouncer", "postgres-exporter", "pgbouncer-exporter", "node-exporter", "mtail", "prometheus", "canary"].map(
       (role) => `pgstack-${stack}-${role}`,
     );
-    expect([...all.keys()].sort()).toEqual([...longRunning, hook].sort());
+    // The roles job is named after the hash of its SQL (verifiers of generated passwords): found by its prefix.
+    const roles = [...all.keys()].filter((n) => n.startsWith(`pgstack-${stack}-roles-`));
+    expect(roles).toHaveLength(1);
+    expect([...all.keys()].sort()).toEqual([...longRunning, hook, roles[0]].sort());
     for (const name of longRunning) expect((await inspect(name)).State.Running, name).toBe(true);
     expect((await inspect(`pgstack-${stack}-postgres`)).State.Health?.Status).toBe("healthy");
-    const exited = await inspect(hook);
-    expect(exited.State).toMatchObject({ Running: false, ExitCode: 0 });
+    for (const name of [hook, roles[0]]) expect((await inspect(name)).State, name).toMatchObject({ Running: false, ExitCode: 0 });
   });
 
   it("makes the hook's report the hookReport output: indexes built, the smoke benchmark's table", async () => {
@@ -249,5 +253,35 @@ describe("the dev stack on the real Docker engine", () => {
     expect(await run!.engine.json<unknown[]>("GET", "/networks", { query: { filters } })).toEqual([]);
     const volumes = (await run!.engine.json<{ Volumes: { Name: string }[] | null }>("GET", "/volumes", { query: { filters } })).Volumes ?? [];
     expect(volumes.map((v) => v.Name)).toEqual([`pgstack-${stack}-data`]);
+  });
+
+  it("deployed again on the kept data with every password changed, applies them: new ones in, old ones out, data kept", async () => {
+    // Every container replaced, as `pulumi up` replaces each whose uploads changed, on the data volume kept above. The
+    // mocks generate new random passwords for every role, and the app's is set as a stack secret: a rotation of all.
+    const oldApp = new URL(deployed.outputs.connectionString as string);
+    const rotatedPassword = `rotated-${process.pid}-Pw`;
+    const again = await runDockerStack({ stack, runLabel: `${runLabel}-rotated`, secrets: { appPassword: rotatedPassword } }, (r) => (rotatedRun = r));
+    expect(again.run.created.find((o) => o.kind === "volume" && o.engineName === `pgstack-${stack}-data`)?.adopted).toBe(true);
+    fs.writeFileSync(caFile, again.outputs.caCertificate as string);
+    deployed = again;
+    // The roles job ran on the initialised volume (the entrypoint's init scripts did not) and set every verifier.
+    const url = new URL(hostUrl("connectionString"));
+    expect(decodeURIComponent(url.password)).toBe(rotatedPassword);
+    const app = await connect(url.toString(), "pgstack-docker-stack-test");
+    expect((await app.query<{ n: string }>("SELECT count(*) AS n FROM e2e_restart")).rows[0].n).toBe("1000");
+    await app.end();
+    // The old password, at the new PgBouncer: refused.
+    url.password = oldApp.password;
+    await expect(connect(url.toString(), "pgstack-docker-stack-test")).rejects.toThrow(/SASL authentication failed|password authentication failed/);
+    // The stack's own clients got theirs in their new containers: the exporters and the canary scrape up again.
+    await waitFor(
+      "every scrape target up with the rotated passwords",
+      async () => {
+        const data = await prometheus<{ activeTargets: { health: string }[] }>("/api/v1/targets");
+        return data.activeTargets.length > 0 && data.activeTargets.every((t) => t.health === "up") ? true : undefined;
+      },
+      180_000,
+    );
+    expect((again.outputs.hookReport as { exitCode: number }).exitCode).toBe(0);
   });
 });

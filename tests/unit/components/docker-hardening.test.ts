@@ -56,6 +56,7 @@ const passwords = Object.fromEntries(roleKinds.map((kind) => [kind, `Pw-${kind}-
 /** Which hardening role each container of the stack plays, by its resource name's suffix. */
 const roleOf: Record<string, ContainerRole> = {
   "namespace-container": "namespace",
+  "roles-container": "roles",
   "postgres-container": "postgres",
   "pgbouncer-container": "pgbouncer",
   "monitoring-postgres-exporter": "postgresExporter",
@@ -97,7 +98,7 @@ function uploads(c: RecordedResource): { file: string; content: string }[] {
 describe("Docker hardening: privileges", () => {
   it("drops every capability of every container; postgres keeps only what its entrypoint does as root", async () => {
     const containers = await deploy("dev");
-    expect(containers).toHaveLength(10);
+    expect(containers).toHaveLength(11);
     for (const c of containers) {
       const role = roleNamed(c, "dev");
       const want = role === "postgres" ? { drops: ["ALL"], adds: ["CHOWN", "DAC_OVERRIDE", "FOWNER", "SETGID", "SETUID"] } : { drops: ["ALL"] };
@@ -120,7 +121,7 @@ describe("Docker hardening: privileges", () => {
     expect(wrapper).toMatch(/^chown postgres:postgres .* && chmod 0600 .* && exec docker-entrypoint\.sh "\$@"$/);
     // Every other container runs as a non-root user: the images' USER (PgBouncer, the exporters, Prometheus) or ours.
     const users = Object.fromEntries((await deploy("users")).map((c) => [roleNamed(c, "users"), c.inputs.user]));
-    expect(users).toMatchObject({ namespace: "65534:65534", mtail: "999:999", canary: "node", hook: "node" });
+    expect(users).toMatchObject({ namespace: "65534:65534", roles: "999:999", mtail: "999:999", canary: "node", hook: "node" });
   });
 
   it("makes the root filesystem read-only exactly where the provider uploads nothing", async () => {

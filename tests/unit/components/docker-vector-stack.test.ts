@@ -79,6 +79,11 @@ function labels(r: RecordedResource): Record<string, string> {
   return Object.fromEntries(((r.inputs.labels ?? []) as { label: string; value: string }[]).map((l) => [l.label, l.value]));
 }
 
+/** sha256 of the roles job's bootstrap SQL, which names it. */
+function rolesSha256(recorded: readonly RecordedResource[]): string {
+  return sha256(upload(container(recorded, "roles-container"), "/etc/pgstack/roles-bootstrap.sql"));
+}
+
 function container(recorded: readonly RecordedResource[], role: string): RecordedResource {
   return one(recorded, containerType, `-${role}`);
 }
@@ -135,10 +140,10 @@ async function deploy(name: string, r: Rendered, passwords: Partial<Record<RoleK
 }
 
 describe("DockerVectorStack: the dev stack", () => {
-  it("creates a network, two volumes, eight containers and the hook, each running its image built from images/", async () => {
+  it("creates a network, three volumes, nine containers, the roles job and the hook, each running its image built from images/", async () => {
     const { recorded: res, rendered: r } = await deploy("dev", rendered());
     expect(byType(res, "docker:index/network:Network").map((n) => n.inputs.name)).toEqual(["pgstack-dev"]);
-    expect(byType(res, "docker:index/volume:Volume").map((v) => v.inputs.name).sort()).toEqual(["pgstack-dev-data", "pgstack-dev-pgbouncer-log"]);
+    expect(byType(res, "docker:index/volume:Volume").map((v) => v.inputs.name).sort()).toEqual(["pgstack-dev-data", "pgstack-dev-pgbouncer-log", "pgstack-dev-socket"]);
     const planSha256 = createHash("sha256").update(r.files["plan.json"]).digest("hex");
     expect(
       byType(res, containerType)
@@ -155,6 +160,7 @@ describe("DockerVectorStack: the dev stack", () => {
       "pgstack-dev-postgres",
       "pgstack-dev-postgres-exporter",
       "pgstack-dev-prometheus",
+      `pgstack-dev-roles-${rolesSha256(res).slice(0, 12)}`,
     ]);
     // images.source defaults to pgstack on Docker: each of this repository's images built on the engine, pushed nowhere,
     // tagged by the hash of its inputs, and each container runs its build by digest (repoDigest: the local image ID).
@@ -253,7 +259,26 @@ describe("DockerVectorStack: the dev stack", () => {
     const { recorded: res } = await deploy("dev", r0, passwords);
     const verifier = (role: string, pw: string) => scramVerifier(pw, scramSalt("dev", role, pw));
     const db = container(res, "postgres-container");
-    const sql = upload(db, "/docker-entrypoint-initdb.d/10-pgstack-roles.sql");
+    // Applied by the roles job on every deploy that changes it, not by the entrypoint on the first start only.
+    expect(uploads(db).map((u) => u.file)).not.toContain("/docker-entrypoint-initdb.d/10-pgstack-roles.sql");
+    const roles = container(res, "roles-container");
+    const sql = upload(roles, "/etc/pgstack/roles-bootstrap.sql");
+    expect(roles.inputs.command).toEqual([
+      "psql",
+      "--no-psqlrc",
+      "-v",
+      "ON_ERROR_STOP=1",
+      "--host=/var/run/postgresql",
+      "--port=5432",
+      "--username=postgres",
+      "--dbname=postgres",
+      "--file=/etc/pgstack/roles-bootstrap.sql",
+    ]);
+    // On the socket only, as the image's postgres user (peer authentication): no network, no password.
+    expect(roles.inputs).toMatchObject({ user: "999:999", networkMode: "none", attach: true, restart: "no" });
+    expect(roles.inputs.volumes).toEqual([{ volumeName: "pgstack-dev-socket", containerPath: "/var/run/postgresql" }]);
+    expect(labels(roles)["pgvector-stack.bootstrap-sha256"]).toBe(sha256(sql));
+    expect(roles.inputs.name).toBe(`pgstack-dev-roles-${sha256(sql).slice(0, 12)}`);
     expect(sql.startsWith(r0.files["roles.sql"])).toBe(true);
     expect(sql).toContain(`ALTER ROLE "app" PASSWORD '${verifier("app", passwords.app)}'`);
     expect(sql).toContain(`ALTER ROLE "${monitorRole}" PASSWORD '${verifier(monitorRole, passwords.monitor)}'`);
@@ -325,7 +350,7 @@ describe("DockerVectorStack: the dev stack", () => {
     await settle();
     expect(options["opts-postgres-data"].retainOnDelete).toBe(true);
     const containers = Object.keys(options).filter((n) => byType(recorded, containerType).some((c) => c.name === n));
-    expect(containers).toHaveLength(10);
+    expect(containers).toHaveLength(11);
     for (const n of containers) expect(options[n].deleteBeforeReplace, n).toBe(true);
     const canaryAfter = await Promise.all(((options["opts-canary-container"].dependsOn ?? []) as pulumi.Resource[]).map((d) => outputOf(d.urn)));
     expect(canaryAfter.map((u) => u.split("::").pop())).toEqual(["opts-pgbouncer-container"]);
@@ -348,7 +373,10 @@ describe("DockerVectorStack: the dev stack", () => {
     });
     expect(db.inputs.wait).toBe(true);
     expect(db.inputs.restart).toBe("unless-stopped");
-    expect(db.inputs.volumes).toEqual([{ volumeName: "pgstack-dev-data", containerPath: "/var/lib/postgresql/data" }]);
+    expect(db.inputs.volumes).toEqual([
+      { volumeName: "pgstack-dev-data", containerPath: "/var/lib/postgresql/data" },
+      { volumeName: "pgstack-dev-socket", containerPath: "/var/run/postgresql" },
+    ]);
   });
 
   it("runs PostgreSQL, PgBouncer, the metric sources and Prometheus in the namespace holder's network namespace", async () => {
@@ -387,7 +415,10 @@ describe("DockerVectorStack: the dev stack", () => {
     expect(node.inputs.user, "the image's own user (nobody)").toBeUndefined();
     // The very volume PostgreSQL writes, at its path there, read-only.
     const db = container(res, "postgres-container");
-    expect(db.inputs.volumes).toEqual([{ volumeName: "pgstack-dev-data", containerPath: containerDataMount }]);
+    expect(db.inputs.volumes).toEqual([
+      { volumeName: "pgstack-dev-data", containerPath: containerDataMount },
+      { volumeName: "pgstack-dev-socket", containerPath: "/var/run/postgresql" },
+    ]);
     expect(node.inputs.volumes).toEqual([{ volumeName: "pgstack-dev-data", containerPath: containerDataMount, readOnly: true }]);
     // mtail also reads PgBouncer's logfile from the volume PgBouncer writes it to, read-only.
     expect(mtail.inputs.volumes).toEqual([

@@ -1178,6 +1178,25 @@ describe("images: this repository's, built and pushed to images.registry, or the
     expect(container(sts, "mtail").image).toBe(`${name("mtail")}@sha256:mock`);
     expect(d.one(T.job).spec.template.spec.containers[0].image).toBe(`${name("node")}@sha256:mock`);
     expect(podSpec(d.one(T.deployment)).containers[0].image).toBe(`${name("node")}@sha256:mock`);
+    // Each container runs as the uid its image was built with (configs/image-packages.ts imageUsers): the files the
+    // image owns (PGDATA, /var/run/pgbouncer, /prometheus) are that user's.
+    const { imageUsers } = await import("../../../configs/image-packages");
+    const runsAs = (c: Obj) => c.securityContext?.runAsUser ?? podSpec(sts).securityContext.runAsUser;
+    for (const [containerName, image] of [
+      ["postgres", "postgres"],
+      ["tls-reloader", "postgres"],
+      ["pgbouncer", "pgbouncer"],
+      ["postgres-exporter", "postgres-exporter"],
+      ["pgbouncer-exporter", "pgbouncer-exporter"],
+      ["node-exporter", "node-exporter"],
+      ["mtail", "mtail"],
+    ] as const) {
+      expect(runsAs(container(sts, containerName)), containerName).toBe(imageUsers[image].uid);
+    }
+    const hookPod = d.one(T.job).spec.template.spec;
+    expect(hookPod.containers[0].securityContext?.runAsUser ?? hookPod.securityContext.runAsUser).toBe(imageUsers.node.uid);
+    const canaryPod = podSpec(d.one(T.deployment));
+    expect(canaryPod.containers[0].securityContext?.runAsUser ?? canaryPod.securityContext.runAsUser).toBe(imageUsers.node.uid);
   });
 
   it("with the upstream default, registers no image resource: the kubelet pulls each reference as written", async () => {
