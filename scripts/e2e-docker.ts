@@ -15,7 +15,7 @@ import { ensureDockerEngine, type DockerEngine } from "../local/docker/engine";
 import type { EngineRun } from "../tests/docker-engine/engine-mocks";
 import { runDockerStack } from "../tests/docker-engine/stack-run";
 
-const usage = `usage: npm run e2e:docker -- [--stack-file NAME] [--remove-images] [--keep] [--verbose]
+const usage = `usage: npm run e2e:docker -- [--stack-file NAME] [--remove-images] [--keep] [--quiet]
 
 Brings the dev stack (Pulumi.dev.yaml) up on this machine's Docker engine as stack "e2e" (objects pgstack-e2e-*,
 ports chosen free on 127.0.0.1), prints the outputs and the post-deploy hook's report, and removes what it created.
@@ -25,7 +25,7 @@ ports chosen free on 127.0.0.1), prints the outputs and the post-deploy hook's r
   --keep             leave the stack running (containers, network, volumes) for a look around; remove it later with
                      docker rm -f $(docker ps -aq --filter label=pgvector-stack.engine-run=<label>) and the same for
                      networks and volumes (the label is printed)
-  --verbose          print each Docker object as it is created
+  --quiet            do not print each Docker object as it is built, created or waited for (stderr)
   -h, --help         this text
 
 Needs root when no Docker engine answers on /var/run/docker.sock (it then installs and starts dockerd).`;
@@ -36,7 +36,7 @@ function main(): Promise<number> {
       "stack-file": { type: "string", default: "dev" },
       "remove-images": { type: "boolean", default: false },
       keep: { type: "boolean", default: false },
-      verbose: { type: "boolean", default: false },
+      quiet: { type: "boolean", default: false },
       help: { type: "boolean", short: "h", default: false },
     },
     strict: true,
@@ -45,7 +45,7 @@ function main(): Promise<number> {
     console.log(usage);
     return Promise.resolve(0);
   }
-  return e2e(values["stack-file"]!, values["remove-images"]!, values.keep!, values.verbose!);
+  return e2e(values["stack-file"]!, values["remove-images"]!, values.keep!, !values.quiet!);
 }
 
 async function e2e(stackFile: string, removeImages: boolean, keep: boolean, verbose: boolean): Promise<number> {
@@ -78,9 +78,10 @@ async function e2e(stackFile: string, removeImages: boolean, keep: boolean, verb
     engine = await ensureDockerEngine(progress);
     const base = await ensureBaseImage(progress, { socketPath: engine.socketPath });
     if (base.built) progress.step(`made ${base.reference} with debootstrap`);
-    progress.step(`deploying stack file ${stackFile} as stack "e2e" on the engine (images built first; the hook runs to completion)`);
+    progress.step(`deploying stack file ${stackFile} as stack "e2e" on the engine (images built first; the hook runs to completion, about 2 minutes)`);
+    const started = Date.now();
     const deployed = await runDockerStack(
-      { stackFile, stack: "e2e", runLabel, log: verbose ? (line) => console.error(`  ${line}`) : undefined },
+      { stackFile, stack: "e2e", runLabel, log: verbose ? (line) => console.error(`  ${((Date.now() - started) / 1000).toFixed(0).padStart(4)} s  ${line}`) : undefined },
       (r) => (run = r),
     );
     const outputs = deployed.outputs as Record<string, unknown> & { hookReport: { exitCode: number | null; log: string } };
