@@ -65,14 +65,20 @@ export function readPgstackImageInputs(projectDir: string): PgstackImageInputs {
       throw new Error(`cannot read ${imagesDirectory}/${relative}, an input of the pgstack images: ${(error as Error).message}`);
     }
   };
-  const list = parseImagePackages(read("packages.txt").toString("utf8"), `${imagesDirectory}/packages.txt`);
-  const script = { path: installScript, content: read(installScript) };
+  const listText = read("packages.txt");
+  const list = parseImagePackages(listText.toString("utf8"), `${imagesDirectory}/packages.txt`);
+  // Every Dockerfile copies the whole list (and the script): any change to it changes every image's layers and ID, so
+  // it changes every tag too, or one tag would name two different images.
+  const shared = [
+    { path: installScript, content: read(installScript) },
+    { path: "packages.txt", content: listText },
+  ];
   const dockerfiles = {} as Record<PgstackImage, string>;
   const sha256 = {} as Record<PgstackImage, string>;
   for (const image of pgstackImages) {
     read(`${image}/Dockerfile`);
     dockerfiles[image] = `${imagesDirectory}/${image}/Dockerfile`;
-    sha256[image] = imageInputsSha256(image, [...filesUnder(path.join(root, image), root), script], list);
+    sha256[image] = imageInputsSha256(image, [...filesUnder(path.join(root, image), root), ...shared], list);
   }
   return { list, dockerfiles, sha256 };
 }

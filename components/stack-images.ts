@@ -50,8 +50,14 @@ export class StackImages extends pulumi.ComponentResource {
         {
           // The tag `pgstack images build` gives the same inputs: `pgstack-<image>:<hash>`, under the registry if any.
           imageName: pgstackImageTag(inputs!, pgstackImageOf[key], registry === null ? undefined : `${registry}/pgstack-`),
-          // Relative to the project directory, where `pulumi up` runs: the same bytes on every machine.
-          build: { context: imagesDirectory, dockerfile: inputs!.dockerfiles[pgstackImageOf[key]], platform: "linux/amd64" },
+          // Relative to the project directory, where `pulumi up` runs: the same bytes on every machine. Docker builds
+          // for the engine's own platform (the one that runs it); a push is for the cluster's amd64 nodes, whatever
+          // the machine that runs `pulumi up`.
+          build: {
+            context: imagesDirectory,
+            dockerfile: inputs!.dockerfiles[pgstackImageOf[key]],
+            ...(registry === null ? {} : { platform: "linux/amd64" }),
+          },
           // Docker: the engine that builds is the one that runs, there is nothing to push to. Kubernetes: the cluster
           // pulls from images.registry.
           skipPush: registry === null,

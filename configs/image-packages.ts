@@ -167,12 +167,11 @@ export interface ImageInputFile {
 }
 
 /**
- * sha256 (hex) of everything that decides what an image holds, given the files by their contents: the files of its
- * directory (Dockerfile, entrypoint) and the install script, by path, and its own lines of the list, by name and
- * version. Its own lines rather than the whole file: a comment or another image's pin does not change what this image
- * installs, so it does not change its tag. Deterministic: files in path order, each length-prefixed, so no two
- * different sets of inputs hash alike. The base image (debian:trixie-slim) is not an input: it is a name, made
- * locally or pulled.
+ * sha256 (hex) of everything that goes into an image's build, given the files by their contents (the caller passes
+ * every file the Dockerfile copies: its directory, the install script and the whole list, which every Dockerfile
+ * copies, so any change to the list changes every image's layers and therefore every tag), and its own pins by name
+ * and version. Deterministic: files in path order, each length-prefixed, so no two different sets of inputs hash
+ * alike. The base image (debian:trixie-slim) is not an input: it is a name, made locally or pulled.
  */
 export function imageInputsSha256(image: PgstackImage, files: readonly ImageInputFile[], list: ImagePackages): string {
   const hash = createHash("sha256");

@@ -526,7 +526,7 @@ function readTls(r: SpecReader, config: Obj, target: Target, alerts: AlertsSpec)
 const imageKeys = Object.keys(defaultImages) as ImageKey[];
 
 /**
- * A registry repository prefix as image references use it: a host (with a dot or a port, or localhost) and an optional
+ * A registry repository prefix as image references use it: a host with a dot (optionally a port), or localhost, and an optional
  * path, lower case, no scheme, no tag. The images are pushed as `<registry>/pgstack-<image>:<tag>`.
  */
 const registryPattern = /^(localhost|[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+)(:[0-9]{1,5})?(\/[a-z0-9]+([._-][a-z0-9]+)*)*$/;

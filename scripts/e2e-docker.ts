@@ -13,7 +13,7 @@ import { terminalProgress } from "../cli/progress";
 import { ensureBaseImage } from "../local/docker/base-image";
 import { ensureDockerEngine, type DockerEngine } from "../local/docker/engine";
 import type { EngineRun } from "../tests/docker-engine/engine-mocks";
-import { runDockerStack } from "../tests/docker-engine/stack-run";
+import { removeStaleStack, runDockerStack } from "../tests/docker-engine/stack-run";
 
 const usage = `usage: npm run e2e:docker -- [--stack-file NAME] [--remove-images] [--keep] [--quiet]
 
@@ -73,11 +73,19 @@ async function e2e(stackFile: string, removeImages: boolean, keep: boolean, verb
   };
   process.once("SIGINT", interrupted);
   process.once("SIGTERM", interrupted);
+  // Pulumi leaves a failed registration's rejections unhandled (that is how `pulumi up` fails), which would end the
+  // process before the teardown below: report the first, tear down, exit 1.
+  process.on("unhandledRejection", (reason) => {
+    console.error(`e2e:docker failed: ${reason instanceof Error ? reason.message : String(reason)}`);
+    void tearDown().finally(() => process.exit(1));
+  });
 
   try {
     engine = await ensureDockerEngine(progress);
     const base = await ensureBaseImage(progress, { socketPath: engine.socketPath });
     if (base.built) progress.step(`made ${base.reference} with debootstrap`);
+    const stale = await removeStaleStack("e2e");
+    if (stale.length > 0) progress.step(`removed ${stale.length} objects an earlier e2e run left (pgstack-e2e-…)`);
     progress.step(`deploying stack file ${stackFile} as stack "e2e" on the engine (images built first; the hook runs to completion, about 2 minutes)`);
     const started = Date.now();
     const deployed = await runDockerStack(

@@ -1,5 +1,5 @@
 /**
- * The synthetic canary (`pgstack canary`, see canary/) in the database container's network namespace: it reaches
+ * The synthetic canary (`pgstack canary`, see canary/) in the stack's network namespace (namespace.ts): it reaches
  * PgBouncer and PostgreSQL on loopback as the application's role, and Prometheus, in the same namespace, scrapes its
  * /metrics on loopback as job `canary`.
  */

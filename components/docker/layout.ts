@@ -60,8 +60,8 @@ export interface DockerNames {
   readonly namespace: string;
   /** PostgreSQL's socket directory, shared with the roles container (roles.ts). */
   readonly socketVolume: string;
-  /** The roles container's name carries the bootstrap SQL's hash: new passwords, a new container that runs again. */
-  readonly roles: (bootstrapSha256: string) => string;
+  /** The run-to-completion container that applies the roles and passwords (roles.ts). */
+  readonly roles: string;
   readonly dataVolume: string;
   /** PgBouncer's logfile, shared with mtail (configs/pgbouncer-log.ts). */
   readonly pgbouncerLogVolume: string;
@@ -87,7 +87,7 @@ export function dockerNames(prefix: string): DockerNames {
     network: prefix,
     namespace: `${prefix}-netns`,
     socketVolume: `${prefix}-socket`,
-    roles: (bootstrapSha256) => `${prefix}-roles-${bootstrapSha256.slice(0, 12)}`,
+    roles: `${prefix}-roles`,
     dataVolume: `${prefix}-data`,
     pgbouncerLogVolume: `${prefix}-pgbouncer-log`,
     postgres: `${prefix}-postgres`,
@@ -241,8 +241,8 @@ export function postgresEntrypoint(keyPath: string): string[] {
 /**
  * The server's command line: the rendered postgresql.conf as config_file, pg_hba.conf beside it (hba_file is a
  * setting the stack owns, so the rendered file never names another). The image's entrypoint passes the same
- * arguments to the temporary server it runs the /docker-entrypoint-initdb.d scripts with, so bootstrap already runs
- * under the rendered pg_hba.conf.
+ * arguments to the temporary server it starts for initdb's follow-up, so even that one runs under the rendered
+ * pg_hba.conf. The roles and passwords come later, from the roles job (roles.ts).
  */
 export const postgresCommand: readonly string[] = [
   "postgres",

@@ -1,8 +1,8 @@
 /**
- * postgres_exporter, pgbouncer_exporter, node_exporter, mtail and Prometheus, all in the database container's network
- * namespace, each run as its rendered launch says (rendered.launches): the metric sources listen on loopback only and
- * Prometheus scrapes them there with the rendered prometheus.yml; Prometheus' own port is published by the database
- * container.
+ * postgres_exporter, pgbouncer_exporter, node_exporter, mtail and Prometheus, all in the stack's network namespace
+ * (namespace.ts), each run as its rendered launch says (rendered.launches): the metric sources listen on loopback only
+ * and Prometheus scrapes them there with the rendered prometheus.yml; Prometheus' own port is published by the
+ * namespace holder.
  */
 import type { StackImageReferences } from "../stack-images";
 import * as docker from "@pulumi/docker";

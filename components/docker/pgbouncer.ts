@@ -1,6 +1,6 @@
 /**
- * PgBouncer in the database container's network namespace: it reaches PostgreSQL on loopback, as the rendered
- * pgbouncer.ini says, and its listen port is published by the database container (a container in another's
+ * PgBouncer in the stack's network namespace (namespace.ts), beside PostgreSQL: it reaches PostgreSQL on loopback, as
+ * the rendered pgbouncer.ini says, and its listen port is published by the namespace holder (a container in another's
  * namespace cannot publish ports).
  */
 import * as docker from "@pulumi/docker";
@@ -20,7 +20,7 @@ export interface DockerPgBouncerArgs {
   readonly image: pulumi.Input<string>;
   /** Id of the namespace holder (namespace.ts) whose network namespace PgBouncer joins. Required; no default. */
   readonly namespaceOwnerId: pulumi.Input<string>;
-  /** Resources that must be up first (the database, healthy). Defaults to none. */
+  /** Resources that must be done first (the roles job, exited 0). Defaults to none. */
   readonly startAfter?: pulumi.Input<pulumi.Resource>[];
   /** PgBouncer's auth_file: SCRAM verifiers only, never a password (configs/pgbouncer.ts). Required; no default. */
   readonly userlist: pulumi.Input<string>;
@@ -51,7 +51,8 @@ export class DockerPgBouncer extends pulumi.ComponentResource {
       {
         name: args.names.pgbouncer,
         image: args.image,
-        // The image's entrypoint generates a pgbouncer.ini only when none exists, then runs the command below: with
+        // edoburu's entrypoint (upstream) generates a pgbouncer.ini only when none exists, then runs the command below;
+        // this repository's image has no entrypoint. Either way, with
         // the rendered file uploaded there, PgBouncer reads exactly that.
         // The TLS files land root:root 0644 (the provider sets no owner or mode). PgBouncer, which runs as the image's
         // postgres user, can read them and checks no mode; nothing else runs in this container, and whoever may use
@@ -64,7 +65,7 @@ export class DockerPgBouncer extends pulumi.ComponentResource {
           { file: rendered.tls.files.key, content: pulumi.secret(args.tls.privateKey) },
           { file: rendered.tls.files.ca, content: args.tls.caCertificate },
         ],
-        // The image's entrypoint ends in `exec "$@"`: this shell starts the loop that keeps the logfile under its cap,
+        // The command (after edoburu's entrypoint's `exec "$@"`, or alone): this shell starts the loop that keeps the logfile under its cap,
         // then execs PgBouncer with the rendered ini.
         command: pgbouncerContainerCommand(paths.pgbouncerIni, rendered.placement.paths.pgbouncerLog),
         volumes: [{ volumeName: this.logVolume.name, containerPath: path.posix.dirname(rendered.placement.paths.pgbouncerLog) }],

@@ -86,11 +86,12 @@ export class DockerPostgres extends pulumi.ComponentResource {
         entrypoints: postgresEntrypoint(rendered.tls.files.key),
         command: [...postgresCommand],
         // Not the password: its SCRAM verifier. The entrypoint hands POSTGRES_PASSWORD to initdb, whose
-        // `ALTER USER postgres PASSWORD '…'` stores a verifier as it is (as for any role), and runs its init scripts
-        // as the OS user postgres on the socket, which the rendered pg_hba.conf admits by peer, so no password is
-        // ever sent (configs/pg-hba.ts renders that line; the Docker layout test holds it to it). A verifier cannot
+        // `ALTER USER postgres PASSWORD '…'` stores a verifier as it is (as for any role); after that only the roles job
+        // (roles.ts) sets passwords, on the socket as the OS user postgres, which the rendered pg_hba.conf admits by
+        // peer, so no password is ever sent (configs/pg-hba.ts renders that line). Used on an empty volume only, yet an
+        // upload: a changed superuser password also replaces (restarts) this container. A verifier cannot
         // log in, but it lets its holder pose as the server and try passwords offline: it goes in a file the
-        // entrypoint reads (POSTGRES_PASSWORD_FILE, as root before gosu), not in the env `docker inspect` prints.
+        // entrypoint reads (POSTGRES_PASSWORD_FILE, as root before dropping to postgres), not in the env `docker inspect` prints.
         envs: [`${fileVariable(superuserPasswordVariable)}=${secretFile(superuserPasswordVariable)}`],
         ...containerHardening("postgres"),
         uploads: [

@@ -7,14 +7,16 @@
  *
  * It is the Docker side of password rotation (Kubernetes: the tls-reloader applies the bootstrap Secret). The entrypoint's
  * /docker-entrypoint-initdb.d scripts run only when the data volume is empty, so before this a changed password
- * reached PgBouncer's auth_file but never PostgreSQL, and the application was locked out. The container's name and
- * label carry the SQL's hash: a new password is new SQL, a new container, which Pulumi creates after the database is
- * healthy and before PgBouncer (whose auth_file carries the same new verifiers) starts again.
+ * reached PgBouncer's auth_file but never PostgreSQL, and the application was locked out. A new password is new SQL,
+ * a changed (secret) upload, so Docker's immutable container is replaced: it runs again, after the database is healthy
+ * and before PgBouncer (whose auth_file carries the same new verifiers) is replaced, which waits for its exit code 0.
+ * No hash of the SQL in its name or labels: the salts are derived from the passwords (configs/scram.ts), so a plain
+ * hash of the verifiers would let anyone who reads the state or a preview test guesses of a chosen password offline.
  */
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { Rendered } from "../../configs/rendered";
-import { containerHardening, type DockerNames, paths, postgresOwner, rolesCommand, sha256, sortedLabels } from "./layout";
+import { containerHardening, type DockerNames, paths, postgresOwner, rolesCommand, sortedLabels } from "./layout";
 
 export interface DockerRolesArgs {
   /** The rendered stack: the superuser's name, the socket directory and port (placement). Required; no default. */
@@ -35,18 +37,17 @@ export class DockerRoles extends pulumi.ComponentResource {
   public readonly container: docker.Container;
   /** psql's exit code: 0, or the deploy has already failed. */
   public readonly exitCode: pulumi.Output<number>;
+  /** The container, once it exited 0: what PgBouncer depends on, so a failed script never reaches its auth_file. */
+  public readonly succeeded: pulumi.Output<docker.Container>;
 
   constructor(name: string, args: DockerRolesArgs, opts?: pulumi.ComponentResourceOptions) {
     // Args carry verifiers: keep them out of the component's recorded inputs.
     super("pgvector-stack:docker:DockerRoles", name, {}, opts);
     const { rendered, names } = args;
-    // The hash of salted verifiers tells nothing of a password; un-secret so the container's name reads in a preview.
-    const sqlSha256 = pulumi.unsecret(pulumi.output(args.bootstrapSql).apply(sha256));
-
     this.container = new docker.Container(
       `${name}-container`,
       {
-        name: sqlSha256.apply((hash) => names.roles(hash)),
+        name: names.roles,
         image: args.image,
         command: rolesCommand(rendered),
         // The image's postgres user (999, whose name PostgreSQL looks up for peer authentication) and nothing else.
@@ -60,20 +61,19 @@ export class DockerRoles extends pulumi.ComponentResource {
         logs: true,
         mustRun: false,
         restart: "no",
-        labels: sqlSha256.apply((hash) =>
-          sortedLabels({ "pgvector-stack.stack": rendered.spec.stack, "pgvector-stack.role": "roles", "pgvector-stack.bootstrap-sha256": hash }),
-        ),
+        labels: sortedLabels({ "pgvector-stack.stack": rendered.spec.stack, "pgvector-stack.role": "roles" }),
       },
-      { parent: this, dependsOn: args.startAfter ?? [], replaceOnChanges: ["labels"], deleteBeforeReplace: true },
+      { parent: this, dependsOn: args.startAfter ?? [], deleteBeforeReplace: true },
     );
 
     // A failure here is a lockout in waiting (PgBouncer would get verifiers PostgreSQL does not hold): fail the deploy.
     this.exitCode = pulumi.all([this.container.exitCode, this.container.containerLogs]).apply(([exitCode, log]) => {
       if (exitCode !== undefined && exitCode !== null && exitCode !== 0) {
-        throw new Error(`applying the roles and passwords (${args.names.roles("")}…) exited with ${exitCode}:\n${log ?? ""}`);
+        throw new Error(`applying the roles and passwords (container ${names.roles}) exited with ${exitCode}:\n${log ?? ""}`);
       }
       return exitCode ?? 0;
     });
+    this.succeeded = this.exitCode.apply(() => this.container);
     this.registerOutputs({ container: this.container, exitCode: this.exitCode });
   }
 }

@@ -170,8 +170,8 @@ export class DockerVectorStack extends pulumi.ComponentResource {
         names,
         image: images.pgbouncer,
         namespaceOwnerId,
-        // The roles and passwords applied first: its auth_file holds the verifiers the roles container just set.
-        startAfter: [rolesJob.container],
+        // The roles and passwords applied first, and successfully: its auth_file holds the verifiers just set.
+        startAfter: [rolesJob.succeeded],
         userlist,
         tls: serverTls,
       },

@@ -11,7 +11,8 @@ import * as net from "node:net";
 import * as pulumi from "@pulumi/pulumi";
 import { programConfig } from "../../cli/offline-program";
 import { projectRoot } from "../../cli/stack-file";
-import { installEngineMocks, type EngineRun } from "./engine-mocks";
+import { DockerEngine } from "./engine-api";
+import { installEngineMocks, removeRunObjects, runLabelKey, type EngineRun } from "./engine-mocks";
 
 export interface DockerStackRunOptions {
   /** Whose stack file the config comes from. Defaults to dev. */
@@ -53,6 +54,31 @@ export async function freeLoopbackPorts(count: number): Promise<number[]> {
   }
 }
 
+/**
+ * Removes what an earlier engine run of this stack left (a killed test, `e2e:docker --keep`): every container, network
+ * and volume named `pgstack-<stack>-…` that carries an engine-run label, whichever run's. Objects of the same names
+ * without the label (a real `pulumi up` of a stack with this name) are not touched: the run then fails on the name,
+ * saying so. Returns what it removed.
+ */
+export async function removeStaleStack(stack: string, engine = new DockerEngine()): Promise<string[]> {
+  const prefix = `pgstack-${stack}`;
+  const filters = JSON.stringify({ label: [runLabelKey] });
+  const labels = new Set<string>();
+  const ours = (name: string | undefined) => name !== undefined && (name === prefix || name.startsWith(`${prefix}-`));
+  for (const c of await engine.json<{ Names: string[]; Labels: Record<string, string> }[]>("GET", "/containers/json", { query: { all: 1, filters } })) {
+    if (ours(c.Names[0]?.replace(/^\//, ""))) labels.add(c.Labels[runLabelKey]);
+  }
+  for (const n of await engine.json<{ Name: string; Labels: Record<string, string> }[]>("GET", "/networks", { query: { filters } })) {
+    if (ours(n.Name)) labels.add(n.Labels[runLabelKey]);
+  }
+  for (const v of (await engine.json<{ Volumes: { Name: string; Labels: Record<string, string> }[] | null }>("GET", "/volumes", { query: { filters } })).Volumes ?? []) {
+    if (ours(v.Name)) labels.add(v.Labels[runLabelKey]);
+  }
+  const removed: string[] = [];
+  for (const label of labels) removed.push(...(await removeRunObjects(engine, label, [], () => {}, { keepImages: true })));
+  return removed;
+}
+
 /** Every output resolved, secrets unwrapped: what the outputs hold once `pulumi up` has finished. */
 function resolved(outputs: Record<string, unknown>): Promise<Record<string, unknown>> {
   return new Promise((resolve) => pulumi.output(outputs).apply((v) => resolve(v as Record<string, unknown>)));
@@ -86,7 +112,8 @@ export async function runDockerStack(options: DockerStackRunOptions, onRun: (run
   onRun(run);
   // Imported after the mocks are installed, as Pulumi's mock tests require of a program.
   const { program } = await import("../../program");
-  const outputs = await resolved(await program());
+  // A resource the engine refused rejects its outputs, which may then never resolve: settled() names the failure.
+  const outputs = await Promise.race([resolved(await program()), run.settled().then(() => new Promise<never>(() => {}))]);
   await run.settled();
   return { run, outputs, ports, seconds: (Date.now() - started) / 1000 };
 }
