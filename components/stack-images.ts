@@ -13,7 +13,7 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { ImageKey, ImageReferences, StackSpec } from "../configs/stack-spec";
-import { imagesDirectory } from "../configs/image-packages";
+import { defaultImageTagPrefix, imagesDirectory } from "../configs/image-packages";
 import * as path from "node:path";
 import { pgstackImageOf, pgstackImageTag, readPgstackImageInputs, type PgstackImageInputs } from "./image-inputs";
 
@@ -49,7 +49,7 @@ export class StackImages extends pulumi.ComponentResource {
         `${name}-${key}`,
         {
           // The tag `pgstack images build` gives the same inputs: `pgstack-<image>:<hash>`, under the registry if any.
-          imageName: pgstackImageTag(inputs!, pgstackImageOf[key], registry === null ? undefined : `${registry}/pgstack-`),
+          imageName: pgstackImageTag(inputs!, pgstackImageOf[key], registry === null ? undefined : `${registry}/${defaultImageTagPrefix}`),
           // Relative to the project directory, where `pulumi up` runs: the same bytes on every machine. Docker builds
           // for the engine's own platform (the one that runs it); a push is for the cluster's amd64 nodes, whatever
           // the machine that runs `pulumi up`.

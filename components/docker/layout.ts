@@ -361,6 +361,13 @@ export function rolesCommand(rendered: Rendered): string[] {
   ];
 }
 
+/**
+ * A run-to-completion container (the roles job, the post-deploy hook): `pulumi up` attaches until it exits and keeps
+ * its output (`exitCode`, `containerLogs`). mustRun false: exited is its normal state; with mustRun the provider would
+ * delete it on the next refresh and run it again. Never restarted.
+ */
+export const runToCompletion = { attach: true, logs: true, mustRun: false, restart: "no" } as const;
+
 /** What the namespace holder runs: nothing, forever (coreutils sleep; every image the stack's postgres comes from has it). */
 export const namespaceHolderCommand: readonly string[] = ["sleep", "infinity"];
 

@@ -70,7 +70,7 @@ export class DockerMonitoring extends pulumi.ComponentResource {
         ...Object.fromEntries(Object.entries(files).map(([key, text]) => [`pgvector-stack.${key}-sha256`, sha256(text)])),
       });
 
-    // Every container here: its image (components/stack-images.ts), the database's network namespace, restarted unless stopped
+    // Every container here: its image (components/stack-images.ts), the stack's network namespace, restarted unless stopped
     // (with Docker's back-off), labelled with the stack, its role and the sha256 of each file it gets.
     // And each its role's hardening (layout.ts containerHardening): no capability, no-new-privileges.
     type OwnArgs = Omit<docker.ContainerArgs, "name" | "image" | "networkMode" | "restart" | "labels" | "capabilities" | "securityOpts" | "readOnly">;

@@ -12,7 +12,7 @@ import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import { directUrlEnv, pooledUrlEnv } from "../../configs/canary";
 import type { Rendered } from "../../configs/rendered";
-import { containerHardening, type DockerNames, fileVariable, hookTrigger, paths, secretFile, sortedLabels } from "./layout";
+import { containerHardening, type DockerNames, fileVariable, hookTrigger, paths, runToCompletion, secretFile, sortedLabels } from "./layout";
 
 export interface DockerPostDeployHookArgs {
   /** The rendered stack: plan.json and where the CA goes (rendered.tls.files.ca). Required; no default. */
@@ -75,12 +75,7 @@ export class DockerPostDeployHook extends pulumi.ComponentResource {
         user: "node",
         ...containerHardening("hook"),
         networksAdvanced: [{ name: args.networkName }],
-        // Run once and wait: attach until it exits, keep its output. mustRun false: an exited hook is its normal
-        // state; with mustRun the provider would delete it on the next refresh and run it again.
-        attach: true,
-        logs: true,
-        mustRun: false,
-        restart: "no",
+        ...runToCompletion,
         labels: sortedLabels({
           "pgvector-stack.stack": rendered.spec.stack,
           "pgvector-stack.role": "postdeploy-hook",

@@ -16,7 +16,7 @@
 import * as docker from "@pulumi/docker";
 import * as pulumi from "@pulumi/pulumi";
 import type { Rendered } from "../../configs/rendered";
-import { containerHardening, type DockerNames, paths, postgresOwner, rolesCommand, sortedLabels } from "./layout";
+import { containerHardening, type DockerNames, paths, postgresOwner, rolesCommand, runToCompletion, sortedLabels } from "./layout";
 
 export interface DockerRolesArgs {
   /** The rendered stack: the superuser's name, the socket directory and port (placement). Required; no default. */
@@ -56,11 +56,7 @@ export class DockerRoles extends pulumi.ComponentResource {
         uploads: [{ file: paths.rolesSql, content: pulumi.secret(args.bootstrapSql) }],
         volumes: [{ volumeName: args.socketVolumeName, containerPath: rendered.placement.paths.postgresSocketDir }],
         networkMode: "none",
-        // Run once, wait for it, keep its output (as the post-deploy hook).
-        attach: true,
-        logs: true,
-        mustRun: false,
-        restart: "no",
+        ...runToCompletion,
         labels: sortedLabels({ "pgvector-stack.stack": rendered.spec.stack, "pgvector-stack.role": "roles" }),
       },
       { parent: this, dependsOn: args.startAfter ?? [], deleteBeforeReplace: true },

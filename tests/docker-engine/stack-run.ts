@@ -7,10 +7,10 @@
  * ports moved to free loopback ports: the run must not collide with a developer's own dev stack or database. The
  * stack name (`stack`) prefixes every object name, so the run's containers never take a real stack's names.
  */
-import * as net from "node:net";
-import * as pulumi from "@pulumi/pulumi";
 import { programConfig } from "../../cli/offline-program";
 import { projectRoot } from "../../cli/stack-file";
+import { freeLoopbackPort } from "../../local/runtime/ports";
+import { outputOf } from "../unit/components/pulumi-harness";
 import { DockerEngine } from "./engine-api";
 import { installEngineMocks, removeRunObjects, runLabelKey, type EngineRun } from "./engine-mocks";
 
@@ -34,24 +34,6 @@ export interface DockerStackRun {
   /** Where the stack publishes PostgreSQL, PgBouncer and Prometheus on 127.0.0.1. */
   readonly ports: { readonly postgres: number; readonly pgbouncer: number; readonly prometheus: number };
   readonly seconds: number;
-}
-
-/** `count` different ports nothing listens on now, on 127.0.0.1 (the kernel's choice; all held until all are chosen). */
-export async function freeLoopbackPorts(count: number): Promise<number[]> {
-  const servers: net.Server[] = [];
-  try {
-    for (let i = 0; i < count; i++) {
-      const server = net.createServer();
-      servers.push(server);
-      await new Promise<void>((resolve, reject) => {
-        server.on("error", reject);
-        server.listen(0, "127.0.0.1", resolve);
-      });
-    }
-    return servers.map((s) => (s.address() as net.AddressInfo).port);
-  } finally {
-    await Promise.all(servers.map((s) => new Promise((resolve) => s.close(resolve))));
-  }
 }
 
 /**
@@ -79,11 +61,6 @@ export async function removeStaleStack(stack: string, engine = new DockerEngine(
   return removed;
 }
 
-/** Every output resolved, secrets unwrapped: what the outputs hold once `pulumi up` has finished. */
-function resolved(outputs: Record<string, unknown>): Promise<Record<string, unknown>> {
-  return new Promise((resolve) => pulumi.output(outputs).apply((v) => resolve(v as Record<string, unknown>)));
-}
-
 /**
  * Installs the engine mocks and runs the program. Resolves once every resource has been created on the engine and
  * every output is known (the hook has run to completion). On failure the objects created so far stay for the caller's
@@ -95,8 +72,8 @@ export async function runDockerStack(options: DockerStackRunOptions, onRun: (run
   const root = projectRoot();
   const file = programConfig(options.stackFile ?? "dev", root);
   if (file.target !== "docker") throw new Error(`stack file ${options.stackFile ?? "dev"} has target ${JSON.stringify(file.target)}; the Docker engine run needs target: docker`);
-  const [postgres, pgbouncer, prometheus] = await freeLoopbackPorts(3);
-  const ports = { postgres, pgbouncer, prometheus };
+  // Three different ports: freeLoopbackPort never hands out one it handed out in the last minute.
+  const ports = { postgres: await freeLoopbackPort(), pgbouncer: await freeLoopbackPort(), prometheus: await freeLoopbackPort() };
   const dockerKey = `${file.project}:docker`;
   const docker = file.config[dockerKey] === undefined ? {} : (JSON.parse(file.config[dockerKey]) as Record<string, unknown>);
   const secrets = Object.entries(options.secrets ?? {}).map(([key, value]) => [`${file.project}:${key}`, value] as const);
@@ -113,7 +90,7 @@ export async function runDockerStack(options: DockerStackRunOptions, onRun: (run
   // Imported after the mocks are installed, as Pulumi's mock tests require of a program.
   const { program } = await import("../../program");
   // A resource the engine refused rejects its outputs, which may then never resolve: settled() names the failure.
-  const outputs = await Promise.race([resolved(await program()), run.settled().then(() => new Promise<never>(() => {}))]);
+  const outputs = await Promise.race([outputOf(await program()), run.settled().then(() => new Promise<never>(() => {}))]);
   await run.settled();
   return { run, outputs, ports, seconds: (Date.now() - started) / 1000 };
 }

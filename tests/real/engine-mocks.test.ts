@@ -24,6 +24,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentProgress } from "../../configs/progress";
 import { ensureBaseImage } from "../../local/docker/base-image";
 import { ensureDockerEngine, type DockerEngine as LocalEngine } from "../../local/docker/engine";
+import { freeLoopbackPort } from "../../local/runtime/ports";
+import { outputOf } from "../unit/components/pulumi-harness";
 import { containerPlan } from "../docker-engine/container-spec";
 import { DockerEngine } from "../docker-engine/engine-api";
 import { type EngineRun, installEngineMocks, removeRunObjects, runLabelKey } from "../docker-engine/engine-mocks";
@@ -47,19 +49,6 @@ function startRun(what: string): EngineRun {
   const run = installEngineMocks({ config: {}, project: "engine-mocks-test", stack: what, runLabel, log: (line) => note(`[${what}] ${line}`) });
   runs.push(run);
   return run;
-}
-
-function outputOf<T>(output: pulumi.Output<T>): Promise<T> {
-  return new Promise((resolve) => output.apply((v) => resolve(v)));
-}
-
-/** A loopback port nothing listens on right now. */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const port = (server.address() as net.AddressInfo).port;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
 }
 
 /** A TLS server on loopback with `key` and `cert`; a client trusting only `ca` connects as `servername`. */
@@ -139,7 +128,7 @@ describe("the engine mocks on the real engine", () => {
     async () => {
       const run = startRun("stack");
       const prefix = `emt-${process.pid}`;
-      const hostPort = await freePort();
+      const hostPort = await freeLoopbackPort();
 
       // ---- the program ----
       const network = new docker.Network("net", { name: `${prefix}-net`, labels: [{ label: "test.role", value: "net" }] });
